@@ -1,0 +1,8 @@
+"""Judge data: the schema, public-dataset adapters, records, templates, built-in tasks, batching."""
+
+from cj2.data.adapters import ADAPTERS, iter_items, load_items
+from cj2.data.io import DataError
+from cj2.data.schema import BestOfNItem, PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
+
+__all__ = ["ADAPTERS", "BestOfNItem", "DataError", "PairwiseItem", "PointwiseItem", "PreferenceRecord",
+           "TrainRecord", "iter_items", "load_items"]

@@ -1,0 +1,262 @@
+"""The LightningDataModule: records -> encoded samples -> step-aware batches.
+
+Sources, in order: the built-in verifiable tasks (``builtin``), JSONL record files (``train_files``,
+``val_files``) and, for ``loss=dpo_seq``, preference files (``preference_files``) or preference pairs made from
+the built-in tasks. Records are encoded once in ``setup``; skipped records are counted per reason, and the
+run stops when more than ``max_skip_fraction`` of a split is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from cj2.data.collator import EncodedSample, JudgeCollator, SkipRecord, encode_preference, encode_record
+from cj2.data.records import read_preference_records, read_train_records
+from cj2.data.sampler import MicroBatch, StepBatchSampler
+from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
+
+log = logging.getLogger(__name__)
+
+
+class TooManySkipped(RuntimeError):
+    pass
+
+
+def encode_all(records: Sequence[TrainRecord], tokenizer, *, max_length: int, overlong: str,
+               need_verdict_tokens: bool, max_skip_fraction: float, split: str
+               ) -> tuple[list[EncodedSample], dict[str, Any]]:
+    """Encode records, counting skips per reason; raise when the skipped fraction exceeds the limit."""
+    samples: list[EncodedSample] = []
+    skipped: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    truncated = 0
+    for rec in records:
+        try:
+            s = encode_record(rec, tokenizer, max_length=max_length, overlong=overlong,
+                              need_verdict_tokens=need_verdict_tokens)
+        except SkipRecord as err:
+            skipped[err.reason] += 1
+            examples.setdefault(err.reason, str(err))
+            continue
+        truncated += s.truncated_prompt_tokens > 0
+        samples.append(s)
+    n = len(records)
+    stats = {"split": split, "records": n, "kept": len(samples), "skipped": sum(skipped.values()),
+             "skipped_by_reason": dict(skipped), "prompt_truncated": truncated}
+    if skipped:
+        log.warning("%s: skipped %d of %d records: %s (e.g. %s)", split, stats["skipped"], n, dict(skipped),
+                    "; ".join(examples.values()))
+    if n and stats["skipped"] / n > max_skip_fraction:
+        raise TooManySkipped(
+            f"{split}: {stats['skipped']} of {n} records skipped ({dict(skipped)}), more than "
+            f"data.max_skip_fraction={max_skip_fraction}. First examples: {examples}")
+    return samples, stats
+
+
+class _EncodedDataset(Dataset):
+    """Holds encoded samples; ``__getitems__`` receives a :class:`MicroBatch` from the batch sampler."""
+
+    def __init__(self, samples: Sequence[EncodedSample | tuple[EncodedSample, EncodedSample]]):
+        self.samples = list(samples)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        return self.samples[i]
+
+    def __getitems__(self, mb: MicroBatch | Sequence[int]):
+        if isinstance(mb, MicroBatch):
+            return mb, [self.samples[i] for i in mb.indices]
+        return None, [self.samples[i] for i in mb]
+
+
+class _Collate:
+    def __init__(self, collator: JudgeCollator, preference: bool):
+        self.collator = collator
+        self.preference = preference
+
+    def __call__(self, fetched):
+        mb, samples = fetched
+        if self.preference:  # rows: all chosen, then all rejected (sequence DPO)
+            samples = [p[0] for p in samples] + [p[1] for p in samples]
+        batch = self.collator(samples)
+        if mb is not None:
+            batch["position"] = (mb.epoch, mb.position)
+            batch["step_totals"] = {"tokens": mb.step_tokens, "rows": mb.step_rows,
+                                    "verdict_rows": mb.step_verdict_rows}
+        return batch
+
+
+class JudgeDataModule(L.LightningDataModule):
+    def __init__(self, tokenizer=None, *, builtin: Mapping[str, Any] | None = None,
+                 train_files: Sequence[str] = (), val_files: Sequence[str] = (),
+                 preference_files: Sequence[str] = (), max_length: int = 1024,
+                 overlong: str = "truncate_prompt", max_skip_fraction: float = 0.05, batch_size: int = 4,
+                 eval_batch_size: int = 8, accumulate_grad_batches: int = 1, group_by_length: bool = True,
+                 num_workers: int = 0, seed: int = 0, preference: bool = False,
+                 need_verdict_tokens: bool = False, pad_to_multiple_of: int | None = None,
+                 train_records: Sequence[TrainRecord] | None = None, val_records: Sequence[TrainRecord] | None = None):
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.builtin = dict(builtin) if builtin else None
+        self.train_files = list(train_files or [])
+        self.val_files = list(val_files or [])
+        self.preference_files = list(preference_files or [])
+        self.max_length = max_length
+        self.overlong = overlong
+        self.max_skip_fraction = max_skip_fraction
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.accumulate = accumulate_grad_batches
+        self.group_by_length = group_by_length
+        self.num_workers = num_workers
+        self.seed = seed
+        self.preference = preference
+        self.need_verdict_tokens = need_verdict_tokens
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self._extra_train = list(train_records or [])
+        self._extra_val = list(val_records or [])
+        self.stats: dict[str, Any] = {}
+        self._train_sampler: StepBatchSampler | None = None
+        self._resume: tuple[int, int] | None = None
+        self._consumed: tuple[int, int] = (0, 0)
+        self.train_set: _EncodedDataset | None = None
+        self.val_set: _EncodedDataset | None = None
+
+    # ---------------------------------------------------------------- records
+    def _builtin_records(self, split: str, n: int) -> list[TrainRecord]:
+        from cj2.data.tasks import build_records, generate_items
+
+        b = self.builtin or {}
+        items = generate_items(n, split=split, seed=int(b.get("seed", self.seed)), families=b.get("families"))
+        return build_records(items, tuple(b.get("templates", ("cj2_short",))), seed=int(b.get("seed", self.seed)))
+
+    def train_records(self) -> list[TrainRecord]:
+        recs = list(self._extra_train)
+        if self.builtin and self.builtin.get("n_train", 0):
+            recs += self._builtin_records("train", int(self.builtin["n_train"]))
+        for path in self.train_files:
+            recs += read_train_records(path)
+        return recs
+
+    def val_records(self) -> list[TrainRecord]:
+        recs = list(self._extra_val)
+        if self.builtin and self.builtin.get("n_val", 0):
+            recs += self._builtin_records("validation", int(self.builtin["n_val"]))
+        for path in self.val_files:
+            recs += read_train_records(path)
+        return recs
+
+    def preference_records(self) -> list[PreferenceRecord]:
+        recs: list[PreferenceRecord] = []
+        for path in self.preference_files:
+            recs += read_preference_records(path)
+        if not recs and self.builtin and self.builtin.get("n_train", 0):
+            from cj2.data.tasks import build_preference_records, generate_items
+
+            b = self.builtin
+            items = generate_items(int(b["n_train"]), split="train", seed=int(b.get("seed", self.seed)),
+                                   families=b.get("families"))
+            recs = build_preference_records(items, tuple(b.get("templates", ("cj2_short",))),
+                                            seed=int(b.get("seed", self.seed)))
+        return recs
+
+    def eval_items(self, n: int, split: str = "validation") -> list[PairwiseItem]:
+        """Held-out pairwise items for the generated-judgment validation (whole families held out)."""
+        from cj2.data.tasks import generate_items
+
+        b = self.builtin or {}
+        return generate_items(n, split=split, seed=int(b.get("seed", self.seed)) + 7919, families=None)
+
+    # ---------------------------------------------------------------- lightning hooks
+    def setup(self, stage: str | None = None) -> None:
+        if self.tokenizer is None:
+            raise ValueError("JudgeDataModule needs a tokenizer")
+        common = dict(max_length=self.max_length, overlong=self.overlong,
+                      max_skip_fraction=self.max_skip_fraction)
+        if self.train_set is None and stage in (None, "fit"):
+            if self.preference:
+                pairs, skipped = [], Counter()
+                prefs = self.preference_records()
+                for rec in prefs:
+                    try:
+                        pairs.append(encode_preference(rec, self.tokenizer, max_length=self.max_length,
+                                                       overlong=self.overlong))
+                    except SkipRecord as err:
+                        skipped[err.reason] += 1
+                if prefs and sum(skipped.values()) / len(prefs) > self.max_skip_fraction:
+                    raise TooManySkipped(f"train(preference): skipped {dict(skipped)} of {len(prefs)}")
+                self.stats["train"] = {"records": len(prefs), "kept": len(pairs), "skipped_by_reason": dict(skipped)}
+                self.train_set = _EncodedDataset(pairs)
+            else:
+                samples, self.stats["train"] = encode_all(self.train_records(), self.tokenizer, split="train",
+                                                          need_verdict_tokens=self.need_verdict_tokens, **common)
+                self.train_set = _EncodedDataset(samples)
+            if len(self.train_set) == 0:
+                raise ValueError("no training records: configure data.builtin.n_train or data.train_files")
+        if self.val_set is None and stage in (None, "fit", "validate"):
+            samples, self.stats["validation"] = encode_all(self.val_records(), self.tokenizer, split="validation",
+                                                           need_verdict_tokens=self.need_verdict_tokens, **common)
+            self.val_set = _EncodedDataset(samples)
+
+    def _collate(self, preference: bool) -> _Collate:
+        return _Collate(JudgeCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of), preference)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        samples = self.train_set.samples
+        if self.preference:
+            lengths = [len(c) + len(r) for c, r in samples]
+            resp = [c.n_response_tokens for c, _ in samples]  # sequence DPO normalises per pair
+            verdict = [False for _ in samples]
+        else:
+            lengths = [len(s) for s in samples]
+            resp = [s.n_response_tokens for s in samples]
+            verdict = [s.verdict_index >= 0 for s in samples]
+        world = self.trainer.world_size if self.trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        self._train_sampler = StepBatchSampler(
+            lengths, resp, verdict, batch_size=self.batch_size, accumulate=self.accumulate, seed=self.seed,
+            group_by_length=self.group_by_length, rank=rank, world_size=world)
+        if self._resume is not None:
+            self._train_sampler.resume(*self._resume)
+            self._resume = None
+        return DataLoader(self.train_set, batch_sampler=self._train_sampler, collate_fn=self._collate(self.preference),
+                          num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        n = len(self.val_set)
+        batches = [list(range(s, min(s + self.eval_batch_size, n))) for s in range(0, n, self.eval_batch_size)]
+        if self.trainer is not None and self.trainer.world_size > 1:
+            batches = batches[self.trainer.global_rank:: self.trainer.world_size]
+        return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self._collate(False),
+                          num_workers=self.num_workers)
+
+    # ---------------------------------------------------------------- resume
+    def mark_consumed(self, position: tuple[int, int]) -> None:
+        epoch, index = position
+        self._consumed = (int(epoch), int(index) + 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self._consumed[0], "consumed": self._consumed[1]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resume = (int(state["epoch"]), int(state["consumed"]))
+        self._consumed = self._resume
+
+
+class DataPositionCallback(L.Callback):
+    """Records which micro-batch was trained last, so a checkpoint resumes at the next one."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        dm = trainer.datamodule
+        if isinstance(dm, JudgeDataModule) and "position" in batch:
+            dm.mark_consumed(batch["position"])

@@ -1,0 +1,166 @@
+"""File I/O at the edges: row readers that name file and line on failure, and atomic writers.
+
+Every reader in cj2 goes through :func:`read_rows`, so a malformed file always gives the same kind of
+error, :class:`DataError`, whose message names ``file:line`` and, where one is at fault, the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
+
+
+class DataError(ValueError):
+    """A record that cannot be used, with where it is: ``file:line: field: what is wrong``."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, line: int | None = None,
+                 field: str | None = None, kind: str = "invalid"):
+        self.kind = kind  # a stable reason code for skip counters; the message is for people
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = self.path or "<input>"
+        if line is not None:
+            where += f":{line}"
+        if field is not None:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".jsonl.gz", ".json.gz"):
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def _open_text(path: Path):
+    raw = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    return raw
+
+
+def read_rows(path: str | os.PathLike, *, bad_lines: str = "raise"
+              ) -> Iterator[tuple[int, dict[str, Any] | DataError]]:
+    """Yield ``(line_number, row)`` from a ``.jsonl``, ``.jsonl.gz``, ``.json`` or ``.parquet`` file.
+
+    ``line_number`` is 1-based: the physical line for JSONL, the list index + 1 for a JSON array, the row
+    index + 1 for parquet. Blank JSONL lines are skipped. A line that is not valid UTF-8 or not valid JSON (a
+    truncated write, say), or a row that is not a JSON object, raises :class:`DataError`; with
+    ``bad_lines="yield"`` a bad JSONL line is yielded as ``(line, DataError)`` and reading goes on (a JSON
+    array or parquet file that cannot be parsed is lost as a whole and always raises).
+    """
+    if bad_lines not in ("raise", "yield"):
+        raise ValueError(f"bad_lines={bad_lines!r}; expected 'raise' or 'yield'")
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path=path)
+    suffix = _suffix(path)
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        for i, row in enumerate(table.to_pylist(), start=1):
+            yield i, row
+        return
+    if suffix in (".json", ".json.gz"):
+        with _open_text(path) as fh:
+            data = fh.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"not valid UTF-8 (byte {err.start})", path=path) from None
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            try:
+                rows = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataError(f"invalid JSON: {err.msg}", path=path, line=err.lineno) from None
+            for i, row in enumerate(rows, start=1):
+                if not isinstance(row, dict):
+                    raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=i)
+                yield i, row
+            return
+        # A .json file holding one object per line is JSONL in disguise; read it as such.
+        lines: Iterable[bytes] = io.BytesIO(data)
+    else:
+        lines = _open_text(path)
+    try:
+        for lineno, raw in enumerate(lines, start=1):
+            row, error = _parse_jsonl_line(raw, path, lineno)
+            if error is not None:
+                if bad_lines == "raise":
+                    raise error
+                yield lineno, error
+            elif row is not None:
+                yield lineno, row
+    finally:
+        if hasattr(lines, "close"):
+            lines.close()
+
+
+def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, Any] | None, DataError | None]:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return None, DataError(f"not valid UTF-8 (byte {err.start} of the line)", path=path, line=lineno,
+                               kind="non_utf8")
+    if not line.strip():
+        return None, None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        return None, DataError(f"invalid JSON ({err.msg} at column {err.colno}); truncated line?", path=path,
+                               line=lineno, kind="invalid_json")
+    if not isinstance(row, dict):
+        return None, DataError(f"expected a JSON object, got {'null' if row is None else type(row).__name__}",
+                               path=path, line=lineno, kind="not_an_object")
+    return row, None
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a kill mid-write never leaves a partial file (write, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
+    """Atomically write ``rows`` as JSONL; returns the number of rows."""
+    buf = io.StringIO()
+    n = 0
+    for row in rows:
+        buf.write(json.dumps(row, ensure_ascii=False))
+        buf.write("\n")
+        n += 1
+    atomic_write_text(path, buf.getvalue())
+    return n

@@ -1,0 +1,169 @@
+"""Generator backends behind one sampler protocol (arXiv 2507.09104, Sec. 3.2: rejection sampling).
+
+:class:`Sampler` draws ``n`` samples for each chat prompt; :func:`build_sampler` makes one from a config
+mapping whose ``backend`` is one of:
+
+* ``hf``: a local ``transformers`` model, batched and length-sorted (:class:`HFSampler`);
+* ``vllm``: vLLM's offline engine, optional (:class:`VLLMSampler`, the ``[vllm]`` extra);
+* ``openai``: any OpenAI-compatible HTTP endpoint (:class:`OpenAISampler`);
+* ``scripted``: fixed outputs for tests (:class:`ScriptedSampler`);
+* ``simulated``: a programmatic teacher for the built-in verifiable tasks, a CPU stand-in for a large
+  generator (:class:`~cj2.generation.simulated.SimulatedTeacher`), never the default for real data.
+
+Every backend's text goes through the same stop logic (:func:`finalize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cj2.generation.base import (
+    FINISH_REASONS,
+    GenerationError,
+    Sample,
+    Sampler,
+    SamplingParams,
+    finalize,
+    sample_seed,
+    verdict_end,
+)
+from cj2.generation.scripted import ScriptedSampler
+
+BACKENDS = ("hf", "vllm", "openai", "scripted", "simulated")
+
+# Keys each backend accepts in build_sampler's config (besides "backend"); anything else is a typo.
+_KEYS: dict[str, tuple[str, ...]] = {
+    "hf": ("name_or_path", "tokenizer", "dtype", "batch_size", "device", "seed", "attn_implementation",
+           "trust_remote_code", "verdict_check_every"),
+    "vllm": ("name_or_path", "engine_kwargs"),
+    "openai": ("base_url", "name_or_path", "api_key_env", "max_concurrency", "timeout_s", "max_retries",
+               "backoff_s", "backoff_max_s", "extra_body"),
+    "scripted": ("outputs",),
+    "simulated": ("p_correct", "p_flawed_given_correct", "p_sound_given_wrong", "template"),
+}
+# Keys that belong to the caller (sampling settings, descriptions) and are ignored here.
+_IGNORED = ("sampling", "name", "description")
+
+
+def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    # Hydra hands over an OmegaConf DictConfig; resolve it into plain containers first.
+    try:
+        from omegaconf import DictConfig, OmegaConf
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        return dict(cfg)
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
+    """Build a sampler from a config mapping: ``{"backend": "hf", "name_or_path": "tiny", ...}``.
+
+    Per backend (defaults in brackets):
+
+    * ``hf``: ``name_or_path`` [``"smollm2_135m"``], ``tokenizer`` [same as the model], ``dtype``
+      [``"float32"``], ``batch_size`` [8 sequences], ``device`` [the model's], ``seed`` [0, the tiny
+      model's init seed], ``attn_implementation`` [``"auto"``], ``trust_remote_code`` [False],
+      ``verdict_check_every`` [8];
+    * ``vllm``: ``name_or_path`` (required), ``engine_kwargs`` [{}] for ``vllm.LLM``;
+    * ``openai``: ``base_url`` and ``name_or_path`` (the served model's name) required, ``api_key_env``
+      [``"OPENAI_API_KEY"``, the *name* of the variable], ``max_concurrency`` [8], ``timeout_s`` [120],
+      ``max_retries`` [5], ``backoff_s`` [1], ``backoff_max_s`` [60], ``extra_body`` [{}];
+    * ``scripted``: ``outputs`` (a mapping prompt key -> list of texts);
+    * ``simulated``: ``p_correct``, ``p_flawed_given_correct``, ``p_sound_given_wrong``, ``template``.
+
+    Keys ``sampling``, ``name`` and ``description`` are left to the caller; any other unknown key is an
+    error that names it.
+    """
+    cfg = _plain(cfg)
+    backend = cfg.get("backend")
+    if backend not in BACKENDS:
+        raise ValueError(f"generator config: backend={backend!r} is not one of {BACKENDS}")
+    options = {k: v for k, v in cfg.items() if k != "backend" and k not in _IGNORED}
+    unknown = sorted(set(options) - set(_KEYS[backend]))
+    if unknown:
+        raise ValueError(f"generator config (backend {backend!r}): unknown key(s) {unknown}; "
+                         f"expected some of {sorted(_KEYS[backend])}")
+    if backend == "hf":
+        from cj2.generation.hf import HFSampler
+        from cj2.models import EMBEDDED, load_model, load_tokenizer
+
+        name = options.get("name_or_path", EMBEDDED)
+        trust = bool(options.get("trust_remote_code", False))
+        tokenizer = load_tokenizer(options.get("tokenizer") or name, trust_remote_code=trust)
+        model = load_model(name, dtype=options.get("dtype", "float32"), tokenizer=tokenizer,
+                           seed=int(options.get("seed", 0)), trust_remote_code=trust,
+                           attn_implementation=options.get("attn_implementation", "auto"))
+        if options.get("device") is not None:
+            model = model.to(options["device"])
+        return HFSampler(model, tokenizer, batch_size=int(options.get("batch_size", 8)),
+                         device=options.get("device"),
+                         verdict_check_every=int(options.get("verdict_check_every", 8)))
+    if backend == "vllm":
+        from cj2.generation.vllm_engine import VLLMSampler
+
+        if not options.get("name_or_path"):
+            raise ValueError("generator config (backend 'vllm'): name_or_path is required")
+        return VLLMSampler(name_or_path=options["name_or_path"], engine_kwargs=options.get("engine_kwargs"))
+    if backend == "openai":
+        from cj2.generation.openai_api import OpenAISampler
+
+        for required in ("base_url", "name_or_path"):
+            if not options.get(required):
+                raise ValueError(f"generator config (backend 'openai'): {required} is required")
+        kwargs = {k: options[k] for k in ("api_key_env", "max_concurrency", "timeout_s", "max_retries",
+                                          "backoff_s", "backoff_max_s", "extra_body") if k in options}
+        return OpenAISampler(options["base_url"], options["name_or_path"], **kwargs)
+    if backend == "scripted":
+        if "outputs" not in options:
+            raise ValueError("generator config (backend 'scripted'): outputs is required")
+        return ScriptedSampler(options["outputs"])
+    from cj2.generation.simulated import SimulatedTeacher
+
+    return SimulatedTeacher(**options)
+
+
+def __getattr__(name: str) -> Any:
+    # The heavier backends load on first use, so `import cj2.generation` stays light.
+    if name == "HFSampler":
+        from cj2.generation.hf import HFSampler
+
+        return HFSampler
+    if name == "OpenAISampler":
+        from cj2.generation.openai_api import OpenAISampler
+
+        return OpenAISampler
+    if name == "VLLMSampler":
+        from cj2.generation.vllm_engine import VLLMSampler
+
+        return VLLMSampler
+    if name == "serve_openai":
+        from cj2.generation.serve import serve_openai
+
+        return serve_openai
+    if name == "SimulatedTeacher":
+        from cj2.generation.simulated import SimulatedTeacher
+
+        return SimulatedTeacher
+    raise AttributeError(f"module 'cj2.generation' has no attribute {name!r}")
+
+
+__all__ = [
+    "BACKENDS",
+    "FINISH_REASONS",
+    "GenerationError",
+    "HFSampler",
+    "OpenAISampler",
+    "Sample",
+    "Sampler",
+    "SamplingParams",
+    "ScriptedSampler",
+    "SimulatedTeacher",
+    "VLLMSampler",
+    "build_sampler",
+    "finalize",
+    "sample_seed",
+    "serve_openai",
+    "verdict_end",
+]

@@ -1,0 +1,285 @@
+"""``hf`` backend: local ``transformers`` generation, batched, left-padded, with a KV cache.
+
+Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate judgments per prompt):
+
+* every prompt is repeated ``n`` times inside the batch, so the ``n`` samples of a prompt decode
+  together with other prompts' samples instead of one small ``num_return_sequences`` call per prompt;
+* prompts are sorted by token length (longest first, ties by position) before they are cut into
+  batches, so little padding is processed; results come back in the caller's order;
+* each sequence stops as soon as its stop string or its verdict marker is complete
+  (``SamplingParams.stop_on_verdict``), checked by a :class:`~transformers.StoppingCriteria` that returns
+  one flag per sequence.
+
+Seeds. Sampling does not use ``generate(do_sample=True)``, whose one global random stream makes a sample
+depend on everything else in its batch. Instead logits processors apply temperature, top-k and top-p and
+then draw each sequence's next token by inverse-CDF sampling with a uniform number from a random stream
+of its own, seeded with the sample's seed (:func:`~cj2.generation.base.sample_seed`); ``generate`` runs
+in greedy mode and picks that token. Each sequence consumes one number per step whatever its neighbours
+do, so a sample is reproducible on its own: the same prompt key, sample index and base seed give the same
+text in any batch composition, up to the floating-point differences that padding causes in the logits
+(a token flips only when its uniform falls within rounding distance of a bin edge; likelier in bf16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from cj2.generation.base import (
+    Message,
+    PromptKey,
+    Sample,
+    SamplingParams,
+    check_request,
+    finalize,
+    find_stop,
+    sample_seed,
+    verdict_complete,
+)
+
+log = logging.getLogger(__name__)
+
+# A verdict marker usually ends with one of these (a closing quote or bracket, or the line break after
+# it); the verdict check runs on a sequence when its newest token holds one, and every few tokens anyway.
+_CLOSERS = ('"', "'", "]", "}", ")", ">", "\n", "*", "”")
+_CLOSER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _PerSequenceDraw(LogitsProcessor):
+    """Turn greedy argmax into sampling with one random stream per sequence (inverse-CDF sampling).
+
+    Each sequence owns a ``random.Random`` seeded with its sample seed and draws one uniform ``u`` per
+    step; the token is the first whose cumulative probability exceeds ``u``. The returned scores are 0 for
+    that token and -inf elsewhere, so ``generate``'s greedy argmax picks it. One uniform per sequence and
+    one batched cumulative sum per step: far cheaper than vocabulary-sized noise per sequence.
+    """
+
+    def __init__(self, seeds: Sequence[int]):
+        self.rngs = [random.Random(int(s)) for s in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = torch.softmax(scores.float(), dim=-1)
+        # float64 cumulative sums: over a 150k vocabulary float32 rounding would shift the bins.
+        cdf = probs.double().cumsum(dim=-1)
+        u = torch.tensor([rng.random() for rng in self.rngs], dtype=torch.float64, device=cdf.device)
+        choice = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+        # u * total can round up to the total itself; fall back to the most likely token then.
+        choice = torch.where(choice >= probs.shape[-1], probs.argmax(dim=-1), choice)
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, choice.unsqueeze(1), 0.0)
+        return out
+
+
+class _SequenceStopper(StoppingCriteria):
+    """Stop each sequence at its first stop string or complete verdict marker (one flag per sequence).
+
+    Only the new tokens are decoded. Stop strings are looked for in a short decoded tail; the verdict
+    check decodes the whole new text but runs only when the newest token holds a closing character
+    (or every ``check_every`` tokens). ``stopped_at[row]`` records how many new tokens a row had.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_width: int, params: SamplingParams, eos_ids: set[int],
+                 closer_ids: torch.Tensor | None, check_every: int):
+        self.tokenizer = tokenizer
+        self.width = prompt_width
+        self.params = params
+        self.eos_ids = eos_ids
+        self.closer_ids = closer_ids
+        self.check_every = max(1, int(check_every))
+        # Enough tokens to hold the longest stop string whatever the tokenisation (a token is >= 1 char).
+        self.tail_tokens = max((len(s) for s in params.stop), default=0) + 2
+        self.stopped_at: dict[int, int] = {}
+        self.ended: set[int] = set()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        batch, length = input_ids.shape
+        t = length - self.width
+        done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+        newest = input_ids[:, -1].tolist()
+        closer = None
+        if self.params.stop_on_verdict is not None and self.closer_ids is not None:
+            closer = torch.isin(input_ids[:, -1].cpu(), self.closer_ids).tolist()
+        for row in range(batch):
+            if row in self.stopped_at:
+                done[row] = True
+                continue
+            if row in self.ended:
+                continue
+            if newest[row] in self.eos_ids:
+                self.ended.add(row)  # generate's own eos criterion handles it
+                continue
+            new = input_ids[row, self.width:]
+            hit = False
+            if self.params.stop:
+                tail = self.tokenizer.decode(new[-self.tail_tokens:], skip_special_tokens=True)
+                hit = find_stop(tail, self.params.stop) is not None
+            if not hit and self.params.stop_on_verdict is not None and (
+                    t % self.check_every == 0 or (closer is not None and closer[row])):
+                text = self.tokenizer.decode(new, skip_special_tokens=True)
+                hit = verdict_complete(text, self.params.stop_on_verdict)
+            if hit:
+                self.stopped_at[row] = t
+                done[row] = True
+        return done
+
+
+class HFSampler:
+    """Sampler over a local ``transformers`` causal LM (see the module docstring for batching and seeds).
+
+    ``batch_size`` is the number of sequences (prompts x samples) per ``generate`` call. ``device``
+    defaults to the model's device. The tokenizer must have a chat template. ``verdict_check_every``
+    bounds how many tokens a sequence may run past its verdict marker when no closing character shows up.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str | torch.device | None = None,
+                 *, verdict_check_every: int = 8):
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: expected >= 1")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
+                             "the hf sampler formats chat prompts with it")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.verdict_check_every = verdict_check_every
+        self._closer_ids: torch.Tensor | None = None
+        if self.tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad token; set one (left padding needs it)")
+
+    def __repr__(self) -> str:
+        name = getattr(getattr(self.model, "config", None), "name_or_path", "") or type(self.model).__name__
+        return f"HFSampler(model={name!r}, batch_size={self.batch_size}, device={str(self.device)!r})"
+
+    # ---------------------------------------------------------------------------------------------
+    def encode(self, messages: list[Message]) -> list[int]:
+        """Token ids of a chat prompt with the generation prompt appended (no extra special tokens)."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            eos = getattr(source, "eos_token_id", None)
+            if eos is None:
+                continue
+            ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
+        if not ids:
+            raise ValueError("neither the model's generation config nor the tokenizer names an eos token")
+        return {int(i) for i in ids}
+
+    def _closers(self) -> torch.Tensor:
+        # Token ids whose text holds a closing character, computed once per tokenizer (about a second
+        # for a 50k vocabulary).
+        if self._closer_ids is None:
+            cached = _CLOSER_CACHE.get(self.tokenizer)
+            if cached is None:
+                texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+                ids = [i for i, t in enumerate(texts) if any(c in t for c in _CLOSERS)]
+                cached = torch.tensor(ids, dtype=torch.long)
+                _CLOSER_CACHE[self.tokenizer] = cached
+            self._closer_ids = cached
+        return self._closer_ids
+
+    @contextlib.contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                yield
+        finally:
+            self.model.train(was_training)
+
+    # ---------------------------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
+                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]:
+        keys = check_request(prompts, n, keys)
+        encoded = [self.encode(list(p)) for p in prompts]
+        # Longest first (an out-of-memory batch fails at once), ties by position: a deterministic order.
+        order = sorted(range(len(prompts)), key=lambda i: (-len(encoded[i]), i))
+        rows = [(i, j) for i in order for j in range(n)]
+        results: list[list[Sample | None]] = [[None] * n for _ in prompts]
+        eos_ids = self._eos_ids()
+        with self._eval_mode():
+            for start in range(0, len(rows), self.batch_size):
+                batch = rows[start:start + self.batch_size]
+                for (i, j), sample in zip(batch, self._generate_batch(batch, encoded, keys, params, eos_ids)):
+                    results[i][j] = sample
+        return [list(r) for r in results]  # type: ignore[arg-type]
+
+    def _generate_batch(self, batch: list[tuple[int, int]], encoded: list[list[int]], keys: list[PromptKey],
+                        params: SamplingParams, eos_ids: set[int]) -> list[Sample]:
+        pad = int(self.tokenizer.pad_token_id)
+        width = max(len(encoded[i]) for i, _ in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (i, _) in enumerate(batch):
+            ids = encoded[i]
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)  # left padding
+            attention[row, width - len(ids):] = 1
+        seeds = [sample_seed(params.seed, keys[i], j) for i, j in batch]
+
+        processors = LogitsProcessorList()
+        if not params.greedy:
+            if params.temperature != 1.0:
+                processors.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_k > 0:
+                processors.append(TopKLogitsWarper(top_k=params.top_k))
+            if params.top_p < 1.0:
+                processors.append(TopPLogitsWarper(top_p=params.top_p))
+            processors.append(_PerSequenceDraw(seeds))
+        stopper = None
+        criteria = StoppingCriteriaList()
+        if params.stop or params.stop_on_verdict is not None:
+            closers = self._closers() if params.stop_on_verdict is not None else None
+            stopper = _SequenceStopper(self.tokenizer, width, params, eos_ids, closers, self.verdict_check_every)
+            criteria.append(stopper)
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+            eos_token_id=sorted(eos_ids), pad_token_id=pad,
+        )
+        out = self.model.generate(
+            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
+            generation_config=config, logits_processor=processors, stopping_criteria=criteria,
+        )
+        new = out[:, width:].cpu()
+        samples = []
+        for row, (i, j) in enumerate(batch):
+            tokens = new[row].tolist()
+            if stopper is not None and row in stopper.stopped_at:
+                n_tokens, n_text, raw = stopper.stopped_at[row], stopper.stopped_at[row], "stop"
+            else:
+                eos_at = next((k for k, tok in enumerate(tokens) if tok in eos_ids), None)
+                if eos_at is not None:
+                    # The eos token counts as generated but is not part of the text.
+                    n_tokens, n_text, raw = eos_at + 1, eos_at, "stop"
+                else:
+                    n_tokens, n_text, raw = len(tokens), len(tokens), "length"
+                    if n_tokens < params.max_new_tokens:
+                        raise AssertionError(f"row {row} ended after {n_tokens} tokens without eos or stop")
+            text = self.tokenizer.decode(tokens[:n_text], skip_special_tokens=True)
+            text, finish = finalize(text, raw, params)
+            samples.append(Sample(text=text, finish_reason=finish, prompt_index=i, sample_index=j,
+                                  seed=seeds[row], n_tokens=n_tokens))
+        return samples
+
+    def count_prompt_tokens(self, messages: list[Message]) -> int:
+        """Prompt length in tokens (with the chat template), e.g. for an API server's usage report."""
+        return len(self.encode(messages))

@@ -1,0 +1,127 @@
+"""Generated-judgment evaluation on held-out pairwise items, in both orders.
+
+The judge writes its critique and verdict greedily for every item twice: responses as given (A/B) and
+swapped (B/A). Verdicts are parsed with :mod:`cj2.verdict`; an unparsable output counts as wrong
+(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cj2.data.io import atomic_write_json, write_jsonl
+from cj2.data.schema import PairwiseItem
+from cj2.verdict import parse_verdict
+
+log = logging.getLogger(__name__)
+
+
+def unswap(verdict: str | None) -> str | None:
+    """A verdict given on the swapped pair, expressed in the original order."""
+    return {"A": "B", "B": "A"}.get(verdict, verdict) if verdict is not None else None
+
+
+class GeneratedEval:
+    def __init__(self, items: Sequence[PairwiseItem], *, template: str = "cj2_short", max_new_tokens: int = 256,
+                 batch_size: int = 8, prefix: str = "val", out_dir: str | Path | None = None):
+        from cj2.data.templates import get_template
+
+        self.items = list(items)
+        self.template = get_template(template)
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.prefix = prefix
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+
+    def key(self, model_id: str) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps([model_id, self.template.name, self.max_new_tokens,
+                             [i.id for i in self.items]]).encode())
+        return h.hexdigest()[:16]
+
+    @torch.no_grad()
+    def generate(self, model, tokenizer) -> list[dict[str, Any]]:
+        from cj2.generation.base import SamplingParams
+        from cj2.generation.hf import HFSampler
+
+        prompts = []
+        for item in self.items:
+            prompts.append(self.template.render(item))
+            prompts.append(self.template.render(item.swapped()))
+        sampler = HFSampler(model, tokenizer, batch_size=self.batch_size)
+        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0,
+                                stop_on_verdict=self.template.format)
+        was_training = model.training
+        model.eval()
+        try:
+            samples = sampler.generate(prompts, 1, params)
+        finally:
+            model.train(was_training)
+        rows = []
+        for i, item in enumerate(self.items):
+            for order, s in (("AB", samples[2 * i][0]), ("BA", samples[2 * i + 1][0])):
+                raw = parse_verdict(s.text, self.template.format)
+                verdict = raw if order == "AB" else unswap(raw)
+                rows.append({"id": item.id, "order": order, "domain": item.domain, "output": s.text,
+                             "finish_reason": s.finish_reason, "parsed": raw, "verdict": verdict,
+                             "gold": item.label, "correct": verdict == item.label})
+        return rows
+
+    def score(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+        from cj2.metrics import JudgeAccuracy, SwapConsistency, binomial_ci
+
+        acc = JudgeAccuracy()
+        acc.update([r["verdict"] for r in rows], [r["gold"] for r in rows], [r["domain"] for r in rows])
+        a = {k: float(v) for k, v in acc.compute().items()}
+        ab = {r["id"]: r for r in rows if r["order"] == "AB"}
+        ba = {r["id"]: r for r in rows if r["order"] == "BA"}
+        ids = [i for i in ab if i in ba]
+        swap = SwapConsistency()
+        swap.update([ab[i]["parsed"] for i in ids], [ba[i]["parsed"] for i in ids], [ab[i]["gold"] for i in ids])
+        s = {k: float(v) for k, v in swap.compute().items()}
+        n_parsed = int(a["n_parsed"])
+        k = round(a["accuracy_parsed"] * n_parsed) if n_parsed else 0
+        low, high = binomial_ci(k, n_parsed) if n_parsed else (float("nan"), float("nan"))
+        p = self.prefix
+        return {
+            f"{p}/judge_acc": a["accuracy"],
+            f"{p}/judge_acc_parsed": a["accuracy_parsed"] if n_parsed else float("nan"),
+            f"{p}/judge_acc_parsed_ci_low": float(low),
+            f"{p}/judge_acc_parsed_ci_high": float(high),
+            f"{p}/parse_rate": a["parse_rate"],
+            f"{p}/n_judgments": float(len(rows)),
+            f"{p}/swap_consistency": s["consistency"],
+            f"{p}/position_bias": s["position_bias"],
+        }
+
+    def run(self, model, tokenizer, *, tag: str = "final", is_global_zero: bool = True) -> dict[str, float]:
+        if not is_global_zero:
+            return {}
+        rows = self.generate(model, tokenizer)
+        if self.out_dir is not None:
+            write_jsonl(self.out_dir / f"generations_{tag}.jsonl", rows)
+        return self.score(rows)
+
+    def baseline(self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None) -> dict[str, float]:
+        """The untrained model's scores on the same items, computed once and cached by model and items."""
+        path = Path(cache_dir) / "baselines" / f"{self.key(model_id)}.json" if cache_dir else None
+        if path is not None and path.exists():
+            return {k: float(v) for k, v in json.loads(path.read_text())["metrics"].items()}
+        saved_prefix, self.prefix = self.prefix, f"{self.prefix}_untrained"
+        try:
+            rows = self.generate(model, tokenizer)
+            metrics = self.score(rows)
+        finally:
+            self.prefix = saved_prefix
+        if self.out_dir is not None:
+            write_jsonl(self.out_dir / "generations_untrained.jsonl", rows)
+        if path is not None:
+            atomic_write_json(path, {"model": model_id, "metrics": metrics})
+        return metrics

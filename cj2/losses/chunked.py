@@ -1,0 +1,249 @@
+"""Token-weighted cross-entropy from hidden states and the output weight, without the full logits.
+
+The response-token CE of arXiv 2507.09104 (Sec. 3.3, the SFT term of Eq. 3) needs
+``log_softmax(hidden @ weight.T + bias)`` only at one target per row. Materialising the logits costs
+``N x V`` floats (at Qwen2.5's vocabulary of 151,936 and 2,048 tokens: 1.2 GB in fp32, and the
+naive backward holds two or three such tensors at once). :func:`chunked_weighted_nll` walks the rows
+in chunks of ``chunk_size``; for each chunk it computes the logits in float32, the log-sum-exp, the
+NLL and, right away, the gradients with respect to the hidden rows, the weight and the bias. The
+backward pass then only scales the saved gradients by the upstream scalar, so:
+
+* no ``[rows, V]`` tensor larger than one chunk exists, in the forward or the backward pass;
+* the projection is computed once (three matmuls in all, like the naive path; a checkpointing
+  scheme that recomputes the logits in the backward pass would need a fourth).
+
+The price is that the gradients are computed even if the loss is later discarded, and that
+``grad_weight`` (``V x H``) is held from the forward to the backward pass (the naive path
+allocates the same tensor in its backward pass).
+
+:func:`cce_weighted_nll` and :func:`liger_weighted_nll` are thin wrappers around the optional GPU
+kernels (``pip install "cj2[gpu]"``) with the same weighted-sum semantics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+# Rows per chunk. The transient buffer is ``chunk_size x V`` floats (V = 151,936: 311 MB at 512
+# rows); with the ``V x H`` fp32 weight gradient that is the whole extra memory. 512 rows keep the
+# matmuls large enough to run at full speed on CPU and GPU (see experiments/perf/loss_memory.py).
+DEFAULT_CHUNK_SIZE = 512
+
+_GPU_EXTRA_HINT = 'install the optional GPU extra: pip install "cj2[gpu]"'
+
+
+def _compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
+    # float32 at least (bf16/fp16 logits are too coarse for a log-sum-exp over 150k entries);
+    # float64 stays float64 so gradient checks in double precision are exact.
+    return torch.float64 if torch.float64 in dtypes else torch.float32
+
+
+def _check_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                  token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int) -> None:
+    if hidden.dim() != 2 or weight.dim() != 2:
+        raise ValueError(f"hidden must be [N, H] and weight [V, H]; got hidden {tuple(hidden.shape)}, "
+                         f"weight {tuple(weight.shape)}")
+    if hidden.shape[1] != weight.shape[1]:
+        raise ValueError(f"hidden size mismatch: hidden {tuple(hidden.shape)} vs weight {tuple(weight.shape)}")
+    n = hidden.shape[0]
+    if targets.shape != (n,) or token_weights.shape != (n,):
+        raise ValueError(f"targets and token_weights must be [N] = [{n}]; got {tuple(targets.shape)} and "
+                         f"{tuple(token_weights.shape)}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must be [V] = [{weight.shape[0]}]; got {tuple(bias.shape)}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
+
+
+def _chunked_forward(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                     token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int,
+                     need_h: bool, need_w: bool, need_b: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The loss and (where asked) its gradients, one chunk of rows at a time.
+
+    Returns ``(loss, grad_hidden, grad_weight, grad_bias)`` with the gradients in the dtypes of their
+    inputs, or ``None`` where not asked for.
+    """
+    cdt = _compute_dtype(hidden.dtype, weight.dtype)
+    n, h_dim = hidden.shape
+    vocab = weight.shape[0]
+    device = hidden.device
+
+    # Rows with weight 0 contribute nothing to the loss or any gradient: never project them.
+    keep = (token_weights != 0).nonzero().squeeze(1)
+    n_keep = int(keep.numel())
+    all_kept = n_keep == n
+    h_rows = hidden if all_kept else hidden.index_select(0, keep)
+    t_rows = targets if all_kept else targets.index_select(0, keep)
+    w_rows = (token_weights if all_kept else token_weights.index_select(0, keep)).to(cdt)
+
+    w_mat = weight.to(cdt)  # a no-op for fp32/fp64; one fp32 copy of the weight for bf16/fp16
+    b_vec = None if bias is None else bias.to(cdt)
+
+    loss = torch.zeros((), dtype=cdt, device=device)
+    grad_rows = torch.empty((n_keep, h_dim), dtype=cdt, device=device) if need_h else None
+    grad_w = torch.zeros((vocab, h_dim), dtype=cdt, device=device) if need_w else None
+    grad_b = torch.zeros((vocab,), dtype=cdt, device=device) if need_b else None
+
+    if n_keep > 0:
+        rows = min(chunk_size, n_keep)
+        # One buffer reused by every chunk: no allocator churn, no page faults after the first chunk.
+        buf = torch.empty((rows, vocab), dtype=cdt, device=device)
+        need_any = need_h or need_w or need_b
+        for start in range(0, n_keep, rows):
+            end = min(start + rows, n_keep)
+            h_c = h_rows[start:end].to(cdt)
+            t_c = t_rows[start:end].unsqueeze(1)
+            w_c = w_rows[start:end]
+            z = buf[: end - start]
+            if b_vec is None:
+                torch.mm(h_c, w_mat.t(), out=z)
+            else:
+                torch.addmm(b_vec, h_c, w_mat.t(), out=z)
+            target_logit = z.gather(1, t_c).squeeze(1)
+            row_max = z.amax(dim=1, keepdim=True)
+            z.sub_(row_max).exp_()  # z = exp(logit - max), in place
+            sum_exp = z.sum(dim=1)
+            lse = row_max.squeeze(1) + sum_exp.log()
+            loss += torch.dot(w_c, lse - target_logit)
+            if not need_any:
+                continue
+            # d loss / d logits = w_i * (softmax_i - onehot(t_i)), built in place in the buffer.
+            z.mul_((w_c / sum_exp).unsqueeze(1))
+            z.scatter_add_(1, t_c, -w_c.unsqueeze(1))
+            if need_h:
+                torch.mm(z, w_mat, out=grad_rows[start:end])
+            if need_w:
+                grad_w.addmm_(z.t(), h_c)
+            if need_b:
+                grad_b += z.sum(dim=0)
+        del buf
+
+    grad_hidden = None
+    if need_h:
+        if all_kept:
+            grad_hidden = grad_rows.to(hidden.dtype)
+        else:
+            grad_hidden = torch.zeros_like(hidden, memory_format=torch.contiguous_format)
+            grad_hidden.index_copy_(0, keep, grad_rows.to(hidden.dtype))
+    grad_weight = grad_w.to(weight.dtype) if need_w else None
+    grad_bias = grad_b.to(bias.dtype) if need_b else None
+    return loss, grad_hidden, grad_weight, grad_bias
+
+
+class _ChunkedWeightedNLL(torch.autograd.Function):
+    """Autograd wrapper: gradients are computed in forward, backward scales them."""
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int,
+                grad_enabled: bool) -> torch.Tensor:
+        # needs_input_grad reflects requires_grad even under torch.no_grad(), hence grad_enabled.
+        need_h = grad_enabled and ctx.needs_input_grad[0]
+        need_w = grad_enabled and ctx.needs_input_grad[1]
+        need_b = grad_enabled and bias is not None and ctx.needs_input_grad[4]
+        loss, g_h, g_w, g_b = _chunked_forward(hidden, weight, targets, token_weights, bias, chunk_size,
+                                               need_h, need_w, need_b)
+        ctx.save_for_backward(g_h, g_w, g_b)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        g_h, g_w, g_b = ctx.saved_tensors
+        # The common case (loss.backward() on this loss alone, or summed with others) has an upstream
+        # gradient of exactly 1: hand the saved gradients over without another V x H pass.
+        unit = bool(grad_output == 1)
+
+        def scale(g: torch.Tensor | None) -> torch.Tensor | None:
+            if g is None or unit:
+                return g
+            return (g * grad_output).to(g.dtype)
+
+        return scale(g_h), scale(g_w), None, None, scale(g_b), None, None
+
+
+def chunked_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         token_weights: torch.Tensor, bias: torch.Tensor | None = None,
+                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """``sum_i token_weights[i] * NLL_i`` with ``NLL_i = -log_softmax(hidden @ weight.T + bias)[i, targets[i]]``.
+
+    The CE term of arXiv 2507.09104, Sec. 3.3 (Eq. 3, the SFT part), computed chunk by chunk so that
+    no logits tensor larger than ``chunk_size x V`` exists in the forward or the backward pass.
+
+    Args:
+        hidden: ``[N, H]`` final hidden states of the rows to score (the caller gathers response rows).
+        weight: ``[V, H]`` output-layer weight (for tied embeddings: the embedding matrix itself).
+        targets: ``[N]`` target token ids (no ignore index: give such rows weight 0 or leave them out).
+        token_weights: ``[N]`` per-row weights (e.g. ``1 / num_response_tokens``); rows with weight 0
+            are skipped, never projected. No gradient flows into them.
+        bias: optional ``[V]`` output bias.
+        chunk_size: rows per chunk; the transient buffer is ``chunk_size x V`` in the compute dtype.
+
+    Returns:
+        A scalar in float32 (float64 if an input is float64), attached to the graph whenever an input
+        requires grad, also when ``N == 0`` or every weight is 0 (its gradients are then zero).
+        Logits, softmax and gradient accumulation run in float32 even for bf16/fp16 inputs (which
+        costs one fp32 copy of ``weight`` for the call); the gradients come back in the input dtypes.
+    """
+    _check_inputs(hidden, weight, targets, token_weights, bias, chunk_size)
+    return _ChunkedWeightedNLL.apply(hidden, weight, targets, token_weights.detach(), bias, int(chunk_size),
+                                     torch.is_grad_enabled())
+
+
+def _weighted_sum_of_rows(per_row: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
+    return (per_row.float() * token_weights.to(torch.float32)).sum()
+
+
+def cce_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                     token_weights: torch.Tensor, bias: torch.Tensor | None = None, impl: str = "cce",
+                     filter_eps: float | str | None = None) -> torch.Tensor:
+    """The same weighted NLL through Cut Cross-Entropy (``cut_cross_entropy.linear_cross_entropy``).
+
+    ``impl="cce"`` needs a CUDA GPU; ``impl="torch_compile"`` also runs on CPU (it materialises the
+    logits inside a compiled graph, so it saves no memory there). The per-row NLL comes from
+    ``reduction="none"``, whose backward takes a per-row upstream gradient, so the weighting is exact.
+    Rows with weight 0 are dropped before the call. ``filter_eps`` is passed through when given: CCE's
+    default skips gradient entries below a threshold (approximate gradients, by design).
+    """
+    try:
+        from cut_cross_entropy import linear_cross_entropy
+    except ImportError as exc:  # pragma: no cover - depends on the optional extra
+        raise ImportError(f"loss impl 'cce' needs the cut-cross-entropy package; {_GPU_EXTRA_HINT}") from exc
+    _check_inputs(hidden, weight, targets, token_weights, bias, 1)
+    keep = (token_weights != 0).nonzero().squeeze(1)
+    if keep.numel() == 0:
+        return (hidden.sum() * 0.0 + weight.sum() * 0.0).float()  # zero, still attached to the graph
+    kwargs: dict[str, Any] = {"reduction": "none", "impl": impl}
+    if bias is not None:
+        kwargs["bias"] = bias  # only recent cut-cross-entropy versions accept a bias
+    if filter_eps is not None:
+        kwargs["filter_eps"] = filter_eps
+    per_row = linear_cross_entropy(hidden.index_select(0, keep), weight, targets.index_select(0, keep), **kwargs)
+    return _weighted_sum_of_rows(per_row, token_weights.index_select(0, keep).detach())
+
+
+def liger_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                       token_weights: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The same weighted NLL through Liger-Kernel's fused linear cross-entropy (CUDA only).
+
+    Liger's fused kernel computes its gradients in the forward pass and scales them by a *scalar*
+    upstream gradient, and older releases get ``reduction="none"`` wrong in the backward pass. So each
+    distinct token weight gets its own ``reduction="sum"`` call on its rows: exact for any weights,
+    and one call in the common cases (``sft_normalization=token`` gives every row the same weight;
+    ``sequence_sum`` one weight per sequence). Rows with weight 0 are dropped.
+    """
+    try:
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+    except ImportError as exc:  # pragma: no cover - depends on the optional extra
+        raise ImportError(f"loss impl 'liger' needs the liger-kernel package; {_GPU_EXTRA_HINT}") from exc
+    _check_inputs(hidden, weight, targets, token_weights, bias, 1)
+    w = token_weights.detach()
+    total = (hidden.sum() * 0.0 + weight.sum() * 0.0).float()  # zero, attached even with no rows
+    for value in torch.unique(w[w != 0]).tolist():
+        rows = (w == value).nonzero().squeeze(1)
+        part = liger_fused_linear_cross_entropy(hidden.index_select(0, rows), weight,
+                                                targets.index_select(0, rows), bias=bias, reduction="sum")
+        total = total + part.float() * value
+    return total

@@ -1,0 +1,37 @@
+"""Causal LMs and tokenizers: the embedded SmolLM2 default, a tiny random model for tests, any HF model."""
+
+from cj2.models.export import export_hf
+from cj2.models.loading import (
+    CACHE_ENV,
+    EMBEDDED,
+    TINY,
+    ModelNotFoundError,
+    cache_dir,
+    describe,
+    embedded_model_dir,
+    embedded_tokenizer_dir,
+    is_checkpointing,
+    load_model,
+    load_model_and_tokenizer,
+    load_tokenizer,
+    resolve_attn_implementation,
+    unwrap_model,
+)
+
+__all__ = [
+    "CACHE_ENV",
+    "EMBEDDED",
+    "TINY",
+    "ModelNotFoundError",
+    "cache_dir",
+    "describe",
+    "embedded_model_dir",
+    "embedded_tokenizer_dir",
+    "export_hf",
+    "is_checkpointing",
+    "load_model",
+    "load_model_and_tokenizer",
+    "load_tokenizer",
+    "resolve_attn_implementation",
+    "unwrap_model",
+]

@@ -1,0 +1,199 @@
+"""The LightningModule: wires a causal LM, a judge objective and metrics -- nothing else.
+
+The objective (``cj2.losses``) receives the decoder's final hidden states and the output-layer weight and
+computes CE on the response tokens plus the verdict term at the verdict position (arXiv 2507.09104,
+Eq. 4 and Table 1). It runs inside ``training_step``, i.e. inside the forward of the module that FSDP wraps,
+so the sharded output weight is gathered when it is read.
+
+Normalisation is exact under gradient accumulation and data parallelism: every micro-batch carries the
+totals of its whole optimizer step (see :mod:`cj2.data.sampler`), the objective divides by them, and the
+loss handed to Lightning is scaled back by ``accumulate_grad_batches * world_size`` because Lightning
+divides by the first and DDP averages over the second.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+
+from cj2.losses import LossConfig, build_objective
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The part of a causal LM that returns final hidden states (no lm_head), for any HF architecture."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.get_decoder()
+
+
+class JudgeModule(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, loss: LossConfig | Mapping[str, Any],
+                 optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+                 scheduler: Callable[..., Any] | None = None, *, tokenizer=None,
+                 on_nonfinite: str = "stop", generated_eval: Any | None = None):
+        super().__init__()
+        self.model = model
+        self.objective = build_objective(loss)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.tokenizer = tokenizer
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite={on_nonfinite!r}; expected 'stop' or 'skip'")
+        self.on_nonfinite = on_nonfinite
+        self.skipped_nonfinite = 0
+        self.generated_eval = generated_eval  # cj2.judging.GeneratedEval or None
+        self.run_generated_eval = False  # set for the final validation
+        self.generated_every_n_steps = 0
+        self.generated_results: dict[str, float] = {}
+        self._reference: torch.nn.Module | None = None
+        if self.objective.needs_reference:
+            ref = copy.deepcopy(model).eval()
+            for p in ref.parameters():
+                p.requires_grad_(False)
+            # kept out of state_dict / optimizer on purpose: the frozen reference is rebuilt from the base model
+            object.__setattr__(self, "_reference", ref)
+
+    # ------------------------------------------------------------------ forward
+    def _hidden(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
+        out = decoder_of(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                use_cache=False)
+        return out[0] if isinstance(out, tuple) else out.last_hidden_state
+
+    def _lm_head(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        head = model.get_output_embeddings()
+        return head.weight, getattr(head, "bias", None)
+
+    def _denominators(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+        totals = batch.get("step_totals")
+        if totals is None:
+            return None
+        obj = self.objective
+        if obj.needs_reference:  # rows are pairs; "tokens" counts the chosen responses' tokens
+            d = {"ce": totals["tokens"], "seq": 2 * totals["rows"], "verdict": 0}
+        else:
+            drop = obj.uses_verdict and not obj.cfg.answer_token_ce  # CE_resp\k: the verdict token has g instead
+            d = {"ce": totals["tokens"] - (totals["verdict_rows"] if drop else 0), "seq": totals["rows"],
+                 "verdict": totals["verdict_rows"]}
+        return {k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in d.items()}
+
+    def compute_loss(self, batch: Mapping[str, Any], *, exact_step_norm: bool) -> dict[str, torch.Tensor]:
+        hidden = self._hidden(self.model, batch)
+        weight, bias = self._lm_head(self.model)
+        ref_logps = None
+        if self._reference is not None:
+            ref = self._reference.to(self.device)
+            with torch.no_grad():
+                rw, rb = self._lm_head(ref)
+                ref_logps = self.objective.response_logps(self._hidden(ref, batch), rw, batch, lm_bias=rb)
+        den = self._denominators(batch) if exact_step_norm else None
+        return self.objective(hidden, weight, batch, lm_bias=bias, denominators=den, ref_logps=ref_logps)
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int):
+        out = self.compute_loss(batch, exact_step_norm=True)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            ids = list(batch.get("ids", []))
+            msg = (f"non-finite loss {loss.item()} at global step {self.global_step} (batch {batch_idx}); "
+                   f"record ids: {ids}")
+            if self.on_nonfinite == "stop":
+                raise NonFiniteLossError(msg + ". Set on_nonfinite=skip to skip such batches and count them.")
+            self.skipped_nonfinite += 1
+            log.warning("%s; skipped (%d so far)", msg, self.skipped_nonfinite)
+            self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
+            return None  # Lightning skips the optimizer contribution of this batch
+        bs = batch["input_ids"].shape[0]
+        self._log_terms("train", out, bs)
+        # Undo Lightning's division by accumulate_grad_batches and DDP's mean over ranks: the objective has
+        # already divided by the totals of the whole optimizer step.
+        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size if "step_totals" in batch else 1
+        return loss * scale
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        out = self.compute_loss(batch, exact_step_norm=False)
+        self._log_terms("val", out, batch["input_ids"].shape[0])
+
+    def _log_terms(self, split: str, out: Mapping[str, torch.Tensor], batch_size: int) -> None:
+        on_step = split == "train"
+        for key, value in out.items():
+            if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
+                self.log(f"{split}/{key}", value.detach().float(), on_step=on_step, on_epoch=not on_step,
+                         batch_size=batch_size, sync_dist=not on_step, prog_bar=key == "loss")
+        correct = out.get("verdict_correct")
+        if correct is not None and correct.numel():
+            # teacher-forced on the gold critique: a diagnostic, circular by construction, never the headline
+            self.log(f"{split}/verdict_acc_tf", correct.float().mean(), on_step=on_step, on_epoch=not on_step,
+                     batch_size=int(correct.numel()), sync_dist=not on_step)
+            self.log(f"{split}/verdict_margin_tf", out["verdict_margin"].float().mean(), on_step=on_step,
+                     on_epoch=not on_step, batch_size=int(correct.numel()), sync_dist=not on_step)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.generated_eval is None or self.trainer.sanity_checking:
+            return
+        every = self.generated_every_n_steps
+        periodic = every > 0 and self.global_step > 0 and self.global_step % every == 0 and self.trainer.training
+        if not (self.run_generated_eval or periodic):
+            return
+        self.model.eval()
+        results = self.generated_eval.run(self.model, self.tokenizer, tag=f"step{self.global_step}",
+                                          is_global_zero=self.trainer.is_global_zero)
+        self.generated_results = results
+        for k, v in results.items():
+            if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                self.log(k, float(v), rank_zero_only=True, sync_dist=False)
+
+    # ------------------------------------------------------------------ optim
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("JudgeModule needs an optimizer factory (conf/optimizer)")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return opt
+        sched = self.scheduler_factory(opt, total_steps=self._total_steps())
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    def _total_steps(self) -> int:
+        if self.trainer is not None and self.trainer.max_steps and self.trainer.max_steps > 0:
+            return int(self.trainer.max_steps)
+        return int(self.trainer.estimated_stepping_batches)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["cj2"] = {"skipped_nonfinite": self.skipped_nonfinite, "objective": self.objective.cfg.name}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_nonfinite = int(checkpoint.get("cj2", {}).get("skipped_nonfinite", 0))
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.03,
+                  warmup_steps: int | None = None, min_lr_ratio: float = 0.0):
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` of the peak (the paper reports no schedule)."""
+    warm = int(warmup_steps if warmup_steps is not None else round(warmup_ratio * total_steps))
+    total = max(total_steps, 1)
+
+    def factor(step: int) -> float:
+        if warm > 0 and step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def constant_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup_steps if warmup_steps and s < warmup_steps else 1.0)
+
+
+__all__: Sequence[str] = ("JudgeModule", "warmup_cosine", "constant_schedule", "decoder_of", "NonFiniteLossError")

@@ -1,0 +1,121 @@
+"""Run-time plumbing shared by the entry points: run folders, precision, loggers, secrets, atomic checkpoints."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from cj2.data.io import atomic_write_bytes
+
+# Config keys whose values never leave the process (saved configs, wandb, logs, error messages).
+SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def _now() -> str:
+    return _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def run_dir(output_root: str, run_name: str | None, experiment_name: str) -> str:
+    """``<root>/runs/<run_name>`` for a named run (stable: resumable), else a timestamped folder."""
+    if run_name not in (None, "", "None", "null"):
+        return str(Path(output_root) / "runs" / safe_name(str(run_name)))
+    return str(Path(output_root) / safe_name(experiment_name) / _now())
+
+
+def sweep_dir(output_root: str, run_name: str | None, experiment_name: str) -> str:
+    if run_name not in (None, "", "None", "null"):
+        return str(Path(output_root) / "sweeps" / safe_name(str(run_name)))
+    return str(Path(output_root) / "sweeps" / safe_name(experiment_name) / _now())
+
+
+def safe_name(name: str) -> str:
+    """A folder name that cannot climb out of the output root (no separators, no '..')."""
+    cleaned = re.sub(r"[^A-Za-z0-9._=,+-]", "_", name).strip(".")
+    if not cleaned:
+        raise ValueError(f"invalid run/experiment name {name!r}")
+    return cleaned
+
+
+def confined_path(base: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """``base / relative``, refusing any result outside ``base`` (absolute paths, '..')."""
+    base_p = Path(base).resolve()
+    p = (base_p / relative).resolve()
+    if p != base_p and base_p not in p.parents:
+        raise ValueError(f"output path {relative!s} escapes the run directory {base_p}")
+    return p
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    for name, fn in (("cj2_run_dir", run_dir), ("cj2_sweep_dir", sweep_dir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(f in flags for f in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(requested: str | int | None, accelerator: str = "auto") -> str:
+    """``auto`` -> ``bf16-mixed`` where the hardware runs bf16 natively, else ``32-true``."""
+    if requested not in (None, "auto"):
+        return str(requested)
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+
+
+def redact(obj: Any) -> Any:
+    """A copy of a (nested) config with every secret-looking key's value replaced."""
+    if isinstance(obj, Mapping):
+        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY_RE.search(k) and obj[k] not in (None, "")
+                    else redact(v)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def scrub_text(text: str) -> str:
+    """Remove the values of secret environment variables from a string (logs, error messages)."""
+    for key, value in os.environ.items():
+        if value and len(value) >= 8 and SECRET_KEY_RE.search(key):
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def wandb_mode(configured: str | None) -> str:
+    """Offline by default; online when a key is set; ``WANDB_MODE`` or the config decide otherwise."""
+    if configured:
+        return configured
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes checkpoints atomically (temp file + rename) and loads them with ``weights_only=True``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        atomic_write_bytes(path, buf.getvalue())
+
+    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"checkpoint {path} not found")
+        return torch.load(path, map_location=map_location, weights_only=True)

@@ -1,0 +1,189 @@
+"""The hf sampler end to end on the tiny random model (2 layers, 64 dims, SmolLM2 tokenizer)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+import torch
+
+from cj2.generation import SamplingParams, base, build_sampler, sample_seed
+from cj2.generation.hf import HFSampler
+from cj2.models import load_model, load_tokenizer
+
+PROMPTS = [
+    [{"role": "user", "content": "Short question?"}],
+    [{"role": "system", "content": "You are a careful judge."},
+     {"role": "user", "content": "Compare these two long responses about photosynthesis and pick one. " * 4}],
+    [{"role": "user", "content": "A prompt of middling length, to sit between the others."}],
+    [{"role": "user", "content": "Hi"}],
+]
+SAMPLING = SamplingParams(max_new_tokens=16, temperature=1.0, seed=11)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The tiny model gains nothing from a second thread, and on a busy 2-core machine OpenMP threads
+    # waiting on each other make generation many times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tokenizer = load_tokenizer("tiny")
+    model = load_model("tiny", seed=0, tokenizer=tokenizer)
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def sampler(tiny):
+    return HFSampler(*tiny, batch_size=5)
+
+
+@pytest.fixture(scope="module")
+def reference(sampler):
+    """Sampled texts without stops: the ground truth the stop tests cut."""
+    return sampler.generate(PROMPTS, 3, SAMPLING)
+
+
+def test_n_samples_per_prompt_in_prompt_order(sampler, reference):
+    assert len(reference) == len(PROMPTS)
+    for i, row in enumerate(reference):
+        assert [(s.prompt_index, s.sample_index) for s in row] == [(i, 0), (i, 1), (i, 2)]
+        assert [s.seed for s in row] == [sample_seed(11, i, j) for j in range(3)]
+        assert all(s.finish_reason == "length" and s.n_tokens == 16 for s in row)
+    # Samples differ (distinct seeds), and prompts sorted by length inside the sampler still come back
+    # in the caller's order: each prompt alone (its own batch, no padding) gives the same samples.
+    assert len({s.text for row in reference for s in row}) == 12
+    for i, prompt in enumerate(PROMPTS):
+        alone = sampler.generate([prompt], 3, SAMPLING, keys=[i])[0]
+        assert [s.text for s in alone] == [s.text for s in reference[i]]
+
+
+def test_samples_do_not_depend_on_batch_composition(tiny, reference):
+    for batch_size in (1, 12):
+        other = HFSampler(*tiny, batch_size=batch_size).generate(PROMPTS, 3, SAMPLING)
+        assert [[s.text for s in row] for row in other] == [[s.text for s in row] for row in reference]
+    # Reversed prompts with keys that follow them: the same samples, in the new order.
+    reverse = HFSampler(*tiny, batch_size=4).generate(PROMPTS[::-1], 3, SAMPLING, keys=[3, 2, 1, 0])
+    assert [[s.text for s in row] for row in reverse] == [[s.text for s in row] for row in reference[::-1]]
+
+
+def test_sampling_matches_a_step_by_step_reference(tiny, sampler):
+    # Without generate or a KV cache: full forward each step, softmax(logits / T), inverse CDF with the
+    # sample's own uniform stream. The sampler must pick the same tokens.
+    model, tokenizer = tiny
+    params = SamplingParams(max_new_tokens=6, temperature=0.8, seed=3)
+    got = sampler.generate(PROMPTS[:2], 2, params)
+    for i in range(2):
+        for j in range(2):
+            ids = sampler.encode(PROMPTS[i])
+            rng = random.Random(sample_seed(3, i, j))
+            new = []
+            with torch.no_grad():
+                for _ in range(6):
+                    logits = model(torch.tensor([ids + new])).logits[0, -1].double()
+                    cdf = torch.softmax(logits / 0.8, dim=-1).cumsum(0)
+                    new.append(int(torch.searchsorted(cdf, rng.random() * cdf[-1], right=True)))
+            assert got[i][j].text == tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_greedy_is_deterministic_and_matches_transformers(tiny, sampler):
+    model, tokenizer = tiny
+    params = SamplingParams(max_new_tokens=8)
+    first = sampler.generate(PROMPTS, 2, params)
+    second = sampler.generate(PROMPTS, 2, params)
+    assert [[s.text for s in r] for r in first] == [[s.text for s in r] for r in second]
+    assert all(r[0].text == r[1].text for r in first)  # greedy: the n samples agree
+    ids = torch.tensor([sampler.encode(PROMPTS[1])])
+    plain = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
+    assert first[1][0].text == tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_max_new_tokens_gives_length(sampler):
+    out = sampler.generate(PROMPTS[:1], 1, SamplingParams(max_new_tokens=3, temperature=1.0))[0][0]
+    assert (out.finish_reason, out.n_tokens) == ("length", 3)
+
+
+def test_eos_gives_stop_without_the_eos_text(tiny):
+    model, tokenizer = tiny
+    # The random tiny model greedily writes "\n" forever; make "\n" an end-of-sequence token.
+    newline = tokenizer.encode("\n", add_special_tokens=False)
+    assert len(newline) == 1
+    original = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, newline[0]]
+    try:
+        out = HFSampler(model, tokenizer).generate(PROMPTS[:2], 1, SamplingParams(max_new_tokens=8))
+    finally:
+        model.generation_config.eos_token_id = original
+    assert [(r[0].text, r[0].finish_reason, r[0].n_tokens) for r in out] == [("", "stop", 1)] * 2
+
+
+def _stop_after_word(text: str) -> str:
+    # A stop string from the middle of a sampled text: a word and the character after it.
+    words = [m for m in text.split(" ") if len(m) >= 3]
+    assert words, text
+    word = words[len(words) // 2]
+    return word
+
+
+def test_stop_strings_cut_the_text(sampler, reference):
+    target = reference[1][2].text
+    stop = _stop_after_word(target)
+    out = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,)))
+    for ref_row, row in zip(reference, out):
+        for ref, got in zip(ref_row, row):
+            if stop in ref.text:
+                assert (got.text, got.finish_reason) == (ref.text[:ref.text.index(stop)], "stop")
+                assert got.n_tokens <= ref.n_tokens
+            else:
+                assert (got.text, got.finish_reason) == (ref.text, "length")
+    assert out[1][2].n_tokens < 16  # the sequence stopped early, it was not only cut afterwards
+
+
+def test_stop_on_verdict_stops_each_sequence_early(sampler, reference, monkeypatch):
+    # A scripted verdict format: its "marker" is a stretch of one reference sample, ending before a
+    # non-word character, so only that sample (and any that happen to share it) has a verdict.
+    target = reference[2][1].text
+    end = next(k for k in range(len(target) // 3, len(target)) if not (target[k].isalnum() or target[k] == "_")
+               and target[k - 1].isalnum())
+    marker = target[max(0, end - 5):end]
+
+    pattern = re.compile(re.escape(marker) + r"(?!\w)")  # like a real format: a marker ends at a word edge
+
+    def locate(text, fmt):
+        assert fmt == "scripted"
+        found = list(pattern.finditer(text))
+        return ("A", found[-1].start(), found[-1].end()) if found else None
+
+    monkeypatch.setattr(base, "_locate", locate)
+    long = SamplingParams(max_new_tokens=48, temperature=1.0, seed=11)
+    full = sampler.generate(PROMPTS, 3, long)
+    cut = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11,
+                                                      stop_on_verdict="scripted"))
+    hits = 0
+    for full_row, cut_row in zip(full, cut):
+        for ref, got in zip(full_row, cut_row):
+            first = pattern.search(ref.text)
+            if first is not None:
+                hits += 1
+                assert (got.text, got.finish_reason) == (ref.text[:first.end()], "verdict")
+                assert got.n_tokens < ref.n_tokens  # generation stopped, it was not only cut
+            else:
+                assert (got.text, got.finish_reason) == (ref.text, ref.finish_reason)
+    assert hits >= 1
+
+
+def test_build_sampler_hf_and_model_mode_restored(tiny):
+    sampler = build_sampler({"backend": "hf", "name_or_path": "tiny", "batch_size": 3, "seed": 0})
+    assert isinstance(sampler, HFSampler) and sampler.batch_size == 3
+    assert "HFSampler(" in repr(sampler)
+    model, tokenizer = tiny
+    model.train()
+    HFSampler(model, tokenizer).generate(PROMPTS[:1], 1, SamplingParams(max_new_tokens=2))
+    assert model.training
+    model.eval()

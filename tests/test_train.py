@@ -1,0 +1,168 @@
+"""Training: configs compose, every objective trains on the tiny model, resume, DDP and the sweep table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from cj2.runtime import register_resolvers
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+register_resolvers()
+
+TINY_RUN = [
+    "model=tiny", "logger=csv", "data.builtin.n_train=16", "data.builtin.n_val=8", "data.batch_size=4",
+    "data.max_length=384", "trainer.max_steps=4", "trainer.precision=32-true", "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1", "eval.generated.n_items=2", "eval.generated.max_new_tokens=8",
+    "eval.generated.untrained_baseline=false", "checkpoint_every_n_steps=2", "export=false",
+    "optimizer.lr=1e-3",
+]
+
+
+def cfg_for(tmp_path, *overrides, name="train"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=[*TINY_RUN, *overrides, f"+run_dir={tmp_path}"])
+    return cfg
+
+
+def config_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["model", "data", "loss", "optimizer", "scheduler", "trainer", "logger"])
+def test_every_config_composes(group):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for option in config_options(group):
+            extra = ["data.train_files=[x.jsonl]"] if (group, option) == ("data", "files") else []
+            extra += ["model.name_or_path=some/model"] if (group, option) == ("model", "hf") else []
+            cfg = compose(config_name="train", overrides=[f"{group}={option}", *extra])
+            OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("experiment", config_options("experiment"))
+def test_every_experiment_composes(experiment):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"+experiment={experiment}"], return_hydra_config=True)
+        assert cfg.experiment_name == experiment
+        if experiment == "margin_ablation":
+            assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+            assert set(cfg.hydra.sweeper.params.loss.split(",")) >= {"sft", "dpo", "margin"}
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "ddp"])
+def test_trainers_instantiate_with_tiny(trainer):
+    import hydra
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=tiny", f"trainer={trainer}", "trainer.accelerator=cpu"])
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    tcfg["precision"] = "32-true"
+    t = hydra.utils.instantiate(tcfg, logger=False, _convert_="all")
+    assert t.max_steps == cfg.trainer.max_steps
+
+
+@pytest.mark.parametrize("loss", ["sft", "margin", "dpo", "temperature", "dpo_seq"])
+def test_each_objective_trains_and_writes_metrics(tmp_path, loss):
+    from cj2.train import train
+
+    value = train(cfg_for(tmp_path, f"loss={loss}"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == 4 and metrics["loss"] == loss
+    assert value == metrics["val/judge_acc"]
+    assert 0.0 <= metrics["val/parse_rate"] <= 1.0
+    assert (tmp_path / "last.ckpt").exists()
+    assert list((tmp_path / "csv").rglob("metrics.csv"))
+    if loss != "dpo_seq":
+        assert "val/loss_ce" in metrics and "val/verdict_acc_tf" in metrics
+
+
+def test_every_trainable_parameter_gets_gradient_and_changes(tokenizer):
+    from cj2.data.datamodule import JudgeDataModule
+    from cj2.models import load_model
+    from cj2.module import JudgeModule
+
+    model = load_model("tiny", seed=0, tokenizer=tokenizer)
+    dm = JudgeDataModule(tokenizer, builtin={"n_train": 8, "n_val": 0}, batch_size=8, need_verdict_tokens=True)
+    dm.setup("fit")
+    dm.val_set = None
+    batch = next(iter(dm.train_dataloader()))
+    module = JudgeModule(model, {"name": "margin"}, lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.0))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    out = module.compute_loss(batch, exact_step_norm=False)
+    out["loss"].backward()
+    opt = module.optimizer_factory([p for p in model.parameters() if p.requires_grad])
+    for n, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{n} got no gradient"
+    opt.step()
+    for n, p in model.named_parameters():
+        assert not torch.equal(before[n], p.detach()), f"{n} did not change"
+
+
+def _final_weights(path: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(path / "last.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"]
+
+
+def test_resume_from_mid_run_checkpoint_matches_uninterrupted(tmp_path):
+    from cj2.train import train
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    common = ["trainer.max_steps=6", "checkpoint_every_n_steps=1", "data.builtin.n_train=40",
+              "eval.generated.enabled=false"]
+    train(cfg_for(full, *common))
+    # the interrupted run: stop after 3 steps (same schedule length), then resume to 6
+    train(cfg_for(part, *common, "stop_after_steps=3"))
+    ckpt = torch.load(part / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 3
+    train(cfg_for(part, *common, "ckpt_path=last"))
+    a, b = _final_weights(full), _final_weights(part)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    ma = json.loads((full / "metrics.json").read_text())
+    mb = json.loads((part / "metrics.json").read_text())
+    assert ma["global_step"] == mb["global_step"] == 6
+    assert ma["val/loss"] == pytest.approx(mb["val/loss"], abs=1e-5)
+
+
+def _run(args, cwd, timeout=600):
+    env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "cj2.train", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    args = [a for a in TINY_RUN if not a.startswith("logger")] + [
+        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=csv", "run_name=ddp",
+        f"output_root={tmp_path}"]
+    r = _run(args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "runs" / "ddp"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 4
+    assert (out / "last.ckpt").exists()
+    assert not list(tmp_path.glob("runs/ddp*/**/rank1*"))
+
+
+@pytest.mark.slow
+def test_multirun_writes_comparison_table(tmp_path):
+    args = [a for a in TINY_RUN if not a.startswith("logger")] + [
+        "-m", "loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
+    r = _run(args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sweep = tmp_path / "sweeps" / "sweep"
+    md = (sweep / "comparison.md").read_text()
+    csv = (sweep / "comparison.csv").read_text().splitlines()
+    assert len(csv) == 3 and csv[0].startswith("loss,M,seeds")
+    assert "margin" in md and "sft" in md and "0,1" in md
+    assert "Comparison of" in r.stdout
