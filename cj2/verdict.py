@@ -24,12 +24,12 @@ How a text is read
    valid label; otherwise it is an *invalid* marker, which still counts as a marker.
 
    * Keyed formats (``cj2_choice``, ``winner_json``, ``correctness``). Opener: the key (``Choice``;
-     ``winner`` or ``胜者``; ``Correct``), ASCII letters in any case, optionally in quotes and in up to three
-     markdown ``*`` on each side, then whitespace and a colon (``:`` or ``：``). An ASCII key must not follow a
-     letter, digit or ``_`` (``Multichoice:`` is no opener); ``胜者`` may follow anything. The value follows
-     after whitespace (up to three ``*`` allowed): a quoted string in straight or curly, double or single
-     quotes, closed by a quote of the same kind (double or single) on the same line, at most
-     200 characters. Valid values: ``Model A`` / ``Model B`` ("Model" in any case, the letter uppercase);
+     ``winner`` or ``胜者``; ``Correct``), ASCII letters in any case, then optionally a closing quote and up
+     to three markdown ``*``, whitespace, and a colon (``:`` or ``：``): ``"Choice":``, ``'Choice' :``,
+     ``Choice:``, ``**Choice**:``. An ASCII key must not follow a letter, digit or ``_`` (``Multichoice:``
+     is no opener); ``胜者`` may follow anything. The value follows after whitespace (up to three ``*``
+     allowed): a quoted string in straight or curly, double or single quotes, closed by a quote of the
+     same kind (double or single) on the same line, at most 200 characters. Valid values: ``Model A`` / ``Model B`` ("Model" in any case, the letter uppercase);
      ``A`` / ``B``; ``yes`` / ``no`` in any case (read as ``"yes"``/``"no"``); whitespace around the value is
      allowed. Anything else, an unquoted value, a missing closing quote or a key at the end of the text is
      an invalid marker: the echoed placeholder ``"Choice": "[Model A or Model B]"``, ``"winner": "C"``,
@@ -57,9 +57,12 @@ How a text is read
    label. Overlapping markers have an empty gap.
 4. No marker, ``format="none"`` → ``None``. No substring guessing, no first-character fallback.
 
-The functions never raise on any ``str`` (an unknown *format* is a ``ValueError``). Every pattern is
-linear: fixed openers, bounded values, no nested quantifiers, so a megabyte of adversarial text is read in
-well under a second.
+So a generation cut off by ``max_new_tokens`` inside its final marker reads ``None`` (never an earlier
+verdict), and nothing is guessed from lowercase letters or bare ``[[N]]`` under ``score``.
+
+The functions never raise on any ``str`` (an unknown *format* is a ``ValueError``, a non-``str`` text a
+``TypeError``). Every pattern is linear: openers that begin with a fixed character, bounded values, no
+nested quantifiers; a megabyte of adversarial text is read in about a second or less per format.
 
 :func:`parse_opencompass` keeps OpenCompass's own parsers, quirks included, for number-matching the
 paper's evaluation (arXiv 2507.09104, Sec. 4).
@@ -163,8 +166,7 @@ _Q = "\"'“”‘’"
 
 def _opener(ascii_keys: tuple[str, ...], cjk_keys: tuple[str, ...] = ()) -> re.Pattern[str]:
     # The key comes first so the regex engine can skip ahead by its first letter; the "not after a word
-    # character" test sits after that letter as a two-character lookbehind. The optional quote and
-    # markdown stars before the key are added back by _openers_backwards.
+    # character" test sits after that letter as a two-character lookbehind.
     keys = [f"{_ci(k[0])}(?<!\\w{_ci(k[0])}){_ci(k[1:])}" for k in ascii_keys] + [re.escape(k) for k in cjk_keys]
     return re.compile(rf"(?:{'|'.join(keys)})[{_Q}]?\*{{0,3}}\s*[:：]")
 
@@ -191,7 +193,7 @@ _ASCII_SEPARATORS = re.compile(r"[\s!-/:-@\[-^`{-~]*")  # ASCII punctuation and 
 
 
 class _Marker(NamedTuple):
-    start: int  # where the opener begins
+    start: int  # where the opener begins: the key, "[[", or "Rating"
     end: int  # after the closing quote / brackets; the opener's end when the syntax is incomplete
     label: str | None  # None: an invalid marker
     label_start: int
@@ -259,22 +261,9 @@ def _openers_backwards(text: str, format: str) -> Iterator[tuple[int, int]]:
             yield pos, pos + 2
             pos = text.rfind("[[", 0, pos + 1)
         return
-    # Key openers are found left to right without overlap (re.finditer), then read from the end. An
-    # opener starts at its optional quote and up to three "*" before the key (never inside the previous
-    # opener).
-    spans = []
-    previous_end = 0
-    for m in _KEY_OPENERS[format].finditer(text):
-        start = m.start()
-        if start > previous_end and text[start - 1] in _Q:
-            start -= 1
-        stars = 0
-        while stars < 3 and start > previous_end and text[start - 1] == "*":
-            start -= 1
-            stars += 1
-        spans.append((start, m.end()))
-        previous_end = m.end()
-    yield from reversed(spans)
+    # Key openers are found left to right without overlap (re.finditer), then read from the end. A marker
+    # starts at its key: a quote or "*" before the key is punctuation, so it changes no gap (rule 3).
+    yield from reversed([m.span() for m in _KEY_OPENERS[format].finditer(text)])
 
 
 def _is_separator_gap(gap: str) -> bool:

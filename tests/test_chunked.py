@@ -210,7 +210,7 @@ class OpRecorder(TorchDispatchMode):
         inputs = {x.untyped_storage().data_ptr() for x in tree_leaves((args, kwargs))
                   if isinstance(x, torch.Tensor)}
         name = str(func.overloadpacket)
-        if name in ("aten.mm", "aten.addmm", "aten.matmul", "aten.bmm"):
+        if name in ("aten.mm", "aten.addmm", "aten.addmm_", "aten.matmul", "aten.bmm"):
             self.matmuls += 1
         for t in out if isinstance(out, (tuple, list)) else [out]:
             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:

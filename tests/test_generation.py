@@ -130,22 +130,33 @@ def test_finalize_cuts_at_the_first_complete_verdict(brackets):
     assert finalize("verdict: [[B]]", "stop", params) == ("verdict: [[B]]", "verdict")
 
 
-def test_verdict_end_respects_word_boundaries(monkeypatch):
+def test_verdict_end_cuts_only_after_punctuation(monkeypatch):
+    # Every cj2 marker ends in punctuation; a (fake) marker ending in a digit is cut at the next
+    # punctuation, or at the end of a final text. "Score: 1" is no verdict while "0" may still follow.
     monkeypatch.setattr(base, "_locate", score_locator)
-    assert verdict_end("Score: 10, fine", "score") == len("Score: 10")
-    assert verdict_end("Score: 1", "score", final=False) is None  # "0" may still follow
+    assert verdict_end("Score: 10, fine", "score") == len("Score: 10,")
+    assert verdict_end("Score: 1", "score", final=False) is None
     assert verdict_end("Score: 1", "score", final=True) == len("Score: 1")
-    assert verdict_complete("Score: 10", "score") is False  # nothing after "10" yet
-    assert verdict_complete("Score: 10 ", "score") is True
+    assert verdict_complete("Score: 10", "score") is False
+    assert verdict_complete("Score: 10.", "score") is True
+    assert verdict_complete("Score: 10. More", "score") is True
 
 
 @pytest.mark.parametrize("offset", [0, 5, 63, 64, 65, 130, 500])
 def test_verdict_end_finds_the_earliest_marker_at_any_distance(brackets, offset):
-    # Prefixes are checked every 64 characters, then one by one: the earliest marker is found exactly.
-    text = "x" * offset + " [[B]] " + "filler " * 40 + "[[A]] end"
+    text = "x" * offset + " [[B]] " + "filler, " * 40 + "[[A]] end"
     assert verdict_end(text, "brackets") == offset + len(" [[B]]")
-    assert verdict_end(text, "brackets", stride=1) == offset + len(" [[B]]")
-    assert verdict_end("no marker " * 30, "brackets") is None
+    assert verdict_end("no marker, " * 30, "brackets") is None
+
+
+def test_verdict_end_is_not_fooled_by_a_later_marker_being_written():
+    # With the real parser, prefixes that end inside the second marker hold no verdict (the last marker
+    # is unfinished), so a scan that skipped prefixes would miss the first one.
+    from cj2.verdict import parse_verdict
+
+    text = "first [[A]], then " + "more, " * 30 + "[[B"
+    assert parse_verdict(text, "brackets") is None
+    assert verdict_end(text, "brackets") == len("first [[A]]")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -244,3 +255,35 @@ def test_sample_defaults():
     sample = Sample(text="t", finish_reason="stop", prompt_index=0, sample_index=0, seed=1, n_tokens=1)
     assert sample.meta == {}
     assert issubclass(GenerationError, RuntimeError)
+
+
+# ------------------------------------------------------------------------------------------------
+# stop_on_verdict with the real verdict parser
+# ------------------------------------------------------------------------------------------------
+
+FORMAT_CASES = [(fmt, label) for fmt in ("cj2_choice", "brackets", "arena", "winner_json", "score", "correctness")
+                for label in ("first", "last")]
+
+
+@pytest.mark.parametrize(("fmt", "which"), FORMAT_CASES)
+def test_stop_on_verdict_with_every_verdict_format(fmt, which):
+    from cj2.verdict import labels_for, parse_verdict, render_verdict
+
+    labels = labels_for(fmt)
+    label = labels[0] if which == "first" else labels[-1]
+    marker = render_verdict(label, fmt)
+    head = "Both answers address the question; the first is more careful.\n" * 2 + marker
+    text = head + "}\nAnd one more thought after the verdict, [[B]] " + render_verdict(labels[1], fmt)
+    sampler = ScriptedSampler({0: [text]})
+    sample = sampler.generate([USER], 1, SamplingParams(max_new_tokens=200, stop_on_verdict=fmt))[0][0]
+    assert (sample.text, sample.finish_reason) == (head, "verdict")
+    assert parse_verdict(sample.text, fmt) == label
+    # While generating: the verdict counts as complete exactly when its marker is, not a character earlier.
+    first_complete = next(k for k in range(1, len(text) + 1) if verdict_complete(text[:k], fmt))
+    assert first_complete == len(head)
+    assert verdict_end(text[:first_complete], fmt, final=False) == len(head)
+    # A truncated marker is no verdict: the sample ends by length.
+    cut = SamplingParams(max_new_tokens=len(pieces(head)) - 1 if fmt != "brackets" else 20,
+                         stop_on_verdict=fmt)
+    short = ScriptedSampler({0: [head[:-1]]}).generate([USER], 1, cut)[0][0]
+    assert short.finish_reason in ("stop", "length") and parse_verdict(short.text, fmt) is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 
 import pytest
 import torch
@@ -145,36 +144,41 @@ def test_stop_strings_cut_the_text(sampler, reference):
     assert out[1][2].n_tokens < 16  # the sequence stopped early, it was not only cut afterwards
 
 
-def test_stop_on_verdict_stops_each_sequence_early(sampler, reference, monkeypatch):
-    # A scripted verdict format: its "marker" is a stretch of one reference sample, ending before a
-    # non-word character, so only that sample (and any that happen to share it) has a verdict.
-    target = reference[2][1].text
-    end = next(k for k in range(len(target) // 3, len(target)) if not (target[k].isalnum() or target[k] == "_")
-               and target[k - 1].isalnum())
-    marker = target[max(0, end - 5):end]
+def _punctuated_stretch(reference) -> str:
+    # A stretch of a sampled text that ends in punctuation (as every verdict marker does).
+    for row in reference:
+        for sample in row:
+            text = sample.text
+            for end in range(6, len(text) // 2 + 1):
+                if not (text[end - 1].isalnum() or text[end - 1].isspace() or text[end - 1] == "_"):
+                    return text[end - 6:end]
+    raise AssertionError("no punctuation in the reference samples")
 
-    pattern = re.compile(re.escape(marker) + r"(?!\w)")  # like a real format: a marker ends at a word edge
+
+def test_stop_on_verdict_stops_each_sequence_early(sampler, reference, monkeypatch):
+    # A scripted verdict format whose "marker" is a stretch of a reference sample ending in punctuation:
+    # the samples that contain it must stop right after it, the others run on unchanged.
+    marker = _punctuated_stretch(reference)
 
     def locate(text, fmt):
         assert fmt == "scripted"
-        found = list(pattern.finditer(text))
-        return ("A", found[-1].start(), found[-1].end()) if found else None
+        pos = text.rfind(marker)
+        return None if pos < 0 else ("A", pos, pos + len(marker))
 
     monkeypatch.setattr(base, "_locate", locate)
-    long = SamplingParams(max_new_tokens=48, temperature=1.0, seed=11)
-    full = sampler.generate(PROMPTS, 3, long)
+    full = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11))
     cut = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11,
                                                       stop_on_verdict="scripted"))
     hits = 0
     for full_row, cut_row in zip(full, cut):
         for ref, got in zip(full_row, cut_row):
-            first = pattern.search(ref.text)
-            if first is not None:
+            first = ref.text.find(marker)
+            if first >= 0:
                 hits += 1
-                assert (got.text, got.finish_reason) == (ref.text[:first.end()], "verdict")
-                assert got.n_tokens < ref.n_tokens  # generation stopped, it was not only cut
+                assert (got.text, got.finish_reason) == (ref.text[:first + len(marker)], "verdict")
+                assert got.n_tokens < ref.n_tokens  # generation stopped, it was not only cut afterwards
             else:
-                assert (got.text, got.finish_reason) == (ref.text, ref.finish_reason)
+                assert (got.text, got.finish_reason, got.n_tokens) == (ref.text, ref.finish_reason, ref.n_tokens)
     assert hits >= 1
 
 

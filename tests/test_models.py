@@ -17,6 +17,7 @@ from cj2.models import (
     EMBEDDED,
     TINY,
     ModelNotFoundError,
+    apply_peft,
     cache_dir,
     describe,
     embedded_model_dir,
@@ -461,10 +462,24 @@ def test_export_unwraps_torch_compile(tokenizer, batch, tmp_path):
     assert torch.equal(_logits(AutoModelForCausalLM.from_pretrained(out), batch), _logits(model, batch))
 
 
+def test_apply_peft_leaves_only_the_adapters_trainable(tokenizer):
+    pytest.importorskip("peft")
+    lora = apply_peft(load_model(TINY, tokenizer=tokenizer), {"r": 4, "lora_alpha": 8,
+                                                            "target_modules": ["q_proj", "v_proj"]})
+    info = describe(lora)
+    # per layer: q_proj A 4x64 + B 64x4 = 512; v_proj (2 kv heads x 16 = 32 outputs) A 4x64 + B 32x4 = 384
+    assert info["n_trainable"] == 2 * (512 + 384)
+    assert info["n_params"] == 3_219_776 + 2 * (512 + 384)
+    with pytest.raises(ValueError, match="fields are those of peft.LoraConfig"):
+        apply_peft(load_model(TINY, tokenizer=tokenizer), {"rank": 4})
+    with pytest.raises(ValueError, match="LoRA only"):
+        apply_peft(load_model(TINY, tokenizer=tokenizer), {"peft_type": "prefix"})
+
+
 def test_export_merges_peft_adapters_without_touching_the_trained_model(tokenizer, batch, tmp_path):
-    peft = pytest.importorskip("peft")
+    pytest.importorskip("peft")
     base = load_model(TINY, tokenizer=tokenizer, seed=5)
-    lora = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    lora = apply_peft(base, {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]})
     with torch.no_grad():
         for name, p in lora.named_parameters():
             if "lora_B" in name:

@@ -258,7 +258,7 @@ soups = st.sampled_from(sorted(SOUP)).flatmap(
     lambda fmt: st.lists(st.sampled_from(SOUP_COMMON + SOUP[fmt] + COMPLETE[fmt] * 6), max_size=25).map("".join))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(soups)
 def test_token_soups_match_oracle(text: str) -> None:
     for fmt in FORMATS:

@@ -131,12 +131,23 @@ class JudgeDataModule(L.LightningDataModule):
         self.val_set: _EncodedDataset | None = None
 
     # ---------------------------------------------------------------- records
-    def _builtin_records(self, split: str, n: int) -> list[TrainRecord]:
-        from cj2.data.tasks import build_records, generate_items
+    def _builtin_items(self, split: str, n: int, seed_offset: int = 0) -> list[PairwiseItem]:
+        from cj2.data.tasks import SPLITS, generate_items
 
         b = self.builtin or {}
-        items = generate_items(n, split=split, seed=int(b.get("seed", self.seed)), families=b.get("families"))
-        return build_records(items, tuple(b.get("templates", ("cj2_short",))), seed=int(b.get("seed", self.seed)))
+        families = b.get("families")
+        if families is not None:  # validation and test hold out whole families: keep those of this split
+            families = [f for f in families if f in SPLITS[split]] or None
+        return generate_items(n, split=split, seed=int(b.get("seed", self.seed)) + seed_offset, families=families)
+
+    def _builtin_templates(self):
+        return (self.builtin or {}).get("templates", "cj2_short")
+
+    def _builtin_records(self, split: str, n: int) -> list[TrainRecord]:
+        from cj2.data.tasks import build_records
+
+        seed = int((self.builtin or {}).get("seed", self.seed))
+        return build_records(self._builtin_items(split, n), self._builtin_templates(), seed=seed)
 
     def train_records(self) -> list[TrainRecord]:
         recs = list(self._extra_train)
@@ -159,21 +170,16 @@ class JudgeDataModule(L.LightningDataModule):
         for path in self.preference_files:
             recs += read_preference_records(path)
         if not recs and self.builtin and self.builtin.get("n_train", 0):
-            from cj2.data.tasks import build_preference_records, generate_items
+            from cj2.data.tasks import build_preference_records
 
-            b = self.builtin
-            items = generate_items(int(b["n_train"]), split="train", seed=int(b.get("seed", self.seed)),
-                                   families=b.get("families"))
-            recs = build_preference_records(items, tuple(b.get("templates", ("cj2_short",))),
-                                            seed=int(b.get("seed", self.seed)))
+            recs = build_preference_records(self._builtin_items("train", int(self.builtin["n_train"])),
+                                            self._builtin_templates(),
+                                            seed=int(self.builtin.get("seed", self.seed)))
         return recs
 
     def eval_items(self, n: int, split: str = "validation") -> list[PairwiseItem]:
         """Held-out pairwise items for the generated-judgment validation (whole families held out)."""
-        from cj2.data.tasks import generate_items
-
-        b = self.builtin or {}
-        return generate_items(n, split=split, seed=int(b.get("seed", self.seed)) + 7919, families=None)
+        return self._builtin_items(split, n, seed_offset=7919)
 
     # ---------------------------------------------------------------- lightning hooks
     def setup(self, stage: str | None = None) -> None:

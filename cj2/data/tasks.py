@@ -11,9 +11,11 @@ whose reasoning actually recomputes the answer.
 * **Splits** (:data:`SPLITS`): validation and test each hold out one whole family and use phrasings of the
   shared families that train never sees, so a held-out score measures judging, not memorised templates.
 * **Wrong answers** carry realistic errors (a dropped carry, operator precedence, a unit factor of 100
-  for 1000, a swapped pair in a sort, a miscounted letter, a month of the wrong length, ...), and are
-  written in the same styles as the correct ones: which one is longer is a coin flip, error directions
-  are balanced, and the positions are balanced exactly (items ``2k`` and ``2k + 1`` have opposite labels).
+  for 1000, a swapped pair in a sort, a miscounted letter, a month of the wrong length, ...) and give
+  nothing away on the surface: both answers are written in the same styles and which one is longer is a
+  coin flip; where a value could betray its role (small counts, products, powers of ten) the right and
+  the wrong value are drawn as an exchangeable pair, so no value, last digit or magnitude is more often
+  right than wrong; positions are balanced exactly (items ``2k`` and ``2k + 1`` have opposite labels).
 * **Judgments** (:func:`build_judgment`) recompute the answer in a few steps and compare; with
   ``flawed=True`` the check contains a realistic mistake and reaches the requested verdict, which is what
   the ``simulated`` teacher of the curation pipeline needs for rejection sampling on a CPU.
@@ -81,7 +83,7 @@ class Family:
     name: str
     description: str
     subtasks: tuple[str, ...]
-    make: Callable[[random.Random, str], Problem]
+    make: Callable[[random.Random, str | None], Problem]  # (rng, subtask or None: the family picks)
     phrasings: tuple[Phrasing, ...] = field(default=())
 
     def phrasings_for(self, split: str) -> list[Phrasing]:
@@ -90,10 +92,7 @@ class Family:
 
 def _num(x: int | Decimal) -> str:
     """A number as a person writes it: ``2500``, ``2.5``, ``0.34`` (no exponent, no trailing zeros)."""
-    if isinstance(x, int):
-        return str(x)
-    text = format(x.normalize(), "f")
-    return text
+    return str(x) if isinstance(x, int) else format(x.normalize(), "f")
 
 
 def _sign(rng: random.Random) -> int:
@@ -302,7 +301,8 @@ def _chain(nums: Sequence[int], order: str) -> str:
     return f" {'<' if order == 'asc' else '>'} ".join(map(str, nums))
 
 
-def _make_sorting(rng: random.Random, order: str) -> Problem:
+def _make_sorting(rng: random.Random, order: str | None) -> Problem:
+    order = order or rng.choice(("asc", "desc"))
     n = rng.randint(4, 6)
     nums = rng.sample(range(10, 100), n)
     truth = sorted(nums, reverse=order == "desc")
@@ -360,12 +360,12 @@ def _exchangeable_pair(rng: random.Random, low: int, high: int) -> tuple[int, in
     return (k, k + 1) if rng.random() < 0.5 else (k + 1, k)
 
 
-def _listing_problem(rng: random.Random, subtask: str, text: str, hits: list[str], wrong_hits: list[str],
+def _listing_problem(subtask: str, text: str, hits: list[str], wrong_hits: list[str],
                      slipped: list[str], label: str, kind: str, hint: str, demand: str,
                      target: str) -> Problem:
     def lines(seq: list[str]) -> list[str]:
         # One step that ends in its count, so a shorter listing is never a substring of a longer one.
-        return [f"{label} {', '.join(seq)}, so {len(seq)}"]
+        return [f"{label} {', '.join(seq)} ({len(seq)} in all)"]
 
     work, wrong_work, slip_work = lines(hits), lines(wrong_hits), lines(slipped)
     return Problem(
@@ -376,7 +376,8 @@ def _listing_problem(rng: random.Random, subtask: str, text: str, hits: list[str
     )
 
 
-def _make_counting(rng: random.Random, subtask: str) -> Problem:
+def _make_counting(rng: random.Random, subtask: str | None) -> Problem:
+    subtask = subtask or rng.choice(("letter", "vowel", "digit"))
     if subtask == "vowel":
         k, wrong_k = _exchangeable_pair(rng, 2, 4)
         word = rng.choice([w for w in _COUNT_WORDS if sum(ch in _VOWELS for ch in w) == k])
@@ -395,7 +396,7 @@ def _make_counting(rng: random.Random, subtask: str) -> Problem:
         j = rng.randrange(k)
         slipped = list(hits)  # one vowel misread as another: the count still right
         slipped[j] = rng.choice([v for v in _VOWELS if v != hits[j]])
-        return _listing_problem(rng, subtask, word, hits, wrong_hits, slipped, "vowels", kind, hint,
+        return _listing_problem(subtask, word, hits, wrong_hits, slipped, "vowels", kind, hint,
                                 f"the number of vowels in '{word}'", "")
     # letter / digit: list the positions (1-based) where the target occurs.
     k, wrong_k = _exchangeable_pair(rng, 1, 3)
@@ -406,12 +407,12 @@ def _make_counting(rng: random.Random, subtask: str) -> Problem:
             digits.insert(rng.randint(0, len(digits)), d)
         if digits[0] == "0":
             digits[0] = rng.choice([c for c in "123456789" if c != d])
-        text, target, name = "".join(digits), d, f"the digit {d}"
-        demand = f"how many times {name} occurs in {text}"
+        text, target, name, label = "".join(digits), d, d, f"the digit {d}"
+        demand = f"how many times the digit {d} occurs in {text}"
     else:
         choices = [(w, c) for w in _COUNT_WORDS for c in sorted(set(w)) if w.count(c) == k]
         text, target = rng.choice(choices)
-        name = f"'{target}'"
+        name = label = f"'{target}'"
         demand = f"how many times {name} occurs in '{text}'"
     pos = [i + 1 for i, ch in enumerate(text) if ch == target]
     others = [i + 1 for i, ch in enumerate(text) if ch != target]
@@ -420,12 +421,12 @@ def _make_counting(rng: random.Random, subtask: str) -> Problem:
         wrong_pos, kind, hint = pos[:drop] + pos[drop + 1:], "missed_one", f"it misses one {name}"
     else:
         wrong_pos = sorted(pos + [rng.choice(others)])
-        kind, hint = "extra_one", f"it counts a {name} that is not there"
+        kind, hint = "extra_one", f"it counts one {name} too many"
     slipped = list(pos)  # one position miswritten: the count still right
     slipped[rng.randrange(k)] = rng.choice(others)
     as_text = lambda ps: [str(p) for p in sorted(ps)]  # noqa: E731
-    return _listing_problem(rng, subtask, text, as_text(pos), as_text(wrong_pos), as_text(slipped),
-                            f"{name} at positions", kind, hint, demand, target)
+    return _listing_problem(subtask, text, as_text(pos), as_text(wrong_pos), as_text(slipped),
+                            f"{label} at positions", kind, hint, demand, target)
 
 
 # -------------------------------------------------------------------- strings
@@ -452,7 +453,8 @@ def _enumerate(word: str, upto: int, start: int = 1) -> str:
     return " ".join(f"{ch}({i})" for i, ch in enumerate(word[:upto], start=start))
 
 
-def _make_strings(rng: random.Random, subtask: str) -> Problem:
+def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
+    subtask = subtask or rng.choice(("reverse", "nth", "palindrome"))
     if subtask == "reverse":
         w = rng.choice(_WORDS)
         rev = w[::-1]
@@ -523,7 +525,7 @@ def _make_strings(rng: random.Random, subtask: str) -> Problem:
         wrong_step, kind, hint = compare(w, flip=bad), "missed_mismatch", "it misses the pair that differs"
         others = [k for k in range(pairs_n) if k != bad]
         slip = compare(w, flip=rng.choice(others)) if others else compare(w[::-1])
-    verdict_line = {"yes": "all pairs match, so yes", "no": "a pair differs, so no"}
+    verdict_line = {"yes": "all pairs match: yes", "no": "a pair differs: no"}
     wrong_value = "no" if is_pal else "yes"
     return Problem(
         subtask="palindrome", fields={"w": w}, truth=truth, wrong=wrong_value, error_kind=kind,
@@ -547,7 +549,8 @@ def _month_days(d: dt.date) -> int:
     return calendar.monthrange(d.year, d.month)[1]
 
 
-def _make_dates(rng: random.Random, subtask: str) -> Problem:
+def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
+    subtask = subtask or rng.choice(("weekday", "between", "add"))
     year = rng.randint(2019, 2026)
     if subtask == "weekday":
         d = dt.date(year, 1, 1) + dt.timedelta(days=rng.randrange(365))
@@ -559,7 +562,7 @@ def _make_dates(rng: random.Random, subtask: str) -> Problem:
             r = (day_of_year - 1) % 7
             wd = _WEEKDAYS[(jan1.weekday() + r) % 7]
             return [f"1 January {year} was a {wd0}", f"{_date_text(d, False)} is day {shown_doy or day_of_year}",
-                    f"{day_of_year - 1} mod 7 = {r}, so {wd}"]
+                    f"{day_of_year - 1} mod 7 = {r}, giving {wd}"]
 
         work = lines(doy)
         leap = calendar.isleap(year)
@@ -581,14 +584,13 @@ def _make_dates(rng: random.Random, subtask: str) -> Problem:
             params={"subtask": subtask, "date": d.isoformat()},
         )
     # between / add: always across one month boundary, so the check has two steps.
-    while True:
-        d1 = dt.date(year, rng.randint(1, 12), rng.randint(1, 28))
-        if d1.month < 12:
-            break
+    # Day <= 26 leaves at least two days in the month, so a remainder one too small is still positive; an
+    # end day >= 2 keeps a date one day too early inside the next month.
+    d1 = dt.date(year, rng.randint(1, 11), rng.randint(1, 26))
     ml = _month_days(d1)
     rem = ml - d1.day
     month = _MONTHS[d1.month - 1]
-    k = rem + rng.randint(1, 28)
+    k = rem + rng.randint(2, 28)
     d2 = d1 + dt.timedelta(days=k)
     direction = _sign(rng)  # the direction of the wrong answer's error, balanced
 
@@ -634,8 +636,8 @@ def _make_dates(rng: random.Random, subtask: str) -> Problem:
         wrong_rem = rem + 1
     wrong_date = d1 + dt.timedelta(days=k + direction)
     nxt = _MONTHS[d2.month - 1]
-    work = [left(ml, rem), f"{_eq(k, '-', rem, k - rem)}, so {d2.day} {nxt}"]
-    wrong_work = [left(wrong_ml, wrong_rem), f"{_eq(k, '-', wrong_rem, k - wrong_rem)}, so {wrong_date.day} "
+    work = [left(ml, rem), f"{_eq(k, '-', rem, k - rem)}, giving {d2.day} {nxt}"]
+    wrong_work = [left(wrong_ml, wrong_rem), f"{_eq(k, '-', wrong_rem, k - wrong_rem)}, giving {wrong_date.day} "
                                              f"{_MONTHS[wrong_date.month - 1]}"]
     slip_step = left(ml + (1 if ml < 31 else -1), rem)
     return Problem(
@@ -649,7 +651,8 @@ def _make_dates(rng: random.Random, subtask: str) -> Problem:
 # ---------------------------------------------------------------- percentages
 
 
-def _make_percentages(rng: random.Random, subtask: str) -> Problem:
+def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
+    subtask = subtask or rng.choice(("of", "increase", "decrease", "what_percent"))
     # Each subtask draws the right and the wrong value as an exchangeable pair (see _exchangeable_pair):
     # a rate ten times off in one direction is matched by a question where the other value is right.
     ten_up = rng.random() < 0.5  # the wrong value is ten times the right one (else a tenth of it)
@@ -800,7 +803,8 @@ _STYLES = (
 
 
 def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    """Capitalise a leading English word ("letters ..." -> "Letters ..."), never data ("t(1) i(2)", "'r'")."""
+    return text[:1].upper() + text[1:] if re.match(r"[a-z]{2,}\b(?!\()", text) else text
 
 
 def _style(style: str, value: str, work: Sequence[str]) -> str:
@@ -861,7 +865,7 @@ def _split_families(split: str, families: Sequence[str] | None) -> list[str]:
     allowed = SPLITS[split]
     if families is None:
         return list(allowed)
-    chosen = [str(f) for f in families]
+    chosen = [families] if isinstance(families, str) else [str(f) for f in families]
     unknown = [f for f in chosen if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown task families {unknown}; known families: {sorted(FAMILIES)}")
@@ -1143,31 +1147,38 @@ def build_judgment(item: PairwiseItem | PointwiseItem, template: JudgeTemplate |
 # -------------------------------------------------------------------- records
 
 
-def _record_item(item: PairwiseItem, template: JudgeTemplate, seed: int) -> PairwiseItem | PointwiseItem:
-    if template.kind == "pairwise":
-        return item
-    views = pointwise_views(item)
-    return views[random.Random(f"view|{seed}|{item.id}").randrange(2)]
+def _names(template_names: Sequence[str] | str) -> tuple[str, ...]:
+    # A lone name is one template, not a sequence of one-letter names.
+    return (template_names,) if isinstance(template_names, str) else tuple(template_names)
 
 
-def build_records(items: Sequence[PairwiseItem], template_names: Sequence[str] = ("cj2_short",), *,
+def _gold(item: PairwiseItem, names: Sequence[str], seed: int
+          ) -> tuple[PairwiseItem | PointwiseItem, JudgeTemplate, str, random.Random]:
+    """What a record of ``item`` judges, in which template, with which gold verdict, and the generator its
+    wording is drawn from. A pointwise template judges one of the two responses (seeded)."""
+    template = sample_template(seed, item.id, names)
+    judged: PairwiseItem | PointwiseItem = item
+    if template.kind == "pointwise":
+        judged = pointwise_views(item)[random.Random(f"view|{seed}|{item.id}").randrange(2)]
+    r = random.Random(f"record|{seed}|{judged.id}|{template.name}")
+    return judged, template, default_verdict(judged, template, r), r
+
+
+def build_records(items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",), *,
                   seed: int = 0) -> list[TrainRecord]:
     """Gold training records (sound checks, correct verdicts) for built-in items.
 
     Each item gets one template drawn with :func:`~cj2.data.templates.sample_template` (template diversity,
     arXiv 2507.09104, Sec. 3.1); a pointwise template judges one of the item's two responses (seeded).
     """
+    names = _names(template_names)
     records = []
     for item in items:
-        template = sample_template(seed, item.id, template_names)
-        judged = _record_item(item, template, seed)
-        r = random.Random(f"record|{seed}|{judged.id}|{template.name}")
-        verdict = default_verdict(judged, template, r)
+        judged, template, verdict, r = _gold(item, names, seed)
         records.append(TrainRecord(
-            id=judged.id, messages=template.render(judged), response=build_judgment(judged, template,
-                                                                                    verdict=verdict, rng=r),
-            verdict=verdict, format=template.format, source=SOURCE,
-            meta={"template": template.name, "family": item.domain, "flawed": False},
+            id=judged.id, messages=template.render(judged),
+            response=build_judgment(judged, template, verdict=verdict, rng=r), verdict=verdict,
+            format=template.format, source=SOURCE, meta={"template": template.name, "family": item.domain},
         ))
     return records
 
@@ -1180,26 +1191,25 @@ def _opposite(verdict: str, template: JudgeTemplate) -> str:
     return str(11 - int(verdict))  # score: 8-10 <-> 3-1
 
 
-def build_preference_records(items: Sequence[PairwiseItem], template_names: Sequence[str] = ("cj2_short",), *,
-                             seed: int = 0) -> list[PreferenceRecord]:
-    """Preference pairs for sequence DPO: ``chosen`` is the gold judgment, ``rejected`` a flawed check that
-    reaches the wrong verdict (the kind rejection sampling discards, arXiv 2507.09104, Sec. 3.2)."""
+def build_preference_records(items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",),
+                             *, seed: int = 0) -> list[PreferenceRecord]:
+    """Preference pairs for sequence DPO: ``chosen`` is the gold judgment (the response of
+    :func:`build_records`), ``rejected`` a flawed check that reaches the other verdict (what rejection
+    sampling discards, arXiv 2507.09104, Sec. 3.2)."""
+    names = _names(template_names)
     records = []
     for item in items:
-        template = sample_template(seed, item.id, template_names)
-        judged = _record_item(item, template, seed)
-        r = random.Random(f"record|{seed}|{judged.id}|{template.name}")
-        verdict = default_verdict(judged, template, r)
+        judged, template, verdict, r = _gold(item, names, seed)
+        chosen = build_judgment(judged, template, verdict=verdict, rng=r)
+        rejected = build_judgment(judged, template, flawed=True, verdict=_opposite(verdict, template), rng=r)
         records.append(PreferenceRecord(
-            id=judged.id, messages=template.render(judged),
-            chosen=build_judgment(judged, template, verdict=verdict, rng=r),
-            rejected=build_judgment(judged, template, flawed=True, verdict=_opposite(verdict, template), rng=r),
+            id=judged.id, messages=template.render(judged), chosen=chosen, rejected=rejected,
             format=template.format, source=SOURCE, meta={"template": template.name, "family": item.domain},
         ))
     return records
 
 
 def builtin_dataset(split: str, n: int, *, seed: int = 0,
-                    template_names: Sequence[str] = ("cj2_short",)) -> list[TrainRecord]:
+                    template_names: Sequence[str] | str = ("cj2_short",)) -> list[TrainRecord]:
     """``n`` gold training records of ``split``: :func:`generate_items` then :func:`build_records`."""
     return build_records(generate_items(n, split=split, seed=seed), template_names, seed=seed)

@@ -345,7 +345,7 @@ register(JudgeTemplate(
 
 register(JudgeTemplate(
     name="mtbench_pair", format="brackets", kind="pairwise", party="Assistant",
-    description="MT-Bench pair-v2 layout: explanation, then [[A]], [[B]] or [[C]] for a tie",
+    description="MT-Bench pair-v2 layout: explanation, then the bracketed verdict (C for a tie)",
     system=(
         "You are an impartial judge. Compare the answers two AI assistants gave to the user question shown "
         "below and decide which one follows the user's instructions and answers the question better, "
@@ -365,7 +365,7 @@ register(JudgeTemplate(
 register(JudgeTemplate(
     name="arena_hard", format="arena", kind="pairwise", party="Assistant",
     closing="My final verdict is $verdict.",
-    description="ArenaHard layout: own answer first, then comparison, then [[A>B]] / [[A=B]] / [[B>A]]",
+    description="ArenaHard layout: own answer first, then the comparison, then the arena verdict",
     system=(
         "You will judge the answers of two AI assistants to the user prompt below. Before reading them, "
         "work out your own answer to the prompt. Then compare each assistant's answer with yours: point out "
@@ -407,7 +407,7 @@ register(JudgeTemplate(
 
 register(JudgeTemplate(
     name="pointwise_score", format="score", kind="pointwise", party="Response",
-    description="pointwise 1-10 rating: assessment, then Rating: [[N]]",
+    description="pointwise 1-10 rating: assessment, then the rating",
     prompt=(
         "Rate the quality of the AI assistant's response to the user's question below on a scale from 1 "
         "(useless or wrong) to 10 (excellent). Consider correctness first, then helpfulness, relevance and "

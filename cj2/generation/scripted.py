@@ -4,7 +4,8 @@ A scripted "model" returns texts it was given, as if it had generated them: a te
 ``max_new_tokens`` is truncated there (``"length"``), a shorter one ends as if with an end-of-sequence
 token (``"stop"``), and stop strings and ``stop_on_verdict`` cut it exactly as for the real backends
 (:func:`cj2.generation.base.finalize`). Without a tokenizer a "token" is a word with its leading
-whitespace (:func:`cj2.generation.base.pieces`).
+whitespace (:func:`cj2.generation.base.pieces`), and ``n_tokens`` counts the tokens that cover the
+returned text.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from cj2.generation.base import (
     sample_seed,
 )
 
-# fn(messages, prompt_key, sample_index, seed) -> text
-ScriptFn = Callable[[list[Message], PromptKey, int, int], str]
+# fn(messages, prompt_key, sample_index, seed) -> text, or (text, meta) to attach Sample.meta
+ScriptFn = Callable[[list[Message], PromptKey, int, int], "str | tuple[str, dict[str, Any]]"]
 
 
 class ScriptedSampler:
     """Return scripted texts: ``outputs[key][j]`` for sample ``j`` of the prompt with key ``key``.
 
     ``outputs`` is a mapping from prompt key (the index, or the ``keys=`` given to ``generate``) to a
-    list of at least ``n`` texts, or a callable ``fn(messages, key, sample_index, seed) -> str``.
+    list of at least ``n`` texts, or a callable ``fn(messages, key, sample_index, seed)`` returning the text
+    or ``(text, meta)``, ``meta`` becoming the sample's :attr:`~cj2.generation.base.Sample.meta`.
     ``tokenizer`` (optional, with ``encode``/``decode``) makes truncation count real tokens.
     ``calls`` records the ``(n_prompts, n, params)`` of each call, for tests.
     """
@@ -45,7 +47,7 @@ class ScriptedSampler:
         kind = "callable" if callable(self.outputs) else f"{len(self.outputs)} scripted prompts"
         return f"ScriptedSampler({kind})"
 
-    def _text(self, messages: list[Message], key: PromptKey, j: int, seed: int) -> str:
+    def _text(self, messages: list[Message], key: PromptKey, j: int, seed: int) -> str | tuple[str, dict]:
         if callable(self.outputs):
             return self.outputs(messages, key, j, seed)
         if key not in self.outputs:
@@ -79,10 +81,13 @@ class ScriptedSampler:
             row = []
             for j in range(n):
                 seed = sample_seed(params.seed, key, j)
-                text, raw, toks = self._truncate(self._text(list(messages), key, j, seed), params.max_new_tokens)
+                scripted = self._text(list(messages), key, j, seed)
+                scripted, meta = scripted if isinstance(scripted, tuple) else (scripted, {})
+                text, raw, toks = self._truncate(scripted, params.max_new_tokens)
                 final, finish = finalize(text, raw, params)
+                n_tokens = _tokens_covering(toks, len(final)) if finish != "length" else len(toks)
                 row.append(Sample(text=final, finish_reason=finish, prompt_index=i, sample_index=j, seed=seed,
-                                  n_tokens=_tokens_covering(toks, len(final)) if finish != "length" else len(toks)))
+                                  n_tokens=n_tokens, meta=dict(meta)))
             results.append(row)
         return results
 

@@ -84,7 +84,8 @@ def _chunked_forward(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
 
     loss = torch.zeros((), dtype=cdt, device=device)
     grad_rows = torch.empty((n_keep, h_dim), dtype=cdt, device=device) if need_h else None
-    grad_w = torch.zeros((vocab, h_dim), dtype=cdt, device=device) if need_w else None
+    # Filled by the first chunk's matmul (no zero-fill pass over V x H), zeroed only if nothing is kept.
+    grad_w = torch.empty((vocab, h_dim), dtype=cdt, device=device) if need_w else None
     grad_b = torch.zeros((vocab,), dtype=cdt, device=device) if need_b else None
 
     if n_keep > 0:
@@ -115,11 +116,15 @@ def _chunked_forward(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
             z.scatter_add_(1, t_c, -w_c.unsqueeze(1))
             if need_h:
                 torch.mm(z, w_mat, out=grad_rows[start:end])
-            if need_w:
+            if need_w and start == 0:
+                torch.mm(z.t(), h_c, out=grad_w)
+            elif need_w:
                 grad_w.addmm_(z.t(), h_c)
             if need_b:
                 grad_b += z.sum(dim=0)
         del buf
+    elif need_w:
+        grad_w.zero_()
 
     grad_hidden = None
     if need_h:

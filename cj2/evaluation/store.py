@@ -1,0 +1,106 @@
+"""An append-only JSONL of per-item results that survives a kill at any moment.
+
+Each batch of rows is written with one ``write`` call, flushed and fsynced before the run moves on, so
+a kill (SIGKILL, pre-emption) can only tear the *last* line. On reopening, a last line that is
+incomplete (no newline) or not valid JSON is cut off (the file is truncated to the last complete line)
+and the rows before it are kept; a bad line anywhere else is a :class:`~cj2.data.io.DataError` naming
+``file:line``, because that is not what a kill leaves behind. Rows are keyed; a key seen twice keeps its
+first row (the resume never writes one twice, but a hand-merged file might).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any
+
+from cj2.data.io import DataError
+
+log = logging.getLogger(__name__)
+
+
+class ResultStore:
+    """Rows of one JSONL file keyed by ``key_fn(row)``; :meth:`append` adds rows durably."""
+
+    def __init__(self, path: str | os.PathLike, key_fn: Callable[[dict[str, Any]], Hashable]):
+        self.path = Path(path)
+        self.key_fn = key_fn
+        self.rows: dict[Hashable, dict[str, Any]] = {}
+        self.recovered_bytes = 0  # bytes of a torn last line cut off on opening
+        self.duplicates = 0
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1  # everything up to the last newline is complete lines
+        body, tail = data[:end], data[end:]
+        for lineno, raw in enumerate(body.split(b"\n")[:-1], start=1):
+            if not raw.strip():
+                continue
+            row = _parse(raw)
+            if row is None:
+                raise DataError("invalid result row; only the last line may be torn by a kill", path=self.path,
+                                line=lineno)
+            self._add(row)
+        if not tail.strip():
+            return
+        row = _parse(tail)
+        with open(self.path, "r+b") as fh:
+            if row is not None:  # complete, only its newline was lost: keep it and end the line
+                self._add(row)
+                fh.seek(0, os.SEEK_END)
+                fh.write(b"\n")
+            else:
+                self.recovered_bytes = len(tail)
+                log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path,
+                            len(tail))
+                fh.truncate(end)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _add(self, row: dict[str, Any]) -> None:
+        key = self.key_fn(row)
+        if key in self.rows:
+            self.duplicates += 1
+            return
+        self.rows[key] = row
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, key: Hashable) -> dict[str, Any] | None:
+        return self.rows.get(key)
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> int:
+        """Write the rows whose keys are new, in one durable write; returns how many were written."""
+        fresh = []
+        for row in rows:
+            key = self.key_fn(row)
+            if key in self.rows:
+                continue
+            self.rows[key] = row
+            fresh.append(row)
+        if not fresh:
+            return 0
+        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh).encode("utf-8")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return len(fresh)
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return row if isinstance(row, dict) else None

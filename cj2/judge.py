@@ -1,0 +1,233 @@
+"""The one-line way to use a judge: ``cj2.Judge.from_pretrained(path).judge(question, a, b)``.
+
+A :class:`Judge` renders a pairwise judging prompt with a template (:mod:`cj2.data.templates`), lets a
+model write its critique and verdict greedily (any :class:`~cj2.generation.Sampler`: a local
+``transformers`` model, vLLM, an OpenAI-compatible server), parses the verdict with :mod:`cj2.verdict`,
+and, when the model is local, reads P(verdict) from the logits of the candidate verdict tokens at the
+verdict slot after the generated critique (arXiv 2507.09104, Sec. 3.2: the verdict is a classification
+at one position; :mod:`cj2.evaluation.logits`). ``python -m cj2.evaluate`` uses it for the ``hf``,
+``vllm`` and ``openai`` judges.
+
+Example::
+
+    from cj2 import Judge
+    judge = Judge.from_pretrained("outputs/runs/quickstart/hf")          # format cj2_choice, cj2_short
+    r = judge.judge("What is 17 * 3?", "51", "41")
+    r.verdict, r.prob, r.critique                                       # "A", 0.87, '{"Check A": ...'
+
+Verdicts are in the order the responses were given (``"A"`` = ``response_a``), ``None`` when the output
+holds no unambiguous final verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cj2.data.schema import PairwiseItem
+from cj2.data.templates import JudgeTemplate, get_template
+from cj2.verdict import locate_verdict, single_token_labels
+
+log = logging.getLogger(__name__)
+
+# The template a format uses when none is named: the one a cj2 judge of that format is trained on.
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "cj2_choice": "cj2_short",
+    "winner_json": "judgerbenchv2",
+    "brackets": "mtbench_pair",
+    "arena": "arena_hard",
+}
+
+
+@dataclass
+class JudgeResult:
+    """One judgment: the raw ``output``, the ``critique`` before the final verdict marker (the whole
+    output when there is none), the ``verdict`` (``None`` when unparsed), and where the judge exposes
+    logits ``probs`` (label -> probability at the verdict slot) and ``prob`` = P(verdict)."""
+
+    verdict: str | None
+    critique: str
+    output: str
+    prob: float | None = None
+    probs: dict[str, float] | None = None
+    finish_reason: str | None = None
+    n_tokens: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_template(format: str | None = None, template: str | JudgeTemplate | None = None) -> JudgeTemplate:
+    """The template for a judge: ``template`` if given (its format must equal ``format`` when both are
+    given), else the default template of ``format`` (default ``cj2_choice``: ``cj2_short``)."""
+    if template is not None:
+        tpl = template if isinstance(template, JudgeTemplate) else get_template(str(template))
+        if format is not None and tpl.format != format:
+            raise ValueError(f"template {tpl.name!r} writes verdicts in format {tpl.format!r}, not {format!r}")
+    else:
+        fmt = format or "cj2_choice"
+        if fmt not in DEFAULT_TEMPLATES:
+            raise ValueError(f"no default pairwise template for format {fmt!r}; name one with template=... "
+                             f"(formats with defaults: {sorted(DEFAULT_TEMPLATES)})")
+        tpl = get_template(DEFAULT_TEMPLATES[fmt])
+    if tpl.kind != "pairwise":
+        raise ValueError(f"template {tpl.name!r} is {tpl.kind}; a Judge compares two responses")
+    return tpl
+
+
+def _as_item(pair: Any, index: int) -> PairwiseItem:
+    """A pair given as an item, a mapping (question, response_a, response_b, ...) or a 3-tuple."""
+    if isinstance(pair, PairwiseItem):
+        return pair
+    if isinstance(pair, Mapping):
+        missing = [k for k in ("question", "response_a", "response_b") if k not in pair]
+        if missing:
+            raise ValueError(f"pair {index}: missing {missing}")
+        extra = {k: pair[k] for k in ("conversation", "domain", "language") if pair.get(k) is not None}
+        return PairwiseItem(id=str(pair.get("id", index)), question=pair["question"], response_a=pair["response_a"],
+                            response_b=pair["response_b"], label="tie", **extra)
+    if isinstance(pair, (tuple, list)) and len(pair) == 3:
+        return PairwiseItem(id=str(index), question=pair[0], response_a=pair[1], response_b=pair[2], label="tie")
+    raise TypeError(f"pair {index}: expected a PairwiseItem, a mapping or a (question, response_a, response_b) "
+                    f"tuple, got {type(pair).__name__}")
+
+
+class Judge:
+    """A pairwise judge: a template plus a sampler, and a local model for verdict probabilities.
+
+    Build one with :meth:`from_pretrained` (a local or hub model, or the embedded ``"smollm2_135m"``) or
+    :meth:`from_sampler` (any sampler: vLLM, an OpenAI-compatible endpoint; no probabilities then).
+    Decoding is greedy with at most ``max_new_tokens`` new tokens and stops at the verdict marker.
+    """
+
+    def __init__(self, template: JudgeTemplate, sampler: Any, *, model: Any = None, tokenizer: Any = None,
+                 batch_size: int = 8, max_new_tokens: int = 512, verdict_probs: bool = True, analysis: str = ""):
+        self.template = template
+        self.sampler = sampler
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = int(batch_size)
+        self.max_new_tokens = int(max_new_tokens)
+        self.verdict_probs = bool(verdict_probs)
+        self._scorer = None
+        if model is not None and tokenizer is not None and single_token_labels(template.format):
+            from cj2.evaluation.logits import VerdictLogitScorer
+
+            self._scorer = VerdictLogitScorer(model, tokenizer, template, batch_size=batch_size, analysis=analysis)
+
+    # ------------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_pretrained(cls, path_or_id: str = "smollm2_135m", format: str | None = None,
+                        template: str | JudgeTemplate | None = None, *, dtype: str = "auto", device: str = "auto",
+                        batch_size: int = 8, max_new_tokens: int = 512, verdict_probs: bool = True,
+                        trust_remote_code: bool = False, analysis: str = "") -> Judge:
+        """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
+
+        ``format`` (default ``cj2_choice``) picks the default template (:data:`DEFAULT_TEMPLATES`);
+        ``template`` names one explicitly. ``dtype="auto"``: bfloat16 on a GPU that supports it, else
+        float32; ``device="auto"``: CUDA when available.
+        """
+        import torch
+
+        from cj2.generation.hf import HFSampler
+        from cj2.models import load_model, load_tokenizer
+
+        tpl = resolve_template(format, template)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+        tokenizer = load_tokenizer(path_or_id, trust_remote_code=trust_remote_code)
+        model = load_model(path_or_id, dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code)
+        model = model.to(device)
+        model.eval()
+        sampler = HFSampler(model, tokenizer, batch_size=batch_size, device=device)
+        return cls(tpl, sampler, model=model, tokenizer=tokenizer, batch_size=batch_size,
+                   max_new_tokens=max_new_tokens, verdict_probs=verdict_probs, analysis=analysis)
+
+    @classmethod
+    def from_sampler(cls, sampler: Any, format: str | None = None, template: str | JudgeTemplate | None = None,
+                     **kwargs: Any) -> Judge:
+        """A judge over any :class:`~cj2.generation.Sampler` (no verdict probabilities)."""
+        return cls(resolve_template(format, template), sampler, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def format(self) -> str:
+        return self.template.format
+
+    @property
+    def supports_logits(self) -> bool:
+        """Whether the judge can score verdict probabilities (a local model and a single-token format)."""
+        return self._scorer is not None
+
+    def __repr__(self) -> str:
+        return f"Judge(template={self.template.name!r}, format={self.format!r}, sampler={self.sampler!r})"
+
+    # ------------------------------------------------------------------------------------------ judging
+    def prompt(self, item: PairwiseItem, *, style_note: str | None = None) -> list[dict[str, str]]:
+        """The chat messages the judge sees for ``item`` (as given: ``response_a`` is Model A)."""
+        return self.template.render(item, style_note=style_note)
+
+    def judge(self, question: str, response_a: str, response_b: str, *, conversation: list | None = None,
+              domain: str | None = None, language: str = "en", style_note: str | None = None) -> JudgeResult:
+        """Judge one pair; see :class:`JudgeResult`."""
+        pair = {"question": question, "response_a": response_a, "response_b": response_b,
+                "conversation": conversation, "domain": domain, "language": language}
+        return self.judge_batch([pair], style_note=style_note)[0]
+
+    def judge_batch(self, pairs: Sequence[Any], *, style_note: str | None = None,
+                    keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+        """Judge many pairs (items, mappings or ``(question, a, b)`` tuples), in order."""
+        return self.judge_items([_as_item(p, i) for i, p in enumerate(pairs)], style_note=style_note, keys=keys)
+
+    def judge_items(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
+                    keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+        """Judge pairwise items as presented. ``keys`` (one per item) seed the sampler per prompt, so a
+        result does not depend on what else is in the call."""
+        from cj2.generation.base import SamplingParams
+
+        if not items:
+            return []
+        prompts = [self.prompt(it, style_note=style_note) for it in items]
+        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0,
+                                stop_on_verdict=self.format)
+        samples = self.sampler.generate(prompts, 1, params, keys=list(keys) if keys is not None else None)
+        results = []
+        for s in (row[0] for row in samples):
+            verdict, critique = split_critique(s.text, self.format)
+            results.append(JudgeResult(verdict=verdict, critique=critique, output=s.text,
+                                       finish_reason=s.finish_reason, n_tokens=s.n_tokens))
+        if self._scorer is not None and self.verdict_probs:
+            # P(verdict) after the judge's own critique: one forward pass per item up to the verdict slot.
+            probs = self._scorer.score_messages(prompts, languages=[it.language for it in items],
+                                                critiques=[r.output for r in results])
+            for r, p in zip(results, probs):
+                r.probs = p
+                if p is not None and r.verdict in p:
+                    r.prob = p[r.verdict]
+        return results
+
+    def verdict_probs_for(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
+                          critiques: Sequence[str | None] | None = None) -> list[dict[str, float] | None]:
+        """Verdict-logit scoring without generation (a forced answer skeleton, or the given critiques):
+        ``label -> P(label)`` per item, ``None`` where the item cannot be scored."""
+        if self._scorer is None:
+            raise ValueError(f"{self!r} has no local model with single-token verdict labels; verdict "
+                             "probabilities need the hf backend and a format like cj2_choice")
+        return self._scorer.score_items(items, style_note=style_note, critiques=critiques)
+
+
+def split_critique(text: str, format: str) -> tuple[str | None, str]:
+    """``(verdict, critique)``: the final verdict of ``text`` and the text before its marker (the whole
+    text when there is no verdict). The marker's start comes from :mod:`cj2.verdict`, the one module that
+    knows what a verdict looks like."""
+    from cj2.verdict import _final_marker  # the marker span; locate_verdict exposes only the label's
+
+    found = locate_verdict(text, format)
+    if found is None:
+        return None, text
+    marker = _final_marker(text, format)
+    start = marker.start if marker is not None else found[1]
+    # the quote or markdown stars that open the marker's key belong to the marker, not the critique
+    return found[0], text[:start].rstrip().rstrip("\"'“”‘’*").rstrip()

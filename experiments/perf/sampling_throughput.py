@@ -1,0 +1,137 @@
+"""Wall time of drawing M candidate judgments per prompt: cj2's hf sampler vs one generate call per prompt.
+
+Setting (issue "Performance", benchmark ``sampling_throughput``): the embedded SmolLM2-135M-Instruct,
+16 judge prompts of mixed length (a question and two responses whose lengths are drawn log-uniformly,
+seeded; about 60 to 800 prompt tokens), M=4 candidates of at most 96 new tokens each, temperature 0.7,
+top-p 1. Rejection sampling draws exactly this (arXiv 2507.09104, Sec. 3.2: M candidates per prompt).
+
+* ``baseline``: for each prompt, one ``model.generate(do_sample=True, temperature=0.7,
+  num_return_sequences=M, max_new_tokens=96)`` call, the usual way to draw M samples;
+* ``cj2 hf sampler``: :class:`cj2.generation.hf.HFSampler` with the same settings: prompts sorted by
+  length, each repeated M times, cut into batches of ``--batch-size`` sequences, left-padded, KV cache,
+  per-sample seeded sampling.
+
+Both run in the same process, on the same model and dtype, after a short warm-up of each; the baseline
+runs first. The load average is printed: on a shared machine the ratio is only as good as the load was
+steady. Target: the sampler takes at most 1/3 of the baseline's time.
+
+Run: ``python experiments/perf/sampling_throughput.py`` (about 3-4 minutes on a 2-core CPU; the first
+run also converts the embedded model, about 30 s). ``--dtype float32`` to compare precisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+
+import torch
+
+from cj2.generation import SamplingParams
+from cj2.generation.hf import HFSampler
+from cj2.models import EMBEDDED, load_model, load_tokenizer
+
+_WORDS = (
+    "the answer uses a clear step by step method and checks each value against the question before it "
+    "gives a final result which matches the expected number but the explanation skips one detail about "
+    "units and rounding so a careful reader might ask why the second response prefers a shorter form "
+    "while still covering the key constraint on time format and quantity mentioned by the user"
+).split()
+
+
+def make_prompts(n: int, seed: int) -> list[list[dict[str, str]]]:
+    """``n`` pairwise judge prompts whose responses have log-uniform lengths (seeded)."""
+    rng = random.Random(seed)
+    prompts = []
+    for i in range(n):
+        def text(lo: int, hi: int) -> str:
+            k = int(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            return " ".join(rng.choice(_WORDS) for _ in range(k)).capitalize() + "."
+
+        question = f"Question {i}: " + text(8, 40).rstrip(".") + "?"
+        prompt = (f"Please act as an impartial judge and decide which response answers the question better. "
+                  f"Explain briefly, then give your choice.\n\n[Question]\n{question}\n\n[Model A]\n"
+                  f"{text(10, 280)}\n\n[Model B]\n{text(10, 280)}")
+        prompts.append([{"role": "user", "content": prompt}])
+    return prompts
+
+
+def baseline(model, tokenizer, prompts, m: int, max_new_tokens: int, temperature: float) -> tuple[float, int]:
+    """One ``generate(num_return_sequences=m)`` call per prompt; returns (seconds, new tokens)."""
+    eos = tokenizer.eos_token_id
+    tokens = 0
+    start = time.perf_counter()
+    for messages in prompts:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
+                             top_p=1.0, top_k=0, num_return_sequences=m, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
+        for row in out[:, ids.shape[1]:].tolist():
+            tokens += next((k + 1 for k, t in enumerate(row) if t == eos), len(row))
+    return time.perf_counter() - start, tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=EMBEDDED)
+    parser.add_argument("--dtype", default="bfloat16", help="bfloat16 (1.6-2x faster on CPUs with AMX) or float32")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--m", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per generate call of the sampler")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, dtype=args.dtype, tokenizer=tokenizer).eval()
+    prompts = make_prompts(args.prompts, args.seed)
+    sampler = HFSampler(model, tokenizer, batch_size=args.batch_size)
+    lengths = [len(sampler.encode(p)) for p in prompts]
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+
+    # Warm-up (first-call allocations, kernel selection) on two short prompts, for both paths.
+    short = sorted(range(len(prompts)), key=lambda i: lengths[i])[:2]
+    with torch.inference_mode():
+        baseline(model, tokenizer, [prompts[i] for i in short], args.m, 4, args.temperature)
+    sampler.generate([prompts[i] for i in short], args.m, SamplingParams(max_new_tokens=4, temperature=0.7))
+
+    load_before = os.getloadavg()[0]
+    with torch.inference_mode():
+        base_s, base_tokens = baseline(model, tokenizer, prompts, args.m, args.max_new_tokens, args.temperature)
+    start = time.perf_counter()
+    samples = sampler.generate(prompts, args.m, params)
+    ours_s = time.perf_counter() - start
+    load_after = os.getloadavg()[0]
+    ours_tokens = sum(s.n_tokens for row in samples for s in row)
+    finishes = [s.finish_reason for row in samples for s in row]
+
+    ratio = ours_s / base_s
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__} with {torch.get_num_threads()} threads, python {platform.python_version()}")
+    print(f"model: {args.model} ({args.dtype}); {args.prompts} prompts of {min(lengths)}-{max(lengths)} tokens "
+          f"(median {statistics.median(lengths):.0f}); M={args.m}, max_new_tokens={args.max_new_tokens}, "
+          f"temperature={args.temperature}; sampler batch {args.batch_size} sequences")
+    print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
+    print()
+    print("| method | wall time (s) | new tokens | new tokens/s | time vs baseline |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| baseline: generate(num_return_sequences={args.m}) per prompt | {base_s:.1f} | {base_tokens} | "
+          f"{base_tokens / base_s:.1f} | 1.00 |")
+    print(f"| cj2 hf sampler | {ours_s:.1f} | {ours_tokens} | {ours_tokens / ours_s:.1f} | {ratio:.2f} |")
+    print()
+    print(f"sampler finish reasons: stop={finishes.count('stop')}, length={finishes.count('length')}")
+    met = ratio <= 1 / 3
+    print(f"target: sampler time <= 1/3 of the baseline's -> {'met' if met else 'NOT met'} ({ratio:.2f})")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
