@@ -124,8 +124,8 @@ class Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
         ``format`` (default ``cj2_choice``) picks the default template (:data:`DEFAULT_TEMPLATES`);
-        ``template`` names one explicitly. ``dtype="auto"``: bfloat16 on a GPU that supports it, else
-        float32; ``device="auto"``: CUDA when available.
+        ``template`` names one explicitly. ``dtype="auto"``: bfloat16 on a GPU or CPU that runs it natively,
+        else float32; ``device="auto"``: CUDA when available.
         """
         import torch
 
@@ -136,7 +136,13 @@ class Judge:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if dtype == "auto":
-            dtype = "bfloat16" if device.startswith("cuda") and torch.cuda.is_bf16_supported() else "float32"
+            if device.startswith("cuda"):
+                dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+            else:
+                from cj2.runtime import cpu_supports_bf16
+
+                # native bf16 (AVX512-BF16 / AMX) runs a forward about 1.5x faster than fp32
+                dtype = "bfloat16" if cpu_supports_bf16() else "float32"
         tokenizer = load_tokenizer(path_or_id, trust_remote_code=trust_remote_code)
         model = load_model(path_or_id, dtype=dtype, tokenizer=tokenizer, trust_remote_code=trust_remote_code)
         model = model.to(device)

@@ -2,11 +2,14 @@
 
 The judge writes its critique and verdict greedily for every item twice: responses as given (A/B) and
 swapped (B/A). Verdicts are parsed with :mod:`cj2.verdict`; an unparsable output counts as wrong
-(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline.
+(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline. The cheaper
+verdict-logit metrics on the embedded benchmark (``val/verdict_logit_acc``, ``val/jbv2_final``) are
+:func:`cj2.evaluation.verdict_logit_metrics`; ``python -m cj2.evaluate`` is the full evaluation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,19 +21,16 @@ import torch
 
 from cj2.data.io import atomic_write_json, write_jsonl
 from cj2.data.schema import PairwiseItem
+from cj2.metrics.swap import unswap  # noqa: F401 - the one copy; re-exported for callers of cj2.judging
 from cj2.verdict import parse_verdict
 
 log = logging.getLogger(__name__)
 
 
-def unswap(verdict: str | None) -> str | None:
-    """A verdict given on the swapped pair, expressed in the original order."""
-    return {"A": "B", "B": "A"}.get(verdict, verdict) if verdict is not None else None
-
-
 class GeneratedEval:
     def __init__(self, items: Sequence[PairwiseItem], *, template: str = "cj2_short", max_new_tokens: int = 256,
-                 batch_size: int = 8, prefix: str = "val", out_dir: str | Path | None = None):
+                 batch_size: int = 8, prefix: str = "val", out_dir: str | Path | None = None,
+                 autocast_dtype: torch.dtype | None = None):
         from cj2.data.templates import get_template
 
         self.items = list(items)
@@ -39,6 +39,7 @@ class GeneratedEval:
         self.batch_size = batch_size
         self.prefix = prefix
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.autocast_dtype = autocast_dtype  # e.g. bfloat16 when training runs bf16-mixed
 
     def key(self, model_id: str) -> str:
         h = hashlib.sha256()
@@ -60,8 +61,12 @@ class GeneratedEval:
                                 stop_on_verdict=self.template.format)
         was_training = model.training
         model.eval()
+        device = next(model.parameters()).device
+        autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
         try:
-            samples = sampler.generate(prompts, 1, params)
+            with autocast:
+                samples = sampler.generate(prompts, 1, params)
         finally:
             model.train(was_training)
         rows = []
@@ -77,13 +82,14 @@ class GeneratedEval:
     def score(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         from cj2.metrics import JudgeAccuracy, SwapConsistency, binomial_ci
 
-        acc = JudgeAccuracy()
+        # rank zero scores its own generations: no cross-rank sync (the other ranks are not computing)
+        acc = JudgeAccuracy(sync_on_compute=False)
         acc.update([r["verdict"] for r in rows], [r["gold"] for r in rows], [r["domain"] for r in rows])
         a = {k: float(v) for k, v in acc.compute().items()}
         ab = {r["id"]: r for r in rows if r["order"] == "AB"}
         ba = {r["id"]: r for r in rows if r["order"] == "BA"}
         ids = [i for i in ab if i in ba]
-        swap = SwapConsistency()
+        swap = SwapConsistency(sync_on_compute=False)
         swap.update([ab[i]["parsed"] for i in ids], [ba[i]["parsed"] for i in ids], [ab[i]["gold"] for i in ids])
         s = {k: float(v) for k, v in swap.compute().items()}
         n_parsed = int(a["n_parsed"])

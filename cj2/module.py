@@ -66,8 +66,10 @@ class JudgeModule(L.LightningModule):
 
     # ------------------------------------------------------------------ forward
     def _hidden(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-        out = decoder_of(model)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                use_cache=False)
+        # Packed batches (cj2.data.packing) have no attention_mask but position_ids restarting per sample;
+        # with use_cache=False transformers reads the restarts as sequence boundaries.
+        out = decoder_of(model)(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                                position_ids=batch.get("position_ids"), use_cache=False)
         return out[0] if isinstance(out, tuple) else out.last_hidden_state
 
     def _lm_head(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -53,10 +53,24 @@ def confined_path(base: str | os.PathLike, relative: str | os.PathLike) -> Path:
     return p
 
 
+def arm_dir(override_dirname: str, max_len: int = 120) -> str:
+    """The folder of one sweep arm: its overrides, arm keys first; long names end in a stable hash."""
+    import hashlib
+
+    parts = [p for p in override_dirname.split(",") if p]
+    first = ("loss=", "data.rejection.m=", "seed=")
+    parts.sort(key=lambda p: (next((i for i, k in enumerate(first) if p.startswith(k)), len(first)), p))
+    name = safe_name(",".join(parts) or "default")
+    if len(name) > max_len:
+        digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:10]
+        name = name[: max_len - 11].rstrip(",") + "-" + digest
+    return name
+
+
 def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
-    for name, fn in (("cj2_run_dir", run_dir), ("cj2_sweep_dir", sweep_dir)):
+    for name, fn in (("cj2_run_dir", run_dir), ("cj2_sweep_dir", sweep_dir), ("cj2_arm_dir", arm_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
 

@@ -6,7 +6,6 @@ Thin on purpose: everything it calls works from plain Python. ``train(cfg)`` ret
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -137,13 +136,14 @@ def train(cfg: DictConfig) -> float | None:
                          accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
                          preference=objective.needs_reference, need_verdict_tokens=objective.uses_verdict)
 
+    precision = resolve_precision(cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto")))
     gcfg = cfg.eval.generated
     gen_eval = None
     baseline: dict[str, float] = {}
     if gcfg.enabled and gcfg.n_items > 0:
         gen_eval = GeneratedEval(dm.eval_items(int(gcfg.n_items)), template=gcfg.template,
                                  max_new_tokens=int(gcfg.max_new_tokens), batch_size=int(gcfg.batch_size),
-                                 out_dir=out)
+                                 out_dir=out, autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
         if gcfg.untrained_baseline and not (out / "last.ckpt").exists():
             model_id = f"{mcfg.name_or_path}|{mcfg.dtype}|{mcfg.get('tiny_config')}|seed={cfg.seed}"
             t = time.time()
@@ -168,11 +168,12 @@ def train(cfg: DictConfig) -> float | None:
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
-    precision = resolve_precision(tcfg.pop("precision", "auto"), str(tcfg.get("accelerator", "auto")))
+    tcfg.pop("precision", None)
     trainer = hydra.utils.instantiate(tcfg, callbacks=callbacks, logger=loggers or False, precision=precision,
                                       plugins=[AtomicCheckpointIO()], default_root_dir=str(out),
                                       _convert_="all")
     ckpt = _resolve_ckpt(cfg.get("ckpt_path"), out)
+    model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=ckpt)

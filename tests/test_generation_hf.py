@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -70,6 +71,26 @@ def test_samples_do_not_depend_on_batch_composition(tiny, reference):
     # Reversed prompts with keys that follow them: the same samples, in the new order.
     reverse = HFSampler(*tiny, batch_size=4).generate(PROMPTS[::-1], 3, SAMPLING, keys=[3, 2, 1, 0])
     assert [[s.text for s in row] for row in reverse] == [[s.text for s in row] for row in reference[::-1]]
+
+
+@pytest.mark.parametrize("prefill", ["per_prompt", "padded"])
+def test_shared_prefill_gives_the_same_samples(tiny, reference, prefill, monkeypatch):
+    # Each prompt is prefilled once and its cache copied to its n sequences; the samples must equal those
+    # of plain generate, which prefills every sequence (padded) itself.
+    if prefill == "padded":  # the fallback for caches that are not plain dynamic layers
+        def padded(self, batch, input_ids, attention):
+            firsts = {}
+            for row, (i, _) in enumerate(batch):
+                firsts.setdefault(i, row)
+            index = {i: u for u, i in enumerate(firsts)}
+            select = torch.tensor([index[i] for i, _ in batch])
+            return self._padded_prefill(list(firsts.values()), select, input_ids, attention)
+
+        monkeypatch.setattr(HFSampler, "_shared_prefill", padded)
+    plain = HFSampler(*tiny, batch_size=5, share_prefill=False).generate(PROMPTS, 3, SAMPLING)
+    shared = HFSampler(*tiny, batch_size=5).generate(PROMPTS, 3, SAMPLING)
+    assert [[s.text for s in row] for row in shared] == [[s.text for s in row] for row in plain]
+    assert [[s.text for s in row] for row in shared] == [[s.text for s in row] for row in reference]
 
 
 def test_sampling_matches_a_step_by_step_reference(tiny, sampler):
@@ -191,3 +212,24 @@ def test_build_sampler_hf_and_model_mode_restored(tiny):
     HFSampler(model, tokenizer).generate(PROMPTS[:1], 1, SamplingParams(max_new_tokens=2))
     assert model.training
     model.eval()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_hf_sampler_on_cuda(tiny):
+    model, tokenizer = tiny
+    gpu = copy.deepcopy(model).to("cuda")
+    runs = [HFSampler(gpu, tokenizer, batch_size=b, share_prefill=share).generate(PROMPTS, 3, SAMPLING)
+            for b, share in ((5, True), (12, True), (5, False), (1, True))]
+    texts = [[[s.text for s in row] for row in run] for run in runs]
+    assert texts[0] == texts[1] == texts[2] == texts[3]
+    assert len({t for row in texts[0] for t in row}) == 12
+    target = runs[0][1][2].text
+    stop = _stop_after_word(target)
+    cut = HFSampler(gpu, tokenizer, batch_size=6).generate(
+        PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,)))
+    assert (cut[1][2].text, cut[1][2].finish_reason) == (target[:target.index(stop)], "stop")
+    ids = torch.tensor([HFSampler(gpu, tokenizer).encode(PROMPTS[1])], device="cuda")
+    plain = gpu.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
+    greedy = HFSampler(gpu, tokenizer, batch_size=8).generate(PROMPTS, 2, SamplingParams(max_new_tokens=8))
+    assert greedy[1][0].text == tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
+

@@ -156,8 +156,8 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_comparison_table(tmp_path):
-    args = [a for a in TINY_RUN if not a.startswith("logger")] + [
-        "-m", "loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
+    args = ["-m"] + [a for a in TINY_RUN if not a.startswith("logger")] + [
+        "loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
     r = _run(args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "sweep"

@@ -332,9 +332,21 @@ def _probe(hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path) -> dict[s
     prompts = build_prompts(items, [str(hcfg.get("template", "cj2_short"))], seed=seed)
     params = sampling_params(generator, seed)
     t = time.time()
-    sel, _ = _run_rejection("hf_probe", prompts, LazySampler(generator), generator, params,
-                            {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True}, cache, out,
-                            m=int(hcfg.get("m", 4)))
+    threads = hcfg.get("threads")
+    if threads:
+        # On a CPU shared with other jobs, OpenMP threads waiting on each other can make generation many
+        # times slower; one thread per process is then the faster choice.
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(int(threads))
+    try:
+        sel, _ = _run_rejection("hf_probe", prompts, LazySampler(generator), generator, params,
+                                {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True}, cache, out,
+                                m=int(hcfg.get("m", 4)))
+    finally:
+        if threads:
+            torch.set_num_threads(before)
     sel.stats["model"] = generator.get("name_or_path")
     sel.stats["max_new_tokens"] = params.max_new_tokens
     sel.stats["wall_s"] = round(time.time() - t, 2)

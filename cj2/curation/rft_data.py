@@ -21,11 +21,11 @@ The ``rejection`` mapping (``conf/data/builtin.yaml``)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cj2.data.schema import PreferenceRecord, TrainRecord
+from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
 
 _KEYS = ("m", "draws", "max_keep", "weight", "generator", "sampling", "stop_on_verdict", "shard_size", "cache_dir",
          "seed")
@@ -40,36 +40,35 @@ def rft_metrics(stats: Mapping[str, Any], draws: int) -> dict[str, Any]:
             "rft/kept_flawed_rate": flawed.get("kept_flawed_rate")}
 
 
-def builtin_rft(builtin: Mapping[str, Any], rejection: Mapping[str, Any], *, seed: int
+def builtin_rft(items: Sequence[PairwiseItem], rejection: Mapping[str, Any], *,
+                templates: str | Sequence[str] = ("cj2_short",), seed: int = 0
                 ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
-    """``(records, preference_pairs, info)`` for the built-in training items (module docstring).
+    """``(records, preference_pairs, info)`` for the built-in training ``items`` (module docstring).
 
-    ``info`` holds ``stats`` (the selection statistics), ``metrics`` (:func:`rft_metrics`) and ``folder``
-    (the cached candidate shards).
+    ``seed`` is the data seed: it draws each item's template and seeds the candidates, so every arm and
+    training seed of a sweep shares the same draws. ``info`` holds ``stats`` (the selection statistics),
+    ``metrics`` (:func:`rft_metrics`) and ``folder`` (the cached candidate shards).
     """
     from cj2.curation.pipeline import LazySampler, default_cache_root, plain, sampling_params
     from cj2.curation.prompts import build_prompts
     from cj2.curation.rejection import rejection_sample
-    from cj2.data.tasks import generate_items
 
     rejection = plain(dict(rejection))
     unknown = sorted(set(rejection) - set(_KEYS))
     if unknown:
         raise ValueError(f"data.rejection: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")
-    if not builtin or not builtin.get("n_train"):
+    if not items:
         raise ValueError("data.rejection.m needs the built-in tasks as prompts (data.builtin.n_train > 0); for "
                          "your own data run `python -m cj2.curate` and train on its train.jsonl")
     m = int(rejection["m"])
     draws = int(rejection.get("draws") or m)
     if not 1 <= m <= draws:
         raise ValueError(f"data.rejection.m={m}: expected 1 <= M <= data.rejection.draws={draws}")
-    data_seed = int(builtin.get("seed", seed))
-    items = generate_items(int(builtin["n_train"]), split="train", seed=data_seed, families=builtin.get("families"))
-    prompts = build_prompts(items, list(builtin.get("templates") or ["cj2_short"]), seed=data_seed)
+    names = [templates] if isinstance(templates, str) else list(templates)
+    prompts = build_prompts(items, names, seed=seed)
     generator = dict(rejection.get("generator") or {"backend": "simulated"})
-    # The draws depend on the data seed only, so every arm and training seed of a sweep shares them.
-    params = sampling_params({"sampling": rejection.get("sampling") or {}},
-                             int(rejection["seed"]) if rejection.get("seed") is not None else data_seed)
+    sample_seed = int(rejection["seed"]) if rejection.get("seed") is not None else seed
+    params = sampling_params({"sampling": rejection.get("sampling") or {}}, sample_seed)
     root = Path(rejection["cache_dir"]) if rejection.get("cache_dir") else default_cache_root()
     result = rejection_sample(prompts, LazySampler(generator), params, draws=draws, folder_root=root / "rejection",
                               generator_config=generator, shard_size=int(rejection.get("shard_size", 64)),

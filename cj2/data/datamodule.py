@@ -17,6 +17,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from cj2.data.collator import EncodedSample, JudgeCollator, SkipRecord, encode_preference, encode_record
+from cj2.data.packing import PackedCollator, resolve_packing
 from cj2.data.records import read_preference_records, read_train_records
 from cj2.data.sampler import MicroBatch, StepBatchSampler
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
@@ -102,7 +103,8 @@ class JudgeDataModule(L.LightningDataModule):
                  eval_batch_size: int = 8, accumulate_grad_batches: int = 1, group_by_length: bool = True,
                  num_workers: int = 0, seed: int = 0, preference: bool = False,
                  need_verdict_tokens: bool = False, pad_to_multiple_of: int | None = None,
-                 train_records: Sequence[TrainRecord] | None = None, val_records: Sequence[TrainRecord] | None = None):
+                 train_records: Sequence[TrainRecord] | None = None, val_records: Sequence[TrainRecord] | None = None,
+                 rejection: Mapping[str, Any] | None = None, packing: str | bool = "auto"):
         super().__init__()
         self.tokenizer = tokenizer
         self.builtin = dict(builtin) if builtin else None
@@ -121,8 +123,15 @@ class JudgeDataModule(L.LightningDataModule):
         self.preference = preference
         self.need_verdict_tokens = need_verdict_tokens
         self.pad_to_multiple_of = pad_to_multiple_of
+        # auto | true | false: padding-free packed rows (cj2.data.packing); auto packs under flash-attn only
+        self.packing = packing
+        self.packed = False  # what train_dataloader resolved
         self._extra_train = list(train_records or [])
         self._extra_val = list(val_records or [])
+        # RFT data (arXiv 2507.09104, Eq. 3): rejection.m=M replaces the built-in gold judgments by the kept
+        # candidates of M draws per prompt (cj2.curation.rft_data); m=None leaves it off.
+        self.rejection = dict(rejection) if rejection and rejection.get("m") is not None else None
+        self._rft: tuple[list[TrainRecord], list[PreferenceRecord]] | None = None
         self.stats: dict[str, Any] = {}
         self._train_sampler: StepBatchSampler | None = None
         self._resume: tuple[int, int] | None = None
@@ -149,9 +158,29 @@ class JudgeDataModule(L.LightningDataModule):
         seed = int((self.builtin or {}).get("seed", self.seed))
         return build_records(self._builtin_items(split, n), self._builtin_templates(), seed=seed)
 
+    def rft_data(self) -> tuple[list[TrainRecord], list[PreferenceRecord]]:
+        """The RFT records and preference pairs (built or loaded from the cache once per process)."""
+        if self._rft is None:
+            from cj2.curation.rft_data import builtin_rft
+
+            b = self.builtin or {}
+            items = self._builtin_items("train", int(b.get("n_train", 0)))
+            records, prefs, info = builtin_rft(items, self.rejection or {}, templates=self._builtin_templates(),
+                                               seed=int(b.get("seed", self.seed)))
+            self.stats["rft"] = info["stats"]
+            self.stats["rft_metrics"] = info["metrics"]
+            self._rft = (records, prefs)
+        return self._rft
+
+    def prepare_data(self) -> None:
+        if self.rejection is not None:
+            self.rft_data()  # draws the candidates into the cache on one process per node
+
     def train_records(self) -> list[TrainRecord]:
         recs = list(self._extra_train)
-        if self.builtin and self.builtin.get("n_train", 0):
+        if self.rejection is not None:
+            recs += self.rft_data()[0]
+        elif self.builtin and self.builtin.get("n_train", 0):
             recs += self._builtin_records("train", int(self.builtin["n_train"]))
         for path in self.train_files:
             recs += read_train_records(path)
@@ -169,6 +198,8 @@ class JudgeDataModule(L.LightningDataModule):
         recs: list[PreferenceRecord] = []
         for path in self.preference_files:
             recs += read_preference_records(path)
+        if not recs and self.rejection is not None:
+            recs = list(self.rft_data()[1])  # a passing candidate against a wrong one of the same prompt
         if not recs and self.builtin and self.builtin.get("n_train", 0):
             from cj2.data.tasks import build_preference_records
 
@@ -234,15 +265,34 @@ class JudgeDataModule(L.LightningDataModule):
         if self._resume is not None:
             self._train_sampler.resume(*self._resume)
             self._resume = None
-        return DataLoader(self.train_set, batch_sampler=self._train_sampler, collate_fn=self._collate(self.preference),
+        collate = self._collate(self.preference)
+        if self._use_packing():
+            collate = _Collate(PackedCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of), False)
+        return DataLoader(self.train_set, batch_sampler=self._train_sampler, collate_fn=collate,
                           num_workers=self.num_workers)
+
+    def _use_packing(self) -> bool:
+        """``packing`` resolved against the model's attention kernel (:func:`cj2.data.packing.resolve_packing`)."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        config = getattr(getattr(module, "model", None), "config", None)
+        packed = resolve_packing(self.packing, getattr(config, "_attn_implementation", None))
+        if packed and self.preference:
+            if self.packing is True or str(self.packing).lower() == "true":
+                raise ValueError("data.packing=true cannot train loss=dpo_seq, whose sequence log-probs need one "
+                                 "sequence per row; use data.packing=auto or false")
+            packed = False
+        self.packed = packed
+        return packed
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
-        n = len(self.val_set)
-        batches = [list(range(s, min(s + self.eval_batch_size, n))) for s in range(0, n, self.eval_batch_size)]
+        indices = list(range(len(self.val_set)))
         if self.trainer is not None and self.trainer.world_size > 1:
-            batches = batches[self.trainer.global_rank:: self.trainer.world_size]
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            # every rank needs at least one batch; with fewer samples than ranks the last one is repeated
+            indices = (indices + indices[-1:] * max(0, world - len(indices)))[rank::world]
+        b = self.eval_batch_size
+        batches = [indices[s: s + b] for s in range(0, len(indices), b)]
         return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self._collate(False),
                           num_workers=self.num_workers)
 

@@ -119,8 +119,9 @@ def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
             check_no_secrets(value, f"{where}.{key}")
 
 
-def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate) -> Judge | PredictionsJudge:
-    """The judge of an ``evaluate`` config's ``judge`` section (see ``conf/judge/*.yaml``)."""
+def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = "") -> Judge | PredictionsJudge:
+    """The judge of an ``evaluate`` config's ``judge`` section (see ``conf/judge/*.yaml``). ``analysis`` is
+    the text of the forced answer skeleton's analysis fields in verdict-logit scoring."""
     cfg = dict(cfg)
     check_no_secrets(cfg)
     backend = cfg.pop("backend", None)
@@ -141,7 +142,8 @@ def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate) -> Judge | Pred
         return Judge.from_pretrained(
             cfg.get("name_or_path") or "smollm2_135m", template=template, dtype=cfg.get("dtype") or "auto",
             device=cfg.get("device") or "auto", batch_size=batch_size, max_new_tokens=max_new_tokens,
-            verdict_probs=bool(cfg.get("verdict_probs", True)), trust_remote_code=bool(cfg.get("trust_remote_code")))
+            verdict_probs=bool(cfg.get("verdict_probs", True)), trust_remote_code=bool(cfg.get("trust_remote_code")),
+            analysis=analysis)
     from cj2.generation import build_sampler
 
     if backend == "vllm":
@@ -152,6 +154,54 @@ def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate) -> Judge | Pred
                                        "max_retries") if cfg.get(k) is not None}
         sampler = build_sampler({"backend": "openai", **options})
     return Judge.from_sampler(sampler, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens)
+
+
+class LazyJudge:
+    """A judge built on first use, so a re-run whose results are all stored never loads a model.
+
+    What the run needs to know beforehand (whether verdict logits are available, whether the judge
+    computes on this machine's CPU) is read from the config.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = ""):
+        from cj2.verdict import single_token_labels
+
+        self.cfg = dict(cfg)
+        self.template = template
+        self.analysis = analysis
+        self.backend = self.cfg.get("backend")
+        check_no_secrets(self.cfg)
+        self._judge: Judge | PredictionsJudge | None = None
+        self.supports_logits = self.backend == "hf" and single_token_labels(template.format)
+        if self.backend == "predictions":  # read (and check) the file now: a bad file fails fast
+            self._judge = build_judge(self.cfg, template, analysis=analysis)
+
+    @property
+    def on_cpu(self) -> bool:
+        if self.backend != "hf":
+            return False  # remote or recorded judges cost this machine nothing
+        device = str(self.cfg.get("device") or "auto")
+        if device == "auto":
+            import torch
+
+            return not torch.cuda.is_available()
+        return device == "cpu"
+
+    @property
+    def judge(self) -> Judge | PredictionsJudge:
+        if self._judge is None:
+            self._judge = build_judge(self.cfg, self.template, analysis=self.analysis)
+        return self._judge
+
+    @property
+    def n_missing(self) -> int:
+        return getattr(self._judge, "n_missing", 0)
+
+    def judge_items(self, *args: Any, **kwargs: Any) -> list[JudgeResult]:
+        return self.judge.judge_items(*args, **kwargs)
+
+    def verdict_probs_for(self, *args: Any, **kwargs: Any) -> list[dict[str, float] | None]:
+        return self.judge.verdict_probs_for(*args, **kwargs)  # type: ignore[union-attr]
 
 
 def judge_label(cfg: Mapping[str, Any]) -> str:

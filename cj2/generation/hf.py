@@ -4,6 +4,8 @@ Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate ju
 
 * every prompt is repeated ``n`` times inside the batch, so the ``n`` samples of a prompt decode
   together with other prompts' samples instead of one small ``num_return_sequences`` call per prompt;
+  each prompt is run through the model once, without padding, and its KV cache copied to its ``n``
+  sequences;
 * prompts are sorted by token length (longest first, ties by position) before they are cut into
   batches, so little padding is processed; results come back in the caller's order;
 * each sequence stops as soon as its stop string or its verdict marker is complete
@@ -23,6 +25,7 @@ text in any batch composition, up to the floating-point differences that padding
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import random
 import weakref
@@ -145,10 +148,11 @@ class HFSampler:
     ``batch_size`` is the number of sequences (prompts x samples) per ``generate`` call. ``device``
     defaults to the model's device. The tokenizer must have a chat template. ``verdict_check_every``
     bounds how many tokens a sequence may run past its verdict marker when no closing character shows up.
+    ``share_prefill`` runs each prompt through the model once per batch, not once per sample.
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str | torch.device | None = None,
-                 *, verdict_check_every: int = 8):
+                 *, verdict_check_every: int = 8, share_prefill: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
         if not getattr(tokenizer, "chat_template", None):
@@ -159,6 +163,7 @@ class HFSampler:
         self.batch_size = int(batch_size)
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.verdict_check_every = verdict_check_every
+        self.share_prefill = share_prefill
         self._closer_ids: torch.Tensor | None = None
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set one (left padding needs it)")
@@ -255,9 +260,13 @@ class HFSampler:
             max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
             eos_token_id=sorted(eos_ids), pad_token_id=pad,
         )
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        extra: dict[str, Any] = {}
+        if self.share_prefill:
+            extra = self._shared_prefill(batch, input_ids, attention)
         out = self.model.generate(
-            input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-            generation_config=config, logits_processor=processors, stopping_criteria=criteria,
+            input_ids=input_ids, attention_mask=attention, generation_config=config,
+            logits_processor=processors, stopping_criteria=criteria, **extra,
         )
         new = out[:, width:].cpu()
         samples = []
@@ -279,6 +288,75 @@ class HFSampler:
             samples.append(Sample(text=text, finish_reason=finish, prompt_index=i, sample_index=j,
                                   seed=seeds[row], n_tokens=n_tokens))
         return samples
+
+    def _shared_prefill(self, batch: list[tuple[int, int]], input_ids: torch.Tensor,
+                        attention: torch.Tensor) -> dict[str, Any]:
+        """Prefill each distinct prompt of the batch once, without padding, and give its KV cache to its
+        ``n`` sequences.
+
+        ``generate`` would run every sequence's prompt through the model, padded to the batch's longest.
+        Here each distinct prompt (all but its last token, which ``generate`` feeds to get the first
+        logits) goes through alone, and the caches are stacked, left-padded with zeros that the attention
+        mask hides, one row per sequence. Models whose cache layers are not plain dynamic layers (sliding
+        windows, linear attention) fall back to one padded prefill of the distinct prompts. Returns
+        ``generate``'s cache argument, or nothing when no prompt repeats.
+        """
+        from transformers.cache_utils import DynamicCache, DynamicLayer
+
+        firsts: dict[int, int] = {}
+        for row, (i, _) in enumerate(batch):
+            firsts.setdefault(i, row)
+        width = input_ids.shape[1]
+        if len(firsts) == len(batch) or width < 2:
+            return {}
+        index = {i: u for u, i in enumerate(firsts)}
+        select = torch.tensor([index[i] for i, _ in batch], device=input_ids.device)
+        caches = []
+        for row in firsts.values():
+            length = int(attention[row].sum())
+            ids = input_ids[row:row + 1, width - length:width - 1]
+            out = self.model(input_ids=ids, use_cache=True, **self._no_logits)
+            cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+            if cache is None or not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+                return self._padded_prefill(list(firsts.values()), select, input_ids, attention)
+            caches.append(cache)
+        stacked = DynamicCache()
+        for layer in range(len(caches[0].layers)):
+            keys, values = [], []
+            for cache in caches:
+                k, v = cache.layers[layer].keys, cache.layers[layer].values
+                pad = width - 1 - k.shape[-2]
+                keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))  # zeros on the left of the sequence
+                values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
+            stacked.update(torch.cat(keys)[select], torch.cat(values)[select], layer)
+        return {self._cache_kwarg: stacked}
+
+    def _padded_prefill(self, unique_rows: list[int], select: torch.Tensor, input_ids: torch.Tensor,
+                        attention: torch.Tensor) -> dict[str, Any]:
+        rows = torch.tensor(unique_rows, device=input_ids.device)
+        ids, mask = input_ids[rows, :-1], attention[rows, :-1]
+        # Left padding: positions count real tokens only, as generate computes them.
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                         **self._no_logits)
+        cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+        if cache is None or not hasattr(cache, "batch_select_indices"):
+            return {}
+        cache.batch_select_indices(select)
+        return {self._cache_kwarg: cache}
+
+    @property
+    def _no_logits(self) -> dict[str, Any]:
+        # The prefill only fills the cache; projecting every prompt position onto the vocabulary would
+        # cost about a fifth of a small model's prefill. Models without the argument compute them all.
+        params = inspect.signature(self.model.forward).parameters
+        return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+
+    @property
+    def _cache_kwarg(self) -> str:
+        # transformers 5 names the cache argument `cache`; 4.x names it `past_key_values`.
+        params = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
 
     def count_prompt_tokens(self, messages: list[Message]) -> int:
         """Prompt length in tokens (with the chat template), e.g. for an API server's usage report."""

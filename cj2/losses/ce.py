@@ -120,7 +120,7 @@ def weighted_nll(
     token_weights: Tensor,
     bias: Tensor | None = None,
     impl: str = "naive",
-    chunk_size: int = 4096,
+    chunk_size: int = 512,
 ) -> Tensor:
     """``sum_i token_weights[i] * -log softmax(hidden[i] @ weight.T + bias)[targets[i]]`` as a scalar.
 

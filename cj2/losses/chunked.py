@@ -76,7 +76,7 @@ def _chunked_forward(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
     n_keep = int(keep.numel())
     all_kept = n_keep == n
     h_rows = hidden if all_kept else hidden.index_select(0, keep)
-    t_rows = targets if all_kept else targets.index_select(0, keep)
+    t_rows = (targets if all_kept else targets.index_select(0, keep)).long()  # gather wants int64
     w_rows = (token_weights if all_kept else token_weights.index_select(0, keep)).to(cdt)
 
     w_mat = weight.to(cdt)  # a no-op for fp32/fp64; one fp32 copy of the weight for bf16/fp16

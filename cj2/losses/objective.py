@@ -24,6 +24,10 @@ parallelism it sums them over ranks too and multiplies the loss by the world siz
 The objective receives the final hidden states and the output-layer weight, not logits: it projects only
 the response positions (through :func:`cj2.losses.ce.weighted_nll`, whose ``impl`` may avoid the full
 logits) and a small ``[N_verdict, H] @ [H, V]`` for the verdict rows.
+
+Packed batches (:mod:`cj2.data.packing`) hold several samples per row. They carry ``verdict_row [N]`` and
+give ``verdict_index``, ``verdict_target`` and ``verdict_candidates`` per verdict (``[N]``, ``[N, C]``)
+instead of per row, and ``n_sequences`` (the ``seq`` count); everything else reads the same.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import torch
 from torch import Tensor
 
 from cj2.losses.ce import CE_BACKENDS, project, token_logps, weighted_nll
+from cj2.losses.chunked import DEFAULT_CHUNK_SIZE
 from cj2.losses.dpo import dpo_logits, sequence_dpo_loss
 from cj2.losses.verdict import (
     NEGATIVE_REDUCES,
@@ -65,8 +70,8 @@ class LossConfig:
     tau: float = 5.0  # temperature
     answer_token_ce: bool = False  # keep the verdict token's CE next to g (False: g replaces it, Table 1)
     sft_normalization: str = "token"  # token | sequence_sum
-    impl: str = "naive"  # CE implementation: naive | chunked | cce | liger (cj2.losses.ce.CE_BACKENDS)
-    chunk_size: int = 4096  # rows per chunk for impl=chunked
+    impl: str = "chunked"  # CE implementation: naive | chunked | cce | liger (cj2.losses.ce.CE_BACKENDS)
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # rows per chunk for impl=chunked
     dpo_seq_beta: float = 0.1  # dpo_seq: beta of sequence DPO
 
     def __post_init__(self) -> None:
@@ -144,6 +149,14 @@ def _row_name(batch: Mapping[str, Any], row: int) -> str:
     return f"batch row {row}"
 
 
+def _verdict_name(batch: Mapping[str, Any], entry: int, row: int) -> str:
+    """Name of verdict entry ``entry`` (in batch row ``row``): packed rows hold several records."""
+    names = batch.get("verdict_ids")
+    if "verdict_row" in batch and names is not None and entry < len(names):
+        return f"record {names[entry]!r} (packed row {row})"
+    return _row_name(batch, row)
+
+
 class Objective:
     """One training objective; call it on a batch to get ``{"loss": ..., components..., diagnostics...}``."""
 
@@ -168,6 +181,8 @@ class Objective:
         """Rows with a verdict and their verdict_index k, after checking 1 <= k < T (or k == -1 for none)."""
         labels = self._tensor(batch, "labels")
         index = self._tensor(batch, "verdict_index")
+        if "verdict_row" in batch:
+            return self._packed_verdict_positions(batch, labels, index)
         if index.shape != (labels.shape[0],):
             raise ValueError(f"verdict_index must be [B]={labels.shape[0]}, got {tuple(index.shape)}")
         has = index >= 0
@@ -180,6 +195,40 @@ class Objective:
         rows = has.nonzero().squeeze(1)
         return rows, index[rows]
 
+    def _packed_verdict_positions(self, batch: Mapping[str, Any], labels: Tensor, index: Tensor
+                                  ) -> tuple[Tensor, Tensor]:
+        """Packed batches (:mod:`cj2.data.packing`): one entry per verdict, ``verdict_row [N]`` says its row.
+
+        A packed row holds several samples, so ``verdict_index``, ``verdict_target`` and
+        ``verdict_candidates`` are ``[N]`` / ``[N, C]`` over the verdicts, not ``[B]`` over the rows.
+        """
+        row = batch["verdict_row"]
+        if row.dim() != 1 or index.shape != row.shape:
+            raise ValueError(f"a packed batch needs verdict_row [N] and verdict_index [N] of one shape, got "
+                             f"{tuple(row.shape)} and {tuple(index.shape)}")
+        bad = (row < 0) | (row >= labels.shape[0]) | (index < 1) | (index >= labels.shape[1])
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0, 0])
+            raise ValueError(f"{_verdict_name(batch, i, int(row[i]))}: verdict_row={int(row[i])}, "
+                             f"verdict_index={int(index[i])} is outside the [{labels.shape[0]}, "
+                             f"{labels.shape[1]}] batch (k must be in [1, {labels.shape[1] - 1}])")
+        return row, index
+
+    def _verdict_fields(self, batch: Mapping[str, Any], rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``(target [N], candidates [N, C])`` of the verdict entries found by :meth:`_verdict_positions`."""
+        all_target = self._tensor(batch, "verdict_target")
+        all_candidates = self._tensor(batch, "verdict_candidates")
+        packed = "verdict_row" in batch
+        n = rows.shape[0] if packed else self._tensor(batch, "labels").shape[0]
+        if all_target.shape != (n,) or all_candidates.dim() != 2 or all_candidates.shape[0] != n:
+            what = "N" if packed else "B"
+            raise ValueError(f"verdict_target must be [{what}] and verdict_candidates [{what}, C] with "
+                             f"{what}={n}{' verdicts (packed batch)' if packed else ''}, got "
+                             f"{tuple(all_target.shape)} and {tuple(all_candidates.shape)}")
+        if packed:
+            return all_target, all_candidates
+        return all_target[rows], all_candidates[rows]
+
     def _check_verdict_rows(self, batch: Mapping[str, Any], rows: Tensor, k: Tensor, target: Tensor,
                             candidates: Tensor, vocab: int) -> None:
         """Gold ids and candidates are in the vocabulary; for verdict objectives, distinct single tokens."""
@@ -187,8 +236,8 @@ class Objective:
         out_of_range = (target < 0) | (target >= vocab) | (valid & (candidates >= vocab)).any(dim=1)
         if bool(out_of_range.any()):
             i = int(out_of_range.nonzero()[0, 0])
-            raise ValueError(f"{_row_name(batch, int(rows[i]))}: verdict_target={int(target[i])} or candidates "
-                             f"{candidates[i].tolist()} are not token ids in [0, {vocab})")
+            raise ValueError(f"{_verdict_name(batch, i, int(rows[i]))}: verdict_target={int(target[i])} or "
+                             f"candidates {candidates[i].tolist()} are not token ids in [0, {vocab})")
         if not self.uses_verdict:
             return
         input_ids = self._tensor(batch, "input_ids")
@@ -209,8 +258,8 @@ class Objective:
             i = int(flags.any(dim=0).nonzero()[0, 0])
             reasons = "; ".join(reason for reason, flag in problems.items() if bool(flag[i]))
             raise ValueError(
-                f"{_row_name(batch, int(rows[i]))}: loss.name={self.cfg.name} needs verdict labels that are "
-                f"distinct single tokens, but {reasons} (verdict_index={int(k[i])}, "
+                f"{_verdict_name(batch, i, int(rows[i]))}: loss.name={self.cfg.name} needs verdict labels "
+                f"that are distinct single tokens, but {reasons} (verdict_index={int(k[i])}, "
                 f"token={int(input_ids[rows[i], k[i]])}, verdict_target={int(target[i])}, "
                 f"candidates={candidates[i].tolist()}). Formats whose labels share a first token "
                 f"(arena, score) train with loss.name=sft."
@@ -239,7 +288,8 @@ class Objective:
         mask = self._ce_mask(batch, rows, k)
         return {
             "ce": mask.sum(),
-            "seq": torch.tensor(labels.shape[0], device=labels.device),
+            # a packed row holds several sequences: the collator says how many (cj2.data.packing)
+            "seq": torch.tensor(int(batch.get("n_sequences", labels.shape[0])), device=labels.device),
             "verdict": torch.tensor(rows.numel(), device=labels.device),
         }
 
@@ -257,6 +307,9 @@ class Objective:
 
     def _response_token_logps(self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any],
                               lm_bias: Tensor | None) -> tuple[Tensor, Tensor]:
+        if "verdict_row" in batch:
+            raise ValueError("sequence log-probs (loss.name=dpo_seq) sum one sequence per row, but this batch is "
+                             "packed (several sequences per row); train dpo_seq with data.packing=false")
         labels = self._tensor(batch, "labels")
         mask = labels[:, 1:] != IGNORE_INDEX
         row_of = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(mask)[mask]
@@ -299,13 +352,7 @@ class Objective:
 
         # Verdict rows: one small projection, for the verdict term and for the diagnostics of every objective.
         rows, k = self._verdict_positions(batch)
-        all_target = self._tensor(batch, "verdict_target")
-        all_candidates = self._tensor(batch, "verdict_candidates")
-        if all_target.shape != (labels.shape[0],) or all_candidates.dim() != 2 \
-                or all_candidates.shape[0] != labels.shape[0]:
-            raise ValueError(f"verdict_target must be [B] and verdict_candidates [B, C] with B={labels.shape[0]}, "
-                             f"got {tuple(all_target.shape)} and {tuple(all_candidates.shape)}")
-        target, candidates = all_target[rows], all_candidates[rows]
+        target, candidates = self._verdict_fields(batch, rows)
         self._check_verdict_rows(batch, rows, k, target, candidates, lm_weight.shape[0])
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.uses_verdict):
             z = project(hidden[rows, k - 1], lm_weight, lm_bias)

@@ -29,7 +29,8 @@ tokens and 1 at 8,192, to stay within 10 minutes on 2 cores) after ``--warmup`` 
 ``--warmup-seq`` rows. The load average is printed: on a shared machine the time ratios are only as
 good as the load was steady.
 
-Run: ``python experiments/perf/loss_memory.py`` (about 6 minutes on a 2-core CPU; ``--device cuda``
+Run: ``python experiments/perf/loss_memory.py`` (about 11 CPU-minutes, so about 6 minutes on an idle
+2-core machine; 25 minutes were measured on one shared with a load average of 10; ``--device cuda``
 on a GPU). Prints a markdown table with ratios against ``naive`` measured in the same run.
 """
 

@@ -44,6 +44,12 @@ _WORDS = (
 ).split()
 
 
+# SmolLM2-135M-Instruct's architecture (for --random-weights).
+SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+                 "intermediate_size": 1536, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
+                 "tie_word_embeddings": True}
+
+
 def make_prompts(n: int, seed: int) -> list[list[dict[str, str]]]:
     """``n`` pairwise judge prompts whose responses have log-uniform lengths (seeded)."""
     rng = random.Random(seed)
@@ -68,7 +74,7 @@ def baseline(model, tokenizer, prompts, m: int, max_new_tokens: int, temperature
     start = time.perf_counter()
     for messages in prompts:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
+        ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]], device=model.device)
         out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
                              top_p=1.0, top_k=0, num_return_sequences=m, max_new_tokens=max_new_tokens,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
@@ -87,11 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--batch-size", type=int, default=64, help="sequences per generate call of the sampler")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="a randomly initialised model of SmolLM2-135M's shape (needs only the tokenizer): "
+                             "for timing where the embedded model is not installed; it never stops early")
     args = parser.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     tokenizer = load_tokenizer(args.model)
-    model = load_model(args.model, dtype=args.dtype, tokenizer=tokenizer).eval()
+    if args.random_weights:
+        model = load_model("tiny", dtype=args.dtype, tokenizer=tokenizer, tiny_config=SMOLLM2_SHAPE, seed=args.seed)
+        args.model = "random weights, SmolLM2-135M shape"
+    else:
+        model = load_model(args.model, dtype=args.dtype, tokenizer=tokenizer)
+    model = model.to(args.device).eval()
     prompts = make_prompts(args.prompts, args.seed)
     sampler = HFSampler(model, tokenizer, batch_size=args.batch_size)
     lengths = [len(sampler.encode(p)) for p in prompts]
@@ -109,13 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     samples = sampler.generate(prompts, args.m, params)
     ours_s = time.perf_counter() - start
+    if args.device != "cpu":
+        torch.cuda.synchronize()
     load_after = os.getloadavg()[0]
     ours_tokens = sum(s.n_tokens for row in samples for s in row)
     finishes = [s.finish_reason for row in samples for s in row]
 
     ratio = ours_s / base_s
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads, python {platform.python_version()}")
+    where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} torch threads"
+    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable of {os.cpu_count()} CPUs; "
+          f"ran on {where}; torch {torch.__version__}, python {platform.python_version()}")
     print(f"model: {args.model} ({args.dtype}); {args.prompts} prompts of {min(lengths)}-{max(lengths)} tokens "
           f"(median {statistics.median(lengths):.0f}); M={args.m}, max_new_tokens={args.max_new_tokens}, "
           f"temperature={args.temperature}; sampler batch {args.batch_size} sequences")

@@ -1,0 +1,97 @@
+"""``python -m cj2.curate``: Hydra config -> the curation pipeline -> training data, stats, a wandb run.
+
+Thin on purpose: :func:`cj2.curation.pipeline.run_pipeline` does the work from a plain mapping. A rerun of
+the same config after a kill resumes the rejection sampling where it stopped (finished shards are read
+back from the cache); a finished run is a cache hit.
+
+    python -m cj2.curate +pipeline=embedded
+    python -m cj2.curate +pipeline=paper generator.name_or_path=Qwen/Qwen2.5-72B-Instruct
+    python -m cj2.curate +pipeline=rft sources=[my_pairs] generator=openai generator.base_url=http://host:8000/v1 \\
+        generator.name_or_path=my-72b
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cj2.runtime import redact, register_resolvers, scrub_text, wandb_mode
+
+log = logging.getLogger("cj2.curate")
+register_resolvers()
+
+
+def _run_dir(cfg: DictConfig) -> Path:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # called from Python without Hydra
+        from cj2.runtime import run_dir
+
+        return Path(run_dir(cfg.output_root, cfg.get("run_name"), cfg.experiment_name))
+
+
+def flatten(stats: Any, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested stats dict as ``a/b/c`` keys (what wandb gets)."""
+    out: dict[str, float] = {}
+    if isinstance(stats, dict):
+        for k, v in stats.items():
+            out.update(flatten(v, f"{prefix}/{k}" if prefix else str(k)))
+    elif isinstance(stats, (int, float)) and not isinstance(stats, bool):
+        out[prefix] = stats
+    return out
+
+
+def curate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the pipeline of ``cfg`` in its run folder; returns the statistics."""
+    from cj2.curation.pipeline import run_pipeline
+
+    t0 = time.time()
+    out = _run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    run = None
+    wcfg = cfg.get("wandb") or {}
+    try:
+        if wcfg.get("enabled", False):
+            import wandb
+
+            run = wandb.init(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"),
+                             mode=wandb_mode(wcfg.get("mode")), dir=str(out), group=str(cfg.experiment_name),
+                             job_type="curate", name=out.name, config=resolved)
+        stats = run_pipeline(cfg, out)
+        if run is not None:
+            run.summary.update(flatten(stats["summary"]))
+            run.log(flatten({k: stats[k] for k in ("stages", "mixture", "hf_probe", "decontamination") if k in stats}))
+        log.info("curation done in %.0fs: %s", time.time() - t0, json.dumps(stats["summary"], indent=1))
+        log.info("run folder: %s", out)
+        return stats
+    except Exception as err:  # keep secrets out of tracebacks printed by Hydra
+        msg = scrub_text(str(err))
+        if msg != str(err):
+            raise type(err)(msg) from None
+        raise
+    finally:
+        if run is not None:
+            import wandb
+
+            wandb.finish()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="curate")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    curate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""``python -m cj2.evaluate``: Hydra config -> judge + benchmark -> judgments (resumable) -> metrics, report.
+
+Thin on purpose: the work is :func:`cj2.evaluation.runner.run_evaluation`, usable from plain Python.
+Examples::
+
+    python -m cj2.evaluate                                   # embedded SmolLM2 judge, embedded benchmark
+    python -m cj2.evaluate judge.name_or_path=outputs/runs/quickstart/hf
+    python -m cj2.evaluate benchmark=judgerbenchv2 benchmark.path=data/judgerbenchv2 placement=opencompass
+    python -m cj2.evaluate judge=openai judge.base_url=http://host:8000/v1 judge.name_or_path=my-judge \\
+        benchmark=judgebench benchmark.path=judgebench.jsonl
+    python -m cj2.evaluate judge=predictions judge.path=outputs.jsonl benchmark=rewardbench benchmark.path=...
+    python -m cj2.evaluate evaluate.style_probe=true          # + the style-preference prompt (Fig. 5)
+
+``evaluate(cfg)`` returns the metric named by ``optimized_metric`` (for sweepers) after writing
+``metrics.json``, ``report.md``, the per-item JSONL files and plots into the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cj2.evaluation.runner import eval_dir, register_resolvers
+from cj2.runtime import redact, scrub_text, wandb_mode
+
+log = logging.getLogger("cj2.evaluate")
+register_resolvers()
+
+
+def _out_dir(cfg: DictConfig) -> Path:
+    if cfg.get("run_dir"):
+        return Path(cfg.run_dir)
+    return Path(eval_dir(cfg.output_root, cfg.get("run_name"), cfg.judge, cfg.benchmark, cfg.evaluate,
+                         cfg.placement, cfg.seed))
+
+
+def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
+    wcfg = cfg.logger.get("wandb", {}) if cfg.get("logger") else {}
+    if not wcfg.get("enabled", False):
+        return
+    import wandb
+
+    from cj2.evaluation.report import flatten
+
+    run = wandb.init(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"), mode=wandb_mode(wcfg.get("mode")),
+                     dir=str(out), config=resolved, name=out.name, group=f"eval-{metrics['benchmark']}",
+                     job_type="evaluate", tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
+                     reinit=True)
+    try:
+        summary = flatten(metrics["results"])
+        summary["wall_time_s"] = float(metrics["wall_time_s"])
+        run.log(summary)
+        for key, value in summary.items():
+            run.summary[key] = value
+        for plot in metrics.get("plots", []):
+            run.log({f"plots/{Path(plot).stem}": wandb.Image(str(plot))})
+    finally:
+        wandb.finish()
+
+
+def evaluate(cfg: DictConfig) -> float | None:
+    """Run the evaluation ``cfg`` describes; return ``cfg.optimized_metric`` (``<mode>/<metric>``)."""
+    from cj2.evaluation.runner import run_evaluation
+
+    out = _out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+        resolved = redact(container)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        metrics = run_evaluation(container, out)
+        _log_wandb(cfg, out, resolved, metrics)
+    except Exception as err:  # keep secrets out of the tracebacks Hydra prints
+        msg = scrub_text(str(err))
+        if msg != str(err):
+            raise type(err)(msg) from None
+        raise
+    report = (out / "report.md").read_text()
+    print(report)
+    log.info("evaluation folder: %s", out)
+    wanted = cfg.get("optimized_metric")
+    if wanted:
+        mode, _, key = str(wanted).partition("/")
+    else:  # the strict accuracy of the first scoring mode
+        mode, key = next(iter(metrics["results"])), "accuracy"
+    value = metrics["results"].get(mode, {}).get(key)
+    return None if value is None else float(value)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

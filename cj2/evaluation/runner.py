@@ -1,0 +1,381 @@
+"""The evaluation loop behind ``python -m cj2.evaluate``: placement, passes, resume, scoring, report.
+
+What one run does (arXiv 2507.09104, Sec. 4-5):
+
+1. read the benchmark (:mod:`cj2.evaluation.benchmarks`) and fix every pair's placement over the *full*
+   benchmark (:mod:`cj2.evaluation.placement`), saved as ``placement.json``; only then apply
+   ``benchmark.limit`` (the first items in file order);
+2. judge each item in up to three **passes**: ``headline`` (the placement; the headline numbers use it,
+   as the paper does), ``swap`` (the other order: swap consistency, position bias) and, with
+   ``evaluate.style_probe``, ``style`` (the headline order plus the style-preference sentence, Fig. 5);
+3. in one or two **modes**: ``generate`` (the judge writes its critique and verdict, greedy; with a local
+   model P(verdict) is read after the critique) and ``logits`` (verdict-logit scoring on a forced answer
+   skeleton, :mod:`cj2.evaluation.logits`, one forward pass per judgment). ``evaluate.mode=auto`` runs both
+   for a local model and caps the generated judgments on a CPU (``evaluate.max_generated`` judgments,
+   ``evaluate.time_budget_s`` seconds), ``generate`` only for the other judges;
+4. write each batch of rows to ``judgments.jsonl`` / ``verdict_logits.jsonl`` durably
+   (:class:`~cj2.evaluation.store.ResultStore`), so a re-run of the same config in the same folder skips
+   finished items: batches are fixed over the item list before the resume, and a batch with any missing
+   row is judged again whole (only the missing rows are written), so a resumed run computes exactly what an
+   uninterrupted one does;
+5. score (:mod:`cj2.evaluation.scoring`) and write ``metrics.json``, ``report.md``, plots and a wandb run.
+
+The run folder is ``<output_root>/eval/<run_name>`` or, unnamed, ``<output_root>/eval/<benchmark>/<judge>-<hash>``
+with the hash over everything that changes a result (:func:`fingerprint`; caps, batch sizes and devices
+are left out, so raising a cap resumes). A named folder remembers its fingerprint and refuses a different
+config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cj2.data.io import atomic_write_json, atomic_write_text
+from cj2.data.schema import PairwiseItem
+from cj2.data.templates import STYLE_NOTE, get_template
+from cj2.evaluation import backends as _backends
+from cj2.evaluation import benchmarks as _benchmarks
+from cj2.evaluation.benchmarks import load_benchmark
+from cj2.evaluation.logits import argmax_label
+from cj2.evaluation.placement import compute_placement, present, to_original
+from cj2.evaluation.store import ResultStore
+
+log = logging.getLogger("cj2.evaluate")
+
+MODES = ("generate", "logits")
+PASSES: dict[str, tuple[bool, bool]] = {"headline": (False, False), "swap": (True, False), "style": (False, True)}
+"""pass -> (flip the placement, add the style note)."""
+FILES = {"generate": "judgments.jsonl", "logits": "verdict_logits.jsonl"}
+CPU_MAX_GENERATED = 200
+CPU_TIME_BUDGET_S = 600.0
+EVALUATE_KEYS = ("mode", "swap", "style_probe", "max_generated", "time_budget_s", "batch_size", "bootstrap",
+                 "progress", "verdict_logits", "overwrite")
+
+
+# --------------------------------------------------------------------------------------------- folders
+def _identity(path: str | None) -> Any:
+    """What a local file or folder currently is (sizes and modification times), so results computed from
+    an older version of it are not reused; ``None`` for names that are not local paths."""
+    if not path:
+        return None
+    p = Path(str(path)).expanduser()
+    if not p.exists():
+        return None
+    if p.is_file():
+        st = p.stat()
+        return [p.name, st.st_size, st.st_mtime_ns]
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))[:2000]
+    return [[str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+
+def _plain(obj: Any) -> Any:
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        return obj
+    if isinstance(obj, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(obj, resolve=True)
+    return obj
+
+
+def fingerprint(judge: Mapping[str, Any], benchmark: Mapping[str, Any], evaluate: Mapping[str, Any],
+                placement: str, seed: int) -> str:
+    """A short hash of everything that changes a judgment row: the judge (model files included), the
+    benchmark (data files included), the verdict-logit options, the placement and the seed."""
+    judge, benchmark, evaluate = _plain(judge), _plain(benchmark), _plain(evaluate)
+    j = {k: v for k, v in judge.items() if k not in _backends.OPERATIONAL_KEYS}
+    j["_files"] = _identity(judge.get("name_or_path") or judge.get("path"))
+    b = {k: v for k, v in benchmark.items() if k not in _benchmarks.OPERATIONAL_KEYS}
+    b["_files"] = _identity(benchmark.get("path"))
+    b["_gt_files"] = _identity(benchmark.get("gt_path"))
+    payload = {"judge": j, "benchmark": b, "verdict_logits": (evaluate or {}).get("verdict_logits"),
+               "placement": placement, "seed": int(seed)}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def eval_dir(output_root: str, run_name: str | None, judge: Any, benchmark: Any, evaluate: Any, placement: str,
+             seed: int) -> str:
+    """The run folder (module docstring); also the ``cj2_eval_dir`` resolver behind ``hydra.run.dir``."""
+    from cj2.runtime import safe_name
+
+    if run_name not in (None, "", "None", "null"):
+        return str(Path(output_root) / "eval" / safe_name(str(run_name)))
+    judge, benchmark = _plain(judge), _plain(benchmark)
+    label = safe_name(f"{_backends.judge_label(judge)}-{fingerprint(judge, benchmark, evaluate, placement, seed)}")
+    return str(Path(output_root) / "eval" / safe_name(str(benchmark.get("name"))) / label)
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("cj2_eval_dir"):
+        OmegaConf.register_new_resolver("cj2_eval_dir", eval_dir, use_cache=False)
+
+
+# --------------------------------------------------------------------------------------------- the loop
+def _key(row: Mapping[str, Any]) -> tuple[str, str]:
+    return str(row["id"]), str(row["pass"])
+
+
+def generated_subset(items: Sequence[PairwiseItem], n: int | None, seed: int) -> list[PairwiseItem]:
+    """The items that get generated judgments, in a seeded order (a pure function of the seed and the
+    ids): the first ``n`` of it under a cap, all of it with ``n=None``. The order mixes scenarios and
+    models, so a run cut short by the time budget still judged a representative sample, and a larger cap
+    extends a smaller one."""
+
+    def rank(item: PairwiseItem) -> bytes:
+        return hashlib.blake2b(f"cj2-subset|{seed}|{item.id}".encode(), digest_size=8).digest()
+
+    ordered = sorted(items, key=rank)
+    return ordered if n is None else ordered[: max(0, n)]
+
+
+def _row(item: PairwiseItem, pass_name: str, swapped: bool, mode: str) -> dict[str, Any]:
+    return {"id": item.id, "pass": pass_name, "order": "BA" if swapped else "AB", "style": PASSES[pass_name][1],
+            "mode": mode, "domain": item.domain, "gold": item.label}
+
+
+def _finish(row: dict[str, Any], parsed: str | None, swapped: bool) -> dict[str, Any]:
+    row["parsed"] = parsed
+    row["verdict"] = to_original(parsed, swapped)
+    row["correct"] = row["verdict"] is not None and row["verdict"] == row["gold"]
+    return row
+
+
+def judge_batch(judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name: str,
+                placement: Mapping[str, bool]) -> list[dict[str, Any]]:
+    """Rows for one batch in one pass (module docstring): the judge sees each item as placed."""
+    flip, style = PASSES[pass_name]
+    swapped = [placement[it.id] != flip for it in batch]
+    shown = [present(it, s) for it, s in zip(batch, swapped)]
+    note = STYLE_NOTE if style else None
+    rows = []
+    if mode == "generate":
+        keys = [(it.id, "BA" if s else "AB", style) for it, s in zip(batch, swapped)]
+        results = judge.judge_items(shown, style_note=note, keys=keys)
+        for it, s, r in zip(batch, swapped, results):
+            row = _row(it, pass_name, s, mode)
+            row.update(output=r.output, finish_reason=r.finish_reason, n_tokens=r.n_tokens, prob=r.prob,
+                       probs=r.probs)
+            if r.meta.get("missing"):
+                row["missing"] = True
+            rows.append(_finish(row, r.verdict, s))
+    else:
+        probs = judge.verdict_probs_for(shown, style_note=note)
+        for it, s, p in zip(batch, swapped, probs):
+            row = _row(it, pass_name, s, mode)
+            parsed = argmax_label(p)
+            row.update(probs=p, prob=None if p is None else p[parsed])
+            rows.append(_finish(row, parsed, s))
+    return rows
+
+
+def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Mapping[str, bool],
+             passes: Sequence[str], store: ResultStore, *, batch_size: int, time_budget_s: float | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Judge every item in every pass, batch by batch, skipping what ``store`` already holds.
+
+    Batches are fixed slices of ``items``; the passes of a batch run together, so a time budget leaves a
+    consistent set of items judged in every pass. Returns run statistics.
+    """
+    from tqdm.auto import tqdm
+
+    start = time.monotonic()
+    batches = [list(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    stats = {"items": len(items), "reused_rows": 0, "new_rows": 0, "stopped_by_time_budget": False}
+    stats["reused_rows"] = sum((it.id, p) in store for it in items for p in passes)
+    bar = tqdm(batches, desc=f"{mode} judgments", unit="batch", disable=not progress, mininterval=2.0)
+    for batch in bar:
+        todo = [p for p in passes if any((it.id, p) not in store for it in batch)]
+        if not todo:
+            continue
+        if time_budget_s is not None and time.monotonic() - start > time_budget_s:
+            stats["stopped_by_time_budget"] = True
+            log.warning("%s: time budget of %.0f s spent; %d of %d batches left for a re-run to finish", mode,
+                        time_budget_s, len(batches) - bar.n, len(batches))
+            break
+        for p in todo:
+            # the whole batch is judged again when any of its rows is missing, so its composition (and
+            # padding) is the one an uninterrupted run had; only the missing rows are written
+            stats["new_rows"] += store.append(judge_batch(judge, mode, batch, p, placement))
+    bar.close()
+    stats["wall_s"] = round(time.monotonic() - start, 2)
+    stats["done_items"] = sum(all((it.id, p) in store for p in passes) for it in items)
+    return stats
+
+
+# --------------------------------------------------------------------------------------------- a run
+def resolve_modes(mode: str, supports_logits: bool) -> list[str]:
+    if mode == "auto":
+        return ["logits", "generate"] if supports_logits else ["generate"]
+    if mode == "both":
+        wanted = ["logits", "generate"]
+    elif mode in MODES:
+        wanted = [mode]
+    else:
+        raise ValueError(f"evaluate.mode={mode!r}; expected auto, both, generate or logits")
+    if "logits" in wanted and not supports_logits:
+        raise ValueError("evaluate.mode needs verdict logits, which only the hf judge with a single-token "
+                         "verdict format (cj2_choice, brackets, winner_json) gives")
+    return wanted
+
+
+def _check_state(out: Path, fp: str, overwrite: bool) -> None:
+    state = out / "eval_state.json"
+    if state.exists():
+        old = json.loads(state.read_text()).get("fingerprint")
+        if old != fp and not overwrite:
+            raise ValueError(f"{out} holds results of a different configuration (fingerprint {old}, now {fp}); "
+                             "use another run_name, or evaluate.overwrite=true to discard them")
+        if old != fp:
+            for name in (*FILES.values(), "metrics.json", "report.md"):
+                (out / name).unlink(missing_ok=True)
+    atomic_write_json(state, {"fingerprint": fp})
+
+
+def _on_cpu(judge: Any) -> bool:
+    if hasattr(judge, "on_cpu"):
+        return bool(judge.on_cpu)
+    model = getattr(judge, "model", None)
+    if model is None:
+        return False  # remote or recorded judges cost this machine nothing
+    return next(model.parameters()).device.type == "cpu"
+
+
+def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any = None) -> dict[str, Any]:
+    """Run one evaluation described by a plain config mapping (``conf/evaluate.yaml``) into ``out``.
+
+    ``judge`` (optional) is an already built judge, for callers that hold one. Returns ``metrics.json``'s
+    content: ``{"results": {mode: metrics}, "runs": {mode: stats}, ...}``.
+    """
+    cfg = _plain(dict(cfg))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = dict(cfg.get("evaluate") or {})
+    unknown = sorted(set(ev) - set(EVALUATE_KEYS))
+    if unknown:
+        raise ValueError(f"evaluate: unknown key(s) {unknown}; expected some of {sorted(EVALUATE_KEYS)}")
+    seed = int(cfg.get("seed", 0))
+    placement_kind = str(cfg.get("placement") or "balanced")
+    jcfg, bcfg = dict(cfg["judge"]), dict(cfg["benchmark"])
+    _backends.check_no_secrets(jcfg)
+    fp = fingerprint(jcfg, bcfg, ev, placement_kind, seed)
+    _check_state(out, fp, bool(ev.get("overwrite", False)))
+
+    t0 = time.monotonic()
+    bench = load_benchmark(bcfg)
+    placement = compute_placement(bench.items, placement_kind, seed)  # over the full benchmark, before caps
+    atomic_write_json(out / "placement.json", {"kind": placement_kind, "seed": seed,
+                                               "order": {i: ("BA" if s else "AB") for i, s in placement.items()}})
+    items = bench.items
+    if bcfg.get("limit") is not None:
+        items = items[: int(bcfg["limit"])]
+    template = get_template(jcfg.get("template") or bench.template)
+    if judge is None:
+        vl = dict(ev.get("verdict_logits") or {})
+        if set(vl) - {"analysis"}:
+            raise ValueError(f"evaluate.verdict_logits: unknown key(s) {sorted(set(vl) - {'analysis'})}; "
+                             "expected 'analysis'")
+        analysis = str(vl.get("analysis") or "")
+        judge = _backends.LazyJudge(jcfg, template, analysis=analysis)
+    supports_logits = bool(getattr(judge, "supports_logits", False))
+    modes = resolve_modes(str(ev.get("mode") or "auto"), supports_logits)
+    passes = ["headline"] + (["swap"] if ev.get("swap", True) else []) + (["style"] if ev.get("style_probe") else [])
+    on_cpu = _on_cpu(judge)
+    max_generated = ev.get("max_generated", "auto")
+    max_generated = (CPU_MAX_GENERATED if on_cpu else None) if max_generated == "auto" else max_generated
+    budget = ev.get("time_budget_s", "auto")
+    budget = (CPU_TIME_BUDGET_S if on_cpu else None) if budget == "auto" else budget
+    batch_size = int(ev.get("batch_size") or jcfg.get("batch_size") or 8)
+    bootstrap = int(ev.get("bootstrap", 1000))
+    notes: list[str] = []
+
+    from cj2.evaluation.scoring import score
+
+    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
+    extras: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        mode_items = list(items)
+        cap_items = None
+        if mode == "generate":
+            if max_generated is not None:
+                cap_items = max(1, int(max_generated) // len(passes))
+            mode_items = generated_subset(items, cap_items, seed)
+        store = ResultStore(out / FILES[mode], _key)
+        stats = run_mode(judge, mode, mode_items, placement, passes, store, batch_size=batch_size,
+                         time_budget_s=budget if mode == "generate" else None,
+                         progress=bool(ev.get("progress", True)))
+        stats.update(recovered_torn_bytes=store.recovered_bytes, passes=passes)
+        if cap_items is not None and cap_items < len(items):
+            notes.append(f"{mode}: capped at {int(max_generated)} generated judgments ({len(mode_items)} of "
+                         f"{len(items)} items x {len(passes)} passes, a seeded subset); time budget "
+                         f"{budget if budget is not None else 'none'} s")
+        if stats["stopped_by_time_budget"]:
+            notes.append(f"{mode}: stopped by the time budget after {stats['done_items']} items; re-run the same "
+                         "command to continue")
+        runs[mode] = stats
+        judged = [it for it in mode_items if all((it.id, p) in store for p in passes)] \
+            if stats["stopped_by_time_budget"] else mode_items
+        results[mode], extras[mode] = score(bench, judged, store.rows, bootstrap=bootstrap, seed=seed)
+        if getattr(judge, "n_missing", 0):
+            results[mode]["n_missing"] = float(judge.n_missing)
+    if "logits" in modes:
+        notes.insert(0, "verdict logits: P(label) at the verdict slot of a forced answer skeleton "
+                        f"(template {template.name!r}), one forward pass per judgment, all {len(items)} items")
+    if on_cpu and "generate" in modes:
+        notes.insert(0, "CPU run: headline accuracy over all items from verdict logits; generated judgments "
+                        "are capped (evaluate.max_generated, evaluate.time_budget_s)")
+    metrics = {
+        "benchmark": bench.name, "judge": _backends.judge_label(jcfg), "template": template.name,
+        "placement": placement_kind, "seed": seed, "n_items": len(items), "n_benchmark_items": len(bench.items),
+        "benchmark_stats": bench.stats, "results": results, "runs": runs, "notes": notes,
+        "wall_time_s": round(time.monotonic() - t0, 1), "fingerprint": fp,
+    }
+    if bench.info.get("models"):
+        metrics["embedded"] = {"models": bench.info["models"], "scenarios": bench.info["scenarios"],
+                               "n_queries": bench.info["n_queries"]}
+    atomic_write_json(out / "metrics.json", _json_safe(metrics))
+    plots = write_report(out, metrics, extras)
+    metrics["plots"] = [str(p) for p in plots]
+    return metrics
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def write_report(out: Path, metrics: Mapping[str, Any], extras: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+    """``report.md`` and the plots (``domains.png``, ``ranks_<mode>.png``) in ``out``."""
+    from cj2.evaluation.report import plot_domains, plot_ranks, render_markdown
+
+    title = f"{metrics['benchmark']}: judge {metrics['judge']} (template {metrics['template']}, placement " \
+            f"{metrics['placement']}, seed {metrics['seed']})"
+    notes = list(metrics.get("notes", [])) + [f"total wall time {metrics['wall_time_s']} s"]
+    atomic_write_text(out / "report.md", render_markdown(title, metrics["results"], metrics["runs"], notes))
+    plots = []
+    p = plot_domains(metrics["results"], out / "domains.png")
+    if p is not None:
+        plots.append(p)
+    for mode, extra in extras.items():
+        if extra.get("win_tables"):
+            p = plot_ranks(extra["win_tables"], out / f"ranks_{mode}.png", title=f"{metrics['benchmark']}: {mode}")
+            if p is not None:
+                plots.append(p)
+    return plots
+

@@ -1,0 +1,95 @@
+"""Verdict-logit metrics for the training loop's validation: cheap, JudgerBenchV2-style, every validation.
+
+:func:`verdict_logit_metrics` scores a model in training on a benchmark (by default the embedded one,
+:func:`cj2.evaluation.build_embedded`) from the probability of each candidate verdict token at the verdict
+slot (:mod:`cj2.evaluation.logits`; arXiv 2507.09104, Sec. 3.2): one forward pass per pair, no
+generation. It reports the strict accuracy of the argmax verdict (``<prefix>/verdict_logit_acc``),
+JudgerBenchV2's accuracy, rank and score differences and final score (Sec. 4, Eq. 5) when the items name
+their models, and the calibration of P(verdict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from cj2.data.schema import PairwiseItem
+from cj2.data.templates import JudgeTemplate, get_template
+from cj2.evaluation.logits import VerdictLogitScorer
+from cj2.evaluation.placement import balanced_placement
+
+
+class _LogitJudge:
+    """The slice of the Judge interface :func:`cj2.evaluation.runner.judge_batch` needs for logits."""
+
+    def __init__(self, scorer: VerdictLogitScorer):
+        self.scorer = scorer
+
+    def verdict_probs_for(self, items: Sequence[PairwiseItem], *, style_note: str | None = None
+                          ) -> list[dict[str, float] | None]:
+        return self.scorer.score_items(items, style_note=style_note)
+
+
+def verdict_logit_metrics(model: Any, tokenizer: Any, benchmark_items: Sequence[PairwiseItem] | Any,
+                          template: str | JudgeTemplate, prefix: str = "val", *, batch_size: int = 8,
+                          both_orders: bool = False, seed: int = 0, reference_model: str | None = None
+                          ) -> dict[str, float]:
+    """Verdict-logit metrics of ``model`` on ``benchmark_items`` (a list of pairwise items, or an object
+    with ``.items`` such as :class:`~cj2.evaluation.embedded.EmbeddedBenchmark`).
+
+    Items are placed by the balanced placement of ``seed`` (:mod:`cj2.evaluation.placement`);
+    ``both_orders`` adds the swapped pass for swap consistency and position bias (twice the cost). The
+    model is put in eval mode under ``torch.no_grad`` and restored. Keys (all floats; NaN where undefined):
+
+    * ``<prefix>/verdict_logit_acc`` (strict accuracy of the argmax verdict), ``<prefix>/verdict_logit_n``;
+    * ``<prefix>/verdict_logit_p_gold``, ``<prefix>/verdict_logit_ece``, ``<prefix>/verdict_logit_brier``;
+    * with model names in ``meta`` (``model_a``/``model_b``): ``<prefix>/jbv2_final``, ``jbv2_accuracy``,
+      ``jbv2_normalized_diff``, ``jbv2_rank_diff``, ``jbv2_score_diff``, ``jbv2_kendall_tau``,
+      ``jbv2_spearman_rho`` (0-100 scale except the correlations);
+    * with ``both_orders``: ``<prefix>/verdict_logit_swap_consistency``, ``<prefix>/verdict_logit_position_bias``.
+    """
+    from cj2.evaluation.runner import judge_batch
+    from cj2.evaluation.scoring import (
+        accuracy_metrics,
+        calibration_metrics,
+        judgerbench_metrics,
+        swap_metrics,
+    )
+
+    items = list(getattr(benchmark_items, "items", benchmark_items))
+    if not items:
+        raise ValueError("verdict_logit_metrics needs at least one item")
+    reference = reference_model or getattr(benchmark_items, "reference_model", None)
+    tpl = template if isinstance(template, JudgeTemplate) else get_template(template)
+    judge = _LogitJudge(VerdictLogitScorer(model, tokenizer, tpl, batch_size=batch_size))
+    placement = balanced_placement([it.id for it in items], seed)
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for pass_name in ("headline", "swap") if both_orders else ("headline",):
+        for start in range(0, len(items), batch_size):
+            for row in judge_batch(judge, "logits", items[start:start + batch_size], pass_name, placement):
+                rows[(row["id"], row["pass"])] = row
+    pairs = [(it, rows[(it.id, "headline")]) for it in items]
+    p = prefix
+    acc = accuracy_metrics(pairs, bootstrap=0)
+    cal = calibration_metrics(pairs)
+    out = {f"{p}/verdict_logit_acc": acc["accuracy"], f"{p}/verdict_logit_n": acc["n"],
+           f"{p}/verdict_logit_p_gold": cal.get("calibration/p_gold", math.nan),
+           f"{p}/verdict_logit_ece": cal.get("calibration/ece", math.nan),
+           f"{p}/verdict_logit_brier": cal.get("calibration/brier", math.nan)}
+    if all({"model_a", "model_b"} <= set(it.meta) for it in items):
+        if reference is None:
+            # JudgerBenchV2's layout puts the reference model in position A of every item as read
+            firsts = {it.meta["model_a"] for it in items}
+            if len(firsts) != 1:
+                raise ValueError("verdict_logit_metrics: pass reference_model= (the model every pair is "
+                                 "judged against)")
+            reference = firsts.pop()
+        jb, _ = judgerbench_metrics(pairs, reference, bootstrap=0)
+        for key in ("final", "accuracy", "normalized_diff", "rank_diff", "score_diff", "kendall_tau", "spearman_rho"):
+            out[f"{p}/jbv2_{key}"] = jb.get(f"jbv2/{key}", math.nan)
+    if both_orders:
+        sw = swap_metrics(items, rows)
+        out[f"{p}/verdict_logit_swap_consistency"] = sw.get("swap/consistency", math.nan)
+        out[f"{p}/verdict_logit_position_bias"] = sw.get("swap/position_bias", math.nan)
+    return {k: float(v) for k, v in out.items()}

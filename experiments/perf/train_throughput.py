@@ -1,0 +1,355 @@
+"""Trained tokens per second of a cj2 training step vs a plain transformers loop, side by side.
+
+Setting (issue "Performance", benchmark ``train_throughput``): judge samples built from the embedded
+built-in tasks (arXiv 2507.09104 trains on pairwise judgments: a question and two responses in the
+prompt, a critique ending in the verdict as the response), stretched to log-normal lengths -- prompts of
+150-900 tokens, responses of 80-400 (seeded; the question, the answers and the final verdict are the
+task's own, the extra context and critique text are cut from other built-in records). Both arms train the
+same samples, ``--batch-size`` samples per optimizer step, one pass over all of them, with the same model,
+initial weights, dtype (bf16 autocast over fp32 weights where the CPU supports bf16, i.e. Lightning's
+``bf16-mixed``; else fp32), attention kernel (sdpa) and optimizer (AdamW):
+
+* ``baseline``: batches in random order, right-padded to the batch's longest sample,
+  ``model(input_ids, attention_mask, labels)`` -- the full ``[B, T, V]`` logits, prompt and padding
+  included -- then backward and an optimizer step;
+* ``cj2``: :class:`cj2.module.JudgeModule`'s loss (``compute_loss``: decoder hidden states, then the
+  objective of ``conf/loss/margin.yaml`` with ``impl=chunked``: only response positions are projected,
+  chunk by chunk) on length-grouped batches from :class:`cj2.data.sampler.StepBatchSampler` with its exact
+  step totals, then backward and an optimizer step.
+
+Throughput counts trained tokens: the real (non-padding) prompt + response tokens of the samples, divided
+by the wall time of the steps. Each arm runs in fresh processes (``--rounds`` per arm, alternating order,
+median reported) after one untimed warm-up step. Peak memory: the resident-set high-water mark (VmHWM,
+reset through ``/proc/self/clear_refs`` after the warm-up) above the RSS at that moment, i.e. activations,
+logits and transients of the timed steps (weights, gradients and AdamW states are already resident);
+on CUDA ``max_memory_allocated`` above the allocation after the warm-up. The load average is printed: on a
+shared machine the ratios are only as good as the load was steady.
+
+Run: ``python experiments/perf/train_throughput.py`` (both models, about 8 minutes on 2 cores) or
+``--models tiny`` / ``--models smollm2_135m``. Target: cj2 >= 1.4x the baseline's tokens/s on each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = 1.4
+PROMPT_RANGE = (150, 900)
+RESPONSE_RANGE = (80, 400)
+# samples and rounds per model: each model's runs fit in a few minutes on 2 cores
+DEFAULTS = {"tiny": {"samples": 96, "rounds": 2}, "smollm2_135m": {"samples": 24, "rounds": 1}}
+
+
+# ------------------------------------------------------------------------------------------ samples
+def _lognormal_length(rng: random.Random, lo: int, hi: int) -> int:
+    """Log-normal around the geometric middle of [lo, hi], +-2 sigma spanning the range, clipped to it."""
+    mu, sigma = (math.log(lo) + math.log(hi)) / 2, (math.log(hi) - math.log(lo)) / 4
+    return int(min(hi, max(lo, round(rng.lognormvariate(mu, sigma)))))
+
+
+def build_samples(n: int, seed: int, tokenizer) -> list:
+    """``n`` encoded judge samples with log-normal prompt and response lengths (see the module docstring)."""
+    from cj2.data.collator import encode_record, render_prompt
+    from cj2.data.datamodule import JudgeDataModule
+    from cj2.data.schema import TrainRecord
+
+    records = JudgeDataModule(tokenizer, builtin={"n_train": max(2 * n, 64), "n_val": 0, "seed": seed}
+                              ).train_records()
+    pool: list[int] = []
+    for rec in records[n:]:  # the filler comes from records that are not themselves benchmark samples
+        pool += tokenizer(rec.messages[-1]["content"] + "\n" + rec.response + "\n",
+                          add_special_tokens=False)["input_ids"]
+    rng = random.Random(seed)
+
+    def filler(n_tokens: int) -> str:
+        if n_tokens <= 0:
+            return ""
+        start = rng.randrange(0, len(pool) - n_tokens)
+        return tokenizer.decode(pool[start: start + n_tokens]).strip()
+
+    samples = []
+    for rec in records[:n]:
+        want_prompt = _lognormal_length(rng, *PROMPT_RANGE)
+        want_response = _lognormal_length(rng, *RESPONSE_RANGE)
+        base_prompt = len(tokenizer(render_prompt(tokenizer, rec.messages), add_special_tokens=False)["input_ids"])
+        base_response = len(tokenizer(rec.response, add_special_tokens=False)["input_ids"])
+        context = filler(want_prompt - base_prompt - 6)
+        messages = [dict(m) for m in rec.messages]
+        if context:
+            messages[-1]["content"] = f"Background notes:\n{context}\n\n{messages[-1]['content']}"
+        notes = filler(want_response - base_response - 4)
+        # the critique grows in front; the record's own verdict stays the last one in the response
+        response = f"Notes: {notes}\n\n{rec.response}" if notes else rec.response
+        stretched = TrainRecord(id=rec.id, messages=messages, response=response, verdict=rec.verdict,
+                                format=rec.format, source=rec.source)
+        samples.append(encode_record(stretched, tokenizer, max_length=4096, need_verdict_tokens=True))
+    return samples
+
+
+def _prompt_length(sample) -> int:
+    return next(i for i, t in enumerate(sample.labels) if t != -100)
+
+
+def _sample_to_json(s) -> dict:
+    return {"id": s.id, "input_ids": s.input_ids, "labels": s.labels, "verdict_index": s.verdict_index,
+            "verdict_target": s.verdict_target, "verdict_candidates": s.verdict_candidates}
+
+
+def _sample_from_json(d: dict):
+    from cj2.data.collator import EncodedSample
+
+    return EncodedSample(**d)
+
+
+# ------------------------------------------------------------------------------------------- memory
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak(device) -> tuple[int, str]:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated(), "cuda"
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+        return _status_kb("VmRSS") * 1024, "rss"
+    except OSError:
+        return _status_kb("VmRSS") * 1024, "rss (HWM not reset)"
+
+
+def _peak(device, base: int) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() - base
+    return _status_kb("VmHWM") * 1024 - base
+
+
+# ------------------------------------------------------------------------------------------- worker
+def _load(model_name: str, device):
+    from omegaconf import OmegaConf
+
+    from cj2.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(model_name)
+    tiny_config = None
+    if model_name == "tiny":
+        tiny_config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml").tiny_config)
+    model = load_model(model_name, dtype="float32", attn_implementation="sdpa", tiny_config=tiny_config, seed=0,
+                       tokenizer=tokenizer)
+    return model.to(device).train(), tokenizer
+
+
+def loss_config() -> dict:
+    """The default training loss (``conf/loss/margin.yaml``) with the chunked CE."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "margin.yaml"))
+    cfg["impl"] = "chunked"
+    return cfg
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
+
+    from cj2.data.collator import JudgeCollator
+    from cj2.data.sampler import StepBatchSampler
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    samples = [_sample_from_json(d) for d in json.loads(Path(args.samples_file).read_text())]
+    model, tokenizer = _load(args.model, device)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.0)
+    collate = JudgeCollator(tokenizer.pad_token_id)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed"
+                else contextlib.nullcontext())
+    lengths = [len(s) for s in samples]
+
+    if args.arm == "baseline":
+        order = list(range(len(samples)))
+        random.Random(args.seed).shuffle(order)
+        plan = [order[i: i + args.batch_size] for i in range(0, len(order), args.batch_size)]
+
+        def step(indices) -> float:
+            batch = collate([samples[i] for i in indices])
+            with autocast:
+                out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                            labels=batch["labels"].to(device), use_cache=False)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return out.loss.item()
+    else:
+        from cj2.module import JudgeModule
+
+        module = JudgeModule(model, loss_config())
+        sampler = StepBatchSampler(lengths, [s.n_response_tokens for s in samples],
+                                   [s.verdict_index >= 0 for s in samples], batch_size=args.batch_size,
+                                   seed=args.seed, group_by_length=True)
+        micro = list(sampler)
+        plan = [mb.indices for mb in micro]
+        totals = {mb.indices: {"tokens": mb.step_tokens, "rows": mb.step_rows, "verdict_rows": mb.step_verdict_rows}
+                  for mb in micro}
+
+        def step(indices) -> float:
+            batch = collate([samples[i] for i in indices])
+            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch["step_totals"] = totals[tuple(indices)]
+            with autocast:
+                loss = module.compute_loss(batch, exact_step_norm=True)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return loss.item()
+
+    step(plan[0])  # warm-up: thread pools, allocator, AdamW state; not timed
+    base, method = _reset_peak(device)
+    times, losses = [], []
+    for indices in plan:
+        start = time.perf_counter()
+        losses.append(step(indices))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    real = sum(lengths)
+    processed = sum(max(lengths[i] for i in b) * len(b) for b in plan)
+    return {"arm": args.arm, "model": args.model, "seconds": sum(times), "real_tokens": real,
+            "processed_tokens": processed, "padding": 1 - real / processed, "peak_bytes": _peak(device, base),
+            "memory_method": method, "steps": len(plan), "first_loss": losses[0], "last_loss": losses[-1],
+            "load_after": os.getloadavg()[0]}
+
+
+# --------------------------------------------------------------------------------------------- main
+def _machine(device: str) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device == "cuda":
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
+def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Path, precision: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--model", model, "--arm", arm, "--samples-file", str(samples_file),
+           "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--device", args.device,
+           "--precision", precision, "--threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {model}/{arm} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=["tiny", "smollm2_135m"], choices=sorted(DEFAULTS))
+    p.add_argument("--samples", type=int, default=None, help="samples per run (default: per model, see DEFAULTS)")
+    p.add_argument("--rounds", type=int, default=None, help="fresh processes per arm (default: per model)")
+    p.add_argument("--batch-size", type=int, default=4, help="samples per optimizer step (data.batch_size)")
+    p.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--arm", help=argparse.SUPPRESS)
+    p.add_argument("--samples-file", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+
+    import torch
+
+    from cj2.models import load_tokenizer
+    from cj2.runtime import resolve_precision
+
+    precision = resolve_precision(args.precision, args.device)
+    if precision not in ("bf16-mixed", "32-true"):
+        precision = "32-true"
+    print(f"machine: {_machine(args.device)}")
+    print(f"precision: {precision}; loss: {loss_config()}; batch: {args.batch_size} samples per optimizer step")
+    print(f"load average at start: {os.getloadavg()}")
+    tokenizer = load_tokenizer("tiny")  # the SmolLM2 tokenizer, shared by both models
+    results: list[dict] = []
+    rows = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            n = args.samples or DEFAULTS[model]["samples"]
+            rounds = args.rounds or DEFAULTS[model]["rounds"]
+            samples = build_samples(n, args.seed, tokenizer)
+            prompts = sorted(_prompt_length(s) for s in samples)
+            responses = sorted(len(s) - _prompt_length(s) for s in samples)
+            print(f"\n{model}: {n} samples; prompt tokens min/median/max {prompts[0]}/{prompts[n // 2]}/"
+                  f"{prompts[-1]}, response tokens {responses[0]}/{responses[n // 2]}/{responses[-1]}")
+            path = Path(tmp) / f"{model}.json"
+            path.write_text(json.dumps([_sample_to_json(s) for s in samples]))
+            runs: dict[str, list[dict]] = {"baseline": [], "cj2": []}
+            for r in range(rounds):
+                for arm in (("baseline", "cj2") if r % 2 == 0 else ("cj2", "baseline")):
+                    res = _run_worker(args, model, arm, path, precision)
+                    res["round"] = r
+                    runs[arm].append(res)
+                    results.append(res)
+                    print(f"  round {r} {arm:8s}: {res['real_tokens'] / res['seconds']:8.1f} tokens/s "
+                          f"({res['seconds']:.1f} s, {res['steps']} steps, padding {res['padding']:.1%}, "
+                          f"peak +{res['peak_bytes'] / 2**20:.0f} MiB, loss {res['first_loss']:.3f} -> "
+                          f"{res['last_loss']:.3f}, load {res['load_after']:.1f})", flush=True)
+            summary = {}
+            for arm, arm_runs in runs.items():
+                summary[arm] = {
+                    "tps": statistics.median(x["real_tokens"] / x["seconds"] for x in arm_runs),
+                    "padding": arm_runs[0]["padding"],
+                    "peak": statistics.median(x["peak_bytes"] for x in arm_runs),
+                }
+            rows.append((model, n, rounds, summary))
+    print(f"\nload average at end: {os.getloadavg()}; wall time {time.perf_counter() - started:.0f} s")
+    print("\n| model | arm | trained tokens/s | padding | peak memory above weights+optimizer | speed-up |"
+          "\n|---|---|---|---|---|---|")
+    ok = True
+    for model, n, rounds, summary in rows:
+        ratio = summary["cj2"]["tps"] / summary["baseline"]["tps"]
+        ok &= ratio >= TARGET
+        for arm, label in (("baseline", "HF loop, random order, right-padded"),
+                           ("cj2", "cj2 JudgeModule, chunked CE, length-grouped")):
+            s = summary[arm]
+            speed = "1.00x" if arm == "baseline" else f"**{ratio:.2f}x** (target >= {TARGET}x)"
+            print(f"| {model} ({n} samples, {rounds} round{'s' * (rounds > 1)}) | {label} | {s['tps']:.0f} | "
+                  f"{s['padding']:.1%} | {s['peak'] / 2**20:.0f} MiB | {speed} |")
+    print(f"\nprecision {precision}, attention sdpa, batch {args.batch_size}, torch {torch.__version__}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
