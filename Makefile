@@ -20,6 +20,12 @@ train: $(STAMP)
 ablation: $(STAMP)
 	$(BIN)/python -m cj2.train +experiment=margin_ablation
 
+curate: $(STAMP)
+	$(BIN)/python -m cj2.curate +pipeline=embedded
+
+evaluate: $(STAMP)
+	$(BIN)/python -m cj2.evaluate
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 

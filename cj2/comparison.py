@@ -22,7 +22,7 @@ from cj2.data.io import atomic_write_text
 
 DEFAULT_COLUMNS = (
     "val/judge_acc", "val/judge_acc_parsed", "val/parse_rate", "val/swap_consistency", "val/verdict_acc_tf",
-    "val/verdict_logit_acc", "val/jbv2_final", "rft/keep_rate", "wall_time_s",
+    "val/verdict_logit_acc", "val/jbv2_final", "rft/keep_rate", "rft/pass_at_m", "rft/kept", "wall_time_s",
 )
 ARM_KEYS = ("loss", "M")
 

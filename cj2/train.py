@@ -187,6 +187,7 @@ def train(cfg: DictConfig) -> float | None:
                         "loss": cfg.loss.name, "seed": int(cfg.seed), "precision": precision,
                         "skipped_nonfinite": module.skipped_nonfinite,
                         "data_stats": dm.stats})
+        metrics.update(dm.stats.get("rft_metrics", {}))  # M, rft/keep_rate, rft/pass_at_m, ... (top level)
         m = OmegaConf.select(cfg, "data.rejection.m", default=None)
         if m is not None:
             metrics["M"] = int(m)

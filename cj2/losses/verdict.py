@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-REDUCTIONS = ("mean", "sum")
+REDUCTIONS = ("mean", "sum", "none")
 NEGATIVE_REDUCES = ("mean", "sum")
 
 
@@ -27,9 +27,11 @@ def upcast(x: Tensor) -> Tensor:
 
 
 def reduce_rows(per_row: Tensor, reduction: str) -> Tensor:
-    """Mean or sum over rows; the mean of zero rows is a graph-attached 0, not NaN."""
+    """Mean or sum over rows (``none``: the per-row values); the mean of zero rows is a graph-attached 0."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r}: expected one of {REDUCTIONS}")
+    if reduction == "none":
+        return per_row
     if reduction == "sum" or per_row.numel() == 0:
         return per_row.sum()
     return per_row.mean()
