@@ -421,3 +421,33 @@ def test_shape_and_vocabulary_errors():
         objective(hidden, weight, {k: v for k, v in batch.items() if k != "verdict_index"})
     with pytest.raises(KeyError, match="denominators has no 'ce'"):
         objective(hidden, weight, batch, denominators={"seq": 1})
+
+
+def test_sample_weights_weight_every_term_and_uniform_weights_change_nothing():
+    """Per-row weights (rejection sampling's 1/kept): a weighted batch equals the batch with rows repeated."""
+    from cj2.losses import build_objective
+
+    torch.manual_seed(0)
+    B, T, H, V = 3, 9, 6, 14
+    hidden = torch.randn(B, T, H, dtype=torch.float64)
+    weight = torch.randn(V, H, dtype=torch.float64)
+    labels = torch.full((B, T), -100)
+    labels[:, 4:] = torch.randint(0, V, (B, T - 4))
+    k = torch.tensor([6, 7, 8])
+    cands = torch.tensor([[1, 2], [1, 2], [1, 2]])
+    target = torch.tensor([1, 2, 1])
+    ids = torch.randint(0, V, (B, T))
+    ids[torch.arange(B), k] = target
+    labels[torch.arange(B), k] = target
+    base = {"input_ids": ids, "labels": labels, "verdict_index": k, "verdict_target": target,
+            "verdict_candidates": cands}
+    for name in ("sft", "margin", "dpo", "temperature"):
+        obj = build_objective({"name": name, "impl": "naive"})
+        plain = obj(hidden, weight, base)["loss"]
+        ones = obj(hidden, weight, {**base, "weights": torch.ones(B)})["loss"]
+        torch.testing.assert_close(plain, ones)
+        # weight 2 on row 0 == row 0 appearing twice
+        weighted = obj(hidden, weight, {**base, "weights": torch.tensor([2.0, 1.0, 1.0])})["loss"]
+        rep = [0, 0, 1, 2]
+        repeated = obj(hidden[rep], weight, {key: v[rep] for key, v in base.items()})["loss"]
+        torch.testing.assert_close(weighted, repeated)

@@ -253,15 +253,17 @@ class JudgeDataModule(L.LightningDataModule):
             lengths = [len(c) + len(r) for c, r in samples]
             resp = [c.n_response_tokens for c, _ in samples]  # sequence DPO normalises per pair
             verdict = [False for _ in samples]
+            weights = None
         else:
             lengths = [len(s) for s in samples]
             resp = [s.n_response_tokens for s in samples]
             verdict = [s.verdict_index >= 0 for s in samples]
+            weights = [s.weight for s in samples]
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self._train_sampler = StepBatchSampler(
             lengths, resp, verdict, batch_size=self.batch_size, accumulate=self.accumulate, seed=self.seed,
-            group_by_length=self.group_by_length, rank=rank, world_size=world)
+            group_by_length=self.group_by_length, rank=rank, world_size=world, weights=weights)
         if self._resume is not None:
             self._train_sampler.resume(*self._resume)
             self._resume = None

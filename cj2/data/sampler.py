@@ -25,9 +25,9 @@ class MicroBatch:
     indices: tuple[int, ...]
     epoch: int
     position: int  # index of this micro-batch within the epoch, on this rank
-    step_tokens: int  # response tokens in the whole optimizer step, all ranks
-    step_rows: int
-    step_verdict_rows: int
+    step_tokens: float  # (weighted) response tokens in the whole optimizer step, all ranks
+    step_rows: float
+    step_verdict_rows: float
 
 
 def _dist_info() -> tuple[int, int]:
@@ -45,12 +45,14 @@ class StepBatchSampler:
     def __init__(self, lengths: Sequence[int], response_tokens: Sequence[int], has_verdict: Sequence[bool], *,
                  batch_size: int, accumulate: int = 1, seed: int = 0, shuffle: bool = True,
                  group_by_length: bool = True, group_window: int = 32, drop_last: bool = False,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None,
+                 weights: Sequence[float] | None = None):
         if batch_size < 1 or accumulate < 1:
             raise ValueError("batch_size and accumulate must be >= 1")
         self.lengths = list(lengths)
         self.response_tokens = list(response_tokens)
         self.has_verdict = list(has_verdict)
+        self.weights = [1.0] * len(self.lengths) if weights is None else [float(w) for w in weights]
         self.batch_size = batch_size
         self.accumulate = accumulate
         self.seed = seed
@@ -105,11 +107,13 @@ class StepBatchSampler:
             step = batches[step_start: step_start + per_step]
             step = step[: len(step) - len(step) % world]
             flat = [i for b in step for i in b]
-            tokens = sum(self.response_tokens[i] for i in flat)
-            verdict_rows = sum(1 for i in flat if self.has_verdict[i])
+            w = self.weights
+            tokens = sum(w[i] * self.response_tokens[i] for i in flat)
+            verdict_rows = sum(w[i] for i in flat if self.has_verdict[i])
+            rows = sum(w[i] for i in flat)
             for j, b in enumerate(step):
                 if j % world == rank:
-                    out.append(MicroBatch(tuple(b), epoch, len(out), tokens, len(flat), verdict_rows))
+                    out.append(MicroBatch(tuple(b), epoch, len(out), tokens, rows, verdict_rows))
         return out
 
     def __iter__(self) -> Iterator[MicroBatch]:

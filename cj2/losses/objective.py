@@ -104,16 +104,16 @@ VerdictTerm = Callable[[Tensor, Tensor, Tensor, LossConfig], Tensor]
 
 
 def _margin_term(z: Tensor, target: Tensor, candidates: Tensor, cfg: LossConfig) -> Tensor:
-    return margin_loss(z, target, k=cfg.k, gamma=cfg.gamma, reduce=cfg.reduce, reduction="sum")
+    return margin_loss(z, target, k=cfg.k, gamma=cfg.gamma, reduce=cfg.reduce, reduction="none")
 
 
 def _dpo_term(z: Tensor, target: Tensor, candidates: Tensor, cfg: LossConfig) -> Tensor:
     # "DPO loss on only the candidate answer" (Sec. 5.1): the negative is the best-scoring wrong candidate.
-    return dpo_verdict_loss(z, target, hardest_other(z, target, candidates), beta=cfg.beta, reduction="sum")
+    return dpo_verdict_loss(z, target, hardest_other(z, target, candidates), beta=cfg.beta, reduction="none")
 
 
 def _temperature_term(z: Tensor, target: Tensor, candidates: Tensor, cfg: LossConfig) -> Tensor:
-    return temperature_loss(z, target, tau=cfg.tau, reduction="sum")
+    return temperature_loss(z, target, tau=cfg.tau, reduction="none")
 
 
 VERDICT_TERMS: dict[str, VerdictTerm] = {
@@ -276,6 +276,25 @@ class Objective:
             mask[rows, k - 1] = False
         return mask
 
+    @staticmethod
+    def _row_weights(batch: Mapping[str, Any], dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Per-row sample weights (``batch["weights"]``, e.g. 1/kept per prompt after rejection sampling).
+
+        Every term becomes a weighted sum over rows and the denominators count weighted tokens and rows
+        (the data module's step totals are weighted alike), so uniform weights give the unweighted loss.
+        """
+        n = batch["labels"].shape[0]
+        w = batch.get("weights")
+        if w is None:
+            return torch.ones(n, dtype=dtype, device=device)
+        w = torch.as_tensor(w, dtype=dtype, device=device)
+        if "verdict_row" in batch:  # packed rows hold several samples
+            if bool((w != 1).any()):
+                raise ValueError("sample weights other than 1 are not supported with packed batches "
+                                 "(data.packing); use length-grouped batches or uniform weights")
+            return torch.ones(n, dtype=dtype, device=device)
+        return w.reshape(n)
+
     def denominators(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """This batch's counts: ``ce`` trained CE tokens, ``seq`` rows, ``verdict`` rows with a verdict.
 
@@ -286,12 +305,11 @@ class Objective:
         rows, k = self._verdict_positions(batch)
         labels = self._tensor(batch, "labels")
         mask = self._ce_mask(batch, rows, k)
-        return {
-            "ce": mask.sum(),
-            # a packed row holds several sequences: the collator says how many (cj2.data.packing)
-            "seq": torch.tensor(int(batch.get("n_sequences", labels.shape[0])), device=labels.device),
-            "verdict": torch.tensor(rows.numel(), device=labels.device),
-        }
+        if "n_sequences" in batch:  # a packed row holds several sequences: the collator says how many
+            return {"ce": mask.sum(), "seq": torch.tensor(int(batch["n_sequences"]), device=labels.device),
+                    "verdict": torch.tensor(rows.numel(), device=labels.device)}
+        w = self._row_weights(batch, torch.float64, labels.device)
+        return {"ce": (mask * w.unsqueeze(1)).sum(), "seq": w.sum(), "verdict": w[rows].sum()}
 
     # ------------------------------------------------------------------------------------------- the loss
     def response_logps(self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], *,
@@ -363,8 +381,9 @@ class Objective:
 
         mask = self._ce_mask(batch, rows, k)
         ce_hidden = hidden[:, :-1][mask]
-        ones = torch.ones(ce_hidden.shape[0], dtype=dtype, device=hidden.device)
-        ce_sum = weighted_nll(ce_hidden, lm_weight, labels[:, 1:][mask], ones, bias=lm_bias, impl=cfg.impl,
+        row_w = self._row_weights(batch, dtype, hidden.device)
+        token_w = row_w.unsqueeze(1).expand_as(mask)[mask]
+        ce_sum = weighted_nll(ce_hidden, lm_weight, labels[:, 1:][mask], token_w, bias=lm_bias, impl=cfg.impl,
                               chunk_size=cfg.chunk_size)
         loss_ce = ce_sum / denominator("ce" if cfg.sft_normalization == "token" else "seq")
         out["loss_ce"] = loss_ce
@@ -372,7 +391,8 @@ class Objective:
             out["loss"] = loss_ce
             return out
         # z.sum() of an empty [0, V] is a 0 attached to the graph: a batch without verdicts still backprops.
-        term_sum = VERDICT_TERMS[cfg.name](z, target, candidates, cfg) if rows.numel() else z.sum()
+        term_sum = ((VERDICT_TERMS[cfg.name](z, target, candidates, cfg) * row_w[rows].to(z.dtype)).sum()
+                    if rows.numel() else z.sum())
         loss_verdict = term_sum / denominator("verdict")
         out["loss_verdict"] = loss_verdict
         out["loss"] = loss_ce + cfg.weight * loss_verdict
