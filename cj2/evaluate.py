@@ -49,8 +49,7 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
 
     run = wandb.init(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"), mode=wandb_mode(wcfg.get("mode")),
                      dir=str(out), config=resolved, name=out.name, group=f"eval-{metrics['benchmark']}",
-                     job_type="evaluate", tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
-                     reinit=True)
+                     job_type="evaluate", tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"])
     try:
         summary = flatten(metrics["results"])
         summary["wall_time_s"] = float(metrics["wall_time_s"])

@@ -479,3 +479,23 @@ def test_modes():
         resolve_modes("logits", False)
     with pytest.raises(ValueError, match="evaluate.mode"):
         resolve_modes("fast", True)
+
+
+def test_time_budget_stops_before_a_batch_that_would_overrun(tmp_path):
+    """Each batch (2 passes) takes 0.2 s; budget 0.3 s: batch 1 runs, batch 2 would end at 0.4 s > 0.3 s."""
+    import time
+
+    from cj2.evaluation.runner import run_mode
+    from cj2.judge import JudgeResult
+
+    class SlowJudge:
+        def judge_items(self, items, *, style_note=None, keys=None):
+            time.sleep(0.1)
+            return [JudgeResult(verdict="A", critique="", output="x") for _ in items]
+
+    items = build_embedded(n_queries=1, scenarios=["arithmetic"]).items[:6]
+    store = ResultStore(tmp_path / "rows.jsonl", lambda r: (r["id"], r["pass"]))
+    placement = balanced_placement([it.id for it in items], 0)
+    stats = run_mode(SlowJudge(), "generate", items, placement, ["headline", "swap"], store, batch_size=2,
+                     time_budget_s=0.3, progress=False)
+    assert stats["stopped_by_time_budget"] and stats["done_items"] == 2 and stats["new_rows"] == 4

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from cj2.evaluation import build_embedded
+
 ARGS = ["judge.name_or_path=tiny", "judge.max_new_tokens=8", "judge.batch_size=4", "benchmark.n_queries=2",
         "benchmark.scenarios=[arithmetic]", "logger.wandb.enabled=false", "evaluate.max_generated=null",
         "evaluate.time_budget_s=null", "evaluate.bootstrap=100", "evaluate.progress=false"]
-N_ROWS = 16 * 2 * 2  # 16 items x 2 passes x 2 modes
+N_ITEMS = len(build_embedded(n_queries=2, scenarios=["arithmetic"]))
+N_ROWS = N_ITEMS * 2 * 2  # items x 2 passes x 2 modes
 
 
 def _command(root: Path, run_name: str) -> list[str]:

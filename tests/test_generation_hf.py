@@ -78,7 +78,7 @@ def test_shared_prefill_gives_the_same_samples(tiny, reference, prefill, monkeyp
     # Each prompt is prefilled once and its cache copied to its n sequences; the samples must equal those
     # of plain generate, which prefills every sequence (padded) itself.
     if prefill == "padded":  # the fallback for caches that are not plain dynamic layers
-        def padded(self, batch, input_ids, attention):
+        def padded(self, batch, input_ids, attention, capacity):
             firsts = {}
             for row, (i, _) in enumerate(batch):
                 firsts.setdefault(i, row)
@@ -91,6 +91,66 @@ def test_shared_prefill_gives_the_same_samples(tiny, reference, prefill, monkeyp
     shared = HFSampler(*tiny, batch_size=5).generate(PROMPTS, 3, SAMPLING)
     assert [[s.text for s in row] for row in shared] == [[s.text for s in row] for row in plain]
     assert [[s.text for s in row] for row in shared] == [[s.text for s in row] for row in reference]
+
+
+def test_grouped_attention_matches_the_models_own(tiny):
+    from cj2.generation.attention import GROUPED, generation_attention
+
+    model, _ = tiny
+    ids = torch.randint(5, 1000, (3, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # left padding
+    mask[2, :1] = 0
+    with torch.no_grad():
+        reference = model(input_ids=ids, attention_mask=mask).logits
+        with generation_attention(model, "grouped", torch.device("cpu")) as used:
+            assert used == GROUPED == model.config._attn_implementation
+            grouped = model(input_ids=ids, attention_mask=mask).logits
+    assert model.config._attn_implementation == "sdpa"  # restored
+    real = mask.bool()
+    torch.testing.assert_close(grouped[real], reference[real], atol=1e-5, rtol=1e-5)
+    # GQA for real: 4 query heads share 2 key/value heads in the tiny model.
+    assert model.config.num_attention_heads // model.config.num_key_value_heads == 2
+
+
+def test_attention_choices(tiny):
+    from cj2.generation.attention import generation_attention
+
+    model, tokenizer = tiny
+    own = HFSampler(model, tokenizer, batch_size=6, attention="model").generate(PROMPTS, 2, SAMPLING)
+    auto = HFSampler(model, tokenizer, batch_size=6).generate(PROMPTS, 2, SAMPLING)
+    assert [[s.text for s in r] for r in own] == [[s.text for s in r] for r in auto]
+    assert model.config._attn_implementation == "sdpa"
+    with pytest.raises(ValueError, match="attention='fast'"):
+        HFSampler(model, tokenizer, attention="fast")
+    with generation_attention(model, "auto", torch.device("cuda")) as used:
+        assert used == "sdpa"  # CUDA keeps the model's own kernel
+    model.config.model_type, original = "gemma2", model.config.model_type
+    try:
+        with pytest.raises(ValueError, match="not 'gemma2'"), generation_attention(model, "grouped",
+                                                                                  torch.device("cpu")):
+            pass
+    finally:
+        model.config.model_type = original
+
+
+@pytest.mark.parametrize("full_buffers", [False, True])
+def test_preallocated_cache_layer(full_buffers):
+    from cj2.generation.hf import _preallocated_layer_class
+
+    layer = _preallocated_layer_class()(torch.ones(2, 1, 2, 3), 2 * torch.ones(2, 1, 2, 3), 3, full_buffers)
+    assert layer.get_seq_length() == 2
+    keys, values = layer.update(torch.full((2, 1, 1, 3), 5.0), torch.full((2, 1, 1, 3), 6.0))
+    assert layer.get_seq_length() == 3 and keys.shape[-2] == 3  # capacity reached, no growth yet
+    assert keys[0, 0, :, 0].tolist() == [1, 1, 5] and values[1, 0, :, 0].tolist() == [2, 2, 6]
+    keys, _ = layer.update(torch.full((2, 1, 2, 3), 7.0), torch.full((2, 1, 2, 3), 8.0))  # grows
+    assert layer.get_seq_length() == 5
+    assert layer.keys[0, 0, :, 0].tolist() == [1, 1, 5, 7, 7]
+    assert keys.shape[-2] == (6 if full_buffers else 5)  # full buffers include the unfilled slot
+    layer.crop(-2)
+    assert layer.get_seq_length() == 3 and layer.keys.shape[-2] == 3
+    layer.batch_select_indices(torch.tensor([1, 1, 0]))
+    assert layer.keys.shape == (3, 1, 3, 3)
 
 
 def test_sampling_matches_a_step_by_step_reference(tiny, sampler):

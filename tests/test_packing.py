@@ -109,8 +109,8 @@ def _per_sample_nll(module, batch, hidden) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("loss", [{"name": "margin"}, {"name": "dpo", "sft_normalization": "sequence_sum"},
-                                  {"name": "sft", "impl": "chunked"}])
+@pytest.mark.parametrize("loss", [{"name": "margin"},
+                                  {"name": "dpo", "sft_normalization": "sequence_sum", "impl": "chunked"}])
 def test_packed_and_padded_batches_give_the_same_losses_logits_and_gradients(tokenizer, judge_samples, loss):
     module = _module(tokenizer, loss)
     padded = JudgeCollator(tokenizer.pad_token_id)(judge_samples)

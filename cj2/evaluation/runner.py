@@ -194,19 +194,25 @@ def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Ma
     stats = {"items": len(items), "reused_rows": 0, "new_rows": 0, "stopped_by_time_budget": False}
     stats["reused_rows"] = sum((it.id, p) in store for it in items for p in passes)
     bar = tqdm(batches, desc=f"{mode} judgments", unit="batch", disable=not progress, mininterval=2.0)
+    spent: list[float] = []  # seconds per judged batch (all its passes)
     for batch in bar:
         todo = [p for p in passes if any((it.id, p) not in store for it in batch)]
         if not todo:
             continue
-        if time_budget_s is not None and time.monotonic() - start > time_budget_s:
+        # Stop before a batch that would likely end past the budget (the mean batch so far as the guess),
+        # so the budget bounds the wall time rather than the start of the last batch.
+        elapsed = time.monotonic() - start
+        if time_budget_s is not None and elapsed + (sum(spent) / len(spent) if spent else 0.0) >= time_budget_s:
             stats["stopped_by_time_budget"] = True
-            log.warning("%s: time budget of %.0f s spent; %d of %d batches left for a re-run to finish", mode,
+            log.warning("%s: time budget of %.0f s reached; %d of %d batches left for a re-run to finish", mode,
                         time_budget_s, len(batches) - bar.n, len(batches))
             break
+        t = time.monotonic()
         for p in todo:
             # the whole batch is judged again when any of its rows is missing, so its composition (and
             # padding) is the one an uninterrupted run had; only the missing rows are written
             stats["new_rows"] += store.append(judge_batch(judge, mode, batch, p, placement))
+        spent.append(time.monotonic() - t)
     bar.close()
     stats["wall_s"] = round(time.monotonic() - start, 2)
     stats["done_items"] = sum(all((it.id, p) in store for p in passes) for it in items)

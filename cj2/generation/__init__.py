@@ -35,7 +35,7 @@ BACKENDS = ("hf", "vllm", "openai", "scripted", "simulated")
 # Keys each backend accepts in build_sampler's config (besides "backend"); anything else is a typo.
 _KEYS: dict[str, tuple[str, ...]] = {
     "hf": ("name_or_path", "tokenizer", "dtype", "batch_size", "device", "seed", "attn_implementation",
-           "trust_remote_code", "verdict_check_every"),
+           "trust_remote_code", "verdict_check_every", "share_prefill", "attention"),
     "vllm": ("name_or_path", "engine_kwargs"),
     "openai": ("base_url", "name_or_path", "api_key_env", "max_concurrency", "timeout_s", "max_retries",
                "backoff_s", "backoff_max_s", "extra_body"),
@@ -65,7 +65,7 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     * ``hf``: ``name_or_path`` [``"smollm2_135m"``], ``tokenizer`` [same as the model], ``dtype``
       [``"float32"``], ``batch_size`` [8 sequences], ``device`` [the model's], ``seed`` [0, the tiny
       model's init seed], ``attn_implementation`` [``"auto"``], ``trust_remote_code`` [False],
-      ``verdict_check_every`` [8];
+      ``verdict_check_every`` [8], ``share_prefill`` [True], ``attention`` [``"auto"``];
     * ``vllm``: ``name_or_path`` (required), ``engine_kwargs`` [{}] for ``vllm.LLM``;
     * ``openai``: ``base_url`` and ``name_or_path`` (the served model's name) required, ``api_key_env``
       [``"OPENAI_API_KEY"``, the *name* of the variable], ``max_concurrency`` [8], ``timeout_s`` [120],
@@ -99,7 +99,9 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
             model = model.to(options["device"])
         return HFSampler(model, tokenizer, batch_size=int(options.get("batch_size", 8)),
                          device=options.get("device"),
-                         verdict_check_every=int(options.get("verdict_check_every", 8)))
+                         verdict_check_every=int(options.get("verdict_check_every", 8)),
+                         share_prefill=bool(options.get("share_prefill", True)),
+                         attention=options.get("attention", "auto"))
     if backend == "vllm":
         from cj2.generation.vllm_engine import VLLMSampler
 

@@ -5,9 +5,11 @@ Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate ju
 * every prompt is repeated ``n`` times inside the batch, so the ``n`` samples of a prompt decode
   together with other prompts' samples instead of one small ``num_return_sequences`` call per prompt;
   each prompt is run through the model once, without padding, and its KV cache copied to its ``n``
-  sequences;
+  sequences, in buffers allocated once rather than grown by concatenation at every step;
 * prompts are sorted by token length (longest first, ties by position) before they are cut into
   batches, so little padding is processed; results come back in the caller's order;
+* on a CPU, attention runs without copying the KV cache per query head
+  (:mod:`cj2.generation.attention`), which is what limits batched decoding there;
 * each sequence stops as soon as its stop string or its verdict marker is complete
   (``SamplingParams.stop_on_verdict``), checked by a :class:`~transformers.StoppingCriteria` that returns
   one flag per sequence.
@@ -18,8 +20,12 @@ then draw each sequence's next token by inverse-CDF sampling with a uniform numb
 of its own, seeded with the sample's seed (:func:`~cj2.generation.base.sample_seed`); ``generate`` runs
 in greedy mode and picks that token. Each sequence consumes one number per step whatever its neighbours
 do, so a sample is reproducible on its own: the same prompt key, sample index and base seed give the same
-text in any batch composition, up to the floating-point differences that padding causes in the logits
-(a token flips only when its uniform falls within rounding distance of a bin edge; likelier in bf16).
+text in any batch composition, up to the floating-point differences that padding and batch shape cause
+in the logits. In float32 those are ~1e-6 and a token flips only when its uniform falls that close to a
+bin edge (rare). In bfloat16 the matmul kernels round differently for different batch shapes, so a
+sample drawn in another batch composition can diverge after a few dozen tokens. For runs that must
+resume bit for bit, generate in float32, or keep the batch composition (prompts, order, ``batch_size``)
+fixed: a fixed composition is always reproducible on the same machine.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from cj2.generation.attention import GROUPED, generation_attention
 from cj2.generation.base import (
     Message,
     PromptKey,
@@ -60,7 +67,7 @@ log = logging.getLogger(__name__)
 
 # A verdict marker usually ends with one of these (a closing quote or bracket, or the line break after
 # it); the verdict check runs on a sequence when its newest token holds one, and every few tokens anyway.
-_CLOSERS = ('"', "'", "]", "}", ")", ">", "\n", "*", "”")
+_CLOSERS = ('"', "'", "]", "}", ")", ">", "\n", "*", "”", "’")
 _CLOSER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -142,17 +149,91 @@ class _SequenceStopper(StoppingCriteria):
         return done
 
 
+def _preallocated_layer_class() -> type:
+    """A ``DynamicLayer`` that writes new keys/values into a buffer allocated once, instead of concatenating.
+
+    ``DynamicLayer.update`` copies the whole cache at every step (``torch.cat``); with 64 sequences of a few
+    hundred tokens that copying took a quarter of CPU decoding time. ``keys``/``values`` are views of the
+    filled part of the buffers. With ``full_buffers`` (only under
+    :func:`~cj2.generation.attention.grouped_attention`), ``update`` hands attention the whole contiguous
+    buffers: a bf16 matmul on CPU copies a strided view first, which would cost as much as ``torch.cat``.
+    Built lazily so that this module imports without ``transformers.cache_utils``.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int, full_buffers: bool):
+            super().__init__()
+            self.full_buffers = full_buffers
+            self.lazy_initialization(keys, values)
+            batch, heads, length, dim = keys.shape
+            self._k = keys.new_zeros(batch, heads, max(capacity, length), dim)
+            self._v = values.new_zeros(batch, values.shape[1], max(capacity, length), values.shape[-1])
+            self._k[:, :, :length] = keys
+            self._v[:, :, :length] = values
+            self._length = length
+            self._expose()
+
+        def _expose(self) -> None:
+            self.keys = self._k[:, :, :self._length]
+            self.values = self._v[:, :, :self._length]
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            new = key_states.shape[-2]
+            if self._length + new > self._k.shape[-2]:  # more than planned: grow (rare; doubles)
+                grow = max(self._k.shape[-2], new)
+                self._k = torch.cat([self._k, self._k.new_zeros(*self._k.shape[:2], grow, self._k.shape[-1])], 2)
+                self._v = torch.cat([self._v, self._v.new_zeros(*self._v.shape[:2], grow, self._v.shape[-1])], 2)
+            self._k[:, :, self._length:self._length + new] = key_states
+            self._v[:, :, self._length:self._length + new] = value_states
+            self._length += new
+            self._expose()
+            if self.full_buffers:
+                # The whole buffers, unfilled slots (zeros) included: grouped_attention masks every position
+                # past the attention mask's length, and contiguous buffers spare bf16 matmuls a copy.
+                return self._k, self._v
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._length
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove > 0:
+                raise ValueError("crop takes a negative number of tokens to remove")
+            self._length = max(self._length + tokens_to_remove, 0) if tokens_to_remove else self._length
+            self._expose()
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._expose()
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            self._k = self._k.repeat_interleave(repeats, dim=0)
+            self._v = self._v.repeat_interleave(repeats, dim=0)
+            self._expose()
+
+        def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+            self.batch_select_indices(beam_idx)
+
+    return PreallocatedLayer
+
+
 class HFSampler:
     """Sampler over a local ``transformers`` causal LM (see the module docstring for batching and seeds).
 
     ``batch_size`` is the number of sequences (prompts x samples) per ``generate`` call. ``device``
     defaults to the model's device. The tokenizer must have a chat template. ``verdict_check_every``
     bounds how many tokens a sequence may run past its verdict marker when no closing character shows up.
-    ``share_prefill`` runs each prompt through the model once per batch, not once per sample.
+    ``share_prefill`` runs each prompt through the model once per batch, not once per sample, without
+    padding, into a cache allocated once (``False`` leaves prefill and cache to ``generate``).
+    ``attention``: ``"auto"`` uses :func:`cj2.generation.attention.grouped_attention` on a CPU for the
+    model types it supports (several times faster decoding there) and the model's own kernel otherwise;
+    ``"grouped"`` forces it, ``"model"`` keeps the model's own.
     """
 
     def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str | torch.device | None = None,
-                 *, verdict_check_every: int = 8, share_prefill: bool = True):
+                 *, verdict_check_every: int = 8, share_prefill: bool = True, attention: str = "auto"):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
         if not getattr(tokenizer, "chat_template", None):
@@ -164,6 +245,9 @@ class HFSampler:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.verdict_check_every = verdict_check_every
         self.share_prefill = share_prefill
+        if attention not in ("auto", "grouped", "model"):
+            raise ValueError(f"attention={attention!r}: expected 'auto', 'grouped' or 'model'")
+        self.attention = attention
         self._closer_ids: torch.Tensor | None = None
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set one (left padding needs it)")
@@ -222,7 +306,7 @@ class HFSampler:
         rows = [(i, j) for i in order for j in range(n)]
         results: list[list[Sample | None]] = [[None] * n for _ in prompts]
         eos_ids = self._eos_ids()
-        with self._eval_mode():
+        with self._eval_mode(), generation_attention(self.model, self.attention, self.device):
             for start in range(0, len(rows), self.batch_size):
                 batch = rows[start:start + self.batch_size]
                 for (i, j), sample in zip(batch, self._generate_batch(batch, encoded, keys, params, eos_ids)):
@@ -263,7 +347,7 @@ class HFSampler:
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         extra: dict[str, Any] = {}
         if self.share_prefill:
-            extra = self._shared_prefill(batch, input_ids, attention)
+            extra = self._shared_prefill(batch, input_ids, attention, width - 1 + params.max_new_tokens)
         out = self.model.generate(
             input_ids=input_ids, attention_mask=attention, generation_config=config,
             logits_processor=processors, stopping_criteria=criteria, **extra,
@@ -289,17 +373,18 @@ class HFSampler:
                                   seed=seeds[row], n_tokens=n_tokens))
         return samples
 
-    def _shared_prefill(self, batch: list[tuple[int, int]], input_ids: torch.Tensor,
-                        attention: torch.Tensor) -> dict[str, Any]:
-        """Prefill each distinct prompt of the batch once, without padding, and give its KV cache to its
-        ``n`` sequences.
+    def _shared_prefill(self, batch: list[tuple[int, int]], input_ids: torch.Tensor, attention: torch.Tensor,
+                        capacity: int) -> dict[str, Any]:
+        """Prefill each distinct prompt of the batch once, without padding, into a preallocated cache whose
+        rows serve the prompt's ``n`` sequences.
 
-        ``generate`` would run every sequence's prompt through the model, padded to the batch's longest.
-        Here each distinct prompt (all but its last token, which ``generate`` feeds to get the first
-        logits) goes through alone, and the caches are stacked, left-padded with zeros that the attention
-        mask hides, one row per sequence. Models whose cache layers are not plain dynamic layers (sliding
-        windows, linear attention) fall back to one padded prefill of the distinct prompts. Returns
-        ``generate``'s cache argument, or nothing when no prompt repeats.
+        ``generate`` would run every sequence's prompt through the model, padded to the batch's longest,
+        and grow its cache by concatenation at every step. Here each distinct prompt (all but its last
+        token, which ``generate`` feeds to get the first logits) goes through alone; the caches are
+        stacked, left-padded with zeros that the attention mask hides, one row per sequence, in buffers
+        of ``capacity`` positions that later steps fill in place. Models whose cache layers are not plain
+        dynamic layers (sliding windows, linear attention) fall back to one padded prefill of the distinct
+        prompts and ``generate``'s own cache growth. Returns ``generate``'s cache argument.
         """
         from transformers.cache_utils import DynamicCache, DynamicLayer
 
@@ -307,7 +392,7 @@ class HFSampler:
         for row, (i, _) in enumerate(batch):
             firsts.setdefault(i, row)
         width = input_ids.shape[1]
-        if len(firsts) == len(batch) or width < 2:
+        if width < 2:
             return {}
         index = {i: u for u, i in enumerate(firsts)}
         select = torch.tensor([index[i] for i, _ in batch], device=input_ids.device)
@@ -320,7 +405,10 @@ class HFSampler:
             if cache is None or not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
                 return self._padded_prefill(list(firsts.values()), select, input_ids, attention)
             caches.append(cache)
+        layer_class = _preallocated_layer_class()
+        full = getattr(self.model.config, "_attn_implementation", None) == GROUPED
         stacked = DynamicCache()
+        layers = []
         for layer in range(len(caches[0].layers)):
             keys, values = [], []
             for cache in caches:
@@ -328,7 +416,8 @@ class HFSampler:
                 pad = width - 1 - k.shape[-2]
                 keys.append(torch.nn.functional.pad(k, (0, 0, pad, 0)))  # zeros on the left of the sequence
                 values.append(torch.nn.functional.pad(v, (0, 0, pad, 0)))
-            stacked.update(torch.cat(keys)[select], torch.cat(values)[select], layer)
+            layers.append(layer_class(torch.cat(keys)[select], torch.cat(values)[select], capacity, full))
+        stacked.layers = layers
         return {self._cache_kwarg: stacked}
 
     def _padded_prefill(self, unique_rows: list[int], select: torch.Tensor, input_ids: torch.Tensor,

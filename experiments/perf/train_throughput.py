@@ -4,29 +4,33 @@ Setting (issue "Performance", benchmark ``train_throughput``): judge samples bui
 built-in tasks (arXiv 2507.09104 trains on pairwise judgments: a question and two responses in the
 prompt, a critique ending in the verdict as the response), stretched to log-normal lengths -- prompts of
 150-900 tokens, responses of 80-400 (seeded; the question, the answers and the final verdict are the
-task's own, the extra context and critique text are cut from other built-in records). Both arms train the
-same samples, ``--batch-size`` samples per optimizer step, one pass over all of them, with the same model,
-initial weights, dtype (bf16 autocast over fp32 weights where the CPU supports bf16, i.e. Lightning's
-``bf16-mixed``; else fp32), attention kernel (sdpa) and optimizer (AdamW):
+task's own, the extra context and critique text are cut from other built-in records). A pool of 128
+samples (one length-grouping window of the sampler: batch 4 x 32) is built; both arms train the same
+``--steps`` x ``--batch-size`` samples of it, ``--batch-size`` samples per optimizer step, with the same
+model, initial weights, dtype (bf16 autocast over fp32 weights where the CPU supports bf16, i.e.
+Lightning's ``bf16-mixed``; else fp32), attention kernel (sdpa) and optimizer (AdamW):
 
-* ``baseline``: batches in random order, right-padded to the batch's longest sample,
+* ``baseline``: those samples in random batches, right-padded to the batch's longest sample,
   ``model(input_ids, attention_mask, labels)`` -- the full ``[B, T, V]`` logits, prompt and padding
   included -- then backward and an optimizer step;
 * ``cj2``: :class:`cj2.module.JudgeModule`'s loss (``compute_loss``: decoder hidden states, then the
   objective of ``conf/loss/margin.yaml`` with ``impl=chunked``: only response positions are projected,
-  chunk by chunk) on length-grouped batches from :class:`cj2.data.sampler.StepBatchSampler` with its exact
-  step totals, then backward and an optimizer step.
+  chunk by chunk) on the first ``--steps`` length-grouped micro-batches that
+  :class:`cj2.data.sampler.StepBatchSampler` makes of the pool, with their exact step totals, then backward
+  and an optimizer step.
 
 Throughput counts trained tokens: the real (non-padding) prompt + response tokens of the samples, divided
 by the wall time of the steps. Each arm runs in fresh processes (``--rounds`` per arm, alternating order,
-median reported) after one untimed warm-up step. Peak memory: the resident-set high-water mark (VmHWM,
-reset through ``/proc/self/clear_refs`` after the warm-up) above the RSS at that moment, i.e. activations,
-logits and transients of the timed steps (weights, gradients and AdamW states are already resident);
+median reported) after an untimed warm-up step on two short samples. Peak memory: the resident-set
+high-water mark (VmHWM, reset through ``/proc/self/clear_refs`` after the warm-up) above the RSS at that
+moment, i.e. gradients, activations, logits and transients of the timed steps (weights and AdamW states
+are already resident);
 on CUDA ``max_memory_allocated`` above the allocation after the warm-up. The load average is printed: on a
 shared machine the ratios are only as good as the load was steady.
 
-Run: ``python experiments/perf/train_throughput.py`` (both models, about 8 minutes on 2 cores) or
-``--models tiny`` / ``--models smollm2_135m``. Target: cj2 >= 1.4x the baseline's tokens/s on each.
+Run: ``python experiments/perf/train_throughput.py`` (both models) or ``--models tiny`` /
+``--models smollm2_135m``; ``--steps``, ``--rounds`` and ``--pool`` trade time for precision (see
+experiments/perf/README.md for the wall times measured). Target: cj2 >= 1.4x the baseline's tokens/s on each.
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ TARGET = 1.4
 PROMPT_RANGE = (150, 900)
 RESPONSE_RANGE = (80, 400)
 # samples and rounds per model: each model's runs fit in a few minutes on 2 cores
-DEFAULTS = {"tiny": {"samples": 96, "rounds": 2}, "smollm2_135m": {"samples": 24, "rounds": 1}}
+DEFAULTS = {"tiny": {"steps": 16, "rounds": 2}, "smollm2_135m": {"steps": 4, "rounds": 1}}
+# the pool the sampler groups from: one window of StepBatchSampler (batch_size * group_window = 4 * 32)
+POOL = 128
 
 
 # ------------------------------------------------------------------------------------------ samples
@@ -106,6 +112,19 @@ def _prompt_length(sample) -> int:
 def _sample_to_json(s) -> dict:
     return {"id": s.id, "input_ids": s.input_ids, "labels": s.labels, "verdict_index": s.verdict_index,
             "verdict_target": s.verdict_target, "verdict_candidates": s.verdict_candidates}
+
+
+def _truncated(sample, n_tokens: int):
+    """The first ``n_tokens`` tokens of a sample, its verdict kept inside (for the warm-up step only)."""
+    from dataclasses import replace
+
+    k = sample.verdict_index
+    start = max(0, min(len(sample) - n_tokens, k - n_tokens // 2)) if k >= 0 else 0
+    end = start + n_tokens
+    labels = list(sample.labels[start:end])
+    labels[0] = -100
+    return replace(sample, input_ids=sample.input_ids[start:end], labels=labels,
+                   verdict_index=k - start if k >= 0 else -1)
 
 
 def _sample_from_json(d: dict):
@@ -168,30 +187,51 @@ def loss_config() -> dict:
     return cfg
 
 
+def make_plans(samples: list, batch_size: int, steps: int, seed: int) -> dict[str, list[dict]]:
+    """The micro-batches of each arm: the same ``steps * batch_size`` samples, grouped two ways.
+
+    ``cj2``: the first ``steps`` micro-batches of :class:`~cj2.data.sampler.StepBatchSampler` over the whole
+    pool (length-grouped inside its window of ``batch_size * group_window`` samples, as in training), with
+    their step totals. ``baseline``: exactly those samples, shuffled and cut into batches in random order.
+    """
+    from cj2.data.sampler import StepBatchSampler
+
+    sampler = StepBatchSampler([len(s) for s in samples], [s.n_response_tokens for s in samples],
+                               [s.verdict_index >= 0 for s in samples], batch_size=batch_size, seed=seed,
+                               group_by_length=True)
+    micro = list(sampler)[:steps]
+    if len(micro) < steps:
+        raise ValueError(f"the pool of {len(samples)} samples gives only {len(micro)} micro-batches < {steps}")
+    chosen = [i for mb in micro for i in mb.indices]
+    order = list(chosen)
+    random.Random(seed + 1).shuffle(order)
+    return {
+        "cj2": [{"indices": list(mb.indices), "totals": {"tokens": mb.step_tokens, "rows": mb.step_rows,
+                                                         "verdict_rows": mb.step_verdict_rows}} for mb in micro],
+        "baseline": [{"indices": order[i: i + batch_size]} for i in range(0, len(order), batch_size)],
+    }
+
+
 def worker(args: argparse.Namespace) -> dict:
     import torch
 
     from cj2.data.collator import JudgeCollator
-    from cj2.data.sampler import StepBatchSampler
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    samples = [_sample_from_json(d) for d in json.loads(Path(args.samples_file).read_text())]
+    data = json.loads(Path(args.samples_file).read_text())
+    samples = [_sample_from_json(d) for d in data["samples"]]
+    plan = data["plans"][args.arm]
     model, tokenizer = _load(args.model, device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.0)
     collate = JudgeCollator(tokenizer.pad_token_id)
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed"
                 else contextlib.nullcontext())
-    lengths = [len(s) for s in samples]
 
     if args.arm == "baseline":
-        order = list(range(len(samples)))
-        random.Random(args.seed).shuffle(order)
-        plan = [order[i: i + args.batch_size] for i in range(0, len(order), args.batch_size)]
-
-        def step(indices) -> float:
-            batch = collate([samples[i] for i in indices])
+        def step(chosen: list, micro: dict) -> float:
+            batch = collate(chosen)
             with autocast:
                 out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                             labels=batch["labels"].to(device), use_cache=False)
@@ -203,18 +243,12 @@ def worker(args: argparse.Namespace) -> dict:
         from cj2.module import JudgeModule
 
         module = JudgeModule(model, loss_config())
-        sampler = StepBatchSampler(lengths, [s.n_response_tokens for s in samples],
-                                   [s.verdict_index >= 0 for s in samples], batch_size=args.batch_size,
-                                   seed=args.seed, group_by_length=True)
-        micro = list(sampler)
-        plan = [mb.indices for mb in micro]
-        totals = {mb.indices: {"tokens": mb.step_tokens, "rows": mb.step_rows, "verdict_rows": mb.step_verdict_rows}
-                  for mb in micro}
 
-        def step(indices) -> float:
-            batch = collate([samples[i] for i in indices])
+        def step(chosen: list, micro: dict) -> float:
+            batch = collate(chosen)
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            batch["step_totals"] = totals[tuple(indices)]
+            if "totals" in micro:  # the warm-up batch has none: it normalises by its own counts
+                batch["step_totals"] = micro["totals"]
             with autocast:
                 loss = module.compute_loss(batch, exact_step_norm=True)["loss"]
             loss.backward()
@@ -222,17 +256,20 @@ def worker(args: argparse.Namespace) -> dict:
             opt.zero_grad(set_to_none=True)
             return loss.item()
 
-    step(plan[0])  # warm-up: thread pools, allocator, AdamW state; not timed
+    # Warm-up on two short samples (thread pools, allocator, AdamW state), not timed: a full-size warm-up step
+    # would double the run time of the larger model.
+    step([_truncated(samples[i], args.warmup_tokens) for i in plan[0]["indices"][:2]], {})
     base, method = _reset_peak(device)
     times, losses = [], []
-    for indices in plan:
+    for micro in plan:
         start = time.perf_counter()
-        losses.append(step(indices))
+        losses.append(step([samples[i] for i in micro["indices"]], micro))
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    real = sum(lengths)
-    processed = sum(max(lengths[i] for i in b) * len(b) for b in plan)
+    lengths = [[len(samples[i]) for i in micro["indices"]] for micro in plan]
+    real = sum(sum(b) for b in lengths)
+    processed = sum(max(b) * len(b) for b in lengths)
     return {"arm": args.arm, "model": args.model, "seconds": sum(times), "real_tokens": real,
             "processed_tokens": processed, "padding": 1 - real / processed, "peak_bytes": _peak(device, base),
             "memory_method": method, "steps": len(plan), "first_loss": losses[0], "last_loss": losses[-1],
@@ -258,7 +295,8 @@ def _machine(device: str) -> str:
 def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Path, precision: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--model", model, "--arm", arm, "--samples-file", str(samples_file),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--device", args.device,
-           "--precision", precision, "--threads", str(args.threads)]
+           "--precision", precision, "--threads", str(args.threads),
+           "--warmup-tokens", str(args.warmup_tokens)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -270,13 +308,15 @@ def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Pa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["tiny", "smollm2_135m"], choices=sorted(DEFAULTS))
-    p.add_argument("--samples", type=int, default=None, help="samples per run (default: per model, see DEFAULTS)")
+    p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per run (default: per model)")
+    p.add_argument("--pool", type=int, default=POOL, help="samples built; both arms train the same steps x batch")
     p.add_argument("--rounds", type=int, default=None, help="fresh processes per arm (default: per model)")
     p.add_argument("--batch-size", type=int, default=4, help="samples per optimizer step (data.batch_size)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup-tokens", type=int, default=128, help="tokens per sample of the untimed warm-up step")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -304,15 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
-            n = args.samples or DEFAULTS[model]["samples"]
+            steps = args.steps or DEFAULTS[model]["steps"]
             rounds = args.rounds or DEFAULTS[model]["rounds"]
-            samples = build_samples(n, args.seed, tokenizer)
-            prompts = sorted(_prompt_length(s) for s in samples)
-            responses = sorted(len(s) - _prompt_length(s) for s in samples)
-            print(f"\n{model}: {n} samples; prompt tokens min/median/max {prompts[0]}/{prompts[n // 2]}/"
-                  f"{prompts[-1]}, response tokens {responses[0]}/{responses[n // 2]}/{responses[-1]}")
+            samples = build_samples(args.pool, args.seed, tokenizer)
+            plans = make_plans(samples, args.batch_size, steps, args.seed)
+            chosen = [samples[i] for micro in plans["cj2"] for i in micro["indices"]]
+            n = len(chosen)
+            prompts = sorted(_prompt_length(s) for s in chosen)
+            responses = sorted(len(s) - _prompt_length(s) for s in chosen)
+            print(f"\n{model}: {steps} steps x {args.batch_size} samples from a pool of {args.pool}; prompt tokens "
+                  f"min/median/max {prompts[0]}/{prompts[n // 2]}/{prompts[-1]}, response tokens "
+                  f"{responses[0]}/{responses[n // 2]}/{responses[-1]}")
             path = Path(tmp) / f"{model}.json"
-            path.write_text(json.dumps([_sample_to_json(s) for s in samples]))
+            path.write_text(json.dumps({"samples": [_sample_to_json(s) for s in samples], "plans": plans}))
             runs: dict[str, list[dict]] = {"baseline": [], "cj2": []}
             for r in range(rounds):
                 for arm in (("baseline", "cj2") if r % 2 == 0 else ("cj2", "baseline")):
