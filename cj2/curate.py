@@ -22,7 +22,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cj2.runtime import redact, register_resolvers, scrub_text, wandb_mode
+from cj2.runtime import redact, register_resolvers, reraise_scrubbed, wandb_mode
 
 log = logging.getLogger("cj2.curate")
 register_resolvers()
@@ -76,9 +76,7 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
         log.info("run folder: %s", out)
         return stats
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
-        msg = scrub_text(str(err))
-        if msg != str(err):
-            raise type(err)(msg) from None
+        reraise_scrubbed(err)
         raise
     finally:
         if run is not None:

@@ -110,6 +110,13 @@ def scrub_text(text: str) -> str:
     return text
 
 
+def reraise_scrubbed(err: BaseException) -> None:
+    """Re-raise ``err`` without secret values in its message (if it had any); returns when it has none."""
+    msg = scrub_text(str(err))
+    if msg != str(err):
+        raise type(err)(msg) from None
+
+
 def wandb_mode(configured: str | None) -> str:
     """Offline by default; online when a key is set; ``WANDB_MODE`` or the config decide otherwise."""
     if configured:

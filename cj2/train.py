@@ -22,8 +22,8 @@ from cj2.runtime import (
     AtomicCheckpointIO,
     redact,
     register_resolvers,
+    reraise_scrubbed,
     resolve_precision,
-    scrub_text,
     wandb_mode,
 )
 
@@ -199,9 +199,7 @@ def train(cfg: DictConfig) -> float | None:
                 export_hf(module.model, tokenizer, out / "hf")
             log.info("run folder: %s", out)
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
-        msg = scrub_text(str(err))
-        if msg != str(err):
-            raise type(err)(msg) from None
+        reraise_scrubbed(err)
         raise
     finally:
         for lg in loggers:
