@@ -70,9 +70,8 @@ def evaluate(cfg: DictConfig) -> float | None:
     out.mkdir(parents=True, exist_ok=True)
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
+        metrics = run_evaluation(container, out)  # writes config.yaml, secrets redacted
         resolved = redact(container)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-        metrics = run_evaluation(container, out)
         _log_wandb(cfg, out, resolved, metrics)
     except Exception as err:  # keep secrets out of the tracebacks Hydra prints
         msg = scrub_text(str(err))

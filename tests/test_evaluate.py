@@ -499,3 +499,16 @@ def test_time_budget_stops_before_a_batch_that_would_overrun(tmp_path):
     stats = run_mode(SlowJudge(), "generate", items, placement, ["headline", "swap"], store, batch_size=2,
                      time_budget_s=0.3, progress=False)
     assert stats["stopped_by_time_budget"] and stats["done_items"] == 2 and stats["new_rows"] == 4
+
+
+def test_saved_config_is_redacted_and_kept_when_a_config_is_refused(tmp_path):
+    bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
+    cfg = config(bench, {"backend": "predictions", "path": str(preds)})
+    cfg["logger"] = {"wandb": {"token": "tok-0123456789"}}  # a secret-looking key anywhere is redacted
+    run_evaluation(cfg, tmp_path / "run")
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "tok-0123456789" not in saved and "<redacted>" in saved and "seed: 0" in saved
+    with pytest.raises(ValueError, match="different configuration"):
+        run_evaluation({**cfg, "seed": 2}, tmp_path / "run")
+    assert (tmp_path / "run" / "config.yaml").read_text() == saved  # still describes the results there

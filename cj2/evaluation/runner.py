@@ -248,6 +248,15 @@ def _check_state(out: Path, fp: str, overwrite: bool) -> None:
     atomic_write_json(state, {"fingerprint": fp})
 
 
+def _save_config(out: Path, cfg: Mapping[str, Any]) -> None:
+    """The run's config, secrets redacted, as ``config.yaml`` (written once the folder is known to be ours)."""
+    from omegaconf import OmegaConf
+
+    from cj2.runtime import redact
+
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(dict(cfg)))))
+
+
 def _on_cpu(judge: Any) -> bool:
     if hasattr(judge, "on_cpu"):
         return bool(judge.on_cpu)
@@ -276,6 +285,7 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     _backends.check_no_secrets(jcfg)
     fp = fingerprint(jcfg, bcfg, ev, placement_kind, seed)
     _check_state(out, fp, bool(ev.get("overwrite", False)))
+    _save_config(out, cfg)
 
     t0 = time.monotonic()
     bench = load_benchmark(bcfg)

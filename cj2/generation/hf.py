@@ -386,7 +386,10 @@ class HFSampler:
         dynamic layers (sliding windows, linear attention) fall back to one padded prefill of the distinct
         prompts and ``generate``'s own cache growth. Returns ``generate``'s cache argument.
         """
-        from transformers.cache_utils import DynamicCache, DynamicLayer
+        try:
+            from transformers.cache_utils import DynamicCache, DynamicLayer
+        except ImportError:  # a transformers without per-layer caches: leave the prefill to generate
+            return {}
 
         firsts: dict[int, int] = {}
         for row, (i, _) in enumerate(batch):
