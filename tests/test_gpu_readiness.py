@@ -202,6 +202,7 @@ def test_gpu_check_dry_run_on_cpu():
     assert "export_hf folder reloads exactly" in result.stdout
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_without_transformers_and_refuses_a_machine_without_cuda():
     result = _gpu_check("--cpu", "--no-transformers", "--only", "bf16", "FSDP", "packed")
     assert result.returncode == 0, result.stdout + result.stderr

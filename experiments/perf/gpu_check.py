@@ -489,7 +489,8 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
                          functools.partial(torch.optim.AdamW, lr=1e-3))
     trainer = L.Trainer(accelerator="cuda", devices=1, strategy=fsdp_strategy(), precision="bf16-mixed",
                         max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=str(ctx.tmp / "lightning"))
+                        enable_model_summary=False, use_distributed_sampler=False,
+                        default_root_dir=str(ctx.tmp / "lightning"))
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_Batches(), batch_size=None))
     ckpt = ctx.tmp / "lightning" / "sharded.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -518,6 +519,10 @@ def _plain_weights(state: dict[str, Any], plain: nn.Module) -> dict[str, torch.T
     wins.
     """
     targets = set(plain.state_dict())
+    for section in ("model", "state_dict"):  # skip optimizer states where the weights have their own section
+        if isinstance(state.get(section), dict):
+            state = state[section]
+            break
     flat: dict[str, Any] = {}
 
     def walk(prefix: str, value: Any) -> None:
