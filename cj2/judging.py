@@ -117,17 +117,26 @@ class GeneratedEval:
 
     def baseline(self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None) -> dict[str, float]:
         """The untrained model's scores on the same items, computed once and cached by model and items."""
-        path = Path(cache_dir) / "baselines" / f"{self.key(model_id)}.json" if cache_dir else None
-        if path is not None and path.exists():
-            return {k: float(v) for k, v in json.loads(path.read_text())["metrics"].items()}
-        saved_prefix, self.prefix = self.prefix, f"{self.prefix}_untrained"
-        try:
-            rows = self.generate(model, tokenizer)
-            metrics = self.score(rows)
-        finally:
-            self.prefix = saved_prefix
-        if self.out_dir is not None:
-            write_jsonl(self.out_dir / "generations_untrained.jsonl", rows)
-        if path is not None:
-            atomic_write_json(path, {"model": model_id, "metrics": metrics})
-        return metrics
+        def compute() -> dict[str, float]:
+            saved_prefix, self.prefix = self.prefix, f"{self.prefix}_untrained"
+            try:
+                rows = self.generate(model, tokenizer)
+                metrics = self.score(rows)
+            finally:
+                self.prefix = saved_prefix
+            if self.out_dir is not None:
+                write_jsonl(self.out_dir / "generations_untrained.jsonl", rows)
+            return metrics
+
+        return cached_metrics(cache_dir, self.key(model_id), model_id, compute)
+
+
+def cached_metrics(cache_dir: str | Path | None, key: str, model_id: str, compute) -> dict[str, float]:
+    """``compute()``'s metrics, cached as ``<cache_dir>/baselines/<key>.json`` (no cache without a dir)."""
+    path = Path(cache_dir) / "baselines" / f"{key}.json" if cache_dir else None
+    if path is not None and path.exists():
+        return {k: float(v) for k, v in json.loads(path.read_text())["metrics"].items()}
+    metrics = compute()
+    if path is not None:
+        atomic_write_json(path, {"model": model_id, "metrics": metrics})
+    return metrics

@@ -41,7 +41,8 @@ class JudgeModule(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: LossConfig | Mapping[str, Any],
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: Callable[..., Any] | None = None, *, tokenizer=None,
-                 on_nonfinite: str = "stop", generated_eval: Any | None = None):
+                 on_nonfinite: str = "stop", generated_eval: Any | None = None,
+                 verdict_logit_eval: Any | None = None):
         super().__init__()
         self.model = model
         self.objective = build_objective(loss)
@@ -56,6 +57,8 @@ class JudgeModule(L.LightningModule):
         self.run_generated_eval = False  # set for the final validation
         self.generated_every_n_steps = 0
         self.generated_results: dict[str, float] = {}
+        self.verdict_logit_eval = verdict_logit_eval  # cj2.evaluation.VerdictLogitEval or None
+        self.verdict_logit_results: dict[str, float] = {}
         self._reference: torch.nn.Module | None = None
         if self.objective.needs_reference:
             ref = copy.deepcopy(model).eval()
@@ -141,7 +144,15 @@ class JudgeModule(L.LightningModule):
                      on_epoch=not on_step, batch_size=int(correct.numel()), sync_dist=not on_step)
 
     def on_validation_epoch_end(self) -> None:
-        if self.generated_eval is None or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return
+        if self.verdict_logit_eval is not None:
+            # every rank scores the same embedded pairs (one forward pass each): equal values, no collective
+            self.verdict_logit_results = self.verdict_logit_eval.run(self.model, self.tokenizer)
+            for k, v in self.verdict_logit_results.items():
+                if math.isfinite(v):
+                    self.log(k, v, sync_dist=False)
+        if self.generated_eval is None:
             return
         every = self.generated_every_n_steps
         periodic = every > 0 and self.global_step > 0 and self.global_step % every == 0 and self.trainer.training

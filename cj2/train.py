@@ -137,6 +137,7 @@ def train(cfg: DictConfig) -> float | None:
                          preference=objective.needs_reference, need_verdict_tokens=objective.uses_verdict)
 
     precision = resolve_precision(cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto")))
+    model_id = f"{mcfg.name_or_path}|{mcfg.dtype}|{mcfg.get('tiny_config')}|seed={cfg.seed}"
     gcfg = cfg.eval.generated
     gen_eval = None
     baseline: dict[str, float] = {}
@@ -145,14 +146,30 @@ def train(cfg: DictConfig) -> float | None:
                                  max_new_tokens=int(gcfg.max_new_tokens), batch_size=int(gcfg.batch_size),
                                  out_dir=out, autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
         if gcfg.untrained_baseline and not (out / "last.ckpt").exists():
-            model_id = f"{mcfg.name_or_path}|{mcfg.dtype}|{mcfg.get('tiny_config')}|seed={cfg.seed}"
             t = time.time()
             baseline = gen_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir())
             log.info("untrained baseline (%.0fs): %s", time.time() - t, baseline)
 
+    vcfg = cfg.eval.get("verdict_logits")
+    logit_eval = None
+    if vcfg is not None and vcfg.enabled:
+        from cj2.evaluation.validation import VerdictLogitEval
+
+        logit_eval = VerdictLogitEval.embedded(
+            vcfg.template, n_queries=int(vcfg.n_queries), scenarios=vcfg.scenarios, seed=int(cfg.seed),
+            batch_size=int(vcfg.batch_size), both_orders=bool(vcfg.both_orders),
+            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        if vcfg.untrained_baseline and not (out / "last.ckpt").exists():
+            t = time.time()
+            baseline.update(logit_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir()))
+            log.info("untrained verdict-logit baseline on %d embedded pairs (%.0fs): acc %.3f, jbv2_final %.1f",
+                     len(logit_eval), time.time() - t, baseline["val_untrained/verdict_logit_acc"],
+                     baseline.get("val_untrained/jbv2_final", math.nan))
+
     module = JudgeModule(model, loss_cfg, hydra.utils.instantiate(cfg.optimizer),
                          hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                         tokenizer=tokenizer, on_nonfinite=cfg.on_nonfinite, generated_eval=gen_eval)
+                         tokenizer=tokenizer, on_nonfinite=cfg.on_nonfinite, generated_eval=gen_eval,
+                         verdict_logit_eval=logit_eval)
     if gen_eval is not None and int(gcfg.every_n_steps) > 0:
         module.generated_every_n_steps = int(gcfg.every_n_steps)
 
@@ -182,6 +199,7 @@ def train(cfg: DictConfig) -> float | None:
         val = trainer.validate(module, datamodule=dm, verbose=False)
         metrics.update(val[0] if val else {})
         metrics.update(module.generated_results)
+        metrics.update(module.verdict_logit_results)
         metrics.update(baseline)
         metrics.update({"global_step": trainer.global_step, "wall_time_s": round(time.time() - t0, 1),
                         "loss": cfg.loss.name, "seed": int(cfg.seed), "precision": precision,

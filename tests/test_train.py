@@ -24,7 +24,7 @@ TINY_RUN = [
     "data.max_length=384", "trainer.max_steps=4", "trainer.precision=32-true", "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1", "eval.generated.n_items=2", "eval.generated.max_new_tokens=8",
     "eval.generated.untrained_baseline=false", "checkpoint_every_n_steps=2", "export=false",
-    "optimizer.lr=1e-3",
+    "optimizer.lr=1e-3", "eval.verdict_logits.n_queries=2",
 ]
 
 
@@ -83,6 +83,11 @@ def test_each_objective_trains_and_writes_metrics(tmp_path, loss):
     assert list((tmp_path / "csv").rglob("metrics.csv"))
     if loss != "dpo_seq":
         assert "val/loss_ce" in metrics and "val/verdict_acc_tf" in metrics
+    # verdict-logit scoring on the embedded benchmark (2 scenarios x 2 queries x 6 models), before and after
+    for prefix in ("val", "val_untrained"):
+        assert metrics[f"{prefix}/verdict_logit_n"] == 24
+        assert 0.0 <= metrics[f"{prefix}/verdict_logit_acc"] <= 1.0
+        assert 0.0 <= metrics[f"{prefix}/jbv2_final"] <= 100.0
 
 
 def test_every_trainable_parameter_gets_gradient_and_changes(tokenizer):
@@ -150,6 +155,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     out = tmp_path / "runs" / "ddp"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["global_step"] == 4
+    assert 0.0 <= metrics["val/verdict_logit_acc"] <= 1.0  # scored on every rank: no hang, equal values
     assert (out / "last.ckpt").exists()
     assert not list(tmp_path.glob("runs/ddp*/**/rank1*"))
 

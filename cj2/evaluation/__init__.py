@@ -23,13 +23,14 @@ __all__ = [
     "compute_placement",
     "generate_balanced_list",
     "opencompass_placement",
+    "VerdictLogitEval",
     "verdict_logit_metrics",
 ]
 
 
 def __getattr__(name: str):
-    if name == "verdict_logit_metrics":
-        from cj2.evaluation.validation import verdict_logit_metrics
+    if name in ("verdict_logit_metrics", "VerdictLogitEval"):
+        from cj2.evaluation import validation
 
-        return verdict_logit_metrics
+        return getattr(validation, name)
     raise AttributeError(f"module 'cj2.evaluation' has no attribute {name!r}")

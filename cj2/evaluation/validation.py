@@ -93,3 +93,65 @@ def verdict_logit_metrics(model: Any, tokenizer: Any, benchmark_items: Sequence[
         out[f"{p}/verdict_logit_swap_consistency"] = sw.get("swap/consistency", math.nan)
         out[f"{p}/verdict_logit_position_bias"] = sw.get("swap/position_bias", math.nan)
     return {k: float(v) for k, v in out.items()}
+
+
+class VerdictLogitEval:
+    """The training loop's verdict-logit validation on the embedded benchmark (``eval.verdict_logits``).
+
+    Built once per run; :meth:`run` is called at every validation (it is one forward pass per pair) on
+    every rank: each rank scores the same items, so the logged values agree without a collective and a
+    sharded model (FSDP) gets the forward pass on every rank it needs. ``autocast_dtype`` matches the
+    training precision (bf16-mixed).
+    """
+
+    def __init__(self, items: Sequence[PairwiseItem] | Any, template: str | JudgeTemplate, *, prefix: str = "val",
+                 batch_size: int = 8, both_orders: bool = False, seed: int = 0,
+                 autocast_dtype: Any | None = None):
+        self.benchmark = items
+        self.template = template
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.both_orders = both_orders
+        self.seed = seed
+        self.autocast_dtype = autocast_dtype
+
+    @classmethod
+    def embedded(cls, template: str | JudgeTemplate, *, n_queries: int = 10, scenarios: Sequence[str] | None = None,
+                 seed: int = 0, **kwargs: Any) -> VerdictLogitEval:
+        from cj2.evaluation.embedded import build_embedded
+
+        bench = build_embedded(n_queries=n_queries, scenarios=list(scenarios) if scenarios else None, seed=seed)
+        return cls(bench, template, seed=seed, **kwargs)
+
+    def __len__(self) -> int:
+        return len(getattr(self.benchmark, "items", self.benchmark))
+
+    def key(self, model_id: str) -> str:
+        """Cache key of the untrained baseline: model, template, placement seed and the item ids."""
+        import hashlib
+        import json
+
+        items = getattr(self.benchmark, "items", self.benchmark)
+        tpl = self.template if isinstance(self.template, str) else self.template.name
+        blob = json.dumps(["verdict_logits", model_id, tpl, self.seed, self.both_orders, [it.id for it in items]])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any) -> dict[str, float]:
+        """The untrained model's verdict-logit metrics (``val_untrained/...``), computed once and cached."""
+        from cj2.judging import cached_metrics
+
+        return cached_metrics(cache_dir, self.key(model_id), model_id,
+                              lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
+
+    def run(self, model: Any, tokenizer: Any, *, prefix: str | None = None) -> dict[str, float]:
+        import contextlib
+
+        import torch
+
+        device = next(model.parameters()).device
+        autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            return verdict_logit_metrics(model, tokenizer, self.benchmark, self.template,
+                                         prefix=self.prefix if prefix is None else prefix,
+                                         batch_size=self.batch_size, both_orders=self.both_orders, seed=self.seed)
