@@ -10,6 +10,7 @@ verdict-logit metrics on the embedded benchmark (``val/verdict_logit_acc``, ``va
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -56,14 +57,20 @@ class GeneratedEval:
         for item in self.items:
             prompts.append(self.template.render(item))
             prompts.append(self.template.render(item.swapped()))
-        sampler = HFSampler(model, tokenizer, batch_size=self.batch_size)
         params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0,
                                 stop_on_verdict=self.template.format)
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = contextlib.nullcontext()
+        decoder = model
+        if self.autocast_dtype is not None and device.type == "cpu":
+            # CPU autocast re-casts every weight at every decoding step (a few tokens each): a low-precision
+            # copy of the weights decodes about twice as fast as autocast (measured on SmolLM2-135M).
+            decoder = copy.deepcopy(model).to(self.autocast_dtype).eval()
+        elif self.autocast_dtype is not None:
+            autocast = torch.autocast(device.type, dtype=self.autocast_dtype)
+        sampler = HFSampler(decoder, tokenizer, batch_size=self.batch_size)
         try:
             with autocast:
                 samples = sampler.generate(prompts, 1, params)

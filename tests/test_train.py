@@ -172,3 +172,20 @@ def test_multirun_writes_comparison_table(tmp_path):
     assert len(csv) == 3 and csv[0].startswith("loss,M,seeds")
     assert "margin" in md and "sft" in md and "0,1" in md
     assert "Comparison of" in r.stdout
+
+
+def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, tokenizer):
+    """On CPU the bf16 generated eval decodes with a bf16 copy: the model in training keeps its fp32 weights
+    and its train mode, and the verdicts are parsed and scored as in fp32."""
+    from cj2.data.tasks import generate_items
+    from cj2.judging import GeneratedEval
+
+    items = generate_items(2, split="validation", seed=0)
+    tiny_model.train()
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    ev = GeneratedEval(items, max_new_tokens=6, batch_size=4, autocast_dtype=torch.bfloat16)
+    rows = ev.generate(tiny_model, tokenizer)
+    assert tiny_model.training
+    assert all(p.dtype == torch.float32 and torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
+    assert [(r["id"], r["order"]) for r in rows] == [(i.id, o) for i in items for o in ("AB", "BA")]
+    assert ev.score(rows)["val/n_judgments"] == 4
