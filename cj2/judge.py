@@ -28,7 +28,7 @@ from typing import Any
 
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
-from cj2.verdict import locate_verdict, single_token_labels
+from cj2.verdict import single_token_labels
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +228,11 @@ def split_critique(text: str, format: str) -> tuple[str | None, str]:
     """``(verdict, critique)``: the final verdict of ``text`` and the text before its marker (the whole
     text when there is no verdict). The marker's start comes from :mod:`cj2.verdict`, the one module that
     knows what a verdict looks like."""
-    from cj2.verdict import _final_marker  # the marker span; locate_verdict exposes only the label's
+    from cj2.verdict import locate_marker
 
-    found = locate_verdict(text, format)
+    found = locate_marker(text, format)
     if found is None:
         return None, text
-    marker = _final_marker(text, format)
-    start = marker.start if marker is not None else found[1]
+    start = found[1]
     # the quote or markdown stars that open the marker's key belong to the marker, not the critique
     return found[0], text[:start].rstrip().rstrip("\"'“”‘’*").rstrip()

@@ -322,6 +322,17 @@ def locate_verdict(text: str, format: str) -> tuple[str, int, int] | None:
     return marker.label, marker.label_start, marker.label_end
 
 
+def locate_marker(text: str, format: str) -> tuple[str, int, int] | None:
+    """``(label, start, end)`` like :func:`locate_verdict`, but the span covers the whole final marker
+    (``"Choice": "Model A"``, ``[[A]]``), not only its label: what a caller strips to keep the critique
+    that precedes the verdict. ``None`` when there is no unambiguous final verdict."""
+    found = locate_verdict(text, format)
+    if found is None:
+        return None
+    marker = _final_marker(text, format)
+    return found[0], marker.start, marker.end
+
+
 def parse_verdict(text: str, format: str) -> str | None:
     """The verdict label of a judge's output ``text`` in ``format``, or ``None`` when the last marker is
     invalid, truncated or contradicted side by side, or when there is none (module doc for the rules)."""

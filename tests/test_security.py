@@ -68,3 +68,17 @@ def test_models_load_without_remote_code_by_default(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stop here"):
         load_model(str(tmp_path))
     assert seen.get("trust_remote_code") is False
+
+
+def test_atomic_writes_get_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from cj2.data.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644

@@ -398,3 +398,22 @@ def test_megabyte_results() -> None:
     assert parse_verdict(PATHOLOGICAL["valid-then-opens"], "brackets") is None
     assert parse_verdict(PATHOLOGICAL["agreeing-cluster"], "brackets") == "A"
     assert parse_verdict("x" * ONE_MB + ' "Choice": "Model B"', "cj2_choice") == "B"
+
+
+@pytest.mark.parametrize(("text", "fmt", "marker"), [
+    ('{"Check A": "ok", "Choice": "Model B"}', "cj2_choice", '"Choice": "Model B"'),
+    ("A is better. [[A]]", "brackets", "[[A]]"),
+    ("no verdict here", "brackets", None),
+])
+def test_locate_marker_spans_the_whole_final_marker(text, fmt, marker):
+    from cj2.verdict import locate_marker
+
+    found = locate_marker(text, fmt)
+    if marker is None:
+        assert found is None
+        return
+    label, start, end = found
+    assert label == parse_verdict(text, fmt)
+    assert text[start:end] in marker and len(text[start:end]) >= len(marker) - 1
+    lv = locate_verdict(text, fmt)
+    assert start <= lv[1] and lv[2] <= end  # the label's span lies inside the marker's
