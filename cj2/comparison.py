@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -19,6 +20,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from cj2.data.io import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COLUMNS = (
     "val/judge_acc", "val/judge_acc_parsed", "val/parse_rate", "val/swap_consistency", "val/verdict_acc_tf",
@@ -41,7 +44,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     for path in sorted(Path(sweep_dir).rglob("metrics.json")):
         try:
             runs.append({"_path": str(path.parent), **json.loads(path.read_text())})
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError) as err:  # a run killed mid-write: say so, leave it out
+            log.warning("comparison: skipping unreadable %s (%s)", path, err)
             continue
     return runs
 

@@ -143,8 +143,21 @@ class JudgeModule(L.LightningModule):
             self.log(f"{split}/verdict_margin_tf", out["verdict_margin"].float().mean(), on_step=on_step,
                      on_epoch=not on_step, batch_size=int(correct.numel()), sync_dist=not on_step)
 
+    def _sharded(self) -> bool:
+        """Whether the strategy shards the parameters (FSDP, DeepSpeed ZeRO-3, model parallel): then a forward
+        pass outside the wrapped module sees shards, so the in-loop evaluations are skipped."""
+        name = type(self.trainer.strategy).__name__
+        return any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel"))
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
+            return
+        if (self.verdict_logit_eval is not None or self.generated_eval is not None) and self._sharded():
+            if not getattr(self, "_warned_sharded", False):
+                log.warning("%s shards the weights: the in-loop verdict-logit and generated evaluations are "
+                            "skipped; evaluate the exported folder with python -m cj2.evaluate",
+                            type(self.trainer.strategy).__name__)
+                self._warned_sharded = True
             return
         if self.verdict_logit_eval is not None:
             # every rank scores the same embedded pairs (one forward pass each): equal values, no collective

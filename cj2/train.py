@@ -137,6 +137,9 @@ def train(cfg: DictConfig) -> float | None:
                          preference=objective.needs_reference, need_verdict_tokens=objective.uses_verdict)
 
     precision = resolve_precision(cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto")))
+    ckpt = _resolve_ckpt(cfg.get("ckpt_path"), out)
+    # A resumed run reports the untrained baselines it was started with (from the cache) and computes none.
+    resuming = ckpt is not None
     model_id = f"{mcfg.name_or_path}|{mcfg.dtype}|{mcfg.get('tiny_config')}|seed={cfg.seed}"
     gcfg = cfg.eval.generated
     gen_eval = None
@@ -145,9 +148,10 @@ def train(cfg: DictConfig) -> float | None:
         gen_eval = GeneratedEval(dm.eval_items(int(gcfg.n_items)), template=gcfg.template,
                                  max_new_tokens=int(gcfg.max_new_tokens), batch_size=int(gcfg.batch_size),
                                  out_dir=out, autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
-        if gcfg.untrained_baseline and not (out / "last.ckpt").exists():
+        if gcfg.untrained_baseline:
             t = time.time()
-            baseline = gen_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir())
+            baseline = gen_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
+                                         lookup_only=resuming)
             log.info("untrained baseline (%.0fs): %s", time.time() - t, baseline)
 
     vcfg = cfg.eval.get("verdict_logits")
@@ -159,9 +163,11 @@ def train(cfg: DictConfig) -> float | None:
             vcfg.template, n_queries=int(vcfg.n_queries), scenarios=vcfg.scenarios, seed=int(cfg.seed),
             batch_size=int(vcfg.batch_size), both_orders=bool(vcfg.both_orders),
             autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
-        if vcfg.untrained_baseline and not (out / "last.ckpt").exists():
-            t = time.time()
-            baseline.update(logit_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir()))
+        t = time.time()
+        if vcfg.untrained_baseline:
+            baseline.update(logit_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
+                                                lookup_only=resuming))
+        if "val_untrained/verdict_logit_acc" in baseline:
             log.info("untrained verdict-logit baseline on %d embedded pairs (%.0fs): acc %.3f, jbv2_final %.1f",
                      len(logit_eval), time.time() - t, baseline["val_untrained/verdict_logit_acc"],
                      baseline.get("val_untrained/jbv2_final", math.nan))
@@ -189,7 +195,6 @@ def train(cfg: DictConfig) -> float | None:
     trainer = hydra.utils.instantiate(tcfg, callbacks=callbacks, logger=loggers or False, precision=precision,
                                       plugins=[AtomicCheckpointIO()], default_root_dir=str(out),
                                       _convert_="all")
-    ckpt = _resolve_ckpt(cfg.get("ckpt_path"), out)
     model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
     try:

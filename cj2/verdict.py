@@ -323,9 +323,10 @@ def locate_verdict(text: str, format: str) -> tuple[str, int, int] | None:
 
 
 def locate_marker(text: str, format: str) -> tuple[str, int, int] | None:
-    """``(label, start, end)`` like :func:`locate_verdict`, but the span covers the whole final marker
-    (``"Choice": "Model A"``, ``[[A]]``), not only its label: what a caller strips to keep the critique
-    that precedes the verdict. ``None`` when there is no unambiguous final verdict."""
+    """``(label, start, end)`` like :func:`locate_verdict`, but the span covers the whole final marker,
+    from its key to its end (``Choice": "Model A"``: the key's opening quote is not included; ``[[A]]``), not only
+    the label: what a caller cuts off to keep the critique that precedes the verdict. ``None`` when there
+    is no unambiguous final verdict."""
     found = locate_verdict(text, format)
     if found is None:
         return None

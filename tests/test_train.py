@@ -71,8 +71,12 @@ def test_trainers_instantiate_with_tiny(trainer):
 
 
 @pytest.mark.parametrize("loss", ["sft", "margin", "dpo", "temperature", "dpo_seq"])
-def test_each_objective_trains_and_writes_metrics(tmp_path, loss):
+def test_each_objective_trains_and_writes_metrics(tmp_path, loss, monkeypatch):
+    import cj2.models
     from cj2.train import train
+
+    # the untrained baselines are computed here, not read from the user's cache
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
 
     value = train(cfg_for(tmp_path, f"loss={loss}"))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -88,6 +92,7 @@ def test_each_objective_trains_and_writes_metrics(tmp_path, loss):
         assert metrics[f"{prefix}/verdict_logit_n"] == 24
         assert 0.0 <= metrics[f"{prefix}/verdict_logit_acc"] <= 1.0
         assert 0.0 <= metrics[f"{prefix}/jbv2_final"] <= 100.0
+    assert len(list((tmp_path / "cache" / "baselines").glob("*.json"))) == 1  # verdict logits (generated: off)
 
 
 def test_every_trainable_parameter_gets_gradient_and_changes(tokenizer):
@@ -174,7 +179,7 @@ def test_multirun_writes_comparison_table(tmp_path):
     assert "Comparison of" in r.stdout
 
 
-def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, tokenizer):
+def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, tokenizer, monkeypatch):
     """On CPU the bf16 generated eval decodes with a bf16 copy: the model in training keeps its fp32 weights
     and its train mode, and the verdicts are parsed and scored as in fp32."""
     from cj2.data.tasks import generate_items
@@ -183,9 +188,55 @@ def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, t
     items = generate_items(2, split="validation", seed=0)
     tiny_model.train()
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    import cj2.generation.hf
+
+    seen = []
+
+    class Spy(cj2.generation.hf.HFSampler):
+        def __init__(self, model, *args, **kwargs):
+            seen.append(model)
+            super().__init__(model, *args, **kwargs)
+
+    monkeypatch.setattr(cj2.generation.hf, "HFSampler", Spy)
     ev = GeneratedEval(items, max_new_tokens=6, batch_size=4, autocast_dtype=torch.bfloat16)
     rows = ev.generate(tiny_model, tokenizer)
+    assert len(seen) == 1 and seen[0] is not tiny_model and next(seen[0].parameters()).dtype == torch.bfloat16
     assert tiny_model.training
     assert all(p.dtype == torch.float32 and torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
     assert [(r["id"], r["order"]) for r in rows] == [(i.id, o) for i in items for o in ("AB", "BA")]
     assert ev.score(rows)["val/n_judgments"] == 4
+
+
+def test_sharded_strategy_skips_the_in_loop_evaluations(tiny_model, tokenizer):
+    """Under FSDP/DeepSpeed a forward pass outside the wrapped module sees weight shards: the module skips its
+    verdict-logit and generated evaluations (with a warning) instead of failing or hanging."""
+    from cj2.module import JudgeModule
+
+    calls = []
+
+    class Eval:
+        def run(self, *args, **kwargs):
+            calls.append(args)
+            return {"val/x": 1.0}
+
+    class FSDPStrategy:
+        pass
+
+    class DDPStrategy:
+        pass
+
+    class FakeTrainer:
+        sanity_checking = False
+        training = False
+        is_global_zero = True
+
+    module = JudgeModule(tiny_model, {"name": "sft"}, None, tokenizer=tokenizer, generated_eval=Eval(),
+                         verdict_logit_eval=Eval())
+    module.run_generated_eval = True
+    trainer = FakeTrainer()
+    trainer.strategy = FSDPStrategy()
+    module.trainer = trainer
+    module.on_validation_epoch_end()
+    assert calls == [] and module._sharded()
+    trainer.strategy = DDPStrategy()
+    assert not module._sharded()

@@ -99,9 +99,9 @@ class VerdictLogitEval:
     """The training loop's verdict-logit validation on the embedded benchmark (``eval.verdict_logits``).
 
     Built once per run; :meth:`run` is called at every validation (it is one forward pass per pair) on
-    every rank: each rank scores the same items, so the logged values agree without a collective and a
-    sharded model (FSDP) gets the forward pass on every rank it needs. ``autocast_dtype`` matches the
-    training precision (bf16-mixed).
+    every rank: each rank scores the same items, so the logged values agree without a collective. Under a
+    strategy that shards the weights (FSDP, DeepSpeed) the module skips it (a forward pass outside the
+    wrapped module would see shards). ``autocast_dtype`` matches the training precision (bf16-mixed).
     """
 
     def __init__(self, items: Sequence[PairwiseItem] | Any, template: str | JudgeTemplate, *, prefix: str = "val",
@@ -131,17 +131,22 @@ class VerdictLogitEval:
         import hashlib
         import json
 
+        from cj2.judging import item_fingerprint
+
         items = getattr(self.benchmark, "items", self.benchmark)
         tpl = self.template if isinstance(self.template, str) else self.template.name
-        blob = json.dumps(["verdict_logits", model_id, tpl, self.seed, self.both_orders, [it.id for it in items]])
+        blob = json.dumps(["verdict_logits", model_id, tpl, self.seed, self.both_orders, str(self.autocast_dtype),
+                           self.batch_size, item_fingerprint(items)])
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any) -> dict[str, float]:
-        """The untrained model's verdict-logit metrics (``val_untrained/...``), computed once and cached."""
+    def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any,
+                 lookup_only: bool = False) -> dict[str, float]:
+        """The untrained model's verdict-logit metrics (``val_untrained/...``), computed once and cached
+        (``lookup_only``: the cached metrics or nothing)."""
         from cj2.judging import cached_metrics
 
-        return cached_metrics(cache_dir, self.key(model_id), model_id,
-                              lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
+        compute = None if lookup_only else (lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
+        return cached_metrics(cache_dir, self.key(model_id), model_id, compute)
 
     def run(self, model: Any, tokenizer: Any, *, prefix: str | None = None) -> dict[str, float]:
         import contextlib
