@@ -22,7 +22,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cj2.runtime import redact, register_resolvers, reraise_scrubbed, wandb_mode
+from cj2.runtime import CONF_DIR, redact, register_resolvers, reraise_scrubbed, wandb_mode
 
 log = logging.getLogger("cj2.curate")
 register_resolvers()
@@ -85,7 +85,7 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
             wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="curate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="curate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     curate(cfg)

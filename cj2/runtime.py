@@ -19,6 +19,10 @@ SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|authorization)$"
 REDACTED = "<redacted>"
 
 
+# The Hydra configs beside the package (an absolute path, so console scripts find them as `python -m` does).
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
 def _now() -> str:
     return _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
