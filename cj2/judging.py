@@ -43,10 +43,8 @@ class GeneratedEval:
         self.autocast_dtype = autocast_dtype  # e.g. bfloat16 when training runs bf16-mixed
 
     def key(self, model_id: str) -> str:
-        h = hashlib.sha256()
-        h.update(json.dumps([model_id, self.template.name, self.max_new_tokens, str(self.autocast_dtype),
-                             self.batch_size, item_fingerprint(self.items)]).encode())
-        return h.hexdigest()[:16]
+        return cache_key(model_id, self.template.name, self.max_new_tokens, str(self.autocast_dtype),
+                         self.batch_size, item_fingerprint(self.items))
 
     @torch.no_grad()
     def generate(self, model, tokenizer) -> list[dict[str, Any]]:
@@ -139,6 +137,11 @@ class GeneratedEval:
             return metrics
 
         return cached_metrics(cache_dir, self.key(model_id), model_id, None if lookup_only else compute)
+
+
+def cache_key(*parts: Any) -> str:
+    """A short stable hash of JSON-serialisable ``parts``: the file name of a cached baseline."""
+    return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()[:16]
 
 
 def item_fingerprint(items: Sequence[PairwiseItem]) -> str:

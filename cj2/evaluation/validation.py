@@ -127,17 +127,14 @@ class VerdictLogitEval:
         return len(getattr(self.benchmark, "items", self.benchmark))
 
     def key(self, model_id: str) -> str:
-        """Cache key of the untrained baseline: model, template, placement seed and the item ids."""
-        import hashlib
-        import json
-
-        from cj2.judging import item_fingerprint
+        """Cache key of the untrained baseline: model, template, placement seed, precision, batch size and
+        the items' content."""
+        from cj2.judging import cache_key, item_fingerprint
 
         items = getattr(self.benchmark, "items", self.benchmark)
         tpl = self.template if isinstance(self.template, str) else self.template.name
-        blob = json.dumps(["verdict_logits", model_id, tpl, self.seed, self.both_orders, str(self.autocast_dtype),
-                           self.batch_size, item_fingerprint(items)])
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return cache_key("verdict_logits", model_id, tpl, self.seed, self.both_orders, str(self.autocast_dtype),
+                         self.batch_size, item_fingerprint(items))
 
     def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any,
                  lookup_only: bool = False) -> dict[str, float]:
