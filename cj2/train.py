@@ -128,6 +128,10 @@ def train(cfg: DictConfig) -> float | None:
         from cj2.models import apply_peft
 
         model = apply_peft(model, OmegaConf.to_container(mcfg.peft, resolve=True))
+    if mcfg.get("trainable_layers") is not None:  # after PEFT, so adapters train only in the top layers too
+        from cj2.models import freeze_bottom_layers
+
+        freeze_bottom_layers(model, int(mcfg.trainable_layers))
     log.info("model: %s", describe(model))
 
     loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)

@@ -172,18 +172,19 @@ def test_non_contiguous_hidden():
         torch.testing.assert_close(a, b, **TOL[torch.float64])
 
 
-def test_bf16_inputs_are_computed_in_float32():
+def test_bf16_inputs_use_bf16_matmuls_and_float32_softmax():
+    """bf16 inputs: bf16 matmuls, fp32 log-sum-exp; loss and gradients within the BF16_* tolerances (below)
+    of the fp32 computation on the same (upcast) numbers."""
     hidden, weight, targets, tw, b = make(n=40, h=16, v=300, dtype=torch.bfloat16, bias=True)
-    out = chunked_weighted_nll(hidden, weight, targets, tw, b, chunk_size=7)
+    with OpRecorder() as rec:
+        out = chunked_weighted_nll(hidden, weight, targets, tw, b, chunk_size=7)
     assert out.dtype == torch.float32
-    # The same bf16 numbers, upcast, through the fp32 reference: only summation order differs.
+    assert rec.mm_dtypes == {torch.bfloat16}
     up = [x.detach().float().requires_grad_() for x in (hidden, weight, b)]
     ref = naive_weighted_nll(up[0], up[1], targets, tw.float(), up[2])
-    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
-    # Gradients come back in bf16, equal to the fp32 ones up to bf16 rounding.
-    for got, want in zip(grads(out, [hidden, weight, b]), grads(ref, up)):
-        assert got.dtype == torch.bfloat16
-        torch.testing.assert_close(got.float(), want, rtol=1.6e-2, atol=1e-3)
+    got = grads(out, [hidden, weight, b])
+    assert all(g.dtype == torch.bfloat16 for g in got)  # gradients come back in the input dtype
+    assert_close_to_fp32(out, got, ref, grads(ref, up))
 
 
 def test_no_grad_mode_computes_only_the_loss():
@@ -203,6 +204,7 @@ class OpRecorder(TorchDispatchMode):
         super().__init__()
         self.shapes: list[tuple[str, tuple[int, ...]]] = []
         self.matmuls = 0
+        self.mm_dtypes: set[torch.dtype] = set()  # dtypes of the matrix operands of every matmul
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -212,6 +214,7 @@ class OpRecorder(TorchDispatchMode):
         name = str(func.overloadpacket)
         if name in ("aten.mm", "aten.addmm", "aten.addmm_", "aten.matmul", "aten.bmm"):
             self.matmuls += 1
+            self.mm_dtypes.update(x.dtype for x in args if isinstance(x, torch.Tensor) and x.dim() == 2)
         for t in out if isinstance(out, (tuple, list)) else [out]:
             if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
                 self.shapes.append((name, tuple(t.shape)))
@@ -240,6 +243,56 @@ def test_no_tensor_larger_than_one_chunk_of_logits_and_no_recompute():
     assert rec.matmuls == 3 * math.ceil(n / chunk)
     torch.testing.assert_close(hidden.grad, grads(naive_weighted_nll(hidden, weight, targets, tw),
                                                   [hidden])[0], **TOL[torch.float32])
+
+
+# bf16 matmuls (under bf16 autocast, or for bf16 inputs) against the fp32 path. Each logit and each entry of a
+# gradient product is rounded to bf16 once (relative error <= 2^-9 ~ 2e-3); the log-sum-exp, the softmax and
+# the accumulation of grad_weight over chunks stay in fp32. Tolerance: the loss within BF16_LOSS_RTOL = 1e-3
+# relative; each gradient within BF16_GRAD_TOL = 2e-2 of its largest fp32 entry (max abs error / max abs value).
+# Measured in test_bf16_autocast_matmuls_match_the_fp32_path: loss <= 3e-5 relative, gradients <= 9e-3.
+BF16_LOSS_RTOL = 1e-3
+BF16_GRAD_TOL = 2e-2
+
+
+def assert_close_to_fp32(loss, got_grads, ref_loss, ref_grads):
+    assert abs(loss.item() - ref_loss.item()) <= BF16_LOSS_RTOL * abs(ref_loss.item())
+    for got, want in zip(got_grads, ref_grads):
+        scale = want.abs().max().item()
+        assert (got.float() - want).abs().max().item() <= BF16_GRAD_TOL * scale
+
+
+@pytest.mark.parametrize("chunk_size", [64, 512])  # several chunks (fp32 accumulation of grad_weight) / one chunk
+@pytest.mark.parametrize("bias", [False, True])
+def test_bf16_autocast_matmuls_match_the_fp32_path(chunk_size, bias):
+    """fp32 inputs under bf16 autocast: the three matmuls run in bf16 (and no more of them), the loss is fp32
+    and within BF16_LOSS_RTOL = 1e-3 relative of the fp32 path, the fp32 gradients within
+    BF16_GRAD_TOL = 2e-2 x max |fp32 gradient| (max abs error)."""
+    hidden, weight, targets, tw, b = make(n=300, h=64, v=3000, bias=bias, zero_frac=0.1)
+    weight = (weight.detach() * 0.3).requires_grad_()  # logits with std ~2.4, the spread of an LM's logits
+    params = [hidden, weight, b]
+    with OpRecorder() as rec32:
+        ref = chunked_weighted_nll(hidden, weight, targets, tw, b, chunk_size=chunk_size)
+    assert rec32.mm_dtypes == {torch.float32}  # without autocast: today's fp32 path
+    ref_grads = grads(ref, params)
+    with torch.autocast("cpu", dtype=torch.bfloat16), OpRecorder() as rec:
+        out = chunked_weighted_nll(hidden, weight, targets, tw, b, chunk_size=chunk_size)
+        got = grads(out, params)
+    assert rec.mm_dtypes == {torch.bfloat16}
+    assert rec.matmuls == rec32.matmuls == 3 * math.ceil(int((tw != 0).sum()) / chunk_size)
+    assert out.dtype == torch.float32 and all(g.dtype == torch.float32 for g in got)
+    assert_close_to_fp32(out, got, ref, ref_grads)
+
+
+def test_fp16_autocast_and_float64_keep_full_precision_matmuls():
+    hidden, weight, targets, tw, _ = make(n=20)
+    with torch.autocast("cpu", dtype=torch.float16), OpRecorder() as rec:
+        chunked_weighted_nll(hidden, weight, targets, tw, chunk_size=8).backward()
+    assert rec.mm_dtypes == {torch.float32}
+    hidden, weight, targets, tw, _ = make(n=20, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=torch.bfloat16), OpRecorder() as rec:
+        out = chunked_weighted_nll(hidden, weight, targets, tw, chunk_size=8)
+    assert rec.mm_dtypes == {torch.float64} and out.dtype == torch.float64
+    torch.testing.assert_close(out, naive_weighted_nll(hidden, weight, targets, tw), **TOL[torch.float64])
 
 
 def test_default_chunk_size_is_positive():

@@ -23,6 +23,7 @@ from cj2.models import (
     embedded_model_dir,
     embedded_tokenizer_dir,
     export_hf,
+    freeze_bottom_layers,
     is_checkpointing,
     load_model,
     load_model_and_tokenizer,
@@ -527,3 +528,93 @@ def test_embedded_smollm2_converts_once_and_answers_paris():
     print(f"\nembedded model: prepare {convert_s:.1f} s, load {reload_s:.2f} s, answer {answer!r}")
     assert "Paris" in answer
     assert reload_s < 10
+
+
+# --------------------------------------------------------------------------------------------------
+# Training only the top decoder layers (model.trainable_layers)
+# --------------------------------------------------------------------------------------------------
+def _four_layers(tokenizer, **kwargs):
+    return load_model(TINY, tokenizer=tokenizer, tiny_config={"num_hidden_layers": 4}, **kwargs)
+
+
+def _record_layer_outputs(model) -> tuple[list[bool], list]:
+    seen: list[bool] = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: seen.append((o[0] if isinstance(o, tuple) else o)
+                                                                      .requires_grad))
+             for layer in model.model.layers]
+    return seen, hooks
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_freeze_bottom_layers_trains_only_the_top_and_backward_stops_there(tokenizer, batch, checkpointing, caplog):
+    ids, mask = batch
+    full = _four_layers(tokenizer, gradient_checkpointing=checkpointing).train()
+    model = _four_layers(tokenizer, gradient_checkpointing=checkpointing).train()
+    if checkpointing:  # transformers' hook that makes the embedding output require grad
+        assert model._require_grads_hooks
+    with caplog.at_level("WARNING", logger="cj2.models.loading"):
+        assert freeze_bottom_layers(model, 1) is model
+    assert "tied to the output layer" in caplog.text  # the tiny model ties embeddings and lm_head
+    assert not getattr(model, "_require_grads_hooks", None)
+    layers = model.model.layers
+    assert not model.get_input_embeddings().weight.requires_grad
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # frozen with it
+    assert not any(p.requires_grad for layer in layers[:3] for p in layer.parameters())
+    assert all(p.requires_grad for p in layers[3].parameters())
+    assert all(p.requires_grad for p in model.model.norm.parameters())
+    assert describe(model)["n_trainable"] == sum(p.numel() for p in layers[3].parameters()) + 64
+
+    seen, hooks = _record_layer_outputs(model)
+    model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+    for hook in hooks:
+        hook.remove()
+    # No frozen layer's output is part of the graph, so autograd never runs backward through the bottom.
+    assert seen == [False, False, False, True]
+    assert all(p.grad is None for layer in layers[:3] for p in layer.parameters())
+    assert model.get_input_embeddings().weight.grad is None
+    # The top layer's gradient is the one full training gives it (same weights, same batch).
+    full(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+    for got, want in zip(layers[3].parameters(), full.model.layers[3].parameters()):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_freeze_bottom_layers_bounds(tokenizer):
+    model = _four_layers(tokenizer)
+    assert freeze_bottom_layers(model, None) is model
+    assert all(p.requires_grad for p in model.parameters())
+    freeze_bottom_layers(model, 4)  # every layer trains; only the (tied) embeddings are frozen
+    assert [n for n, p in model.named_parameters() if not p.requires_grad] == ["model.embed_tokens.weight"]
+    for bad in (-1, 5, True, 1.5):
+        with pytest.raises(ValueError, match=r"trainable_layers=.*\[0, 4\]"):
+            freeze_bottom_layers(_four_layers(tokenizer), bad)
+
+
+def test_freeze_bottom_layers_after_peft_keeps_adapters_only_on_top(tokenizer, batch):
+    pytest.importorskip("peft")
+    lora = apply_peft(_four_layers(tokenizer), {"r": 4, "target_modules": ["q_proj", "v_proj"]})
+    freeze_bottom_layers(lora, 1)
+    trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
+    assert trainable and all(".layers.3." in n and "lora_" in n for n in trainable)
+    ids, mask = batch
+    lora.train()
+    lora(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+    assert all(p.grad is not None for n, p in lora.named_parameters() if p.requires_grad)
+
+
+def test_train_with_trainable_layers_changes_only_the_top_layer(tmp_path, tokenizer):
+    """cj2.train with model.trainable_layers=1 (tiny: 2 layers): embeddings (tied lm_head) and layer 0 keep
+    their initial weights, layer 1 and the final norm train."""
+    from omegaconf import OmegaConf
+
+    from cj2.train import train
+    from tests.test_train import cfg_for
+
+    cfg = cfg_for(tmp_path, "model.trainable_layers=1", "optimizer.lr=1e-2", "eval.generated.enabled=false",
+                  "eval.verdict_logits.enabled=false")
+    train(cfg)
+    state = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    base = load_model(TINY, tokenizer=tokenizer, seed=int(cfg.seed),
+                      tiny_config=OmegaConf.to_container(cfg.model.tiny_config)).state_dict()
+    changed = {k.removeprefix("model.") for k, v in state.items() if not torch.equal(v, base[k.removeprefix("model.")])}
+    assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), sorted(changed)
+    assert any(k.startswith("model.layers.1.") for k in changed)

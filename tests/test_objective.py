@@ -451,3 +451,40 @@ def test_sample_weights_weight_every_term_and_uniform_weights_change_nothing():
         rep = [0, 0, 1, 2]
         repeated = obj(hidden[rep], weight, {key: v[rep] for key, v in base.items()})["loss"]
         torch.testing.assert_close(weighted, repeated)
+
+
+# ------------------------------------------------------------------------------ verdict logits precision
+def test_verdict_logits_are_fp32_under_bf16_autocast():
+    """Under bf16 autocast the verdict logits are fp32 and equal an fp32 computation (no autocast) within 1e-5
+    relative, and so is the verdict term; a bf16 projection would be off by far more."""
+    vocab = 32
+    batch = random_batch(4, vocab, seed=21)
+    gen = torch.Generator().manual_seed(22)
+    hidden = (4 * torch.randn(4, batch["labels"].shape[1], vocab, generator=gen)).requires_grad_(True)
+    weight = torch.randn(vocab, vocab, generator=gen).requires_grad_(True)
+    bias = torch.randn(vocab, generator=gen).requires_grad_(True)
+    objective = build_objective({"name": "margin", "k": 3})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = objective(hidden, weight, batch, lm_bias=bias)
+    rows = (batch["verdict_index"] >= 0).nonzero().squeeze(1)
+    at = hidden[rows, batch["verdict_index"][rows] - 1]
+    want = torch.nn.functional.linear(at, weight, bias)  # fp32, no autocast
+    cand = batch["verdict_candidates"][rows]
+    want_cand = want.gather(1, cand.clamp_min(0)).masked_fill(cand < 0, float("-inf")).detach()
+    got = out["verdict_candidate_logits"]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want_cand, rtol=1e-5, atol=0)
+    fp32 = objective(hidden, weight, batch, lm_bias=bias)  # the same objective without autocast
+    torch.testing.assert_close(out["loss_verdict"], fp32["loss_verdict"], rtol=1e-5, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        rounded = torch.nn.functional.linear(at, weight, bias).float().detach()
+    assert (rounded - want.detach()).abs().max() > 1e-3 * want.detach().abs().max()  # the test can fail
+
+
+def test_near_tied_candidates_are_not_tied_by_bf16_autocast():
+    hidden, weight, batch = hand_batch()
+    hidden[0, 2] = torch.tensor([0.0, 0, 0, 0, 20.01, 20.0])  # gold 4 leads 5 by 0.01; bf16 has steps of 0.125
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = build_objective({"name": "margin", "k": 2})(hidden, weight, batch)
+    assert out["verdict_correct"].tolist() == [True]
+    assert out["verdict_margin"].item() == pytest.approx(0.01, abs=1e-5)

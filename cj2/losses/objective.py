@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from cj2.losses.ce import CE_BACKENDS, project, token_logps, weighted_nll
+from cj2.losses.ce import CE_BACKENDS, token_logps, weighted_nll
 from cj2.losses.chunked import DEFAULT_CHUNK_SIZE
 from cj2.losses.dpo import dpo_logits, sequence_dpo_loss
 from cj2.losses.verdict import (
@@ -50,6 +50,7 @@ from cj2.losses.verdict import (
     margin_loss,
     temperature_loss,
     verdict_diagnostics,
+    verdict_logits,
 )
 
 IGNORE_INDEX = -100
@@ -368,12 +369,13 @@ class Objective:
             # clamp: an empty window (0 tokens) has a zero numerator too, so 0 / 1 = 0, not NaN.
             return torch.as_tensor(dens[key], dtype=dtype, device=hidden.device).clamp_min(1)
 
-        # Verdict rows: one small projection, for the verdict term and for the diagnostics of every objective.
+        # Verdict rows: one small projection, for the verdict term and for the diagnostics of every objective;
+        # in fp32 outside autocast, so near-tied candidates do not become bf16 ties.
         rows, k = self._verdict_positions(batch)
         target, candidates = self._verdict_fields(batch, rows)
         self._check_verdict_rows(batch, rows, k, target, candidates, lm_weight.shape[0])
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.uses_verdict):
-            z = project(hidden[rows, k - 1], lm_weight, lm_bias)
+            z = verdict_logits(hidden[rows, k - 1], lm_weight, lm_bias)
         out: dict[str, Tensor] = dict(verdict_diagnostics(z, target, candidates))
 
         if self.needs_reference:

@@ -44,6 +44,20 @@ def _check_rows(logits: Tensor, target: Tensor) -> None:
         raise ValueError(f"target must be [N]={logits.shape[0]}, got shape {tuple(target.shape)}")
 
 
+def verdict_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """The verdict rows' logits ``hidden [N, H] @ weight.T (+ bias)`` as ``[N, V]``, in float32 and outside autocast.
+
+    Under bf16 autocast ``F.linear`` would return them rounded to bf16 (8 significant bits: steps of 0.125
+    at |z| = 20), so near-tied candidates become exact ties for the margin / DPO / temperature terms and for
+    :func:`verdict_diagnostics`. Here the inputs are upcast (float64 stays float64) and the product runs with
+    autocast disabled. N is the number of verdicts in the micro-batch, so the fp32 matmul costs little; a
+    half-precision ``weight`` gets one fp32 copy for the call (held for the backward pass).
+    """
+    dtype = torch.float64 if torch.float64 in (hidden.dtype, weight.dtype) else torch.float32
+    with torch.autocast(hidden.device.type, enabled=False):
+        return F.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
+
+
 def gold_logit(z: Tensor, target: Tensor) -> Tensor:
     """``z[i, target[i]]`` as ``[N]``."""
     return z.gather(1, target.long().unsqueeze(1)).squeeze(1)

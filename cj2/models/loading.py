@@ -533,6 +533,79 @@ def apply_peft(model: PreTrainedModel, peft_config: Mapping[str, Any]) -> torch.
     return peft.get_peft_model(model, config)
 
 
+def _decoder_layers(decoder: torch.nn.Module) -> torch.nn.ModuleList:
+    for attr in ("layers", "h", "blocks", "block"):  # Llama/Qwen/Mistral/Gemma, GPT-2/Falcon, others
+        layers = getattr(decoder, attr, None)
+        if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
+            return layers
+    raise ValueError(f"{type(decoder).__name__}: no decoder layer list found (looked for .layers, .h, .blocks, "
+                     f".block); model.trainable_layers needs one")
+
+
+def _reentrant_checkpointing(model: torch.nn.Module) -> bool:
+    """Whether some module checkpoints its activations with the reentrant ``torch.utils.checkpoint``."""
+    for module in model.modules():
+        fn = getattr(module, "_gradient_checkpointing_func", None)
+        if fn is not None and getattr(module, "gradient_checkpointing", False):
+            if (getattr(fn, "keywords", None) or {}).get("use_reentrant", True) is not False:
+                return True
+    return False
+
+
+def freeze_bottom_layers(model: torch.nn.Module, n_top: int | None) -> torch.nn.Module:
+    """Train only the top ``n_top`` decoder layers: freeze the embeddings and every layer below them.
+
+    ``requires_grad`` becomes False for the input embeddings (and any other ``nn.Embedding`` directly in the
+    decoder, e.g. GPT-2's position table) and for all decoder layers but the last ``n_top``; those layers,
+    the final norm and an untied output layer stay as they were. ``n_top=None`` changes nothing (all
+    trainable); ``0 <= n_top <= num_layers`` is required. Returns ``model`` (changed in place).
+
+    Tied embeddings (SmolLM2, the tiny model, Qwen2.5's small sizes): the output layer *is* the embedding
+    matrix, so freezing the embedding also freezes the output layer (the chunked CE then skips its
+    ``V x H`` weight gradient). This is logged as a warning.
+
+    Backward stops at the lowest trainable layer: with frozen embeddings no input requires grad, so autograd
+    never enters the frozen bottom. transformers' activation checkpointing registers a hook that makes the
+    embedding output require grad (``enable_input_require_grads``), which would run the backward through
+    every frozen layer; it is removed here when the checkpointing is non-reentrant (cj2's
+    :func:`load_model` uses ``use_reentrant=False``), and kept for reentrant checkpointing, which needs it.
+    With PEFT apply this *after* :func:`apply_peft` to keep adapters only in the top layers (before, PEFT's
+    own freezing overrides it).
+    """
+    if n_top is None:
+        return model
+    inner = unwrap_model(model)
+    base = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+    decoder = base.get_decoder()
+    layers = _decoder_layers(decoder)
+    n_layers = len(layers)
+    if isinstance(n_top, bool) or not isinstance(n_top, int) or not 0 <= n_top <= n_layers:
+        raise ValueError(f"model.trainable_layers={n_top!r}: must be null (all trainable) or an integer in "
+                         f"[0, {n_layers}] (this model has {n_layers} decoder layers)")
+    embedding = base.get_input_embeddings()
+    frozen: list[torch.nn.Module] = [embedding]
+    frozen += [m for m in decoder.children() if isinstance(m, torch.nn.Embedding) and m is not embedding]
+    frozen += list(layers[: n_layers - n_top])
+    for module in frozen:
+        for param in module.parameters():
+            param.requires_grad_(False)
+    head = base.get_output_embeddings()
+    if head is not None and head.weight is embedding.weight:
+        log.warning("cj2: model.trainable_layers=%d: the input embeddings are tied to the output layer (lm_head), "
+                    "so freezing them freezes the output layer too", n_top)
+    hooks = getattr(base, "_require_grads_hooks", None) or getattr(base, "_require_grads_hook", None)
+    if hooks and hasattr(base, "disable_input_require_grads"):
+        if _reentrant_checkpointing(base):
+            log.warning("cj2: reentrant activation checkpointing needs inputs that require grad; the backward "
+                        "pass will run through the %d frozen layers", n_layers - n_top)
+        else:
+            base.disable_input_require_grads()
+    n_trainable = sum(p.numel() for p in {id(p): p for p in inner.parameters()}.values() if p.requires_grad)
+    log.info("cj2: model.trainable_layers=%d: froze the embeddings and the bottom %d of %d decoder layers; "
+             "%d parameters stay trainable", n_top, n_layers - n_top, n_layers, n_trainable)
+    return model
+
+
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The module under ``torch.compile`` wrappers (``_orig_mod``); a PEFT model is returned as is."""
     while hasattr(model, "_orig_mod"):
