@@ -192,6 +192,9 @@ def train(cfg: DictConfig) -> float | None:
                                  enable_version_counter=False)]
     if cfg.get("stop_after_steps"):
         callbacks.append(StopAfterSteps(int(cfg.stop_after_steps)))
+    from cj2.testing import kill_callbacks  # test-only: CJ2_TEST_KILL_AT=train.step:k, else none
+
+    callbacks += kill_callbacks()
     loggers = build_loggers(cfg, out, resolved)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))

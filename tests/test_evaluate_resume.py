@@ -1,4 +1,4 @@
-"""Kill and resume, proven: ``python -m cj2.evaluate`` killed with SIGKILL at a random point and run again
+"""Kill and resume, proven: ``python -m cj2.evaluate`` killed with SIGKILL at a random row and run again
 reuses its finished items and ends with exactly the metrics of an uninterrupted run (same config, same seed).
 
 The judge is the tiny random model through the ``hf`` backend, in both scoring modes (verdict logits and
@@ -13,18 +13,20 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cj2.evaluation import build_embedded
+from cj2.testing import ENV
 
 ARGS = ["judge.name_or_path=tiny", "judge.max_new_tokens=8", "judge.batch_size=4", "benchmark.n_queries=2",
         "benchmark.scenarios=[arithmetic]", "logger.wandb.enabled=false", "evaluate.max_generated=null",
         "evaluate.time_budget_s=null", "evaluate.bootstrap=100", "evaluate.progress=false"]
 N_ITEMS = len(build_embedded(n_queries=2, scenarios=["arithmetic"]))
 N_ROWS = N_ITEMS * 2 * 2  # items x 2 passes x 2 modes
+BATCH = 4  # judge.batch_size: rows per write
+assert N_ITEMS % BATCH == 0  # so every write holds BATCH rows
 
 
 def _command(root: Path, run_name: str) -> list[str]:
@@ -60,26 +62,26 @@ def test_sigkill_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_p
     ref_dir = tmp_path / "eval" / "ref"
     assert _rows(ref_dir) == N_ROWS
 
-    kill_after = random.Random().randint(1, N_ROWS - 1)
+    # The child kills itself (cj2.testing) right after the durable write that brings it to >= kill_after rows:
+    # no polling, so the kill can neither miss the end of a short run nor land past the point chosen. Rows are
+    # written BATCH rows at a time, so any kill_after <= N_ROWS - BATCH lands before the last write.
+    seed = random.randrange(2**32)
+    kill_after = random.Random(seed).randint(1, N_ROWS - BATCH)
+    why = f"kill_after={kill_after} (seed {seed})"
     folder = tmp_path / "eval" / "killed"
-    proc = subprocess.Popen(_command(tmp_path, "killed"), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while _rows(folder) < kill_after and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed = subprocess.run(_command(tmp_path, "killed"), env={**_env(), ENV: f"evaluate.rows:{kill_after}"},
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, (why, killed.stderr[-3000:])
     done_before = _rows(folder)
-    assert 0 < done_before < N_ROWS and not (folder / "metrics.json").exists()
+    assert done_before == -(-kill_after // BATCH) * BATCH and not (folder / "metrics.json").exists(), why
 
     resumed = subprocess.run(_command(tmp_path, "killed"), env=_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = json.loads((ref_dir / "metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
-    assert b["results"] == a["results"], f"killed after {done_before} rows"
+    assert b["results"] == a["results"], why
     reused = sum(r["reused_rows"] for r in b["runs"].values())
-    assert reused >= done_before - 4  # at most the torn batch's rows are judged again
+    assert reused == done_before, why  # killed after a durable write: every row on disk is reused
     assert sum(r["reused_rows"] + r["new_rows"] for r in b["runs"].values()) == N_ROWS
     ref_rows, got_rows = _by_key(ref_dir), _by_key(folder)
     assert got_rows.keys() == ref_rows.keys()

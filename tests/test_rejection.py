@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from cj2.curation.rejection import JudgePrompt, filter_candidates, rejection_sam
 from cj2.data.tasks import generate_items
 from cj2.generation import SamplingParams, ScriptedSampler
 from cj2.generation.simulated import SimulatedTeacher
+from cj2.testing import ENV
 
 A = '{"Reasoning": "checked", "Choice": "Model A"}'
 A2 = '{"Reasoning": "checked twice", "Choice": "Model A"}'
@@ -219,56 +219,45 @@ def test_a_changed_listed_shard_is_redrawn(tmp_path):
 
 
 _CHILD = textwrap.dedent("""
-    import sys, time
+    import sys
     from cj2.curation.prompts import build_prompts
     from cj2.curation.rejection import rejection_sample
     from cj2.data.tasks import generate_items
     from cj2.generation import SamplingParams
     from cj2.generation.simulated import SimulatedTeacher
 
-    class Slow(SimulatedTeacher):
-        def generate(self, *a, **k):
-            time.sleep(float(sys.argv[2]))
-            return super().generate(*a, **k)
-
     prompts = build_prompts(generate_items(24, seed=0), ["cj2_short"], seed=0)
-    run = rejection_sample(prompts, Slow(), SamplingParams(seed=9), draws=4, folder_root=sys.argv[1],
+    run = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(seed=9), draws=4, folder_root=sys.argv[1],
                            generator_config={"backend": "simulated"}, shard_size=2)
     print("DONE", run.shards_reused, run.shards_drawn, flush=True)
 """)
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("point", ["rejection.shard_written", "rejection.shard_listed"])
+def test_sigkill_at_a_random_shard_then_resume_equals_uninterrupted(tmp_path, point):
+    """The child kills itself (cj2.testing) after its k-th shard is written (not yet listed: it is drawn
+    again) or listed (reused), k random in 1..11 of 12; no polling, so the kill always lands mid-run."""
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
     folder_root = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    child = subprocess.Popen([sys.executable, str(script), str(folder_root), "0.4"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    listed = 0
-    while time.time() < deadline and child.poll() is None:
-        manifests = list(folder_root.glob("*/manifest.json"))
-        if manifests:
-            try:
-                listed = len(json.loads(manifests[0].read_text())["shards"])
-            except (json.JSONDecodeError, KeyError):
-                listed = 0
-            if listed >= 3:
-                break
-        time.sleep(0.05)
-    assert child.poll() is None, f"the child ended before it could be killed: {child.communicate()}"
-    time.sleep(random.Random().uniform(0.0, 0.4))  # somewhere inside a shard, or between write and listing
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    before = len(json.loads(next(folder_root.glob("*/manifest.json")).read_text())["shards"])
-    assert 3 <= before < 12
-    done = subprocess.run([sys.executable, str(script), str(folder_root), "0"], env=env, capture_output=True,
+    seed = random.randrange(2**32)
+    k = random.Random(seed).randint(1, 11)
+    why = f"{point}:{k} (seed {seed})"
+    killed = subprocess.run([sys.executable, str(script), str(folder_root)], env={**env, ENV: f"{point}:{k}"},
+                            capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, (why, killed.stdout, killed.stderr[-3000:])
+    manifests = list(folder_root.glob("*/manifest.json"))  # none yet when killed before the first listing
+    manifest = json.loads(manifests[0].read_text()) if manifests else {"shards": {}, "complete": False}
+    before = len(manifest["shards"])
+    assert before == (k if point.endswith("listed") else k - 1) and not manifest["complete"], why
+    assert len(list(folder_root.glob("*/shards/*.jsonl"))) == k, why  # the k-th is on disk either way
+    done = subprocess.run([sys.executable, str(script), str(folder_root)], env=env, capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     reused, drawn = map(int, done.stdout.split()[1:3])
-    assert reused == before and reused + drawn == 12
+    assert reused == before and reused + drawn == 12, why
 
     prompts = build_prompts(generate_items(24, seed=0), ["cj2_short"], seed=0)
     resumed = rejection_sample(prompts, _never, SamplingParams(seed=9), draws=4, folder_root=folder_root,

@@ -8,12 +8,12 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from cj2.testing import ENV as KILL_ENV
 from tests.test_train import ROOT, TINY_RUN, cfg_for
 
 VOLATILE = ("wall_time_s",)
@@ -43,36 +43,36 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
 
     run = tmp_path / "runs" / "killed"
-    kill_after = random.Random().randint(2, 6)  # a random point, reported on failure
-    proc = subprocess.Popen(_cmd(tmp_path, "killed"), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 600
+    # The child kills itself (cj2.testing) at the start of the batch after step kill_after, when that step's
+    # checkpoint is on disk: no polling, so the kill always lands mid-run and at the step chosen.
+    seed = random.randrange(2**32)
+    kill_after = random.Random(seed).randint(2, 6)
+    why = f"kill_after={kill_after} (seed {seed})"
+    proc = subprocess.Popen(_cmd(tmp_path, "killed"), env={**ENV, KILL_ENV: f"train.step:{kill_after}"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        while time.time() < deadline and proc.poll() is None:
-            ckpt = run / "last.ckpt"
-            if ckpt.exists():
-                try:
-                    step = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
-                except Exception:  # being replaced right now; atomic rename means the next read is whole
-                    step = -1
-                if step >= kill_after:
-                    break
-            time.sleep(0.2)
+        _, err = proc.communicate(timeout=900)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:  # the child's own helpers (data workers), if any outlived it
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
-    assert not (run / "metrics.json").exists(), f"the run finished before the kill (kill_after={kill_after})"
+    assert proc.returncode == -signal.SIGKILL, (why, err.decode(errors="replace")[-3000:])
+    assert not (run / "metrics.json").exists(), why
+    step = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert step == kill_after, why
 
     resumed = subprocess.run(_cmd(tmp_path, "killed", "ckpt_path=last"), env=ENV, capture_output=True,
                              text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _metrics(tmp_path / "runs" / "ref"), _metrics(run)
-    assert a["global_step"] == b["global_step"] == 8, f"kill_after={kill_after}"
+    assert a["global_step"] == b["global_step"] == 8, why
     for key in ("val/loss", "val/loss_ce", "val/verdict_acc_tf", "val/judge_acc"):
-        assert a[key] == pytest.approx(b[key], abs=1e-5), (key, kill_after)
+        assert a[key] == pytest.approx(b[key], abs=1e-5), (key, why)
     wa, wb = _weights(tmp_path / "runs" / "ref"), _weights(run)
     for k in wa:  # identical weights: no batch was repeated or skipped
-        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=f"{k} (kill_after={kill_after})")
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=f"{k} ({why})")
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path):

@@ -43,6 +43,7 @@ from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import Message, PreferenceRecord, TrainRecord
+from cj2.testing import kill_point
 from cj2.verdict import labels_for, parse_verdict
 
 log = logging.getLogger(__name__)
@@ -324,9 +325,11 @@ def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[],
                 shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict)
                 path = folder / _shard_file(index)
                 write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
+                kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
                 manifest["shards"][str(index)] = {"file": _shard_file(index), "prompts": len(shard),
                                                   "rows": len(shard_rows), "sha256": _sha256(path)}
                 atomic_write_json(manifest_path, manifest)  # the shard counts only once listed
+                kill_point("rejection.shard_listed")  # test-only: written and listed
                 drawn += 1
                 log.info("%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard),
                          draws)

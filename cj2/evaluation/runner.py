@@ -47,6 +47,7 @@ from cj2.evaluation.benchmarks import load_benchmark
 from cj2.evaluation.logits import argmax_label
 from cj2.evaluation.placement import compute_placement, present, to_original
 from cj2.evaluation.store import ResultStore
+from cj2.testing import kill_point
 
 log = logging.getLogger("cj2.evaluate")
 
@@ -211,7 +212,9 @@ def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Ma
         for p in todo:
             # the whole batch is judged again when any of its rows is missing, so its composition (and
             # padding) is the one an uninterrupted run had; only the missing rows are written
-            stats["new_rows"] += store.append(judge_batch(judge, mode, batch, p, placement))
+            written = store.append(judge_batch(judge, mode, batch, p, placement))
+            stats["new_rows"] += written
+            kill_point("evaluate.rows", written)  # test-only (CJ2_TEST_KILL_AT), after the durable write
         spent.append(time.monotonic() - t)
     bar.close()
     stats["wall_s"] = round(time.monotonic() - start, 2)

@@ -1,0 +1,87 @@
+"""Test-only kill points: make a run SIGKILL itself at a point the test chooses.
+
+A kill test that polls a child and signals it races the child: a short run can finish between two polls
+and the kill lands after the end (or, on a loaded machine, long after the point the test meant). Instead
+the test sets ``CJ2_TEST_KILL_AT="<name>:<k>"`` in the child's environment, and the child kills itself
+with SIGKILL (no cleanup, no ``finally``, no flush: what a pre-emption does) at the named point once its
+counter reaches ``k``. The points, each placed right after something was made durable:
+
+* ``evaluate.rows``: rows written (fsynced) to ``judgments.jsonl`` / ``verdict_logits.jsonl``, counted over
+  all modes of the run (:func:`cj2.evaluation.runner.run_mode`);
+* ``rejection.shard_written``: rejection-sampling shards written atomically but not yet listed in the
+  manifest; ``rejection.shard_listed``: shards listed in the manifest (:func:`cj2.curation.rejection.
+  rejection_sample`);
+* ``train.step``: optimizer steps, compared with ``trainer.global_step`` at the start of the next batch,
+  i.e. after step ``k`` and the checkpoint saved at its end (:func:`kill_callbacks`, added by
+  :mod:`cj2.train`).
+
+Never set the variable outside tests. When it is unset a kill point costs one environment lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from typing import Any
+
+ENV = "CJ2_TEST_KILL_AT"
+TRAIN_STEP = "train.step"
+
+_counts: Counter[str] = Counter()
+
+
+def kill_target(name: str) -> int | None:
+    """The ``k`` of ``CJ2_TEST_KILL_AT`` when it names the point ``name``, else None."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return None
+    point, sep, k = spec.rpartition(":")
+    if not sep or not point or not k.strip().isdigit() or int(k) < 1:
+        raise ValueError(f"{ENV}={spec!r}: expected '<point>:<k>' with an integer k >= 1")
+    return int(k) if point == name else None
+
+
+def _die(name: str, k: int) -> None:
+    sys.stderr.write(f"{ENV}: SIGKILL at {name}:{k} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_point(name: str, n: int = 1) -> None:
+    """Count ``n`` more events at the point ``name``; SIGKILL this process once the count reaches ``k``.
+
+    Test-only (see the module docstring). The counts live in this process and start at zero, so a resumed
+    run (started without the variable) is never killed.
+    """
+    if not os.environ.get(ENV):
+        return
+    k = kill_target(name)
+    if k is None:
+        return
+    _counts[name] += n
+    if _counts[name] >= k:
+        _die(name, k)
+
+
+def kill_callbacks() -> list[Any]:
+    """``[callback]`` that SIGKILLs training after ``k`` optimizer steps when ``CJ2_TEST_KILL_AT`` names
+    ``train.step:k``, else ``[]``. Test-only.
+
+    It fires at the start of the first batch that finds ``trainer.global_step >= k``: step ``k`` is done,
+    and so is the checkpoint Lightning saved at its end (checkpoint callbacks run last in a batch's end).
+    """
+    if not os.environ.get(ENV):
+        return []
+    k = kill_target(TRAIN_STEP)
+    if k is None:
+        return []
+    import lightning as L
+
+    class KillAtStep(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.global_step >= k:
+                _die(TRAIN_STEP, k)
+
+    return [KillAtStep()]
