@@ -124,7 +124,8 @@ class Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
         ``format`` (default ``cj2_choice``) picks the default template (:data:`DEFAULT_TEMPLATES`);
-        ``template`` names one explicitly. ``dtype="auto"``: bfloat16 on a GPU or CPU that runs it natively,
+        ``template`` names one explicitly. With neither, a folder exported by ``cj2.train`` is prompted with
+        the template it was trained on (its ``cj2_judge.json``). ``dtype="auto"``: bfloat16 on a GPU or CPU that runs it natively,
         else float32; ``device="auto"``: CUDA when available.
         """
         import torch
@@ -132,6 +133,10 @@ class Judge:
         from cj2.generation.hf import HFSampler
         from cj2.models import load_model, load_tokenizer
 
+        if template is None and format is None:  # an exported cj2 judge names the template it was trained on
+            from cj2.models.export import read_judge_card
+
+            template = read_judge_card(path_or_id).get("template")
         tpl = resolve_template(format, template)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -298,7 +298,7 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     items = bench.items
     if bcfg.get("limit") is not None:
         items = items[: int(bcfg["limit"])]
-    template = get_template(jcfg.get("template") or bench.template)
+    template = get_template(jcfg.get("template") or _trained_template(jcfg) or bench.template)
     if judge is None:
         vl = dict(ev.get("verdict_logits") or {})
         if set(vl) - {"analysis"}:
@@ -397,4 +397,14 @@ def write_report(out: Path, metrics: Mapping[str, Any], extras: Mapping[str, Map
             if p is not None:
                 plots.append(p)
     return plots
+
+
+def _trained_template(jcfg: Any) -> str | None:
+    """The template an exported cj2 judge was trained on (its ``cj2_judge.json``), for a local folder."""
+    path = jcfg.get("name_or_path") if hasattr(jcfg, "get") else None
+    if not path:
+        return None
+    from cj2.models.export import read_judge_card
+
+    return read_judge_card(str(path)).get("template")
 

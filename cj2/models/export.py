@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
@@ -13,6 +14,23 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from cj2.models.loading import make_readable, unwrap_model
+
+JUDGE_CARD = "cj2_judge.json"
+"""File in an exported folder naming the template and verdict format the judge was trained with."""
+
+
+def read_judge_card(path: str | os.PathLike) -> dict:
+    """The judge card of an exported folder (``{}`` when ``path`` is not a folder or has none)."""
+    card = Path(path).expanduser() / JUDGE_CARD
+    if not card.is_file():
+        return {}
+    try:
+        data = json.loads(card.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{card}: not a readable JSON judge card ({err})") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{card}: a judge card is a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _is_peft(model: torch.nn.Module) -> bool:
@@ -27,6 +45,7 @@ def export_hf(
     *,
     merge: bool = True,
     overwrite: bool = True,
+    judge_card: dict | None = None,
 ) -> Path:
     """Write ``model`` and ``tokenizer`` (with its chat template) to ``out_dir`` and return its path.
 
@@ -39,6 +58,10 @@ def export_hf(
     The write is atomic: everything goes to a temporary folder beside ``out_dir`` that is renamed into
     place, so a kill mid-export leaves either the previous folder or the new one. An existing
     ``out_dir`` is replaced when ``overwrite`` is true, else :class:`FileExistsError` is raised.
+
+    ``judge_card`` (e.g. ``{"template": "cj2_check", "format": "cj2_choice"}``) is written as
+    :data:`JUDGE_CARD`; :meth:`cj2.judge.Judge.from_pretrained` and ``cj2.evaluate`` then prompt the judge
+    with the template it was trained on unless told otherwise.
     """
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not overwrite:
@@ -64,6 +87,8 @@ def export_hf(
             if restore_cache:
                 config.use_cache = False
         tokenizer.save_pretrained(tmp)
+        if judge_card:
+            (tmp / JUDGE_CARD).write_text(json.dumps(judge_card, indent=2, sort_keys=True) + "\n")
         make_readable(tmp)
         old = None
         if out.exists():
