@@ -68,3 +68,37 @@ def test_resume_skips_consumed_batches_exactly():
     s.resume(0, 5)
     s.set_epoch(1)  # a different epoch is not skipped
     assert len(list(s)) == len(full)
+
+
+def test_groups_stay_in_one_micro_batch_and_every_index_comes_once():
+    n = 60
+    rng = random.Random(3)
+    lengths = [rng.randint(10, 500) for _ in range(n)]
+    groups = [i // 2 for i in range(n)]  # pairs: both orders of one question
+    groups[-6:] = [100] * 6  # and one unit larger than a micro-batch
+    for group_by_length in (True, False):
+        s = StepBatchSampler(lengths, [1] * n, [True] * n, batch_size=4, seed=1, groups=groups,
+                             group_by_length=group_by_length)
+        for epoch in (0, 1):
+            s.set_epoch(epoch)
+            mbs = list(s)
+            flat = [i for mb in mbs for i in mb.indices]
+            assert sorted(flat) == list(range(n))
+            where = {i: k for k, mb in enumerate(mbs) for i in mb.indices}
+            for g in set(groups[:-6]):
+                members = [i for i in range(n) if groups[i] == g]
+                assert len({where[i] for i in members}) == 1, (g, members)
+            big = [where[i] for i in range(n - 6, n)]
+            assert len(set(big)) == 2  # 6 samples in micro-batches of 4: one full batch and a remainder
+            assert all(len(mb.indices) <= 4 for mb in mbs)
+    # without groups the same seed splits some pairs (the grouping is what keeps them together)
+    plain = StepBatchSampler(lengths, [1] * n, [True] * n, batch_size=4, seed=1)
+    where = {i: k for k, mb in enumerate(plain) for i in mb.indices}
+    assert any(where[2 * g] != where[2 * g + 1] for g in range(n // 2))
+
+
+def test_groups_must_match_the_samples():
+    import pytest
+
+    with pytest.raises(ValueError, match="groups"):
+        StepBatchSampler([1, 2, 3], [1, 1, 1], [True] * 3, batch_size=2, groups=[0, 0])

@@ -31,6 +31,8 @@ EXPECTED = {  # name: (format, kind)
     "pointwise_score": ("score", "pointwise"),
     "correctness": ("correctness", "pointwise"),
     "cj2_short": ("cj2_choice", "pairwise"),
+    "cj2_check": ("cj2_choice", "pairwise"),
+    "cj2_direct": ("cj2_choice", "pairwise"),
 }
 CRITICAL_KEYS = ["User's Demand", "Strengths of Model A", "Weaknesses of Model A", "Strengths of Model B",
                  "Weaknesses of Model B", "Reasoning"]

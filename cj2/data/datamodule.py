@@ -8,6 +8,7 @@ run stops when more than ``max_skip_fraction`` of a split is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,15 @@ from cj2.data.sampler import MicroBatch, StepBatchSampler
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
 
 log = logging.getLogger(__name__)
+
+
+SWAP_SUFFIX = "/swapped"
+"""Id suffix of the second order of a built-in question under ``data.builtin.both_orders``."""
+
+
+def pair_key(record_id: str) -> str:
+    """The question a record judges, whatever its order or RFT sample: ``q/swapped#s3`` -> ``q``."""
+    return record_id.split("#", 1)[0].removesuffix(SWAP_SUFFIX)
 
 
 class TooManySkipped(RuntimeError):
@@ -140,14 +150,46 @@ class JudgeDataModule(L.LightningDataModule):
         self.val_set: _EncodedDataset | None = None
 
     # ---------------------------------------------------------------- records
-    def _builtin_items(self, split: str, n: int, seed_offset: int = 0) -> list[PairwiseItem]:
-        from cj2.data.tasks import SPLITS, generate_items
+    def _builtin_tiers(self) -> list[str]:
+        tiers = (self.builtin or {}).get("tiers")
+        return ["hard"] if tiers is None else ([tiers] if isinstance(tiers, str) else list(tiers))
+
+    def _split_families(self, split: str) -> list[str]:
+        """The built-in families of ``split``: those of the configured tiers, narrowed by ``families``."""
+        from cj2.data.tasks import split_families
+
+        fams = split_families(split, self._builtin_tiers())
+        chosen = (self.builtin or {}).get("families")
+        if chosen is not None:  # validation and test hold out whole families: keep those of this split
+            fams = [f for f in fams if f in chosen] or fams
+        return fams
+
+    def _builtin_items(self, split: str, n: int, seed_offset: int = 0,
+                       families: Sequence[str] | None = None) -> list[PairwiseItem]:
+        from cj2.data.tasks import generate_items
 
         b = self.builtin or {}
-        families = b.get("families")
-        if families is not None:  # validation and test hold out whole families: keep those of this split
-            families = [f for f in families if f in SPLITS[split]] or None
-        return generate_items(n, split=split, seed=int(b.get("seed", self.seed)) + seed_offset, families=families)
+        fams = list(families) if families is not None else self._split_families(split)
+        seed = int(b.get("seed", self.seed)) + seed_offset
+        if split != "train" or not b.get("both_orders", False):
+            return generate_items(n, split=split, seed=seed, families=fams)
+        # swap augmentation: each question in both orders, adjacent (and kept in one micro-batch)
+        items = []
+        for it in generate_items((n + 1) // 2, split=split, seed=seed, families=fams):
+            items += [it, dataclasses.replace(it.swapped(), id=it.id + SWAP_SUFFIX)]
+        return items[:n]
+
+    def _pair_groups(self, ids: Sequence[str]) -> list[str] | None:
+        """Sampler groups when ``builtin.both_orders``: both orders of a question (and every RFT judgment of
+        either order) share a key, so a micro-batch holds the pair whole."""
+        if not (self.builtin or {}).get("both_orders", False):
+            return None
+        return [pair_key(i) for i in ids]
+
+    def heldout_families(self, split: str = "validation") -> list[str]:
+        """The families of ``split`` that training never sees."""
+        train = set(self._split_families("train"))
+        return [f for f in self._split_families(split) if f not in train]
 
     def _builtin_templates(self):
         return (self.builtin or {}).get("templates", "cj2_short")
@@ -208,9 +250,16 @@ class JudgeDataModule(L.LightningDataModule):
                                             seed=int(self.builtin.get("seed", self.seed)))
         return recs
 
-    def eval_items(self, n: int, split: str = "validation") -> list[PairwiseItem]:
-        """Held-out pairwise items for the generated-judgment validation (whole families held out)."""
-        return self._builtin_items(split, n, seed_offset=7919)
+    def eval_items(self, n: int, split: str = "validation", n_unseen: int = 0) -> list[PairwiseItem]:
+        """Held-out pairwise items for the generated and verdict-logit validations: ``n`` new questions of
+        the families trained on (in phrasings train never uses) and ``n_unseen`` of the families held out
+        whole. Without held-out families of the split (or with ``n_unseen=0``) only the first part."""
+        heldout = self.heldout_families(split)
+        seen = [f for f in self._split_families(split) if f not in heldout]
+        items = self._builtin_items(split, n, seed_offset=7919, families=seen or None) if n else []
+        if n_unseen and heldout:
+            items += self._builtin_items(split, n_unseen, seed_offset=7919, families=heldout)
+        return items
 
     # ---------------------------------------------------------------- lightning hooks
     def setup(self, stage: str | None = None) -> None:
@@ -261,9 +310,11 @@ class JudgeDataModule(L.LightningDataModule):
             weights = [s.weight for s in samples]
         world = self.trainer.world_size if self.trainer is not None else 1
         rank = self.trainer.global_rank if self.trainer is not None else 0
+        ids = [(s[0] if self.preference else s).id for s in samples]
         self._train_sampler = StepBatchSampler(
             lengths, resp, verdict, batch_size=self.batch_size, accumulate=self.accumulate, seed=self.seed,
-            group_by_length=self.group_by_length, rank=rank, world_size=world, weights=weights)
+            group_by_length=self.group_by_length, rank=rank, world_size=world, weights=weights,
+            groups=self._pair_groups(ids))
         if self._resume is not None:
             self._train_sampler.resume(*self._resume)
             self._resume = None

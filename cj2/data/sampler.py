@@ -9,6 +9,12 @@ Length grouping: indices are shuffled, cut into windows of ``batch_size * group_
 length inside each window and cut into micro-batches; the micro-batches are shuffled again. Samples of a
 batch have similar lengths (little padding) while the order across batches stays random.
 
+Groups: with ``groups`` (one key per sample), samples that share a key are shuffled, length-sorted and placed as
+one unit and never split across micro-batches unless the unit is larger than a micro-batch. The training data
+module uses it to keep both orders of a pair (swap augmentation) in the same micro-batch: a letter preference
+then gets equal and opposite gradients inside every batch, and only the content of the pair can lower the
+verdict loss.
+
 Resume: ``resume(epoch, consumed)`` makes the next iteration of that epoch skip the micro-batches that were
 already trained; the permutation is a pure function of ``(seed, epoch)``, so nothing is repeated or lost.
 """
@@ -46,13 +52,16 @@ class StepBatchSampler:
                  batch_size: int, accumulate: int = 1, seed: int = 0, shuffle: bool = True,
                  group_by_length: bool = True, group_window: int = 32, drop_last: bool = False,
                  rank: int | None = None, world_size: int | None = None,
-                 weights: Sequence[float] | None = None):
+                 weights: Sequence[float] | None = None, groups: Sequence[object] | None = None):
         if batch_size < 1 or accumulate < 1:
             raise ValueError("batch_size and accumulate must be >= 1")
         self.lengths = list(lengths)
         self.response_tokens = list(response_tokens)
         self.has_verdict = list(has_verdict)
         self.weights = [1.0] * len(self.lengths) if weights is None else [float(w) for w in weights]
+        if groups is not None and len(groups) != len(self.lengths):
+            raise ValueError(f"groups has {len(groups)} keys for {len(self.lengths)} samples")
+        self.groups = None if groups is None else list(groups)
         self.batch_size = batch_size
         self.accumulate = accumulate
         self.seed = seed
@@ -79,6 +88,8 @@ class StepBatchSampler:
         return _dist_info()
 
     def _batches(self, epoch: int) -> list[list[int]]:
+        if self.groups is not None:
+            return self._grouped_batches(epoch)
         order = list(range(len(self.lengths)))
         rng = random.Random(self.seed * 1_000_003 + epoch)
         if self.shuffle:
@@ -90,6 +101,49 @@ class StepBatchSampler:
                 grouped.extend(sorted(order[s: s + window], key=lambda i: self.lengths[i]))
             order = grouped
         batches = [order[s: s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        if self.shuffle and self.group_by_length:
+            rng.shuffle(batches)
+        return batches
+
+    def _grouped_batches(self, epoch: int) -> list[list[int]]:
+        """As :meth:`_batches`, with the samples of a group as one unit that a micro-batch takes whole."""
+        units_by_key: dict[object, list[int]] = {}
+        for i, key in enumerate(self.groups or []):
+            units_by_key.setdefault(key, []).append(i)
+        units = list(units_by_key.values())
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        if self.shuffle:
+            rng.shuffle(units)
+        if self.group_by_length:
+            window = self.batch_size * self.group_window  # samples per window, as in the ungrouped path
+            grouped, current, size = [], [], 0
+            for u in units:
+                current.append(u)
+                size += len(u)
+                if size >= window:
+                    grouped.extend(sorted(current, key=lambda u: max(self.lengths[i] for i in u)))
+                    current, size = [], 0
+            grouped.extend(sorted(current, key=lambda u: max(self.lengths[i] for i in u)))
+            units = grouped
+        batches: list[list[int]] = []
+        current = []
+        for u in units:
+            if current and len(current) + len(u) > self.batch_size:
+                batches.append(current)
+                current = []
+            if len(u) > self.batch_size:  # a unit larger than a micro-batch fills whole micro-batches
+                for s in range(0, len(u), self.batch_size):
+                    piece = u[s: s + self.batch_size]
+                    if len(piece) == self.batch_size:
+                        batches.append(piece)
+                    else:
+                        current = piece
+                continue
+            current = current + u
+        if current:
+            batches.append(current)
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.shuffle and self.group_by_length:

@@ -66,6 +66,11 @@ class Problem:
     demand: str
     hint: str  # what a careful judge would say about the wrong answer's mistake
     params: dict[str, Any]  # the inputs, JSON-able, for an independent recomputation
+    # What a check says each answer gives, when that is not the answer itself (an instruction-following
+    # answer is a sentence; its check says "a sentence with 'blue'"). None: the answer's value.
+    truth_view: str | None = None
+    wrong_view: str | None = None
+    styled: bool = True  # the answers are values written in the answer styles (False: the answer is the text)
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,10 @@ class Family:
     subtasks: tuple[str, ...]
     make: Callable[[random.Random, str | None], Problem]  # (rng, subtask or None: the family picks)
     phrasings: tuple[Phrasing, ...] = field(default=())
+    tier: str = "hard"  # "easy": within a small model's reach (cj2.data.tasks_easy); "hard": beyond it
+    # Each question key (params["key"]) belongs to one split (cj2.data.tasks_easy.key_split), so no question
+    # of validation or test appears in train under any phrasing.
+    key_splits: bool = False
 
     def phrasings_for(self, split: str) -> list[Phrasing]:
         return [p for p in self.phrasings if p.split == split]
@@ -780,12 +789,43 @@ FAMILIES: dict[str, Family] = {
         )),
 }
 
+from cj2.data.tasks_easy import EASY_FAMILIES, key_split  # noqa: E402 - needs Problem, Family, Phrasing above
+
+for _name in FAMILIES:
+    assert _name not in EASY_FAMILIES, _name
+FAMILIES.update(EASY_FAMILIES)
+
+TIERS = ("easy", "hard")
+"""Difficulty tiers (``data.builtin.tiers``): ``easy`` (:mod:`cj2.data.tasks_easy`, within a small model's
+reach) and ``hard`` (the families above: multi-step work a 135M model cannot check)."""
+DEFAULT_TIERS = ("hard",)
 SPLIT_NAMES = ("train", "validation", "test")
-SPLITS: dict[str, list[str]] = {
-    split: [name for name, fam in FAMILIES.items() if fam.phrasings_for(split)] for split in SPLIT_NAMES
-}
-"""Families per split. Validation holds out ``percentages`` and test ``dates`` entirely, and the families
-they share with train appear there only in phrasings train never uses."""
+
+
+def _check_tiers(tiers: Sequence[str] | str | None) -> tuple[str, ...]:
+    chosen = DEFAULT_TIERS if tiers is None else ((tiers,) if isinstance(tiers, str) else tuple(str(t) for t in tiers))
+    unknown = [t for t in chosen if t not in TIERS]
+    if unknown or not chosen:
+        raise ValueError(f"unknown task tiers {unknown or list(chosen)}; expected a non-empty subset of {list(TIERS)}")
+    return chosen
+
+
+def split_families(split: str, tiers: Sequence[str] | str | None = None) -> list[str]:
+    """The families of ``split`` in ``tiers`` (default: the hard tier), in registry order."""
+    chosen = _check_tiers(tiers)
+    return [name for name, fam in FAMILIES.items() if fam.tier in chosen and fam.phrasings_for(split)]
+
+
+SPLITS: dict[str, list[str]] = {split: split_families(split, DEFAULT_TIERS) for split in SPLIT_NAMES}
+"""Families per split of the hard tier. Validation holds out ``percentages`` and test ``dates`` entirely, and
+the families they share with train appear there only in phrasings train never uses. The easy tier holds out
+``first_letter`` (validation) and ``next_in_sequence`` (test) the same way: :func:`split_families`."""
+
+
+def held_out_families(split: str, tiers: Sequence[str] | str | None = None) -> list[str]:
+    """The families of ``split`` that train never sees (whole families held out)."""
+    train = set(split_families("train", tiers))
+    return [f for f in split_families(split, tiers) if f not in train]
 
 
 # ------------------------------------------------------------- answer styles
@@ -815,6 +855,8 @@ def _style(style: str, value: str, work: Sequence[str]) -> str:
 def _answers(rng: random.Random, problem: Problem) -> tuple[str, str]:
     """The correct and the wrong response, in two different styles; whether the correct one is the longer
     is a coin flip, so length says nothing about correctness."""
+    if not problem.styled:  # the answer is the text itself (an instruction-following answer)
+        return problem.truth, problem.wrong
     s1, s2 = rng.sample(_STYLES, 2)
     options = [(_style(s1, problem.truth, problem.work), _style(s2, problem.wrong, problem.wrong_work)),
                (_style(s2, problem.truth, problem.work), _style(s1, problem.wrong, problem.wrong_work))]
@@ -859,12 +901,13 @@ def _draw_problem(family: Family, rng: random.Random, subtask: str | None, where
     raise AssertionError(f"{where}: generator bug, no usable problem in {_MAX_DRAWS} draws: {defects}")
 
 
-def _split_families(split: str, families: Sequence[str] | None) -> list[str]:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
-    allowed = SPLITS[split]
+def _split_families(split: str, families: Sequence[str] | None, tiers: Sequence[str] | str | None = None
+                    ) -> list[str]:
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"unknown split {split!r}; expected one of {list(SPLIT_NAMES)}")
     if families is None:
-        return list(allowed)
+        return split_families(split, tiers)
+    allowed = split_families(split, TIERS)  # named families may come from any tier
     chosen = [families] if isinstance(families, str) else [str(f) for f in families]
     unknown = [f for f in chosen if f not in FAMILIES]
     if unknown:
@@ -878,19 +921,33 @@ def _split_families(split: str, families: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-def generate_items(n: int, *, split: str = "train", seed: int = 0,
-                   families: Sequence[str] | None = None) -> list[PairwiseItem]:
+_MAX_KEY_DRAWS = 400
+
+
+def _draw_for_split(family: Family, rng: random.Random, subtask: str | None, split: str, where: str) -> Problem:
+    """A problem whose question key belongs to ``split`` (families with ``key_splits``), else any problem."""
+    for _ in range(_MAX_KEY_DRAWS if family.key_splits else 1):
+        problem = _draw_problem(family, rng, subtask, where)
+        if not family.key_splits or key_split(family.name, str(problem.params["key"])) == split:
+            return problem
+    raise AssertionError(f"{where}: no question of family {family.name!r} belongs to split {split!r} in "
+                         f"{_MAX_KEY_DRAWS} draws (the family's table is too small for three splits)")
+
+
+def generate_items(n: int, *, split: str = "train", seed: int = 0, families: Sequence[str] | None = None,
+                   tiers: Sequence[str] | str | None = None) -> list[PairwiseItem]:
     """``n`` pairwise judge items of ``split`` whose truth is computed (module docstring).
 
     Item ``i`` is a pure function of ``(split, seed, i, families)``, so ``generate_items(n)`` is a prefix of
     ``generate_items(2 * n)``. Items ``2k`` and ``2k + 1`` share a family and have opposite labels, so the
     labels of an even ``n`` are exactly half ``"A"``, half ``"B"``. The id is
     ``builtin/{split}/{family}/{seed}/{i}``; ``meta`` holds the truth, the wrong value, the error kind, the
-    inputs (``params``) and the check steps :func:`build_judgment` uses.
+    inputs (``params``) and the check steps :func:`build_judgment` uses. ``tiers`` picks the families when
+    ``families`` is None (default: the hard tier, :data:`DEFAULT_TIERS`; ``["easy"]``, ``["easy", "hard"]``).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    fams = _split_families(split, families)
+    fams = _split_families(split, families, tiers)
     items = []
     for i in range(n):
         family = FAMILIES[fams[(i // 2) % len(fams)]]
@@ -899,7 +956,7 @@ def generate_items(n: int, *, split: str = "train", seed: int = 0,
         rng = random.Random(f"builtin|{split}|{family.name}|{seed}|{i}")
         phrasing = rng.choice(family.phrasings_for(split))
         item_id = f"builtin/{split}/{family.name}/{seed}/{i}"
-        problem = _draw_problem(family, rng, phrasing.subtask, item_id)
+        problem = _draw_for_split(family, rng, phrasing.subtask, split, item_id)
         correct, wrong = _answers(rng, problem)
         a, b = (correct, wrong) if label == "A" else (wrong, correct)
         items.append(PairwiseItem(
@@ -907,7 +964,9 @@ def generate_items(n: int, *, split: str = "train", seed: int = 0,
             domain=family.name, language="en", source=SOURCE,
             meta={
                 "family": family.name, "subtask": problem.subtask, "phrasing": phrasing.id, "split": split,
-                "seed": seed, "truth": problem.truth, "wrong_value": problem.wrong,
+                "seed": seed, "truth": problem.truth, "wrong_value": problem.wrong, "tier": family.tier,
+                **({"truth_view": problem.truth_view, "wrong_view": problem.wrong_view}
+                   if problem.truth_view is not None else {}),
                 "error_kind": problem.error_kind, "params": problem.params, "demand": problem.demand,
                 "hint": problem.hint,
                 "check": {"work": problem.work, "wrong_work": problem.wrong_work, "slip_work": problem.slip_work,
@@ -966,18 +1025,24 @@ class _Belief:
     sound: bool  # the work recomputes the truth correctly
 
 
+def _views(meta: dict[str, Any]) -> tuple[str, str]:
+    """What a check says the right and the wrong answer give (the values, or their views)."""
+    return meta.get("truth_view", meta["truth"]), meta.get("wrong_view", meta["wrong_value"])
+
+
 def _pairwise_belief(item: PairwiseItem, flawed: bool, verdict: str) -> _Belief:
     m, c = item.meta, item.meta["check"]
-    value = {item.label: m["truth"], _OTHER[item.label]: m["wrong_value"]}
+    truth, wrong = _views(m)
+    value = {item.label: truth, _OTHER[item.label]: wrong}
     right = verdict == item.label
     if flawed and not right:  # the check repeats the wrong answer's mistake and believes it
-        work, believed, quoted = c["wrong_work"], m["wrong_value"], dict(value)
+        work, believed, quoted = c["wrong_work"], wrong, dict(value)
     elif flawed:  # a slip in the check, the conclusion right anyway
-        work, believed, quoted = c["slip_work"], m["truth"], dict(value)
+        work, believed, quoted = c["slip_work"], truth, dict(value)
     elif right:
-        work, believed, quoted = c["work"], m["truth"], dict(value)
+        work, believed, quoted = c["work"], truth, dict(value)
     else:  # a sound computation, but the judge reads the two answers the wrong way round
-        work, believed, quoted = c["work"], m["truth"], {"A": value["B"], "B": value["A"]}
+        work, believed, quoted = c["work"], truth, {"A": value["B"], "B": value["A"]}
     ok = {pos: quoted[pos] == believed for pos in ("A", "B")}
     return _Belief(list(work), believed, quoted, ok, flawed, sound=not flawed)
 
@@ -1011,6 +1076,23 @@ def _short_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
     return out
 
 
+def _truth_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
+    """``cj2_check``: the truth first, then what each answer gives, then which answer gives the truth.
+
+    Each step is one a small model can take: state a fact or a one-step computation (``Truth``), copy each
+    answer's value with its label (``Answers``: ``wet (Model A); dry (Model B)``), and copy the value that
+    equals the truth together with its label (``Match``: ``dry (Model B)``), so that the verdict is read off
+    the text rather than bound to a letter in one step (small models bind contents to option letters
+    poorly). One wording on purpose: varied phrasings would spread a small judge's signal thin; template
+    diversity comes from the templates.
+    """
+    answers = "; ".join(f"{b.quoted[pos]} (Model {pos})" for pos in "AB")
+    matches = [pos for pos in "AB" if b.ok[pos]]
+    match = f"{b.quoted[matches[0]]} (Model {matches[0]})" if len(matches) == 1 else \
+        ("both" if matches else "neither")
+    return {"Truth": _cap("; ".join(b.work)) + ".", "Answers": answers, "Match": match}
+
+
 def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.Random) -> dict[str, str]:
     work = "; ".join(b.work)
     demand = item.meta.get("demand", "the answer to the question")
@@ -1030,7 +1112,7 @@ def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.
                                                            "It answers in a clear form."])
             weak = f"{_cap(v)} is wrong; the result should be {b.value}."
             # Naming the mistake is only possible when the judge reads the real wrong answer correctly.
-            if b.sound and v == item.meta["wrong_value"] and item.meta.get("hint"):
+            if b.sound and v == _views(item.meta)[1] and item.meta.get("hint"):
                 weak += f" {_cap(item.meta['hint'])}."
             out[f"Weaknesses of Model {pos}"] = weak
     loser = _OTHER[winner]
@@ -1065,16 +1147,17 @@ def _pointwise_judgment(item: PointwiseItem, template: JudgeTemplate, flawed: bo
         raise ValueError(f"verdict {verdict!r} is not a label of format {template.format!r}")
     says_correct = verdict == "yes" if template.format == "correctness" else int(verdict) >= 6
     right = says_correct == bool(item.correct)
-    value = m["value"]
-    other = m["wrong_value"] if item.correct else m["truth"]
+    truth, wrong = _views(m)
+    value = truth if item.correct else wrong
+    other = wrong if item.correct else truth
     if flawed and not right:  # believes the wrong value: agrees with a wrong response, rejects a right one
-        work, believed, quoted = c["wrong_work"], m["wrong_value"], value
+        work, believed, quoted = c["wrong_work"], wrong, value
     elif flawed:
-        work, believed, quoted = c["slip_work"], m["truth"], value
+        work, believed, quoted = c["slip_work"], truth, value
     elif right:
-        work, believed, quoted = c["work"], m["truth"], value
+        work, believed, quoted = c["work"], truth, value
     else:  # sound computation, response misread
-        work, believed, quoted = c["work"], m["truth"], other
+        work, believed, quoted = c["work"], truth, other
     ok = quoted == believed
     adj, verb = _judge_words(rng, ok)
     w = "; ".join(work)
@@ -1132,6 +1215,10 @@ def build_judgment(item: PairwiseItem | PointwiseItem, template: JudgeTemplate |
     keys = template.response_keys(item.language)
     if set(keys) == {"Check A", "Check B"}:
         sections: dict[str, str] | str = _short_sections(belief, r)
+    elif keys == ("Truth", "Answers", "Match"):
+        sections = _truth_sections(belief, r)
+    elif template.name == "cj2_direct":
+        sections = ""  # verdict only
     elif set(keys) == {"User's Demand", "Strengths of Model A", "Weaknesses of Model A", "Strengths of Model B",
                        "Weaknesses of Model B", "Reasoning"}:
         sections = _critical_sections(item, belief, verdict, r)

@@ -275,7 +275,9 @@ class JudgeTemplate:
         else:
             analysis = sections if isinstance(sections, str) else \
                 "\n".join(f"{k}: {v}" for k, v in sections.items())
-            text = analysis.rstrip() + "\n\n" + Template(self.closing).substitute(verdict=marker)
+            closing = Template(self.closing).substitute(verdict=marker)
+            # a verdict-only answer (cj2_direct): the closing alone
+            text = analysis.rstrip() + "\n\n" + closing if analysis.strip() else closing
         found = locate_verdict(text, self.format)
         if found is None or found[0] != verdict:
             raise ValueError(f"template {self.name!r}: the analysis interferes with the final verdict "
@@ -442,6 +444,36 @@ register(JudgeTemplate(
         "Model A: $answer_a\n\n"
         "Model B: $answer_b\n\n"
         "Reply as JSON: $skeleton"
+    ),
+))
+
+
+register(JudgeTemplate(
+    name="cj2_check", format="cj2_choice", kind="pairwise", keys=("Truth", "Answers", "Match"),
+    description="the short check format for small models: state the truth, quote each answer, name the answer "
+                "that gives the truth, then choose",
+    prompt=(
+        "Which answer to the question is correct? First state the correct answer yourself, then check each "
+        "answer against it.\n\n"
+        "${style}"
+        "Question: $question\n\n"
+        "Model A: $answer_a\n\n"
+        "Model B: $answer_b\n\n"
+        "Reply as JSON: $skeleton"
+    ),
+))
+
+register(JudgeTemplate(
+    name="cj2_direct", format="cj2_choice", kind="pairwise",
+    description="verdict only, no critique: for verdict-only ablations (the answer is the marker alone)",
+    closing="{$verdict}",
+    prompt=(
+        "Which answer to the question is correct?\n\n"
+        "${style}"
+        "Question: $question\n\n"
+        "Model A: $answer_a\n\n"
+        "Model B: $answer_b\n\n"
+        "Reply with the verdict only: $format_spec"
     ),
 ))
 
