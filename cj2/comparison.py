@@ -24,8 +24,9 @@ from cj2.data.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 DEFAULT_COLUMNS = (
-    "val/judge_acc", "val/judge_acc_parsed", "val/parse_rate", "val/swap_consistency", "val/verdict_acc_tf",
-    "val/verdict_logit_acc", "val/jbv2_final", "rft/keep_rate", "rft/pass_at_m", "rft/kept", "wall_time_s",
+    "val/judge_acc", "val/judge_acc_parsed", "val/parse_rate", "val/swap_consistency", "val/position_bias",
+    "val/judge_acc_unseen_family", "val/verdict_acc_tf", "val/verdict_logit_acc",
+    "val/verdict_logit_letter_bias", "val/jbv2_final", "rft/keep_rate", "rft/pass_at_m", "rft/kept", "wall_time_s",
 )
 ARM_KEYS = ("loss", "M")
 
@@ -50,13 +51,69 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return runs
 
 
+PAIRED_BASELINE = "sft"
+PAIRED_FILE = "generations_latest.jsonl"
+
+
+def _item_correct(run_dir: str | Path) -> dict[tuple[str, str], float] | None:
+    """Per judgment (item id, order) of the trained families: 1.0 if the generated verdict was right."""
+    path = Path(run_dir) / PAIRED_FILE
+    if not path.exists():
+        return None
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if not r.get("heldout_family", False):
+                out[(r["id"], r["order"])] = float(bool(r["correct"]))
+    return out
+
+
+def paired_difference(arm: dict[tuple[str, str], float], base: dict[tuple[str, str], float], *,
+                      n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean paired difference of strict accuracy (arm - base) over the judgments both runs made, with a
+    percentile-bootstrap 95 % interval that resamples *items* (both orders of an item move together)."""
+    import torch
+
+    from cj2.metrics.bootstrap import bootstrap_ci
+
+    keys = sorted(set(arm) & set(base))
+    ids = sorted({k[0] for k in keys})
+    per_item = {i: [arm[k] - base[k] for k in keys if k[0] == i] for i in ids}
+    if not ids:
+        return math.nan, math.nan, math.nan, 0
+    values = torch.tensor([sum(v) / len(v) for v in per_item.values()], dtype=torch.float64)
+    lo, hi = bootstrap_ci(values, n_resamples=n_resamples, seed=seed)
+    return float(values.mean()), float(lo), float(hi), len(ids)
+
+
+def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
+    """``+0.12 [+0.05, +0.19]`` per seed: each run against the ``sft`` run of the same M and seed."""
+    parts = []
+    for r in sorted(rs, key=lambda r: str(r.get("seed"))):
+        if r.get("loss") == PAIRED_BASELINE:
+            continue
+        base = [b for b in runs if b.get("loss") == PAIRED_BASELINE and b.get("M") == r.get("M")
+                and b.get("seed") == r.get("seed")]
+        a, b = _item_correct(r["_path"]), (_item_correct(base[0]["_path"]) if base else None)
+        if a is None or b is None:
+            parts.append(f"s{r.get('seed')}: n/a")
+            continue
+        d, lo, hi, n = paired_difference(a, b, seed=int(r.get("seed") or 0))
+        parts.append(f"s{r.get('seed')}: {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    return "; ".join(parts)
+
+
 def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, write: bool = True) -> str:
     runs = collect(sweep_dir)
     arms: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         arms[tuple(r.get(k) for k in ARM_KEYS)].append(r)
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
-    header = [*ARM_KEYS, "seeds", *present]
+    paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
+        r.get("loss") != PAIRED_BASELINE for r in runs)
+    header = [*ARM_KEYS, "seeds", *present] + (["Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"]
+                                                if paired else [])
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         row = {k: ("" if v is None else v) for k, v in zip(ARM_KEYS, arm)}
@@ -64,6 +121,8 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
         for c in present:
             vals = [float(r[c]) for r in rs if isinstance(r.get(c), (int, float)) and math.isfinite(float(r[c]))]
             row[c] = _fmt(vals)
+        if paired:
+            row[header[-1]] = _paired_column(rs, runs)
         rows.append(row)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=header)

@@ -27,14 +27,19 @@ from cj2.verdict import parse_verdict
 
 log = logging.getLogger(__name__)
 
+_OTHER = {"A": "B", "B": "A"}
+
 
 class GeneratedEval:
     def __init__(self, items: Sequence[PairwiseItem], *, template: str = "cj2_short", max_new_tokens: int = 256,
                  batch_size: int = 8, prefix: str = "val", out_dir: str | Path | None = None,
-                 autocast_dtype: torch.dtype | None = None):
+                 autocast_dtype: torch.dtype | None = None, heldout_families: Sequence[str] = ()):
         from cj2.data.templates import get_template
 
         self.items = list(items)
+        # items of these families are scored apart (``{prefix}/judge_acc_unseen_family``, ...): the headline
+        # ``{prefix}/judge_acc`` is over the families the judge trained on, in questions it never saw
+        self.heldout_families = frozenset(heldout_families)
         self.template = get_template(template)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
@@ -44,7 +49,7 @@ class GeneratedEval:
 
     def key(self, model_id: str) -> str:
         return cache_key(model_id, self.template.name, self.max_new_tokens, str(self.autocast_dtype),
-                         self.batch_size, item_fingerprint(self.items))
+                         self.batch_size, item_fingerprint(self.items), sorted(self.heldout_families))
 
     @torch.no_grad()
     def generate(self, model, tokenizer) -> list[dict[str, Any]]:
@@ -82,10 +87,21 @@ class GeneratedEval:
                 verdict = raw if order == "AB" else unswap(raw)
                 rows.append({"id": item.id, "order": order, "domain": item.domain, "output": s.text,
                              "finish_reason": s.finish_reason, "parsed": raw, "verdict": verdict,
-                             "gold": item.label, "correct": verdict == item.label})
+                             "gold": item.label, "correct": verdict == item.label,
+                             "heldout_family": item.domain in self.heldout_families})
         return rows
 
     def score(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+        """The headline metrics over the trained families' items and, when there are any, the same metrics
+        over the held-out families' items with the suffix ``_unseen_family``."""
+        seen = [r for r in rows if r["domain"] not in self.heldout_families]
+        unseen = [r for r in rows if r["domain"] in self.heldout_families]
+        out = self._score(seen, "") if seen else {}
+        if unseen:
+            out.update(self._score(unseen, "_unseen_family"))
+        return out
+
+    def _score(self, rows: Sequence[dict[str, Any]], suffix: str) -> dict[str, float]:
         from cj2.metrics import JudgeAccuracy, SwapConsistency, binomial_ci
 
         # rank zero scores its own generations: no cross-rank sync (the other ranks are not computing)
@@ -101,17 +117,26 @@ class GeneratedEval:
         n_parsed = int(a["n_parsed"])
         k = round(a["accuracy_parsed"] * n_parsed) if n_parsed else 0
         low, high = binomial_ci(k, n_parsed) if n_parsed else (float("nan"), float("nan"))
-        p = self.prefix
-        return {
-            f"{p}/judge_acc": a["accuracy"],
-            f"{p}/judge_acc_parsed": a["accuracy_parsed"] if n_parsed else float("nan"),
-            f"{p}/judge_acc_parsed_ci_low": float(low),
-            f"{p}/judge_acc_parsed_ci_high": float(high),
-            f"{p}/parse_rate": a["parse_rate"],
-            f"{p}/n_judgments": float(len(rows)),
-            f"{p}/swap_consistency": s["consistency"],
-            f"{p}/position_bias": s["position_bias"],
+        n_correct = sum(bool(r["correct"]) for r in rows)
+        s_low, _ = binomial_ci(n_correct, len(rows)) if rows else (float("nan"), float("nan"))
+        p, x = self.prefix, suffix
+        out = {
+            f"{p}/judge_acc{x}": a["accuracy"],
+            f"{p}/judge_acc{x}_ci_low": float(s_low),  # Wilson lower bound of the strict accuracy
+            f"{p}/judge_acc_parsed{x}": a["accuracy_parsed"] if n_parsed else float("nan"),
+            f"{p}/judge_acc_parsed{x}_ci_low": float(low),
+            f"{p}/judge_acc_parsed{x}_ci_high": float(high),
+            f"{p}/parse_rate{x}": a["parse_rate"],
+            f"{p}/n_judgments{x}": float(len(rows)),
+            f"{p}/swap_consistency{x}": s["consistency"],
+            f"{p}/position_bias{x}": s["position_bias"],
         }
+        # strict accuracy per gold label as the judge saw it: a letter preference shows as a gap
+        for g in ("A", "B"):
+            shown = [r for r in rows if (r["gold"] if r["order"] == "AB" else _OTHER.get(r["gold"])) == g]
+            if shown:
+                out[f"{p}/judge_acc{x}_gold_{g}"] = sum(bool(r["correct"]) for r in shown) / len(shown)
+        return out
 
     def run(self, model, tokenizer, *, tag: str = "final", is_global_zero: bool = True) -> dict[str, float]:
         if not is_global_zero:
@@ -119,6 +144,7 @@ class GeneratedEval:
         rows = self.generate(model, tokenizer)
         if self.out_dir is not None:
             write_jsonl(self.out_dir / f"generations_{tag}.jsonl", rows)
+            write_jsonl(self.out_dir / "generations_latest.jsonl", rows)  # what a sweep's paired comparison reads
         return self.score(rows)
 
     def baseline(self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None,

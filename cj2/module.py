@@ -120,6 +120,10 @@ class JudgeModule(L.LightningModule):
             return None  # Lightning skips the optimizer contribution of this batch
         bs = batch["input_ids"].shape[0]
         self._log_terms("train", out, bs)
+        if self._trainer is not None and self.trainer.optimizers:
+            # the learning rate this step's update uses (after warm-up and schedule), not the configured peak
+            self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True,
+                     on_epoch=False, batch_size=bs)
         # Undo Lightning's division by accumulate_grad_batches and DDP's mean over ranks: the objective has
         # already divided by the totals of the whole optimizer step.
         scale = self.trainer.accumulate_grad_batches * self.trainer.world_size if "step_totals" in batch else 1

@@ -104,6 +104,7 @@ def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def train(cfg: DictConfig) -> float | None:
     from cj2.data.datamodule import DataPositionCallback, JudgeDataModule
+    from cj2.data.templates import get_template
     from cj2.judging import GeneratedEval
     from cj2.losses import build_objective
     from cj2.models import cache_dir, describe, load_model, load_tokenizer
@@ -150,9 +151,10 @@ def train(cfg: DictConfig) -> float | None:
     gen_eval = None
     baseline: dict[str, float] = {}
     if gcfg.enabled and gcfg.n_items > 0:
-        gen_eval = GeneratedEval(dm.eval_items(int(gcfg.n_items)), template=gcfg.template,
-                                 max_new_tokens=int(gcfg.max_new_tokens), batch_size=int(gcfg.batch_size),
-                                 out_dir=out, autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        gen_eval = GeneratedEval(dm.eval_items(int(gcfg.n_items), n_unseen=int(gcfg.get("n_unseen_items", 0))),
+                                 template=gcfg.template, max_new_tokens=int(gcfg.max_new_tokens),
+                                 batch_size=int(gcfg.batch_size), out_dir=out, heldout_families=dm.heldout_families(),
+                                 autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
         if gcfg.untrained_baseline:
             t = time.time()
             baseline = gen_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
@@ -164,16 +166,21 @@ def train(cfg: DictConfig) -> float | None:
     if vcfg is not None and vcfg.enabled:
         from cj2.evaluation.validation import VerdictLogitEval
 
-        logit_eval = VerdictLogitEval.embedded(
-            vcfg.template, n_queries=int(vcfg.n_queries), scenarios=vcfg.scenarios, seed=int(cfg.seed),
-            batch_size=int(vcfg.batch_size), both_orders=bool(vcfg.both_orders),
-            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        common = dict(seed=int(cfg.seed), batch_size=int(vcfg.batch_size), both_orders=bool(vcfg.both_orders),
+                      autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        if vcfg.get("items", "embedded") == "heldout":  # the generated evaluation's held-out items
+            logit_eval = VerdictLogitEval(
+                dm.eval_items(int(vcfg.n_items), n_unseen=int(vcfg.get("n_unseen_items", 0))), vcfg.template,
+                heldout_families=dm.heldout_families(), **common)
+        else:  # the embedded JudgerBenchV2-shaped benchmark (hard-tier scenarios)
+            logit_eval = VerdictLogitEval.embedded(vcfg.template, n_queries=int(vcfg.n_queries),
+                                                   scenarios=vcfg.scenarios, **common)
         t = time.time()
         if vcfg.untrained_baseline:
             baseline.update(logit_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
                                                 lookup_only=resuming))
         if "val_untrained/verdict_logit_acc" in baseline:
-            log.info("untrained verdict-logit baseline on %d embedded pairs (%.0fs): acc %.3f, jbv2_final %.1f",
+            log.info("untrained verdict-logit baseline on %d pairs (%.0fs): acc %.3f, jbv2_final %.1f",
                      len(logit_eval), time.time() - t, baseline["val_untrained/verdict_logit_acc"],
                      baseline.get("val_untrained/jbv2_final", math.nan))
 
@@ -227,7 +234,10 @@ def train(cfg: DictConfig) -> float | None:
 
             atomic_write_json(out / "metrics.json", _json_safe(metrics))
             if cfg.get("export", False):
-                export_hf(module.model, tokenizer, out / "hf")
+                tpl = get_template(str(OmegaConf.select(cfg, "eval.generated.template", default="cj2_check")))
+                export_hf(module.model, tokenizer, out / "hf",
+                          judge_card={"template": tpl.name, "format": tpl.format, "loss": str(cfg.loss.name),
+                                      "run": str(out.name)})
             log.info("run folder: %s", out)
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
         reraise_scrubbed(err)

@@ -240,3 +240,111 @@ def test_sharded_strategy_skips_the_in_loop_evaluations(tiny_model, tokenizer):
     assert calls == [] and module._sharded()
     trainer.strategy = DDPStrategy()
     assert not module._sharded()
+
+
+# ------------------------------------------- the verdict term teaches a judgment, not only the format
+
+
+def _side_records(n: int, seed: int):
+    """A trivially learnable family: the prompt says which side is right; the answer is the verdict alone,
+    so the verdict is predicted from the prompt, never copied from a critique."""
+    import random
+
+    from cj2.data.schema import TrainRecord
+
+    rng = random.Random(seed)
+    fillers = ["red", "blue", "cat", "dog", "tree", "sky", "sun", "rain", "cup", "book", "door", "lamp"]
+    recs = []
+    for i in range(n):
+        label = "A" if i % 2 == 0 else "B"
+        side = "left" if label == "A" else "right"
+        words = " ".join(rng.sample(fillers, 3))
+        recs.append(TrainRecord(id=f"side/{seed}/{i}", messages=[{"role": "user", "content": f"{words} {side}"}],
+                                response=f'{{"Choice": "Model {label}"}}', verdict=label, format="cj2_choice",
+                                source="test"))
+    return recs
+
+
+def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, mask_position: bool = False,
+                             steps: int = 40) -> tuple[float, float]:
+    """Teacher-forced verdict accuracy on new items before and after ``steps`` margin-loss steps on the tiny
+    model (loss=margin: the verdict token has no CE, only the margin term trains it)."""
+    from cj2.data.datamodule import JudgeDataModule
+    from cj2.losses import objective as objective_module
+    from cj2.models import load_model
+    from cj2.module import JudgeModule
+
+    torch.manual_seed(0)
+    model = load_model("tiny", seed=0, tokenizer=tokenizer)
+    dm = JudgeDataModule(tokenizer, builtin=None, batch_size=16, need_verdict_tokens=True,
+                         train_records=_side_records(64, 0), val_records=_side_records(32, 1))
+    dm.setup("fit")
+    module = JudgeModule(model, {"name": "margin"}, lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=0.0))
+    opt = module.optimizer_factory([p for p in model.parameters() if p.requires_grad])
+
+    def accuracy() -> float:
+        model.eval()
+        with torch.no_grad():
+            correct = [module.compute_loss(b, exact_step_norm=False)["verdict_correct"].float()
+                       for b in dm.val_dataloader()]
+        model.train()
+        return float(torch.cat(correct).mean())
+
+    original = objective_module.VERDICT_TERMS["margin"]
+    if flip_sign:
+        objective_module.VERDICT_TERMS["margin"] = lambda *a, **k: -original(*a, **k)
+    if mask_position:  # the verdict position masked out of the loss (a wrong index is refused outright)
+        objective_module.VERDICT_TERMS["margin"] = lambda *a, **k: 0.0 * original(*a, **k)
+    try:
+        before = accuracy()
+        model.train()
+        step = 0
+        while step < steps:
+            for batch in dm.train_dataloader():
+                out = module.compute_loss(batch, exact_step_norm=False)
+                opt.zero_grad()
+                out["loss"].backward()
+                opt.step()
+                step += 1
+                if step >= steps:
+                    break
+    finally:
+        objective_module.VERDICT_TERMS["margin"] = original
+    return before, accuracy()
+
+
+@pytest.mark.slow
+def test_margin_objective_learns_a_judgment_and_fails_when_its_term_is_broken(tokenizer):
+    before, after = _margin_verdict_accuracy(tokenizer)
+    assert after >= 0.9 and after > before + 0.25, (before, after)
+    # the same run with the verdict term's sign flipped, or read at the wrong position, stays near chance
+    _, flipped = _margin_verdict_accuracy(tokenizer, flip_sign=True)
+    _, masked = _margin_verdict_accuracy(tokenizer, mask_position=True)
+    assert flipped <= 0.6 and masked <= 0.75, (flipped, masked)
+
+
+def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, monkeypatch):
+    import csv
+
+    import cj2.models
+    from cj2.models.export import read_judge_card
+    from cj2.train import train
+
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    train(cfg_for(tmp_path, "data.builtin.tiers=[easy]", "data.builtin.both_orders=true",
+                  "data.builtin.templates=[cj2_direct]", "eval.generated.template=cj2_direct",
+                  "eval.generated.n_unseen_items=2", "eval.verdict_logits.items=heldout",
+                  "eval.verdict_logits.both_orders=true", "eval.verdict_logits.untrained_baseline=false",
+                  "export=true"))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # the headline over the trained families, the held-out family apart, per gold label as shown
+    for key in ("val/judge_acc", "val/judge_acc_ci_low", "val/judge_acc_unseen_family", "val/judge_acc_gold_A",
+                "val/judge_acc_gold_B", "val/verdict_logit_acc_gold_A", "val/verdict_logit_logodds_gold_B",
+                "val/verdict_logit_letter_bias", "val/verdict_logit_acc_unseen_family"):
+        assert key in metrics, key
+    assert metrics["val/n_judgments"] == 4 and metrics["val/n_judgments_unseen_family"] == 4
+    rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
+    lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
+    assert len(lrs) == 4 and lrs[-1] < max(lrs)  # the scheduled rate each step applied, not the peak
+    assert read_judge_card(tmp_path / "hf") == {"template": "cj2_direct", "format": "cj2_choice",
+                                                "loss": "margin", "run": tmp_path.name}

@@ -88,11 +88,41 @@ def verdict_logit_metrics(model: Any, tokenizer: Any, benchmark_items: Sequence[
         jb, _ = judgerbench_metrics(pairs, reference, bootstrap=0)
         for key in ("final", "accuracy", "normalized_diff", "rank_diff", "score_diff", "kendall_tau", "spearman_rho"):
             out[f"{p}/jbv2_{key}"] = jb.get(f"jbv2/{key}", math.nan)
+    out.update(letter_diagnostics(list(rows.values()), p))
     if both_orders:
         sw = swap_metrics(items, rows)
         out[f"{p}/verdict_logit_swap_consistency"] = sw.get("swap/consistency", math.nan)
         out[f"{p}/verdict_logit_position_bias"] = sw.get("swap/position_bias", math.nan)
     return {k: float(v) for k, v in out.items()}
+
+
+def letter_diagnostics(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
+    """Accuracy and mean verdict log-odds ``log P(A) - log P(B)`` per gold label *as shown to the judge*
+    (``{prefix}/verdict_logit_acc_gold_A`` / ``_B``, ``..._logodds_gold_A`` / ``_B``), and their mean over
+    both labels, ``{prefix}/verdict_logit_letter_bias`` (> 0: prefers "A" whatever the pair). A letter
+    preference shows here where the mean margin of a balanced set averages it away."""
+    by_gold: dict[str, list[tuple[float, bool]]] = {"A": [], "B": []}
+    for r in rows:
+        probs = r.get("probs")
+        if not probs or "A" not in probs or "B" not in probs:
+            continue
+        shown_gold = r["gold"] if r["order"] == "AB" else {"A": "B", "B": "A"}.get(r["gold"], r["gold"])
+        if shown_gold not in by_gold:
+            continue
+        eps = 1e-12
+        lo = math.log(max(float(probs["A"]), eps)) - math.log(max(float(probs["B"]), eps))
+        by_gold[shown_gold].append((lo, bool(r["correct"])))
+    out: dict[str, float] = {}
+    means = []
+    for g, vals in by_gold.items():
+        if vals:
+            out[f"{prefix}/verdict_logit_acc_gold_{g}"] = sum(c for _, c in vals) / len(vals)
+            mean = sum(v for v, _ in vals) / len(vals)
+            out[f"{prefix}/verdict_logit_logodds_gold_{g}"] = mean
+            means.append(mean)
+    if len(means) == 2:
+        out[f"{prefix}/verdict_logit_letter_bias"] = sum(means) / 2
+    return out
 
 
 class VerdictLogitEval:
@@ -106,8 +136,10 @@ class VerdictLogitEval:
 
     def __init__(self, items: Sequence[PairwiseItem] | Any, template: str | JudgeTemplate, *, prefix: str = "val",
                  batch_size: int = 8, both_orders: bool = False, seed: int = 0,
-                 autocast_dtype: Any | None = None):
+                 autocast_dtype: Any | None = None, heldout_families: Sequence[str] = ()):
         self.benchmark = items
+        # items of these families are scored apart, their metrics suffixed ``_unseen_family``
+        self.heldout_families = frozenset(heldout_families)
         self.template = template
         self.prefix = prefix
         self.batch_size = batch_size
@@ -134,7 +166,7 @@ class VerdictLogitEval:
         items = getattr(self.benchmark, "items", self.benchmark)
         tpl = self.template if isinstance(self.template, str) else self.template.name
         return cache_key("verdict_logits", model_id, tpl, self.seed, self.both_orders, str(self.autocast_dtype),
-                         self.batch_size, item_fingerprint(items))
+                         self.batch_size, item_fingerprint(items), sorted(self.heldout_families))
 
     def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any,
                  lookup_only: bool = False) -> dict[str, float]:
@@ -153,7 +185,19 @@ class VerdictLogitEval:
         device = next(model.parameters()).device
         autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
+        prefix = self.prefix if prefix is None else prefix
+        items = list(getattr(self.benchmark, "items", self.benchmark))
+        if not self.heldout_families:
+            groups = [(self.benchmark, "")]
+        else:
+            seen = [it for it in items if it.domain not in self.heldout_families]
+            unseen = [it for it in items if it.domain in self.heldout_families]
+            groups = [(g, x) for g, x in ((seen, ""), (unseen, "_unseen_family")) if g]
+        out: dict[str, float] = {}
         with autocast:
-            return verdict_logit_metrics(model, tokenizer, self.benchmark, self.template,
-                                         prefix=self.prefix if prefix is None else prefix,
-                                         batch_size=self.batch_size, both_orders=self.both_orders, seed=self.seed)
+            for group, suffix in groups:
+                metrics = verdict_logit_metrics(model, tokenizer, group, self.template, prefix=prefix,
+                                                batch_size=self.batch_size, both_orders=self.both_orders,
+                                                seed=self.seed)
+                out.update({k + suffix: v for k, v in metrics.items()})
+        return out

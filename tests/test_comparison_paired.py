@@ -1,0 +1,41 @@
+"""The sweep table's paired comparison: each arm against sft at the same M and seed, over the same items."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cj2.comparison import compare, paired_difference
+
+
+def _write_run(root, name, loss, m, seed, correct):
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps({"loss": loss, "M": m, "seed": seed,
+                                                "val/judge_acc": sum(correct) / len(correct)}))
+    rows = [{"id": f"q{i // 2}", "order": "AB" if i % 2 == 0 else "BA", "correct": bool(c),
+             "heldout_family": False} for i, c in enumerate(correct)]
+    rows.append({"id": "unseen", "order": "AB", "correct": True, "heldout_family": True})  # never paired
+    (d / "generations_latest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_paired_difference_is_exact_and_resamples_items():
+    base = {(f"q{i}", o): 0.0 for i in range(20) for o in ("AB", "BA")}
+    arm = {k: 1.0 if int(k[0][1:]) < 10 else 0.0 for k in base}  # right on half the items, both orders
+    d, lo, hi, n = paired_difference(arm, base, seed=0)
+    assert d == pytest.approx(0.5) and n == 20
+    assert 0.25 < lo < 0.5 < hi < 0.75
+    same = paired_difference(base, base)
+    assert same[:3] == (0.0, 0.0, 0.0)
+
+
+def test_comparison_table_has_the_paired_column(tmp_path):
+    good, bad = [1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 0, 0]
+    _write_run(tmp_path, "a", "sft", 1, 0, bad)
+    _write_run(tmp_path, "b", "margin", 1, 0, good)
+    table = compare(tmp_path, write=True)
+    assert "Δ judge_acc vs sft" in table
+    margin_row = next(line for line in table.splitlines() if line.startswith("| margin"))
+    assert "s0: +0.500 [" in margin_row
+    assert (tmp_path / "comparison.md").exists()
