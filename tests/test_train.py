@@ -265,7 +265,7 @@ def _side_records(n: int, seed: int):
     return recs
 
 
-def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, mask_position: bool = False,
+def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, zero_term: bool = False,
                              steps: int = 40) -> tuple[float, float]:
     """Teacher-forced verdict accuracy on new items before and after ``steps`` margin-loss steps on the tiny
     model (loss=margin: the verdict token has no CE, only the margin term trains it)."""
@@ -293,7 +293,7 @@ def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, mask_positio
     original = objective_module.VERDICT_TERMS["margin"]
     if flip_sign:
         objective_module.VERDICT_TERMS["margin"] = lambda *a, **k: -original(*a, **k)
-    if mask_position:  # the verdict position masked out of the loss (a wrong index is refused outright)
+    if zero_term:  # the verdict term masked out of the loss (a wrong verdict index is refused outright)
         objective_module.VERDICT_TERMS["margin"] = lambda *a, **k: 0.0 * original(*a, **k)
     try:
         before = accuracy()
@@ -317,9 +317,9 @@ def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, mask_positio
 def test_margin_objective_learns_a_judgment_and_fails_when_its_term_is_broken(tokenizer):
     before, after = _margin_verdict_accuracy(tokenizer)
     assert after >= 0.9 and after > before + 0.25, (before, after)
-    # the same run with the verdict term's sign flipped, or read at the wrong position, stays near chance
+    # the same run with the verdict term's sign flipped, or with the term masked out, stays near chance
     _, flipped = _margin_verdict_accuracy(tokenizer, flip_sign=True)
-    _, masked = _margin_verdict_accuracy(tokenizer, mask_position=True)
+    _, masked = _margin_verdict_accuracy(tokenizer, zero_term=True)
     assert flipped <= 0.6 and masked <= 0.75, (flipped, masked)
 
 
