@@ -24,9 +24,20 @@ from cj2.data.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 DEFAULT_COLUMNS = (
-    "val/judge_acc", "val/judge_acc_parsed", "val/parse_rate", "val/swap_consistency", "val/position_bias",
-    "val/judge_acc_unseen_family", "val/verdict_acc_tf", "val/verdict_logit_acc",
-    "val/verdict_logit_letter_bias", "val/jbv2_final", "rft/keep_rate", "rft/pass_at_m", "rft/kept", "wall_time_s",
+    "val/judge_acc",
+    "val/judge_acc_parsed",
+    "val/parse_rate",
+    "val/swap_consistency",
+    "val/position_bias",
+    "val/judge_acc_unseen_family",
+    "val/verdict_acc_tf",
+    "val/verdict_logit_acc",
+    "val/verdict_logit_letter_bias",
+    "val/jbv2_final",
+    "rft/keep_rate",
+    "rft/pass_at_m",
+    "rft/kept",
+    "wall_time_s",
 )
 ARM_KEYS = ("loss", "M")
 
@@ -69,8 +80,13 @@ def _item_correct(run_dir: str | Path) -> dict[tuple[str, str], float] | None:
     return out
 
 
-def paired_difference(arm: dict[tuple[str, str], float], base: dict[tuple[str, str], float], *,
-                      n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float, int]:
+def paired_difference(
+    arm: dict[tuple[str, str], float],
+    base: dict[tuple[str, str], float],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
     """Mean paired difference of strict accuracy (arm - base) over the judgments both runs made, with a
     percentile-bootstrap 95 % interval that resamples *items* (both orders of an item move together)."""
     import torch
@@ -93,8 +109,13 @@ def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
     for r in sorted(rs, key=lambda r: str(r.get("seed"))):
         if r.get("loss") == PAIRED_BASELINE:
             continue
-        base = [b for b in runs if b.get("loss") == PAIRED_BASELINE and b.get("M") == r.get("M")
-                and b.get("seed") == r.get("seed")]
+        base = [
+            b
+            for b in runs
+            if b.get("loss") == PAIRED_BASELINE
+            and b.get("M") == r.get("M")
+            and b.get("seed") == r.get("seed")
+        ]
         a, b = _item_correct(r["_path"]), (_item_correct(base[0]["_path"]) if base else None)
         if a is None or b is None:
             parts.append(f"s{r.get('seed')}: n/a")
@@ -111,15 +132,19 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
         arms[tuple(r.get(k) for k in ARM_KEYS)].append(r)
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
     paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
-        r.get("loss") != PAIRED_BASELINE for r in runs)
-    header = [*ARM_KEYS, "seeds", *present] + (["Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"]
-                                                if paired else [])
+        r.get("loss") != PAIRED_BASELINE for r in runs
+    )
+    header = [*ARM_KEYS, "seeds", *present] + (
+        ["Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"] if paired else []
+    )
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         row = {k: ("" if v is None else v) for k, v in zip(ARM_KEYS, arm)}
         row["seeds"] = ",".join(str(r.get("seed", "?")) for r in sorted(rs, key=lambda r: str(r.get("seed"))))
         for c in present:
-            vals = [float(r[c]) for r in rs if isinstance(r.get(c), (int, float)) and math.isfinite(float(r[c]))]
+            vals = [
+                float(r[c]) for r in rs if isinstance(r.get(c), (int, float)) and math.isfinite(float(r[c]))
+            ]
             row[c] = _fmt(vals)
         if paired:
             row[header[-1]] = _paired_column(rs, runs)
@@ -133,7 +158,9 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
     table = "\n".join(md) + "\n"
     if write:
         atomic_write_text(Path(sweep_dir) / "comparison.csv", buf.getvalue())
-        atomic_write_text(Path(sweep_dir) / "comparison.md", f"# Sweep comparison ({len(runs)} runs)\n\n" + table)
+        atomic_write_text(
+            Path(sweep_dir) / "comparison.md", f"# Sweep comparison ({len(runs)} runs)\n\n" + table
+        )
     return table
 
 

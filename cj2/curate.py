@@ -65,13 +65,24 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
         if wcfg.get("enabled", False):
             import wandb
 
-            run = wandb.init(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"),
-                             mode=wandb_mode(wcfg.get("mode")), dir=str(out), group=str(cfg.experiment_name),
-                             job_type="curate", name=out.name, config=resolved)
+            run = wandb.init(
+                project=wcfg.get("project", "cj2"),
+                entity=wcfg.get("entity"),
+                mode=wandb_mode(wcfg.get("mode")),
+                dir=str(out),
+                group=str(cfg.experiment_name),
+                job_type="curate",
+                name=out.name,
+                config=resolved,
+            )
         stats = run_pipeline(cfg, out)
         if run is not None:
             run.summary.update(flatten(stats["summary"]))
-            run.log(flatten({k: stats[k] for k in ("stages", "mixture", "hf_probe", "decontamination") if k in stats}))
+            run.log(
+                flatten(
+                    {k: stats[k] for k in ("stages", "mixture", "hf_probe", "decontamination") if k in stats}
+                )
+            )
         log.info("curation done in %.0fs: %s", time.time() - t0, json.dumps(stats["summary"], indent=1))
         log.info("run folder: %s", out)
         return stats

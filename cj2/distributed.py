@@ -13,8 +13,12 @@ def is_decoder_layer(module: torch.nn.Module) -> bool:
     return name.endswith("DecoderLayer") or name.endswith("Block") and "Attention" not in name
 
 
-def fsdp_strategy(sharding_strategy: str = "FULL_SHARD", activation_checkpointing: bool = True,
-                  state_dict_type: str = "sharded", **kwargs):
+def fsdp_strategy(
+    sharding_strategy: str = "FULL_SHARD",
+    activation_checkpointing: bool = True,
+    state_dict_type: str = "sharded",
+    **kwargs,
+):
     """Lightning FSDP with decoder layers as wrap units (and as activation-checkpointing units).
 
     The objective runs inside ``training_step``, i.e. inside the root FSDP unit's forward, so the output

@@ -35,8 +35,17 @@ register_resolvers()
 def _out_dir(cfg: DictConfig) -> Path:
     if cfg.get("run_dir"):
         return Path(cfg.run_dir)
-    return Path(eval_dir(cfg.output_root, cfg.get("run_name"), cfg.judge, cfg.benchmark, cfg.evaluate,
-                         cfg.placement, cfg.seed))
+    return Path(
+        eval_dir(
+            cfg.output_root,
+            cfg.get("run_name"),
+            cfg.judge,
+            cfg.benchmark,
+            cfg.evaluate,
+            cfg.placement,
+            cfg.seed,
+        )
+    )
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
@@ -47,9 +56,17 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
 
     from cj2.evaluation.report import flatten
 
-    run = wandb.init(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"), mode=wandb_mode(wcfg.get("mode")),
-                     dir=str(out), config=resolved, name=out.name, group=f"eval-{metrics['benchmark']}",
-                     job_type="evaluate", tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"])
+    run = wandb.init(
+        project=wcfg.get("project", "cj2"),
+        entity=wcfg.get("entity"),
+        mode=wandb_mode(wcfg.get("mode")),
+        dir=str(out),
+        config=resolved,
+        name=out.name,
+        group=f"eval-{metrics['benchmark']}",
+        job_type="evaluate",
+        tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
+    )
     try:
         summary = flatten(metrics["results"])
         summary["wall_time_s"] = float(metrics["wall_time_s"])

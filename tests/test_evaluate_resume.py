@@ -20,9 +20,18 @@ import pytest
 from cj2.evaluation import build_embedded
 from cj2.testing import ENV
 
-ARGS = ["judge.name_or_path=tiny", "judge.max_new_tokens=8", "judge.batch_size=4", "benchmark.n_queries=2",
-        "benchmark.scenarios=[arithmetic]", "logger.wandb.enabled=false", "evaluate.max_generated=null",
-        "evaluate.time_budget_s=null", "evaluate.bootstrap=100", "evaluate.progress=false"]
+ARGS = [
+    "judge.name_or_path=tiny",
+    "judge.max_new_tokens=8",
+    "judge.batch_size=4",
+    "benchmark.n_queries=2",
+    "benchmark.scenarios=[arithmetic]",
+    "logger.wandb.enabled=false",
+    "evaluate.max_generated=null",
+    "evaluate.time_budget_s=null",
+    "evaluate.bootstrap=100",
+    "evaluate.progress=false",
+]
 N_ITEMS = len(build_embedded(n_queries=2, scenarios=["arithmetic"]))
 N_ROWS = N_ITEMS * 2 * 2  # items x 2 passes x 2 modes
 BATCH = 4  # judge.batch_size: rows per write
@@ -69,13 +78,20 @@ def test_sigkill_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_p
     kill_after = random.Random(seed).randint(1, N_ROWS - BATCH)
     why = f"kill_after={kill_after} (seed {seed})"
     folder = tmp_path / "eval" / "killed"
-    killed = subprocess.run(_command(tmp_path, "killed"), env={**_env(), ENV: f"evaluate.rows:{kill_after}"},
-                            capture_output=True, text=True, timeout=600)
+    killed = subprocess.run(
+        _command(tmp_path, "killed"),
+        env={**_env(), ENV: f"evaluate.rows:{kill_after}"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert killed.returncode == -signal.SIGKILL, (why, killed.stderr[-3000:])
     done_before = _rows(folder)
     assert done_before == -(-kill_after // BATCH) * BATCH and not (folder / "metrics.json").exists(), why
 
-    resumed = subprocess.run(_command(tmp_path, "killed"), env=_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _command(tmp_path, "killed"), env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a = json.loads((ref_dir / "metrics.json").read_text())
     b = json.loads((folder / "metrics.json").read_text())
@@ -86,4 +102,6 @@ def test_sigkill_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_p
     ref_rows, got_rows = _by_key(ref_dir), _by_key(folder)
     assert got_rows.keys() == ref_rows.keys()
     assert all(got_rows[k] == ref_rows[k] for k in ref_rows)  # every row: same output, verdict, probabilities
-    assert json.loads((folder / "placement.json").read_text()) == json.loads((ref_dir / "placement.json").read_text())
+    assert json.loads((folder / "placement.json").read_text()) == json.loads(
+        (ref_dir / "placement.json").read_text()
+    )

@@ -33,8 +33,10 @@ def test_a_key_in_the_config_is_refused_without_echoing_it():
     from cj2.data.templates import get_template
 
     with pytest.raises(ValueError, match="environment variable") as err:
-        build_judge({"backend": "openai", "base_url": "http://x", "name_or_path": "m", "api_key": SECRET},
-                    get_template("cj2_eval"))
+        build_judge(
+            {"backend": "openai", "base_url": "http://x", "name_or_path": "m", "api_key": SECRET},
+            get_template("cj2_eval"),
+        )
     assert SECRET not in str(err.value)
     with pytest.raises(ValueError, match="judge.extra.token"):
         check_no_secrets({"extra": {"token": SECRET}})
@@ -46,13 +48,25 @@ def test_openai_judge_end_to_end_leaves_no_trace_of_the_key(tmp_path, monkeypatc
 
     monkeypatch.setenv("CJ2_TEST_JUDGE_KEY", SECRET)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    server, thread, url = serve_openai(ScriptedSampler(lambda m, k, j, s: '{"Choice": "Model A"}'),
-                                       model_name="judge", api_key=SECRET)
+    server, thread, url = serve_openai(
+        ScriptedSampler(lambda m, k, j, s: '{"Choice": "Model A"}'), model_name="judge", api_key=SECRET
+    )
     try:
-        cfg = _compose(["judge=openai", f"judge.base_url={url}", "judge.name_or_path=judge",
-                        "judge.api_key_env=CJ2_TEST_JUDGE_KEY", "judge.max_new_tokens=16",
-                        "benchmark.n_queries=1", "benchmark.scenarios=[arithmetic]", f"output_root={tmp_path}",
-                        "evaluate.bootstrap=0", "evaluate.progress=false", "logger.wandb.enabled=true"])
+        cfg = _compose(
+            [
+                "judge=openai",
+                f"judge.base_url={url}",
+                "judge.name_or_path=judge",
+                "judge.api_key_env=CJ2_TEST_JUDGE_KEY",
+                "judge.max_new_tokens=16",
+                "benchmark.n_queries=1",
+                "benchmark.scenarios=[arithmetic]",
+                f"output_root={tmp_path}",
+                "evaluate.bootstrap=0",
+                "evaluate.progress=false",
+                "logger.wandb.enabled=true",
+            ]
+        )
         assert evaluate(cfg) is not None
         folder = next((tmp_path / "eval" / "embedded").iterdir())
         assert (folder / "judgments.jsonl").exists() and (folder / "wandb").exists()
@@ -62,10 +76,21 @@ def test_openai_judge_end_to_end_leaves_no_trace_of_the_key(tmp_path, monkeypatc
 
         # a server that rejects the key: the error names the failure, never the key
         monkeypatch.setenv("CJ2_TEST_JUDGE_KEY", SECRET + "-wrong")
-        bad = _compose(["judge=openai", f"judge.base_url={url}", "judge.name_or_path=judge",
-                        "judge.api_key_env=CJ2_TEST_JUDGE_KEY", "judge.max_retries=0", "run_name=rejected",
-                        "benchmark.n_queries=1", "benchmark.scenarios=[arithmetic]", f"output_root={tmp_path}",
-                        "evaluate.progress=false", "logger.wandb.enabled=false"])
+        bad = _compose(
+            [
+                "judge=openai",
+                f"judge.base_url={url}",
+                "judge.name_or_path=judge",
+                "judge.api_key_env=CJ2_TEST_JUDGE_KEY",
+                "judge.max_retries=0",
+                "run_name=rejected",
+                "benchmark.n_queries=1",
+                "benchmark.scenarios=[arithmetic]",
+                f"output_root={tmp_path}",
+                "evaluate.progress=false",
+                "logger.wandb.enabled=false",
+            ]
+        )
         with pytest.raises(Exception) as err:  # noqa: B017 - any failure, as long as it carries no key
             evaluate(bad)
         assert SECRET not in str(err.value) and SECRET not in repr(err.value)

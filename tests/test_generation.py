@@ -50,10 +50,19 @@ def brackets(monkeypatch):
 # SamplingParams and seeds
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs", [
-    {"max_new_tokens": 0}, {"temperature": -0.1}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1},
-    {"stop": ("",)}, {"seed": 1.5},
-])
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_new_tokens": 0},
+        {"temperature": -0.1},
+        {"top_p": 0.0},
+        {"top_p": 1.5},
+        {"top_k": -1},
+        {"stop": ("",)},
+        {"seed": 1.5},
+    ],
+)
 def test_sampling_params_rejects_bad_values(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         SamplingParams(**kwargs)
@@ -99,6 +108,7 @@ def test_check_request_names_the_bad_prompt():
 # ------------------------------------------------------------------------------------------------
 # The shared stop logic
 # ------------------------------------------------------------------------------------------------
+
 
 def test_find_stop_takes_the_earliest_of_several():
     assert find_stop("abc END xyz STOP", ["STOP", "END"]) == 4
@@ -163,6 +173,7 @@ def test_verdict_end_is_not_fooled_by_a_later_marker_being_written():
 # Scripted backend
 # ------------------------------------------------------------------------------------------------
 
+
 def test_scripted_sampler_plumbing(brackets):
     outputs = {
         0: ["one two three four five", "short"],
@@ -177,7 +188,12 @@ def test_scripted_sampler_plumbing(brackets):
         [("one two three", "length", 3), ("short", "stop", 1)],
         [("alpha [[A]]", "verdict", 2), ("stop here", "stop", 2)],
     ]
-    assert [(s.prompt_index, s.sample_index) for row in result for s in row] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [(s.prompt_index, s.sample_index) for row in result for s in row] == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    ]
     assert result[1][1].seed == sample_seed(4, 1, 1)
     # A verdict beyond the token budget is never reached.
     late = sampler.generate([USER, USER], 1, SamplingParams(max_new_tokens=1, stop_on_verdict="brackets"))
@@ -228,6 +244,7 @@ def test_pieces_keep_leading_whitespace():
 # build_sampler
 # ------------------------------------------------------------------------------------------------
 
+
 def test_build_sampler_validates_the_config():
     sampler = build_sampler({"backend": "scripted", "outputs": {0: ["x"]}, "sampling": {"temperature": 1}})
     assert isinstance(sampler, ScriptedSampler)
@@ -245,8 +262,15 @@ def test_build_sampler_validates_the_config():
 def test_build_sampler_accepts_omegaconf():
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "name_or_path": "m",
-                            "max_concurrency": 3, "api_key_env": "CJ2_TEST_NO_SUCH_KEY"})
+    cfg = OmegaConf.create(
+        {
+            "backend": "openai",
+            "base_url": "http://127.0.0.1:9/v1",
+            "name_or_path": "m",
+            "max_concurrency": 3,
+            "api_key_env": "CJ2_TEST_NO_SUCH_KEY",
+        }
+    )
     sampler = build_sampler(cfg)
     assert sampler.max_concurrency == 3 and sampler.url == "http://127.0.0.1:9/v1/chat/completions"
 
@@ -261,8 +285,11 @@ def test_sample_defaults():
 # stop_on_verdict with the real verdict parser
 # ------------------------------------------------------------------------------------------------
 
-FORMAT_CASES = [(fmt, label) for fmt in ("cj2_choice", "brackets", "arena", "winner_json", "score", "correctness")
-                for label in ("first", "last")]
+FORMAT_CASES = [
+    (fmt, label)
+    for fmt in ("cj2_choice", "brackets", "arena", "winner_json", "score", "correctness")
+    for label in ("first", "last")
+]
 
 
 @pytest.mark.parametrize(("fmt", "which"), FORMAT_CASES)
@@ -283,7 +310,8 @@ def test_stop_on_verdict_with_every_verdict_format(fmt, which):
     assert first_complete == len(head)
     assert verdict_end(text[:first_complete], fmt, final=False) == len(head)
     # A truncated marker is no verdict: the sample ends by length.
-    cut = SamplingParams(max_new_tokens=len(pieces(head)) - 1 if fmt != "brackets" else 20,
-                         stop_on_verdict=fmt)
+    cut = SamplingParams(
+        max_new_tokens=len(pieces(head)) - 1 if fmt != "brackets" else 20, stop_on_verdict=fmt
+    )
     short = ScriptedSampler({0: [head[:-1]]}).generate([USER], 1, cut)[0][0]
     assert short.finish_reason in ("stop", "length") and parse_verdict(short.text, fmt) is None

@@ -14,8 +14,13 @@ from cj2.models import load_model, load_tokenizer
 
 PROMPTS = [
     [{"role": "user", "content": "Short question?"}],
-    [{"role": "system", "content": "You are a careful judge."},
-     {"role": "user", "content": "Compare these two long responses about photosynthesis and pick one. " * 4}],
+    [
+        {"role": "system", "content": "You are a careful judge."},
+        {
+            "role": "user",
+            "content": "Compare these two long responses about photosynthesis and pick one. " * 4,
+        },
+    ],
     [{"role": "user", "content": "A prompt of middling length, to sit between the others."}],
     [{"role": "user", "content": "Hi"}],
 ]
@@ -78,6 +83,7 @@ def test_shared_prefill_gives_the_same_samples(tiny, reference, prefill, monkeyp
     # Each prompt is prefilled once and its cache copied to its n sequences; the samples must equal those
     # of plain generate, which prefills every sequence (padded) itself.
     if prefill == "padded":  # the fallback for caches that are not plain dynamic layers
+
         def padded(self, batch, input_ids, attention, capacity):
             firsts = {}
             for row, (i, _) in enumerate(batch):
@@ -127,8 +133,10 @@ def test_attention_choices(tiny):
         assert used == "sdpa"  # CUDA keeps the model's own kernel
     model.config.model_type, original = "gemma2", model.config.model_type
     try:
-        with pytest.raises(ValueError, match="not 'gemma2'"), generation_attention(model, "grouped",
-                                                                                  torch.device("cpu")):
+        with (
+            pytest.raises(ValueError, match="not 'gemma2'"),
+            generation_attention(model, "grouped", torch.device("cpu")),
+        ):
             pass
     finally:
         model.config.model_type = original
@@ -181,7 +189,7 @@ def test_greedy_is_deterministic_and_matches_transformers(tiny, sampler):
     assert all(r[0].text == r[1].text for r in first)  # greedy: the n samples agree
     ids = torch.tensor([sampler.encode(PROMPTS[1])])
     plain = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
-    assert first[1][0].text == tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
+    assert first[1][0].text == tokenizer.decode(plain[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_max_new_tokens_gives_length(sampler):
@@ -214,11 +222,13 @@ def _stop_after_word(text: str) -> str:
 def test_stop_strings_cut_the_text(sampler, reference):
     target = reference[1][2].text
     stop = _stop_after_word(target)
-    out = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,)))
+    out = sampler.generate(
+        PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,))
+    )
     for ref_row, row in zip(reference, out):
         for ref, got in zip(ref_row, row):
             if stop in ref.text:
-                assert (got.text, got.finish_reason) == (ref.text[:ref.text.index(stop)], "stop")
+                assert (got.text, got.finish_reason) == (ref.text[: ref.text.index(stop)], "stop")
                 assert got.n_tokens <= ref.n_tokens
             else:
                 assert (got.text, got.finish_reason) == (ref.text, "length")
@@ -232,7 +242,7 @@ def _punctuated_stretch(reference) -> str:
             text = sample.text
             for end in range(6, len(text) // 2 + 1):
                 if not (text[end - 1].isalnum() or text[end - 1].isspace() or text[end - 1] == "_"):
-                    return text[end - 6:end]
+                    return text[end - 6 : end]
     raise AssertionError("no punctuation in the reference samples")
 
 
@@ -248,18 +258,23 @@ def test_stop_on_verdict_stops_each_sequence_early(sampler, reference, monkeypat
 
     monkeypatch.setattr(base, "_locate", locate)
     full = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11))
-    cut = sampler.generate(PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11,
-                                                      stop_on_verdict="scripted"))
+    cut = sampler.generate(
+        PROMPTS, 3, SamplingParams(max_new_tokens=48, temperature=1.0, seed=11, stop_on_verdict="scripted")
+    )
     hits = 0
     for full_row, cut_row in zip(full, cut):
         for ref, got in zip(full_row, cut_row):
             first = ref.text.find(marker)
             if first >= 0:
                 hits += 1
-                assert (got.text, got.finish_reason) == (ref.text[:first + len(marker)], "verdict")
+                assert (got.text, got.finish_reason) == (ref.text[: first + len(marker)], "verdict")
                 assert got.n_tokens < ref.n_tokens  # generation stopped, it was not only cut afterwards
             else:
-                assert (got.text, got.finish_reason, got.n_tokens) == (ref.text, ref.finish_reason, ref.n_tokens)
+                assert (got.text, got.finish_reason, got.n_tokens) == (
+                    ref.text,
+                    ref.finish_reason,
+                    ref.n_tokens,
+                )
     assert hits >= 1
 
 
@@ -278,18 +293,20 @@ def test_build_sampler_hf_and_model_mode_restored(tiny):
 def test_hf_sampler_on_cuda(tiny):
     model, tokenizer = tiny
     gpu = copy.deepcopy(model).to("cuda")
-    runs = [HFSampler(gpu, tokenizer, batch_size=b, share_prefill=share).generate(PROMPTS, 3, SAMPLING)
-            for b, share in ((5, True), (12, True), (5, False), (1, True))]
+    runs = [
+        HFSampler(gpu, tokenizer, batch_size=b, share_prefill=share).generate(PROMPTS, 3, SAMPLING)
+        for b, share in ((5, True), (12, True), (5, False), (1, True))
+    ]
     texts = [[[s.text for s in row] for row in run] for run in runs]
     assert texts[0] == texts[1] == texts[2] == texts[3]
     assert len({t for row in texts[0] for t in row}) == 12
     target = runs[0][1][2].text
     stop = _stop_after_word(target)
     cut = HFSampler(gpu, tokenizer, batch_size=6).generate(
-        PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,)))
-    assert (cut[1][2].text, cut[1][2].finish_reason) == (target[:target.index(stop)], "stop")
+        PROMPTS, 3, SamplingParams(max_new_tokens=16, temperature=1.0, seed=11, stop=(stop,))
+    )
+    assert (cut[1][2].text, cut[1][2].finish_reason) == (target[: target.index(stop)], "stop")
     ids = torch.tensor([HFSampler(gpu, tokenizer).encode(PROMPTS[1])], device="cuda")
     plain = gpu.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False)
     greedy = HFSampler(gpu, tokenizer, batch_size=8).generate(PROMPTS, 2, SamplingParams(max_new_tokens=8))
-    assert greedy[1][0].text == tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
-
+    assert greedy[1][0].text == tokenizer.decode(plain[0, ids.shape[1] :], skip_special_tokens=True)

@@ -21,7 +21,12 @@ from cj2.models import load_model, load_tokenizer
 
 PROMPTS = [
     [{"role": "user", "content": "Which answer is right, A or B?"}],
-    [{"role": "user", "content": "A longer prompt about judging two long essays on the history of tea. " * 3}],
+    [
+        {
+            "role": "user",
+            "content": "A longer prompt about judging two long essays on the history of tea. " * 3,
+        }
+    ],
     [{"role": "user", "content": "Third."}],
 ]
 SECRET = "sk-cj2-test-SECRET-0123456789abcdef"
@@ -30,6 +35,7 @@ SECRET = "sk-cj2-test-SECRET-0123456789abcdef"
 # ------------------------------------------------------------------------------------------------
 # cj2's server over the tiny model
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def hf_sampler():
@@ -55,7 +61,8 @@ def test_openai_backend_serves_the_tiny_model(hf_sampler, tiny_server, monkeypat
     params = SamplingParams(max_new_tokens=10, temperature=1.0, seed=5)
     got = client.generate(PROMPTS, 2, params, keys=["p0", "p1", "p2"])
     assert [[(s.prompt_index, s.sample_index) for s in row] for row in got] == [
-        [(i, 0), (i, 1)] for i in range(3)]
+        [(i, 0), (i, 1)] for i in range(3)
+    ]
     for key, prompt, row in zip(["p0", "p1", "p2"], PROMPTS, got):
         # One request per prompt with n=2, seeded with sample 0's seed; the server derives its samples
         # from that seed exactly as the hf sampler does for a one-prompt call.
@@ -71,15 +78,23 @@ def test_server_applies_stops_and_reports_usage(hf_sampler, tiny_server):
     params = SamplingParams(max_new_tokens=12, temperature=1.0, seed=2)
     text = hf_sampler.generate(PROMPTS[:1], 1, params)[0][0].text
     stop = text.split()[1]
-    body = {"model": "tiny", "messages": PROMPTS[0], "max_tokens": 12, "temperature": 1.0, "seed": 2,
-            "stop": stop}
-    request = urllib.request.Request(tiny_server + "/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"Authorization": f"Bearer {SECRET}",
-                                              "Content-Type": "application/json"})
+    body = {
+        "model": "tiny",
+        "messages": PROMPTS[0],
+        "max_tokens": 12,
+        "temperature": 1.0,
+        "seed": 2,
+        "stop": stop,
+    }
+    request = urllib.request.Request(
+        tiny_server + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         reply = json.loads(response.read())
     choice = reply["choices"][0]
-    assert choice["message"] == {"role": "assistant", "content": text[:text.index(stop)]}
+    assert choice["message"] == {"role": "assistant", "content": text[: text.index(stop)]}
     assert choice["finish_reason"] == "stop"
     assert reply["usage"]["prompt_tokens"] == hf_sampler.count_prompt_tokens(PROMPTS[0])
     assert 0 < reply["usage"]["completion_tokens"] <= 12
@@ -96,6 +111,7 @@ def test_server_rejects_a_wrong_key_without_retrying(tiny_server, monkeypatch, c
 # ------------------------------------------------------------------------------------------------
 # Stub servers
 # ------------------------------------------------------------------------------------------------
+
 
 class Stub:
     """An HTTP server whose replies a test scripts: ``respond(body, headers, count) -> (status, payload)``."""
@@ -135,8 +151,9 @@ class Stub:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
@@ -159,9 +176,13 @@ def stub():
 
 
 def completion(texts, finish="stop", tokens=4):
-    return {"choices": [{"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": finish}
-                        for k, t in enumerate(texts)],
-            "usage": {"prompt_tokens": 3, "completion_tokens": tokens * len(texts)}}
+    return {
+        "choices": [
+            {"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": finish}
+            for k, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": tokens * len(texts)},
+    }
 
 
 def test_retries_429_and_5xx_with_backoff_then_succeeds(stub, caplog):
@@ -218,8 +239,17 @@ def test_request_fields_and_fallback_when_the_server_ignores_n(stub):
     assert [s.finish_reason for s in got] == ["length"] * 3
     bodies = [body for body, _ in server.requests]
     assert [(b["n"], b["seed"]) for b in bodies] == [(3, seeds[0]), (1, seeds[1]), (1, seeds[2])]
-    assert bodies[0] == {"model": "m", "messages": PROMPTS[0], "n": 3, "max_tokens": 7, "temperature": 0.7,
-                         "top_p": 0.9, "seed": seeds[0], "top_k": 20, "stop": ["END"]}
+    assert bodies[0] == {
+        "model": "m",
+        "messages": PROMPTS[0],
+        "n": 3,
+        "max_tokens": 7,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "seed": seeds[0],
+        "top_k": 20,
+        "stop": ["END"],
+    }
 
 
 def test_local_stop_and_token_counts_when_the_server_returns_n(stub):
@@ -251,8 +281,16 @@ def test_api_key_never_leaks(stub, monkeypatch, caplog):
         return 500, {"error": {"message": f"upstream failed for {headers.get('Authorization')}"}}
 
     server = stub(respond)
-    client = build_sampler({"backend": "openai", "base_url": server.url, "name_or_path": "m",
-                            "api_key_env": "CJ2_TEST_KEY", "backoff_s": 0.001, "max_retries": 2})
+    client = build_sampler(
+        {
+            "backend": "openai",
+            "base_url": server.url,
+            "name_or_path": "m",
+            "api_key_env": "CJ2_TEST_KEY",
+            "backoff_s": 0.001,
+            "max_retries": 2,
+        }
+    )
     with caplog.at_level(logging.DEBUG), pytest.raises(GenerationError) as info:
         client.generate(PROMPTS[:1], 1, SamplingParams())
     # The key was sent ...
@@ -260,8 +298,15 @@ def test_api_key_never_leaks(stub, monkeypatch, caplog):
     # ... and appears nowhere: not in the error, its repr or chain, the logs, or the sampler's repr.
     error = info.value
     assert "***" in str(error)
-    for text in (str(error), repr(error), str(error.__cause__), str(error.__context__), caplog.text,
-                 repr(client), str(vars(client))):
+    for text in (
+        str(error),
+        repr(error),
+        str(error.__cause__),
+        str(error.__context__),
+        caplog.text,
+        repr(client),
+        str(vars(client)),
+    ):
         assert SECRET not in text
     assert "CJ2_TEST_KEY" in repr(client)
 

@@ -36,12 +36,15 @@ def test_rates_match_the_configuration():
         assert s.finish_reason == "stop"
 
 
-@pytest.mark.parametrize(("kwargs", "right", "flawed"), [
-    ({"p_correct": 1.0, "p_flawed_given_correct": 0.0}, True, False),
-    ({"p_correct": 1.0, "p_flawed_given_correct": 1.0}, True, True),
-    ({"p_correct": 0.0, "p_sound_given_wrong": 0.0}, False, True),
-    ({"p_correct": 0.0, "p_sound_given_wrong": 1.0}, False, False),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "right", "flawed"),
+    [
+        ({"p_correct": 1.0, "p_flawed_given_correct": 0.0}, True, False),
+        ({"p_correct": 1.0, "p_flawed_given_correct": 1.0}, True, True),
+        ({"p_correct": 0.0, "p_sound_given_wrong": 0.0}, False, True),
+        ({"p_correct": 0.0, "p_sound_given_wrong": 1.0}, False, False),
+    ],
+)
 def test_extreme_rates(kwargs, right, flawed):
     out = _draw(SimulatedTeacher(**kwargs), n=2, items=ITEMS[:10], prompts=PROMPTS[:10])
     for item, row in zip(ITEMS, out):
@@ -59,28 +62,37 @@ def test_judgments_vary_and_are_a_pure_function_of_seed_key_and_index():
         alone = teacher.generate([PROMPTS[i]], 4, LONG, items=[ITEMS[i]])[0]
         assert [s.text for s in alone] == [s.text for s in batch[i]]
         assert [s.seed for s in alone] == [sample_seed(0, ITEMS[i].id, j) for j in range(4)]
-    other_seed = teacher.generate(PROMPTS[:1], 4, SamplingParams(max_new_tokens=4096, seed=1), items=ITEMS[:1])
+    other_seed = teacher.generate(
+        PROMPTS[:1], 4, SamplingParams(max_new_tokens=4096, seed=1), items=ITEMS[:1]
+    )
     assert [s.text for s in other_seed[0]] != [s.text for s in batch[0]]
 
 
 def test_stops_and_truncation_apply():
     teacher = SimulatedTeacher()
-    cut = teacher.generate(PROMPTS[:3], 2, SamplingParams(max_new_tokens=4096, stop_on_verdict="cj2_choice"),
-                           items=ITEMS[:3])
+    cut = teacher.generate(
+        PROMPTS[:3], 2, SamplingParams(max_new_tokens=4096, stop_on_verdict="cj2_choice"), items=ITEMS[:3]
+    )
     full = _draw(teacher, n=2, items=ITEMS[:3], prompts=PROMPTS[:3])
     for cut_row, full_row in zip(cut, full):
         for c, f in zip(cut_row, full_row):
             assert f.text.endswith('"\n}') and c.text == f.text[:-2]  # the closing brace is cut
             assert c.finish_reason == "verdict" and c.meta == f.meta
     short = teacher.generate(PROMPTS[:1], 1, SamplingParams(max_new_tokens=5), items=ITEMS[:1])[0][0]
-    assert (short.finish_reason, short.n_tokens, parse_verdict(short.text, "cj2_choice")) == ("length", 5, None)
+    assert (short.finish_reason, short.n_tokens, parse_verdict(short.text, "cj2_choice")) == (
+        "length",
+        5,
+        None,
+    )
 
 
 def test_templates_per_prompt_and_pointwise_items():
     views = pointwise_views(ITEMS[0]) + pointwise_views(ITEMS[1])
     templates = ["correctness", "pointwise_score", "correctness", "pointwise_score"]
     teacher = SimulatedTeacher(p_correct=1.0, p_flawed_given_correct=0.0)
-    out = teacher.generate([[{"role": "user", "content": "judge"}]] * 4, 2, LONG, items=views, templates=templates)
+    out = teacher.generate(
+        [[{"role": "user", "content": "judge"}]] * 4, 2, LONG, items=views, templates=templates
+    )
     for view, name, row in zip(views, templates, out):
         fmt = get_template(name).format
         for s in row:
@@ -89,8 +101,9 @@ def test_templates_per_prompt_and_pointwise_items():
                 assert verdict == ("yes" if view.correct else "no")
             else:
                 assert (int(verdict) >= 6) == view.correct
-    wrong = SimulatedTeacher(p_correct=0.0).generate([[{"role": "user", "content": "judge"}]] * 4, 1, LONG,
-                                                     items=views, templates=templates)
+    wrong = SimulatedTeacher(p_correct=0.0).generate(
+        [[{"role": "user", "content": "judge"}]] * 4, 1, LONG, items=views, templates=templates
+    )
     for view, name, row in zip(views, templates, wrong):
         verdict = parse_verdict(row[0].text, get_template(name).format)
         says_correct = verdict == "yes" if name == "correctness" else int(verdict) >= 6

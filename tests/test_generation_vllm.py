@@ -81,30 +81,46 @@ def fake_vllm(monkeypatch):
 
 
 def test_build_sampler_vllm_requests_n_per_prompt(fake_vllm, monkeypatch):
-    monkeypatch.setattr(base, "_locate", lambda text, fmt: (
-        lambda m: (m.group(1), m.start(), m.end()) if m else None)(re.search(r"\[\[([AB])\]\]", text)))
-    sampler = build_sampler({"backend": "vllm", "name_or_path": "org/model",
-                             "engine_kwargs": {"tensor_parallel_size": 2, "dtype": "bfloat16"}})
+    monkeypatch.setattr(
+        base,
+        "_locate",
+        lambda text, fmt: (lambda m: (m.group(1), m.start(), m.end()) if m else None)(
+            re.search(r"\[\[([AB])\]\]", text)
+        ),
+    )
+    sampler = build_sampler(
+        {
+            "backend": "vllm",
+            "name_or_path": "org/model",
+            "engine_kwargs": {"tensor_parallel_size": 2, "dtype": "bfloat16"},
+        }
+    )
     assert isinstance(sampler, VLLMSampler)
     engine = fake_vllm[0]
     assert (engine.model, engine.kwargs) == ("org/model", {"tensor_parallel_size": 2, "dtype": "bfloat16"})
 
-    params = SamplingParams(max_new_tokens=32, temperature=0.7, top_p=0.95, seed=4, stop_on_verdict="brackets")
+    params = SamplingParams(
+        max_new_tokens=32, temperature=0.7, top_p=0.95, seed=4, stop_on_verdict="brackets"
+    )
     got = sampler.generate(PROMPTS, 3, params, keys=["a", "b"])
-    (messages, request_params, use_tqdm), = engine.calls
+    ((messages, request_params, use_tqdm),) = engine.calls
     assert messages == PROMPTS and use_tqdm is False
     assert request_params == [
-        FakeSamplingParams(n=3, seed=sample_seed(4, key, 0), temperature=0.7, top_p=0.95, top_k=-1,
-                           max_tokens=32, stop=None)
-        for key in ("a", "b")]
+        FakeSamplingParams(
+            n=3, seed=sample_seed(4, key, 0), temperature=0.7, top_p=0.95, top_k=-1, max_tokens=32, stop=None
+        )
+        for key in ("a", "b")
+    ]
     for i, (key, row) in enumerate(zip(["a", "b"], got)):
         request_seed = sample_seed(4, key, 0)
-        assert [s.text for s in row] == [f"{PROMPTS[i][0]['content']} seed={request_seed} j={j} [[A]]"
-                                         for j in range(3)]
+        assert [s.text for s in row] == [
+            f"{PROMPTS[i][0]['content']} seed={request_seed} j={j} [[A]]" for j in range(3)
+        ]
         assert [s.finish_reason for s in row] == ["verdict"] * 3
         assert [s.n_tokens for s in row] == [3, 4, 5]
         assert [(s.prompt_index, s.sample_index, s.seed) for s in row] == [
-            (i, j, sample_seed(4, key, j)) for j in range(3)]
+            (i, j, sample_seed(4, key, j)) for j in range(3)
+        ]
 
 
 def test_vllm_stop_strings_top_k_and_length(fake_vllm):
@@ -112,8 +128,12 @@ def test_vllm_stop_strings_top_k_and_length(fake_vllm):
     engine = fake_vllm[0]
 
     def script(conversation, sp, j):
-        return FakeCompletion(index=j, text="abc STOP def" if j == 0 else "cut short", token_ids=[1, 2],
-                              finish_reason="stop" if j == 0 else "length")
+        return FakeCompletion(
+            index=j,
+            text="abc STOP def" if j == 0 else "cut short",
+            token_ids=[1, 2],
+            finish_reason="stop" if j == 0 else "length",
+        )
 
     engine.script = script
     got = sampler.generate(PROMPTS[:1], 2, SamplingParams(top_k=40, stop=("STOP",)))[0]
@@ -129,7 +149,8 @@ def test_vllm_engine_errors_are_reported(fake_vllm):
     with pytest.raises(GenerationError, match="prompt 0, sample 0: vllm finished with 'abort'"):
         sampler.generate(PROMPTS[:1], 1, SamplingParams())
     engine.chat = lambda messages, sampling_params=None, use_tqdm=True: [
-        FakeRequestOutput(outputs=[FakeCompletion(0, "x", [1], "stop")])]
+        FakeRequestOutput(outputs=[FakeCompletion(0, "x", [1], "stop")])
+    ]
     with pytest.raises(GenerationError, match="prompt 0: vllm returned 1 samples, 2 were asked"):
         sampler.generate(PROMPTS[:1], 2, SamplingParams())
     with pytest.raises(GenerationError, match="returned 1 results for 2 prompts"):

@@ -30,7 +30,9 @@ def _compose(*overrides: str, hydra_config: bool = False):
 def test_lora_config_composes_into_model_peft():
     cfg = _compose("model=tiny", "+model/peft=lora", "model.peft.r=4")
     peft_cfg = OmegaConf.to_container(cfg.model.peft, resolve=True)
-    assert peft_cfg["peft_type"] == "lora" and peft_cfg["r"] == 4 and peft_cfg["target_modules"] == "all-linear"
+    assert (
+        peft_cfg["peft_type"] == "lora" and peft_cfg["r"] == 4 and peft_cfg["target_modules"] == "all-linear"
+    )
     assert _compose("model=tiny").model.peft is None  # off unless asked
 
 
@@ -63,9 +65,16 @@ def test_lora_training_keeps_base_weights_and_export_merges_the_adapters(tmp_pat
     from cj2.train import train
     from tests.test_train import cfg_for
 
-    cfg = cfg_for(tmp_path, "+model/peft=lora", "model.peft.r=4", "model.peft.lora_alpha=8",
-                  "model.peft.lora_dropout=0.0", "optimizer.lr=1e-2", "export=true",
-                  "eval.generated.enabled=false")
+    cfg = cfg_for(
+        tmp_path,
+        "+model/peft=lora",
+        "model.peft.r=4",
+        "model.peft.lora_alpha=8",
+        "model.peft.lora_dropout=0.0",
+        "optimizer.lr=1e-2",
+        "export=true",
+        "eval.generated.enabled=false",
+    )
     train(cfg)
     assert cfg.trainer.max_steps % cfg.checkpoint_every_n_steps == 0  # so last.ckpt holds the final weights
     state = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
@@ -74,7 +83,9 @@ def test_lora_training_keeps_base_weights_and_export_merges_the_adapters(tmp_pat
 
     lora_keys = [k for k in state if "lora_" in k]
     assert lora_keys
-    assert all(state[k].abs().sum() > 0 for k in lora_keys if "lora_B" in k), "lora_B never trained (starts at 0)"
+    assert all(state[k].abs().sum() > 0 for k in lora_keys if "lora_B" in k), (
+        "lora_B never trained (starts at 0)"
+    )
     for key, value in state.items():
         if "lora_" not in key:
             assert torch.equal(value, base[_base_name(key)]), f"base weight {key} changed"
@@ -109,8 +120,14 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
     (fake_bin / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
 
-    cfg = _compose("hydra/launcher=slurm", f"output_root={tmp_path}", "run_name=sweep",
-                   "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=90", hydra_config=True)
+    cfg = _compose(
+        "hydra/launcher=slurm",
+        f"output_root={tmp_path}",
+        "run_name=sweep",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.timeout_min=90",
+        hydra_config=True,
+    )
     launcher_cfg = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher_cfg["_target_"].endswith("submitit_launcher.SlurmLauncher")
     launcher = hydra.utils.instantiate(launcher_cfg)
@@ -133,8 +150,15 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
     assert launcher.launch(sweep, initial_job_idx=0) == ["done"] * 6
     assert [job[0] for job in seen["jobs"]] == sweep
     script = seen["script"]
-    for line in ("--partition=gpu", "--time=90", "--gpus-per-node=8", "--ntasks-per-node=8", "--nodes=1",
-                 "--cpus-per-task=8", "--mem=512GB"):
+    for line in (
+        "--partition=gpu",
+        "--time=90",
+        "--gpus-per-node=8",
+        "--ntasks-per-node=8",
+        "--nodes=1",
+        "--cpus-per-task=8",
+        "--mem=512GB",
+    ):
         assert f"#SBATCH {line}\n" in script, line
     assert str(tmp_path / "sweeps" / "sweep" / ".submitit") in script
 
@@ -156,7 +180,9 @@ def test_fsdp_config_builds_a_strategy_on_cpu(tokenizer):
     policy = strategy.kwargs["auto_wrap_policy"]
     ckpt_policy = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]
     model = load_model("tiny", tokenizer=tokenizer)
-    chosen = {type(m).__name__ for m in model.modules() if policy(module=m, recurse=False, nonwrapped_numel=1)}
+    chosen = {
+        type(m).__name__ for m in model.modules() if policy(module=m, recurse=False, nonwrapped_numel=1)
+    }
     assert chosen == {"LlamaDecoderLayer"}
     assert sum(ckpt_policy(module=m, recurse=False, nonwrapped_numel=1) for m in model.modules()) == 2
 
@@ -166,8 +192,12 @@ def test_deepspeed_config_composes_and_names_the_missing_package():
 
     cfg = _compose("model=tiny", "trainer=deepspeed")
     strategy_cfg = OmegaConf.to_container(cfg.trainer.strategy)
-    assert strategy_cfg == {"_target_": "lightning.pytorch.strategies.DeepSpeedStrategy", "stage": 3,
-                            "offload_optimizer": False, "offload_parameters": False}
+    assert strategy_cfg == {
+        "_target_": "lightning.pytorch.strategies.DeepSpeedStrategy",
+        "stage": 3,
+        "offload_optimizer": False,
+        "offload_parameters": False,
+    }
     try:
         import deepspeed  # noqa: F401
     except ImportError:
@@ -181,7 +211,9 @@ def test_deepspeed_config_composes_and_names_the_missing_package():
 # ------------------------------------------------------------------------------------------- gpu_check
 def _gpu_check(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(GPU_CHECK), *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        ["bash", str(GPU_CHECK), *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_gpu_check_script_syntax():
@@ -195,9 +227,14 @@ def test_gpu_check_dry_run_on_cpu():
     assert result.returncode == 0, result.stdout + result.stderr
     rows = dict(re.findall(r"^\| ([^|]+?) \| (PASS|SKIP|FAIL) \|", result.stdout, flags=re.M))
     assert rows == {
-        "environment": "PASS", "bf16 forward/backward": "PASS", "sdpa == eager (fp32)": "PASS",
-        "packed rows, sdpa (fp32)": "PASS", "flash_attention_2 (bf16)": "SKIP", "chunked CE vs naive": "PASS",
-        "FSDP, 1 process (torch.distributed)": "PASS", "Lightning FSDP + JudgeModule": "SKIP",
+        "environment": "PASS",
+        "bf16 forward/backward": "PASS",
+        "sdpa == eager (fp32)": "PASS",
+        "packed rows, sdpa (fp32)": "PASS",
+        "flash_attention_2 (bf16)": "SKIP",
+        "chunked CE vs naive": "PASS",
+        "FSDP, 1 process (torch.distributed)": "PASS",
+        "Lightning FSDP + JudgeModule": "SKIP",
     }
     assert "export_hf folder reloads exactly" in result.stdout
 
@@ -208,8 +245,11 @@ def test_gpu_check_runs_without_transformers_and_refuses_a_machine_without_cuda(
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^\| bf16 forward/backward \| PASS", result.stdout, flags=re.M)
     assert re.search(r"^\| FSDP, 1 process \(torch.distributed\) \| PASS", result.stdout, flags=re.M)
-    assert re.search(r"^\| packed rows, sdpa \(fp32\) \| SKIP \| [\d.]+ \| transformers is not installed",
-                     result.stdout, flags=re.M)
+    assert re.search(
+        r"^\| packed rows, sdpa \(fp32\) \| SKIP \| [\d.]+ \| transformers is not installed",
+        result.stdout,
+        flags=re.M,
+    )
     if not torch.cuda.is_available():
         refused = _gpu_check()
         assert refused.returncode == 2 and "no CUDA device" in refused.stderr

@@ -16,7 +16,10 @@ from cj2.judge import Judge, resolve_template, split_critique
 
 def test_import_cj2_stays_light():
     code = "import sys, cj2; assert 'torch' not in sys.modules; cj2.Judge; print('ok')"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "ok\n"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        == "ok\n"
+    )
 
 
 def test_templates_follow_the_format():
@@ -36,12 +39,18 @@ def test_split_critique():
 
 
 def test_judge_with_scripted_outputs_and_verdict_probabilities(tokenizer, tiny_model):
-    outputs = {0: ['{"Check A": "51 is right", "Check B": "41 is wrong", "Choice": "Model A"}'],
-               1: ["I am not sure."]}
+    outputs = {
+        0: ['{"Check A": "51 is right", "Check B": "41 is wrong", "Choice": "Model A"}'],
+        1: ["I am not sure."],
+    }
     judge = Judge(get_template("cj2_short"), ScriptedSampler(outputs), model=tiny_model, tokenizer=tokenizer)
     assert judge.supports_logits and judge.format == "cj2_choice"
-    first, second = judge.judge_batch([("What is 17 * 3?", "51", "41"),
-                                       {"question": "What is 2 + 2?", "response_a": "4", "response_b": "5"}])
+    first, second = judge.judge_batch(
+        [
+            ("What is 17 * 3?", "51", "41"),
+            {"question": "What is 2 + 2?", "response_a": "4", "response_b": "5"},
+        ]
+    )
     assert first.verdict == "A" and first.critique.startswith('{"Check A": "51 is right"')
     assert math.isclose(sum(first.probs.values()), 1.0) and first.prob == first.probs["A"]
     assert second.verdict is None and second.prob is None and second.critique == "I am not sure."
@@ -51,7 +60,7 @@ def test_judge_with_scripted_outputs_and_verdict_probabilities(tokenizer, tiny_m
 
 
 def test_judge_without_a_local_model_has_no_probabilities():
-    judge = Judge.from_sampler(ScriptedSampler(lambda m, k, j, s: '[[B]]'), format="brackets")
+    judge = Judge.from_sampler(ScriptedSampler(lambda m, k, j, s: "[[B]]"), format="brackets")
     result = judge.judge("q", "a", "b")
     assert (result.verdict, result.prob, result.probs) == ("B", None, None)
     assert not judge.supports_logits
@@ -71,8 +80,12 @@ def test_an_exported_judge_is_prompted_with_the_template_it_was_trained_on(token
     from cj2.evaluation.runner import _trained_template
     from cj2.models.export import JUDGE_CARD, export_hf, read_judge_card
 
-    out = export_hf(tiny_model, tokenizer, tmp_path / "judge",
-                    judge_card={"template": "cj2_direct", "format": "cj2_choice"})
+    out = export_hf(
+        tiny_model,
+        tokenizer,
+        tmp_path / "judge",
+        judge_card={"template": "cj2_direct", "format": "cj2_choice"},
+    )
     assert read_judge_card(out) == {"template": "cj2_direct", "format": "cj2_choice"}
     judge = Judge.from_pretrained(str(out), max_new_tokens=2, device="cpu")
     assert judge.template.name == "cj2_direct"

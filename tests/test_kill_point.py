@@ -19,8 +19,9 @@ def _child(spec: str | None, n: int = 1) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if spec is not None:
         env[ENV] = spec
-    return subprocess.run([sys.executable, "-c", _COUNT.format(n=n)], env=env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", _COUNT.format(n=n)], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_named_point_kills_at_its_kth_event_and_others_never():

@@ -46,10 +46,12 @@ def test_margin_per_row_by_hand():
     # Row 2, gold z=30 beats every negative by more than gamma: 0.
     logits = ramp_rows()
     for row, expected_sum in ((0, 133.0), (1, 45.0), (2, 0.0)):
-        one = logits[row:row + 1]
-        gold = RAMP_TARGET[row:row + 1]
+        one = logits[row : row + 1]
+        gold = RAMP_TARGET[row : row + 1]
         assert margin_loss(one, gold, k=10, gamma=10.0, reduce="sum").item() == pytest.approx(expected_sum)
-        assert margin_loss(one, gold, k=10, gamma=10.0, reduce="mean").item() == pytest.approx(expected_sum / 10)
+        assert margin_loss(one, gold, k=10, gamma=10.0, reduce="mean").item() == pytest.approx(
+            expected_sum / 10
+        )
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,8 @@ def test_dpo_verdict_by_hand():
     assert row0 == pytest.approx(softplus(-0.1)) and row1 == pytest.approx(softplus(-0.05))
     assert dpo_verdict_loss(DPO_LOGITS, target, other, beta=0.1).item() == pytest.approx((row0 + row1) / 2)
     assert dpo_verdict_loss(DPO_LOGITS, target, other, beta=0.1, reduction="sum").item() == pytest.approx(
-        row0 + row1)
+        row0 + row1
+    )
     logits = DPO_LOGITS[:1].clone().requires_grad_(True)
     dpo_verdict_loss(logits, target[:1], other[:1], beta=0.1).backward()
     slope = 0.1 * (1 / (1 + math.exp(0.1)))  # beta * sigmoid(-beta * diff)
@@ -122,17 +125,20 @@ def test_temperature_by_hand():
     got = temperature_loss(logits, torch.tensor([1, 2]), tau=5.0)
     assert got.item() == pytest.approx((math.log(3) + math.log(2)) / 2)
     assert temperature_loss(logits, torch.tensor([1, 2]), tau=5.0, reduction="sum").item() == pytest.approx(
-        math.log(6))
+        math.log(6)
+    )
     with pytest.raises(ValueError, match="tau"):
         temperature_loss(logits, torch.tensor([1, 2]), tau=0.0)
 
 
 def test_hardest_other_picks_best_wrong_candidate_and_ignores_pad():
-    logits = torch.tensor([
-        [0.0, 2.0, 1.0, 0.5, -1.0, 0.0],
-        [0.0, 2.0, 1.0, 0.5, -1.0, 0.0],
-        [0.0, 1.0, 0.0, 0.0, 0.0, 9.0],  # the pad -1 must not wrap round to the last token (z = 9)
-    ])
+    logits = torch.tensor(
+        [
+            [0.0, 2.0, 1.0, 0.5, -1.0, 0.0],
+            [0.0, 2.0, 1.0, 0.5, -1.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0, 0.0, 9.0],  # the pad -1 must not wrap round to the last token (z = 9)
+        ]
+    )
     target = torch.tensor([1, 3, 0])
     candidates = torch.tensor([[1, 2, 3], [0, 3, -1], [0, 1, -1]])
     assert hardest_other(logits, target, candidates).tolist() == [2, 0, 1]
@@ -142,12 +148,15 @@ def test_hardest_other_picks_best_wrong_candidate_and_ignores_pad():
 
 def test_verdict_diagnostics():
     logits = torch.tensor([[0.0, 2.0, 1.0, 0.5], [0.0, 2.0, 1.0, 0.5], [0.0, 1.0, 1.0, 0.0]])
-    diag = verdict_diagnostics(logits, torch.tensor([1, 3, 1]), torch.tensor([[1, 2, -1], [1, 3, 2], [1, 2, -1]]))
+    diag = verdict_diagnostics(
+        logits, torch.tensor([1, 3, 1]), torch.tensor([[1, 2, -1], [1, 3, 2], [1, 2, -1]])
+    )
     assert diag["verdict_correct"].tolist() == [True, False, False]  # row 2 is a tie: not correct
     torch.testing.assert_close(diag["verdict_margin"], torch.tensor([1.0, -1.5, 0.0]))
     inf = float("-inf")
-    torch.testing.assert_close(diag["verdict_candidate_logits"],
-                               torch.tensor([[2.0, 1.0, inf], [2.0, 0.5, 1.0], [1.0, 1.0, inf]]))
+    torch.testing.assert_close(
+        diag["verdict_candidate_logits"], torch.tensor([[2.0, 1.0, inf], [2.0, 0.5, 1.0], [1.0, 1.0, inf]])
+    )
 
 
 # -------------------------------------------------------------------------------------- sequence DPO
@@ -189,13 +198,16 @@ def test_weighted_nll_and_token_logps_by_hand():
     hidden = torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, math.log(2), math.log(3), math.log(4)]])
     targets = torch.tensor([2, 3])
     # row 0: uniform over 4 -> NLL ln 4; row 1: softmax [1, 2, 3, 4] / 10 -> NLL of token 3 = ln(10/4)
-    torch.testing.assert_close(token_logps(hidden, identity_head(4), targets),
-                               torch.tensor([-math.log(4), -math.log(2.5)]))
+    torch.testing.assert_close(
+        token_logps(hidden, identity_head(4), targets), torch.tensor([-math.log(4), -math.log(2.5)])
+    )
     got = weighted_nll(hidden, identity_head(4), targets, torch.tensor([2.0, 0.5]))
     assert got.item() == pytest.approx(2 * math.log(4) + 0.5 * math.log(2.5))
     # A bias [0, 0, 0, ln 2] on row 0: softmax [1, 1, 1, 2] / 5 -> NLL of token 3 = ln(5/2), of token 0 = ln 5.
     bias = torch.tensor([0.0, 0.0, 0.0, math.log(2)])
-    got = weighted_nll(hidden[:1].repeat(2, 1), identity_head(4), torch.tensor([3, 0]), torch.ones(2), bias=bias)
+    got = weighted_nll(
+        hidden[:1].repeat(2, 1), identity_head(4), torch.tensor([3, 0]), torch.ones(2), bias=bias
+    )
     assert got.item() == pytest.approx(math.log(2.5) + math.log(5))
 
 
@@ -304,5 +316,7 @@ def test_gradcheck_sequence_dpo_and_ce():
     bias = torch.randn(7, generator=gen, dtype=torch.float64).requires_grad_(True)
     targets = torch.tensor([0, 6, 3, 3, 1])
     token_weights = torch.rand(5, generator=gen, dtype=torch.float64)
-    assert gradcheck(lambda h, w, b: weighted_nll(h, w, targets, token_weights, bias=b), (hidden, weight, bias))
+    assert gradcheck(
+        lambda h, w, b: weighted_nll(h, w, targets, token_weights, bias=b), (hidden, weight, bias)
+    )
     assert gradcheck(lambda h, w: token_logps(h, w, targets), (hidden, weight))

@@ -180,9 +180,13 @@ def test_bootstrap_ci_custom_statistic_and_errors():
 def test_bootstrap_ci_fn_keeps_strata_sizes():
     strata = torch.tensor([0, 0, 0, 1])
     # item 3 is alone in its stratum: every resample contains it exactly once
-    assert bootstrap_ci_fn(lambda idx: float((idx == 3).sum()), 4, n_resamples=50, strata=strata) == (1.0, 1.0)
-    both = bootstrap_ci_fn(lambda idx: {"n": float(len(idx)), "three": float((idx == 3).sum())}, 4,
-                           n_resamples=50, strata=strata)
+    assert bootstrap_ci_fn(lambda idx: float((idx == 3).sum()), 4, n_resamples=50, strata=strata) == (
+        1.0,
+        1.0,
+    )
+    both = bootstrap_ci_fn(
+        lambda idx: {"n": float(len(idx)), "three": float((idx == 3).sum())}, 4, n_resamples=50, strata=strata
+    )
     assert both == {"n": (4.0, 4.0), "three": (1.0, 1.0)}
     unstratified = bootstrap_ci_fn(lambda idx: float((idx == 3).sum()), 4, n_resamples=200)
     assert unstratified[0] == 0.0 and unstratified[1] >= 2.0

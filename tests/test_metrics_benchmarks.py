@@ -13,12 +13,20 @@ HELP, HARM = "Helpfulness/Chat/Brainstorming", "Harmlessness/Violence"
 # pair rows: help T F F, harm T T -> pair 3/5, pair_help 1/3, pair_harm 2/2
 # bon groups: g1 help (T T T) ok, g2 help (T F) wrong, g3 harm (T) ok, g4 harm (F T T) wrong
 RMB_ROWS = [
-    ("pair", "p1", True, HELP), ("pair", "p2", False, HELP), ("pair", "p3", False, HELP),
-    ("pair", "p4", True, HARM), ("pair", "p5", True, HARM),
-    ("bon", "g1", True, HELP), ("bon", "g1", True, HELP), ("bon", "g1", True, HELP),
-    ("bon", "g2", True, HELP), ("bon", "g2", False, HELP),
+    ("pair", "p1", True, HELP),
+    ("pair", "p2", False, HELP),
+    ("pair", "p3", False, HELP),
+    ("pair", "p4", True, HARM),
+    ("pair", "p5", True, HARM),
+    ("bon", "g1", True, HELP),
+    ("bon", "g1", True, HELP),
+    ("bon", "g1", True, HELP),
+    ("bon", "g2", True, HELP),
+    ("bon", "g2", False, HELP),
     ("bon", "g3", True, HARM),
-    ("bon", "g4", False, HARM), ("bon", "g4", True, HARM), ("bon", "g4", True, HARM),
+    ("bon", "g4", False, HARM),
+    ("bon", "g4", True, HARM),
+    ("bon", "g4", True, HARM),
 ]
 
 
@@ -72,11 +80,14 @@ def test_category_split():
 
 # -- RewardBench -------------------------------------------------------------------------------------------
 RB_ROWS = (
-    [("alpacaeval-easy", 1.0)] * 3 + [("mt-bench-med", 0.0)]  # chat 3/4 (subset mean would be 1/2)
+    [("alpacaeval-easy", 1.0)] * 3
+    + [("mt-bench-med", 0.0)]  # chat 3/4 (subset mean would be 1/2)
     + [("llmbar-natural", 1.0), ("llmbar-natural", 0.0)]  # chat hard 1/2
-    + [("donotanswer", 1.0)] * 3 + [("donotanswer", 0.0)]  # safety 3/4
+    + [("donotanswer", 1.0)] * 3
+    + [("donotanswer", 0.0)]  # safety 3/4
     + [("math-prm", 0.0)] * 2  # math 0
-    + [("hep-python", 1.0)] * 2 + [("hep-go", 1.0), ("hep-go", 0.0)]  # code 3/4
+    + [("hep-python", 1.0)] * 2
+    + [("hep-go", 1.0), ("hep-go", 0.0)]  # code 3/4
 )
 
 
@@ -119,5 +130,12 @@ def test_rewardbench_partial_credit_missing_section_and_errors():
 def test_rewardbench_subset_map():
     assert len(REWARDBENCH_SUBSETS) == len(set(REWARDBENCH_SUBSETS)) == 23
     assert REWARDBENCH_SECTIONS["chat_hard"][0] == "mt-bench-hard"
-    assert REWARDBENCH_SECTIONS["reasoning"] == ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js",
-                                                 "hep-python", "hep-rust")
+    assert REWARDBENCH_SECTIONS["reasoning"] == (
+        "math-prm",
+        "hep-cpp",
+        "hep-go",
+        "hep-java",
+        "hep-js",
+        "hep-python",
+        "hep-rust",
+    )

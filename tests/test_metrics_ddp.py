@@ -53,8 +53,10 @@ class ThreadWorld:
 
 def ddp_compute(factory: Callable[..., Any], shards: list[list[Batch]]) -> list[dict[str, torch.Tensor]]:
     world = ThreadWorld(len(shards))
-    metrics = [factory(dist_sync_fn=world.gather_fn(r), distributed_available_fn=lambda: True)
-               for r in range(len(shards))]
+    metrics = [
+        factory(dist_sync_fn=world.gather_fn(r), distributed_available_fn=lambda: True)
+        for r in range(len(shards))
+    ]
     for metric, shard in zip(metrics, shards):
         for batch in shard:
             metric.update(**batch)
@@ -107,51 +109,105 @@ def jbv2_batch(rows: list[tuple[str, str, str, str | None, str]]) -> Batch:
 
 
 # scenario "S" is split over both ranks; model "m4" and scenario "T" are only on rank 1
-JB_RANK0 = [jbv2_batch([("S", "m1", "ref", "A", "A"), ("S", "ref", "m2", "B", "A"), ("S", "m3", "ref", None, "B")]),
-            jbv2_batch([("S", "ref", "m1", "A", "B"), ("S", "m2", "ref", "A", "A")])]
-JB_RANK1 = [jbv2_batch([("S", "m3", "ref", "A", "A"), ("S", "ref", "m4", "B", "B"), ("T", "m1", "ref", "B", "A"),
-                        ("T", "ref", "m2", "B", "B"), ("T", "m1", "ref", "A", "A"), ("S", "ref", "m2", None, "B")])]
+JB_RANK0 = [
+    jbv2_batch([("S", "m1", "ref", "A", "A"), ("S", "ref", "m2", "B", "A"), ("S", "m3", "ref", None, "B")]),
+    jbv2_batch([("S", "ref", "m1", "A", "B"), ("S", "m2", "ref", "A", "A")]),
+]
+JB_RANK1 = [
+    jbv2_batch(
+        [
+            ("S", "m3", "ref", "A", "A"),
+            ("S", "ref", "m4", "B", "B"),
+            ("T", "m1", "ref", "B", "A"),
+            ("T", "ref", "m2", "B", "B"),
+            ("T", "m1", "ref", "A", "A"),
+            ("S", "ref", "m2", None, "B"),
+        ]
+    )
+]
 
-RMB_RANK0 = [dict(kind=["pair", "bon", "bon"], group_id=["p1", "g1", "g2"], correct=[True, True, True],
-                  category=["Helpfulness/a", "Helpfulness/a", "Harmlessness/b"])]
-RMB_RANK1 = [dict(kind=["bon", "bon", "pair"], group_id=["g1", "g2", "p2"], correct=[True, False, False],
-                  category=["Helpfulness/a", "Harmlessness/b", "Harmlessness/c"])]
+RMB_RANK0 = [
+    dict(
+        kind=["pair", "bon", "bon"],
+        group_id=["p1", "g1", "g2"],
+        correct=[True, True, True],
+        category=["Helpfulness/a", "Helpfulness/a", "Harmlessness/b"],
+    )
+]
+RMB_RANK1 = [
+    dict(
+        kind=["bon", "bon", "pair"],
+        group_id=["g1", "g2", "p2"],
+        correct=[True, False, False],
+        category=["Helpfulness/a", "Harmlessness/b", "Harmlessness/c"],
+    )
+]
 
 CASES: dict[str, tuple[Callable[..., Any], list[list[Batch]]]] = {
-    "accuracy-dynamic-domains": (JudgeAccuracy, [
-        [dict(pred=["A", None, "B"], target=["A", "A", "A"], domain=["chat", "code", "chat"])],
-        [dict(pred=["B", "tie"], target=["B", "tie"], domain=["math", "code"]),
-         dict(pred=[None], target=["B"], domain=["safety"])],
-    ]),
-    "accuracy-fixed-domains": (lambda **kw: JudgeAccuracy(domains=["chat", "code", "math"], **kw), [
-        [dict(pred=["A", None], target=["A", "A"], domain=["chat", "code"])],
-        [dict(pred=["B"], target=["B"], domain=["math"])],
-    ]),
-    "swap": (SwapConsistency, [
-        [dict(verdict_ab=["A", "A", None], verdict_ba=["B", "A", "A"], target=["A", "B", "A"])],
-        [dict(verdict_ab=["B", "tie"], verdict_ba=["B", "tie"], target=["B", "tie"])],
-    ]),
+    "accuracy-dynamic-domains": (
+        JudgeAccuracy,
+        [
+            [dict(pred=["A", None, "B"], target=["A", "A", "A"], domain=["chat", "code", "chat"])],
+            [
+                dict(pred=["B", "tie"], target=["B", "tie"], domain=["math", "code"]),
+                dict(pred=[None], target=["B"], domain=["safety"]),
+            ],
+        ],
+    ),
+    "accuracy-fixed-domains": (
+        lambda **kw: JudgeAccuracy(domains=["chat", "code", "math"], **kw),
+        [
+            [dict(pred=["A", None], target=["A", "A"], domain=["chat", "code"])],
+            [dict(pred=["B"], target=["B"], domain=["math"])],
+        ],
+    ),
+    "swap": (
+        SwapConsistency,
+        [
+            [dict(verdict_ab=["A", "A", None], verdict_ba=["B", "A", "A"], target=["A", "B", "A"])],
+            [dict(verdict_ab=["B", "tie"], verdict_ba=["B", "tie"], target=["B", "tie"])],
+        ],
+    ),
     "judgerbench-strict": (lambda **kw: JudgerBenchV2Score("ref", **kw), [JB_RANK0, JB_RANK1]),
-    "judgerbench-opencompass": (lambda **kw: JudgerBenchV2Score("ref", compat="opencompass", **kw),
-                                [JB_RANK0, JB_RANK1]),
+    "judgerbench-opencompass": (
+        lambda **kw: JudgerBenchV2Score("ref", compat="opencompass", **kw),
+        [JB_RANK0, JB_RANK1],
+    ),
     "judgerbench-empty-rank": (lambda **kw: JudgerBenchV2Score("ref", **kw), [JB_RANK0 + JB_RANK1, []]),
-    "rank-agreement": (RankAgreement, [
-        [dict(scenario=["s", "s"], model=["a", "b"], judge_score=[1, 2], gt_score=[1, 1])],
-        [dict(scenario=["s", "s", "s"], model=["a", "c", "b"], judge_score=[2, 0, 1], gt_score=[2, 0, 2])],
-    ]),
+    "rank-agreement": (
+        RankAgreement,
+        [
+            [dict(scenario=["s", "s"], model=["a", "b"], judge_score=[1, 2], gt_score=[1, 1])],
+            [
+                dict(
+                    scenario=["s", "s", "s"], model=["a", "c", "b"], judge_score=[2, 0, 1], gt_score=[2, 0, 2]
+                )
+            ],
+        ],
+    ),
     "rmb": (RMBScore, [RMB_RANK0, RMB_RANK1]),
     "rmb-empty-rank": (RMBScore, [[], RMB_RANK0 + RMB_RANK1]),
-    "rewardbench": (RewardBenchScore, [
-        [dict(subset=["alpacaeval-easy", "math-prm", "hep-go"], correct=[1.0, 0.0, 1.0])],
-        [dict(subset=["mt-bench-hard", "donotanswer", "math-prm"], correct=[1.0, 0.5, 1.0])],
-    ]),
-    "calibration": (lambda **kw: Calibration(n_bins=5, **kw), [
-        [dict(confidence=[0.9, 0.55], correct=[True, False], prob_gold=[0.9, 0.45])],
-        [dict(confidence=[0.3, 1.0, 0.7], correct=[False, True, True])],
-    ]),
-    "bootstrap": (lambda **kw: BootstrapCI(n_resamples=200, **kw), [
-        [dict(values=[1.0, 0.0, 1.0])], [dict(values=[1.0, 1.0, 0.0, 1.0])],
-    ]),
+    "rewardbench": (
+        RewardBenchScore,
+        [
+            [dict(subset=["alpacaeval-easy", "math-prm", "hep-go"], correct=[1.0, 0.0, 1.0])],
+            [dict(subset=["mt-bench-hard", "donotanswer", "math-prm"], correct=[1.0, 0.5, 1.0])],
+        ],
+    ),
+    "calibration": (
+        lambda **kw: Calibration(n_bins=5, **kw),
+        [
+            [dict(confidence=[0.9, 0.55], correct=[True, False], prob_gold=[0.9, 0.45])],
+            [dict(confidence=[0.3, 1.0, 0.7], correct=[False, True, True])],
+        ],
+    ),
+    "bootstrap": (
+        lambda **kw: BootstrapCI(n_resamples=200, **kw),
+        [
+            [dict(values=[1.0, 0.0, 1.0])],
+            [dict(values=[1.0, 1.0, 0.0, 1.0])],
+        ],
+    ),
 }
 
 
@@ -183,15 +239,23 @@ def test_states_are_restored_after_compute_and_reset_keeps_dtypes():
     for batch in JB_RANK0:
         metric.update(**batch)
     metric.reset()
-    assert all(t.dtype == torch.int64 for t in metric.scenario_id) and metric.names_utf8[0].dtype == torch.uint8
+    assert (
+        all(t.dtype == torch.int64 for t in metric.scenario_id) and metric.names_utf8[0].dtype == torch.uint8
+    )
     for batch in JB_RANK1:
         metric.update(**batch)
     assert_same(metric.compute(), single_compute(CASES["judgerbench-strict"][0], [JB_RANK1]))
 
 
 # -- a real process group ------------------------------------------------------------------------------------
-REAL_CASES = ("accuracy-dynamic-domains", "judgerbench-opencompass", "judgerbench-empty-rank", "rmb-empty-rank",
-              "rank-agreement", "bootstrap")
+REAL_CASES = (
+    "accuracy-dynamic-domains",
+    "judgerbench-opencompass",
+    "judgerbench-empty-rank",
+    "rmb-empty-rank",
+    "rank-agreement",
+    "bootstrap",
+)
 
 
 def _gloo_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:

@@ -216,8 +216,10 @@ def test_win_tables_and_rank_agreement_of_the_fixture():
 
 
 def test_update_from_outputs_uses_the_mode_parser():
-    outputs = ['{"analysis": "..", "winner": "A"} then "winner": "B"', 'no verdict', '{"winner": "B"}']
-    rows = dict(scenario=["s"] * 3, model_a=["m", REF, "n"], model_b=[REF, "m", REF], gt_verdict=["B", "A", "B"])
+    outputs = ['{"analysis": "..", "winner": "A"} then "winner": "B"', "no verdict", '{"winner": "B"}']
+    rows = dict(
+        scenario=["s"] * 3, model_a=["m", REF, "n"], model_b=[REF, "m", REF], gt_verdict=["B", "A", "B"]
+    )
     compat = JudgerBenchV2Score(REF, compat="opencompass")
     compat.update_from_outputs(outputs=outputs, **rows)
     # OpenCompass's rule takes the last match: B, None, B -> 2 parsed, both right
@@ -274,8 +276,10 @@ def oracle(rows, compat: bool) -> dict[str, float]:
         score_d = {m: abs(judge[m] - gt[m]) for m in judge}
         if compat:
             max_rank = len(judge) - 1
-            zipped = [abs(x - y) for x, y in zip(dict(sorted(judge.items())).values(),
-                                                  dict(sorted(gt.items())).values())]
+            zipped = [
+                abs(x - y)
+                for x, y in zip(dict(sorted(judge.items())).values(), dict(sorted(gt.items())).values())
+            ]
             max_score = max(zipped) if zipped else 0
             if not judge or max_rank == 0 or max_score == 0:
                 norm = math.nan
@@ -283,8 +287,14 @@ def oracle(rows, compat: bool) -> dict[str, float]:
                 norm = 100 * sum(rank_d[m] / max_rank + score_d[m] / max_score for m in judge) / len(judge)
         else:
             max_rank, max_score = len(judge) - 1, max(score_d.values())
-            norm = 100 * sum((rank_d[m] / max_rank if max_rank else 0) + (score_d[m] / max_score if max_score else 0)
-                             for m in judge) / len(judge)
+            norm = (
+                100
+                * sum(
+                    (rank_d[m] / max_rank if max_rank else 0) + (score_d[m] / max_score if max_score else 0)
+                    for m in judge
+                )
+                / len(judge)
+            )
         acc = 100 * correct / count if count else math.nan
         out[f"accuracy/{s}"] = acc
         out[f"rank_diff/{s}"] = sum(rank_d.values())
@@ -306,7 +316,11 @@ def test_random_benchmarks_match_the_per_item_oracle(compat):
                 for _ in range(rng.randint(1, 6)):
                     a, b = (m, REF) if rng.random() < 0.5 else (REF, m)
                     g = rng.choice("AB")
-                    j = rng.choice([g, g, "A", "B", None]) if rng.random() < skill else rng.choice(["A", "B", None])
+                    j = (
+                        rng.choice([g, g, "A", "B", None])
+                        if rng.random() < skill
+                        else rng.choice(["A", "B", None])
+                    )
                     rows.append((s, a, b, j, g))
         expected, got = oracle(rows, compat), run(rows, compat="opencompass" if compat else None)
         for key, value in expected.items():
@@ -343,8 +357,12 @@ def test_rank_agreement_sums_rows_per_model():
     metric = RankAgreement()
     # scenario s, rows summed: m1 (2, 2), m2 (0, 1), m3 (3, 3) -> same order on both sides
     metric.update(["s", "s", "s"], ["m1", "m1", "m2"], [1, 1, 0], [0, 2, 1])
-    metric.update(["s", "t", "t", "t", "u", "u"], ["m3", "a", "b", "c", "a", "b"],
-                  [3, 3, 2, 1, 5, 5], [3, 1, 2, 3, 1, 2])
+    metric.update(
+        ["s", "t", "t", "t", "u", "u"],
+        ["m3", "a", "b", "c", "a", "b"],
+        [3, 3, 2, 1, 5, 5],
+        [3, 1, 2, 3, 1, 2],
+    )
     out = {k: float(v) for k, v in metric.compute().items()}
     assert out["kendall_tau/s"] == pytest.approx(1.0) and out["spearman_rho/s"] == pytest.approx(1.0)
     assert out["kendall_tau/t"] == pytest.approx(-1.0)

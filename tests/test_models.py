@@ -68,6 +68,7 @@ def _no_temp_dirs(folder: Path) -> list[str]:
 # Tokenizer
 # --------------------------------------------------------------------------------------------------
 
+
 def test_embedded_tokenizer_is_fast_chatml_with_pad_and_right_padding(tokenizer):
     assert tokenizer.is_fast
     assert len(tokenizer) == SMOLLM2_VOCAB
@@ -75,8 +76,9 @@ def test_embedded_tokenizer_is_fast_chatml_with_pad_and_right_padding(tokenizer)
     # SmolLM2 ships <|im_end|> as its pad token; it is kept, not replaced.
     assert tokenizer.pad_token == "<|im_end|>"
     assert tokenizer.padding_side == "right"
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
     enc = tokenizer("hello world", return_offsets_mapping=True)
     assert enc["offset_mapping"] == [(0, 5), (5, 11)]
@@ -105,12 +107,19 @@ def test_pad_token_prefers_a_dedicated_pad_then_eos(tokenizer, tmp_path):
 # Tiny model
 # --------------------------------------------------------------------------------------------------
 
+
 def test_tiny_model_config_forward_and_loss(tokenizer, batch):
     model = load_model(TINY, tokenizer=tokenizer)
     cfg = model.config
     assert cfg.model_type == "llama"
-    assert (cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
-            cfg.intermediate_size, cfg.max_position_embeddings) == (2, 64, 4, 2, 128, 8192)
+    assert (
+        cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.intermediate_size,
+        cfg.max_position_embeddings,
+    ) == (2, 64, 4, 2, 128, 8192)
     assert cfg.vocab_size == len(tokenizer) == SMOLLM2_VOCAB
     assert (cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id) == (IM_START, IM_END, IM_END)
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # tied
@@ -130,8 +139,13 @@ def test_tiny_model_config_forward_and_loss(tokenizer, batch):
     expected = 49152 * 64 + 2 * (4096 + 2048 + 2048 + 4096 + 3 * 8192 + 128) + 64
     assert expected == 3_219_776
     assert info == {
-        "n_params": expected, "n_trainable": expected, "dtype": "float32", "attn_implementation": "sdpa",
-        "architecture": "LlamaForCausalLM", "model_type": "llama", "gradient_checkpointing": False,
+        "n_params": expected,
+        "n_trainable": expected,
+        "dtype": "float32",
+        "attn_implementation": "sdpa",
+        "architecture": "LlamaForCausalLM",
+        "model_type": "llama",
+        "gradient_checkpointing": False,
     }
 
 
@@ -150,8 +164,11 @@ def test_tiny_model_is_deterministic_per_seed_and_leaves_global_rng_alone(tokeni
 
 
 def test_tiny_config_overrides_any_field_including_architecture(tokenizer, batch):
-    model = load_model(TINY, tokenizer=tokenizer,
-                       tiny_config={"model_type": "qwen2", "num_hidden_layers": 3, "vocab_size": 49216})
+    model = load_model(
+        TINY,
+        tokenizer=tokenizer,
+        tiny_config={"model_type": "qwen2", "num_hidden_layers": 3, "vocab_size": 49216},
+    )
     assert type(model).__name__ == "Qwen2ForCausalLM"
     assert model.config.num_hidden_layers == 3 and len(model.model.layers) == 3
     assert model.get_input_embeddings().weight.shape == (49216, 64)
@@ -174,7 +191,8 @@ def test_dtype_bfloat16_is_the_float32_init_cast(tokenizer, batch):
     assert all(torch.equal(w32[k].to(torch.bfloat16), w16[k]) for k in w32)
     assert _logits(bf16, batch).dtype == torch.bfloat16
     assert {p.dtype for p in load_model(TINY, tokenizer=tokenizer, dtype=torch.float16).parameters()} == {
-        torch.float16}
+        torch.float16
+    }
     with pytest.raises(ValueError, match="dtype 'float8'"):
         load_model(TINY, tokenizer=tokenizer, dtype="float8")
 
@@ -183,13 +201,17 @@ def test_dtype_bfloat16_is_the_float32_init_cast(tokenizer, batch):
 # Attention, remote code, checkpointing
 # --------------------------------------------------------------------------------------------------
 
+
 def test_attn_auto_is_sdpa_on_cpu_and_explicit_values_pass_through(tokenizer):
     assert resolve_attn_implementation("auto", "cpu") == "sdpa"
     assert resolve_attn_implementation("eager") == "eager"
     if not torch.cuda.is_available():
         assert resolve_attn_implementation("auto") == "sdpa"
     assert load_model(TINY, tokenizer=tokenizer).config._attn_implementation == "sdpa"
-    assert load_model(TINY, tokenizer=tokenizer, attn_implementation="eager").config._attn_implementation == "eager"
+    assert (
+        load_model(TINY, tokenizer=tokenizer, attn_implementation="eager").config._attn_implementation
+        == "eager"
+    )
 
 
 def test_attn_auto_picks_flash_only_on_cuda_with_flash_attn_and_half_precision(monkeypatch):
@@ -265,6 +287,7 @@ def test_gradient_checkpointing_flag(tokenizer, batch):
 # Names that do not resolve
 # --------------------------------------------------------------------------------------------------
 
+
 def test_unknown_names_give_clear_errors(monkeypatch, tmp_path):
     with pytest.raises(ModelNotFoundError, match="no such folder"):
         load_model(str(tmp_path / "missing" / "model"))
@@ -301,6 +324,7 @@ def test_missing_embedded_package_names_the_pip_command(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------------------------------
 # Cache: one conversion, atomic, concurrent
 # --------------------------------------------------------------------------------------------------
+
 
 def test_cache_dir_follows_the_env_var(monkeypatch, tmp_path):
     monkeypatch.setenv("CJ2_CACHE_DIR", str(tmp_path / "here"))
@@ -350,8 +374,11 @@ def test_convert_once_waits_for_the_lock_holder_and_reuses_its_folder(tmp_path):
     calls, result = [], {}
     holder = FileLock(str(tmp_path / ".thing.lock"))
     holder.acquire()
-    waiter = threading.Thread(target=lambda: result.update(
-        path=loading._convert_once(target, lambda out: calls.append(out), "test")))
+    waiter = threading.Thread(
+        target=lambda: result.update(
+            path=loading._convert_once(target, lambda out: calls.append(out), "test")
+        )
+    )
     waiter.start()
     waiter.join(timeout=1.5)
     assert waiter.is_alive() and not target.exists()  # blocked on the lock, not converting
@@ -389,8 +416,9 @@ def test_concurrent_first_use_converts_once_into_one_valid_folder(tmp_path):
     cache = tmp_path / "fresh-cache"
     ctx = mp.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(2)
-    procs = [ctx.Process(target=_convert_tokenizer_in_child, args=(str(cache), barrier, queue))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(target=_convert_tokenizer_in_child, args=(str(cache), barrier, queue)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=600) for _ in procs]
@@ -416,13 +444,19 @@ def test_concurrent_first_use_converts_once_into_one_valid_folder(tmp_path):
 # Export
 # --------------------------------------------------------------------------------------------------
 
+
 def test_export_round_trip_through_cj2_and_plain_transformers(tokenizer, batch, tmp_path):
     model = load_model(TINY, tokenizer=tokenizer, seed=11, gradient_checkpointing=True)
     out = export_hf(model, tokenizer, tmp_path / "judge")
     assert out == (tmp_path / "judge").resolve()
     names = {p.name for p in out.iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-            "tokenizer_config.json"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)  # safetensors only
     assert _no_temp_dirs(tmp_path) == []
     assert out.stat().st_mode & 0o777 == _mkdir_mode()
@@ -441,7 +475,9 @@ def test_export_round_trip_through_cj2_and_plain_transformers(tokenizer, batch, 
     plain_tok = AutoTokenizer.from_pretrained(out)
     assert torch.equal(_logits(plain, batch), expected)
     msgs = [{"role": "user", "content": "Which answer is right?"}]
-    assert plain_tok.apply_chat_template(msgs, tokenize=False) == tokenizer.apply_chat_template(msgs, tokenize=False)
+    assert plain_tok.apply_chat_template(msgs, tokenize=False) == tokenizer.apply_chat_template(
+        msgs, tokenize=False
+    )
 
 
 def test_export_replaces_atomically_or_refuses(tokenizer, batch, tmp_path):
@@ -465,8 +501,10 @@ def test_export_unwraps_torch_compile(tokenizer, batch, tmp_path):
 
 def test_apply_peft_leaves_only_the_adapters_trainable(tokenizer):
     pytest.importorskip("peft")
-    lora = apply_peft(load_model(TINY, tokenizer=tokenizer), {"r": 4, "lora_alpha": 8,
-                                                            "target_modules": ["q_proj", "v_proj"]})
+    lora = apply_peft(
+        load_model(TINY, tokenizer=tokenizer),
+        {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+    )
     info = describe(lora)
     # per layer: q_proj A 4x64 + B 64x4 = 512; v_proj (2 kv heads x 16 = 32 outputs) A 4x64 + B 32x4 = 384
     assert info["n_trainable"] == 2 * (512 + 384)
@@ -503,6 +541,7 @@ def test_export_merges_peft_adapters_without_touching_the_trained_model(tokenize
 # The embedded default, end to end (about 30 s the first time, then < 1 s)
 # --------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_embedded_smollm2_converts_once_and_answers_paris():
     # Uses the real cache (CJ2_CACHE_DIR or ~/.cache/cj2), so later runs and other tests reuse it.
@@ -521,10 +560,12 @@ def test_embedded_smollm2_converts_once_and_answers_paris():
     assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
 
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
-    enc = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    enc = tokenizer.apply_chat_template(
+        msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=16, do_sample=False)
-    answer = tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     print(f"\nembedded model: prepare {convert_s:.1f} s, load {reload_s:.2f} s, answer {answer!r}")
     assert "Paris" in answer
     assert reload_s < 10
@@ -539,14 +580,19 @@ def _four_layers(tokenizer, **kwargs):
 
 def _record_layer_outputs(model) -> tuple[list[bool], list]:
     seen: list[bool] = []
-    hooks = [layer.register_forward_hook(lambda m, i, o: seen.append((o[0] if isinstance(o, tuple) else o)
-                                                                      .requires_grad))
-             for layer in model.model.layers]
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, i, o: seen.append((o[0] if isinstance(o, tuple) else o).requires_grad)
+        )
+        for layer in model.model.layers
+    ]
     return seen, hooks
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_freeze_bottom_layers_trains_only_the_top_and_backward_stops_there(tokenizer, batch, checkpointing, caplog):
+def test_freeze_bottom_layers_trains_only_the_top_and_backward_stops_there(
+    tokenizer, batch, checkpointing, caplog
+):
     ids, mask = batch
     full = _four_layers(tokenizer, gradient_checkpointing=checkpointing).train()
     model = _four_layers(tokenizer, gradient_checkpointing=checkpointing).train()
@@ -609,12 +655,25 @@ def test_train_with_trainable_layers_changes_only_the_top_layer(tmp_path, tokeni
     from cj2.train import train
     from tests.test_train import cfg_for
 
-    cfg = cfg_for(tmp_path, "model.trainable_layers=1", "optimizer.lr=1e-2", "eval.generated.enabled=false",
-                  "eval.verdict_logits.enabled=false")
+    cfg = cfg_for(
+        tmp_path,
+        "model.trainable_layers=1",
+        "optimizer.lr=1e-2",
+        "eval.generated.enabled=false",
+        "eval.verdict_logits.enabled=false",
+    )
     train(cfg)
     state = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    base = load_model(TINY, tokenizer=tokenizer, seed=int(cfg.seed),
-                      tiny_config=OmegaConf.to_container(cfg.model.tiny_config)).state_dict()
-    changed = {k.removeprefix("model.") for k, v in state.items() if not torch.equal(v, base[k.removeprefix("model.")])}
+    base = load_model(
+        TINY,
+        tokenizer=tokenizer,
+        seed=int(cfg.seed),
+        tiny_config=OmegaConf.to_container(cfg.model.tiny_config),
+    ).state_dict()
+    changed = {
+        k.removeprefix("model.")
+        for k, v in state.items()
+        if not torch.equal(v, base[k.removeprefix("model.")])
+    }
     assert changed and all(k.startswith(("model.layers.1.", "model.norm.")) for k in changed), sorted(changed)
     assert any(k.startswith("model.layers.1.") for k in changed)

@@ -20,18 +20,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("votes", "policy", "expected"), [
-    (["A", "A", "B"], "drop", "A"),
-    (["B", None, "B"], "drop", "B"),       # two of three agree: a strict majority of the judges
-    (["A", "B", None], "drop", None),      # one each: no majority
-    (["A", "B", None], "tie", "tie"),
-    (["A", "B", None], "first", "A"),
-    ([None, "B", "A"], "first", "B"),
-    (["A", None, None], "drop", None),     # one vote out of three is not a majority
-    (["A", None, None], "first", "A"),
-    ([None, None, None], "first", None),
-    (["A", "B", "tie"], "tie", "tie"),
-])
+@pytest.mark.parametrize(
+    ("votes", "policy", "expected"),
+    [
+        (["A", "A", "B"], "drop", "A"),
+        (["B", None, "B"], "drop", "B"),  # two of three agree: a strict majority of the judges
+        (["A", "B", None], "drop", None),  # one each: no majority
+        (["A", "B", None], "tie", "tie"),
+        (["A", "B", None], "first", "A"),
+        ([None, "B", "A"], "first", "B"),
+        (["A", None, None], "drop", None),  # one vote out of three is not a majority
+        (["A", None, None], "first", "A"),
+        ([None, None, None], "first", None),
+        (["A", "B", "tie"], "tie", "tie"),
+    ],
+)
 def test_majority_vote(votes, policy, expected):
     assert majority_vote(votes, tie_policy=policy) == expected
 
@@ -70,14 +73,27 @@ def test_fleiss_kappa_by_hand():
 def test_agreement_report_keys():
     report = agreement_report({"x": ["A", "B"], "y": ["A", "B"], "z": ["B", "B"]})
     assert report["cohen/x|y"] == 1.0 and report["cohen/x|y_n"] == 2.0
-    assert set(report) == {"cohen/x|y", "cohen/x|y_n", "cohen/x|z", "cohen/x|z_n", "cohen/y|z", "cohen/y|z_n",
-                           "fleiss", "fleiss_n"}
+    assert set(report) == {
+        "cohen/x|y",
+        "cohen/x|y_n",
+        "cohen/x|z",
+        "cohen/x|z_n",
+        "cohen/y|z",
+        "cohen/y|z_n",
+        "fleiss",
+        "fleiss_n",
+    }
 
 
 def test_read_votes_formats_and_errors(tmp_path):
-    evaluate_rows = write_jsonl(tmp_path / "judgments.jsonl", [
-        {"id": "1", "pass": "headline", "verdict": "B"}, {"id": "1", "pass": "swap", "verdict": "A"},
-        {"id": "2", "pass": "headline", "verdict": None}])
+    evaluate_rows = write_jsonl(
+        tmp_path / "judgments.jsonl",
+        [
+            {"id": "1", "pass": "headline", "verdict": "B"},
+            {"id": "1", "pass": "swap", "verdict": "A"},
+            {"id": "2", "pass": "headline", "verdict": None},
+        ],
+    )
     assert read_votes(evaluate_rows) == {"1": "B", "2": None}
     raw = write_jsonl(tmp_path / "raw.jsonl", [{"id": 7, "output": '"Choice": "Model A"', "order": "BA"}])
     assert read_votes(raw, format="cj2_choice") == {"7": "B"}  # shown in order BA: A there is B as read
@@ -96,8 +112,10 @@ def test_mix_of_judgers_and_its_ground_truth_feeds_a_benchmark(tmp_path):
 
     a = write_jsonl(tmp_path / "r1.jsonl", [{"id": f"p{i}", "verdict": v} for i, v in enumerate("AABB")])
     b = write_jsonl(tmp_path / "v3.jsonl", [{"id": f"p{i}", "verdict": v} for i, v in enumerate("ABBB")])
-    c = write_jsonl(tmp_path / "qwen3.jsonl", [{"id": "p0", "verdict": "A"}, {"id": "p1", "verdict": None},
-                                               {"id": "p3", "verdict": "A"}])
+    c = write_jsonl(
+        tmp_path / "qwen3.jsonl",
+        [{"id": "p0", "verdict": "A"}, {"id": "p1", "verdict": None}, {"id": "p3", "verdict": "A"}],
+    )
     out = tmp_path / "gt.jsonl"
     summary = moj({"judges": [str(a), str(b), str(c)], "out": str(out), "tie_policy": "drop"})
     # p0 AAA -> A; p1 A B - -> no majority (dropped); p2 B B (missing) -> B; p3 B B A -> B
@@ -109,9 +127,20 @@ def test_mix_of_judgers_and_its_ground_truth_feeds_a_benchmark(tmp_path):
     saved = json.loads((tmp_path / "gt.jsonl.agreement.json").read_text())
     assert saved["n_labelled"] == 3 and saved["files"]["qwen3"] == str(c)
 
-    data = write_jsonl(tmp_path / "jb.jsonl", [
-        {"pair_id": f"p{i}", "source": "s", "question": "q", "response_A": "a", "response_B": "b", "label": "A>B"}
-        for i in range(4)])
+    data = write_jsonl(
+        tmp_path / "jb.jsonl",
+        [
+            {
+                "pair_id": f"p{i}",
+                "source": "s",
+                "question": "q",
+                "response_A": "a",
+                "response_B": "b",
+                "label": "A>B",
+            }
+            for i in range(4)
+        ],
+    )
     bench = load_benchmark({"name": "judgebench", "path": str(data), "gt_path": str(out)})
     assert [(it.id, it.label) for it in bench.items] == [("p0", "A"), ("p2", "B"), ("p3", "B")]
     assert bench.stats["no_gt"] == 1
@@ -123,9 +152,19 @@ def test_mix_of_judgers_and_its_ground_truth_feeds_a_benchmark(tmp_path):
 def test_moj_command_line(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{"id": "1", "verdict": "A"}, {"id": "2", "verdict": "B"}])
     b = write_jsonl(tmp_path / "b.jsonl", [{"id": "1", "verdict": "A"}, {"id": "2", "verdict": "A"}])
-    done = subprocess.run([sys.executable, "-m", "cj2.moj", f"judges=[{a},{b}]", "out=gt.jsonl", "tie_policy=first"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cj2.moj", f"judges=[{a},{b}]", "out=gt.jsonl", "tie_policy=first"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert [json.loads(x)["label"] for x in (tmp_path / "gt.jsonl").read_text().splitlines()] == ["A", "B"]
     assert "cohen/a|b" in done.stdout
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "b.jsonl", "gt.jsonl", "gt.jsonl.agreement.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.jsonl",
+        "b.jsonl",
+        "gt.jsonl",
+        "gt.jsonl.agreement.json",
+    ]

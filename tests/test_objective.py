@@ -114,7 +114,8 @@ def test_token_vs_sequence_sum_normalisation():
     seq = build_objective({"name": "sft", "sft_normalization": "sequence_sum"})(hidden, weight, batch)
     assert seq["loss"].item() == pytest.approx(total / 2)
     margin = build_objective({"name": "margin", "k": 2, "sft_normalization": "sequence_sum"})(
-        hidden, weight, batch)
+        hidden, weight, batch
+    )
     assert margin["loss_ce"].item() == pytest.approx(3 * LN6 / 2)
     assert margin["loss_verdict"].item() == pytest.approx(7.5)  # one verdict row: the mean is that row
     assert build_objective({"name": "margin"}).denominators(batch) == {"ce": 3, "seq": 2, "verdict": 1}
@@ -139,7 +140,9 @@ def test_dpo_seq_by_hand():
     objective = build_objective({"name": "dpo_seq", "weight": 2.0})
     assert objective.needs_reference and not objective.uses_verdict
     policy = objective.response_logps(hidden, torch.eye(4), batch)
-    torch.testing.assert_close(policy, torch.tensor([-math.log(4) + math.log(0.4), -math.log(4) + math.log(0.2)]))
+    torch.testing.assert_close(
+        policy, torch.tensor([-math.log(4) + math.log(0.4), -math.log(4) + math.log(0.2)])
+    )
     out = objective(hidden, torch.eye(4), batch, ref_logps=torch.tensor([-2.0, -2.0]))
     # equal references: margin = 0.1 * (log 0.4 - log 0.2) = 0.1 ln 2
     assert out["loss_dpo_seq"].item() == pytest.approx(softplus(-0.1 * LN2))
@@ -182,8 +185,12 @@ def random_batch(rows: int, vocab: int, seed: int, lengths: list[int] | None = N
         verdict_target[row] = chosen[row % count]
         input_ids[row, k] = labels[row, k] = chosen[row % count]
     return {
-        "input_ids": input_ids, "attention_mask": attention, "labels": labels,
-        "verdict_index": verdict_index, "verdict_target": verdict_target, "verdict_candidates": candidates,
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "labels": labels,
+        "verdict_index": verdict_index,
+        "verdict_target": verdict_target,
+        "verdict_candidates": candidates,
         "ids": [f"rec-{seed}-{row}" for row in range(rows)],
     }
 
@@ -240,8 +247,14 @@ def test_gradient_accumulation_is_exact(name, normalization):
     grads = [torch.zeros_like(x) for x in inputs]
     for rows, micro in zip(windows, micro_batches):
         width = micro["labels"].shape[1]
-        out = objective(hidden[rows, :width], weight, micro, lm_bias=bias, denominators=totals,
-                        ref_logps=None if ref is None else ref[rows])
+        out = objective(
+            hidden[rows, :width],
+            weight,
+            micro,
+            lm_bias=bias,
+            denominators=totals,
+            ref_logps=None if ref is None else ref[rows],
+        )
         for acc, grad in zip(grads, torch.autograd.grad(out["loss"], inputs)):
             acc += grad
         for key, value in out.items():
@@ -261,8 +274,15 @@ def test_local_denominators_would_break_accumulation():
     objective = build_objective({"name": "sft"})
     hidden, weight, _ = leaves(4, 9, 8, 16, seed=5)
     full = objective(hidden, weight, batch)["loss"]
-    naive_mean = sum(objective(hidden[[i], :int(batch["attention_mask"][i].sum())], weight, select(batch, [i]))
-                     ["loss"] for i in range(4)) / 4
+    naive_mean = (
+        sum(
+            objective(hidden[[i], : int(batch["attention_mask"][i].sum())], weight, select(batch, [i]))[
+                "loss"
+            ]
+            for i in range(4)
+        )
+        / 4
+    )
     assert abs(full.item() - naive_mean.item()) > 1e-3
 
 
@@ -341,7 +361,10 @@ def test_bf16_huge_logits_stay_finite():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"name": "margni"}, r"loss.name='margni' is not valid; choose one of: sft, margin, dpo, temperature"),
+        (
+            {"name": "margni"},
+            r"loss.name='margni' is not valid; choose one of: sft, margin, dpo, temperature",
+        ),
         ({"reduce": "max"}, r"loss.reduce='max' .* mean, sum"),
         ({"sft_normalization": "tokens"}, r"token, sequence_sum"),
         ({"impl": "fast"}, r"loss.impl='fast' .* naive"),
@@ -439,8 +462,13 @@ def test_sample_weights_weight_every_term_and_uniform_weights_change_nothing():
     ids = torch.randint(0, V, (B, T))
     ids[torch.arange(B), k] = target
     labels[torch.arange(B), k] = target
-    base = {"input_ids": ids, "labels": labels, "verdict_index": k, "verdict_target": target,
-            "verdict_candidates": cands}
+    base = {
+        "input_ids": ids,
+        "labels": labels,
+        "verdict_index": k,
+        "verdict_target": target,
+        "verdict_candidates": cands,
+    }
     for name in ("sft", "margin", "dpo", "temperature"):
         obj = build_objective({"name": name, "impl": "naive"})
         plain = obj(hidden, weight, base)["loss"]
@@ -483,7 +511,9 @@ def test_verdict_logits_are_fp32_under_bf16_autocast():
 
 def test_near_tied_candidates_are_not_tied_by_bf16_autocast():
     hidden, weight, batch = hand_batch()
-    hidden[0, 2] = torch.tensor([0.0, 0, 0, 0, 20.01, 20.0])  # gold 4 leads 5 by 0.01; bf16 has steps of 0.125
+    hidden[0, 2] = torch.tensor(
+        [0.0, 0, 0, 0, 20.01, 20.0]
+    )  # gold 4 leads 5 by 0.01; bf16 has steps of 0.125
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = build_objective({"name": "margin", "k": 2})(hidden, weight, batch)
     assert out["verdict_correct"].tolist() == [True]

@@ -17,11 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------ layout by hand
-def _sample(id_: str, ids: list[int], prompt: int, k: int = -1, cands: list[int] | None = None) -> EncodedSample:
+def _sample(
+    id_: str, ids: list[int], prompt: int, k: int = -1, cands: list[int] | None = None
+) -> EncodedSample:
     labels = [IGNORE_INDEX] * prompt + ids[prompt:]
     target = ids[k] if k >= 0 else -1
-    return EncodedSample(id=id_, input_ids=ids, labels=labels, verdict_index=k, verdict_target=target,
-                         verdict_candidates=cands or [])
+    return EncodedSample(
+        id=id_,
+        input_ids=ids,
+        labels=labels,
+        verdict_index=k,
+        verdict_target=target,
+        verdict_candidates=cands or [],
+    )
 
 
 def test_packed_layout_by_hand():
@@ -59,11 +67,20 @@ def test_first_token_of_a_sample_is_never_a_target():
         PackedCollator(0)([])
 
 
-@pytest.mark.parametrize(("packing", "attn", "expected"), [
-    ("auto", "flash_attention_2", True), ("auto", "sdpa", False), ("auto", "eager", False), ("auto", None, False),
-    (True, "sdpa", True), ("true", "sdpa", True), (False, "flash_attention_2", False),
-    ("false", "flash_attention_2", False), (None, "flash_attention_2", False),
-])
+@pytest.mark.parametrize(
+    ("packing", "attn", "expected"),
+    [
+        ("auto", "flash_attention_2", True),
+        ("auto", "sdpa", False),
+        ("auto", "eager", False),
+        ("auto", None, False),
+        (True, "sdpa", True),
+        ("true", "sdpa", True),
+        (False, "flash_attention_2", False),
+        ("false", "flash_attention_2", False),
+        (None, "flash_attention_2", False),
+    ],
+)
 def test_resolve_packing(packing, attn, expected):
     assert resolve_packing(packing, attn) is expected
 
@@ -109,8 +126,9 @@ def _per_sample_nll(module, batch, hidden) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("loss", [{"name": "margin"},
-                                  {"name": "dpo", "sft_normalization": "sequence_sum", "impl": "chunked"}])
+@pytest.mark.parametrize(
+    "loss", [{"name": "margin"}, {"name": "dpo", "sft_normalization": "sequence_sum", "impl": "chunked"}]
+)
 def test_packed_and_padded_batches_give_the_same_losses_logits_and_gradients(tokenizer, judge_samples, loss):
     module = _module(tokenizer, loss)
     padded = JudgeCollator(tokenizer.pad_token_id)(judge_samples)
@@ -123,8 +141,12 @@ def test_packed_and_padded_batches_give_the_same_losses_logits_and_gradients(tok
         out = module.compute_loss(batch, exact_step_norm=False)
         out["loss"].backward()
         grads = {n: p.grad.detach().clone() for n, p in module.model.named_parameters()}
-        results[name] = (out, _per_sample_nll(module, batch, hidden.detach()), grads,
-                         module.objective.denominators(batch))
+        results[name] = (
+            out,
+            _per_sample_nll(module, batch, hidden.detach()),
+            grads,
+            module.objective.denominators(batch),
+        )
     (out_a, nll_a, grads_a, den_a), (out_b, nll_b, grads_b, den_b) = results["padded"], results["packed"]
     assert {k: int(v) for k, v in den_a.items()} == {k: int(v) for k, v in den_b.items()}
     assert int(den_b["seq"]) == 4 and int(den_b["verdict"]) == 4
@@ -146,8 +168,9 @@ def test_without_position_restarts_the_samples_would_attend_to_each_other(tokeni
     with torch.no_grad():
         good = module._hidden(module.model, packed)
         mixed = decoder(input_ids=packed["input_ids"], use_cache=False).last_hidden_state
-        cached = decoder(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                         use_cache=True).last_hidden_state
+        cached = decoder(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=True
+        ).last_hidden_state
     second = slice(len(judge_samples[0]), len(judge_samples[0]) + len(judge_samples[1]))
     alone = decoder(input_ids=torch.tensor([judge_samples[1].input_ids]), use_cache=False).last_hidden_state
     torch.testing.assert_close(good[0, second], alone[0].detach(), atol=2e-5, rtol=1e-5)
@@ -190,7 +213,9 @@ def test_packed_batch_errors_name_the_record(tokenizer, judge_samples):
     with pytest.raises(ValueError, match="verdict_index=.* is outside"):
         objective.denominators(bad)
     with pytest.raises(ValueError, match="packed batch"):
-        objective(hidden, torch.zeros(len(tokenizer), 8), dict(batch, verdict_target=batch["verdict_target"][:2]))
+        objective(
+            hidden, torch.zeros(len(tokenizer), 8), dict(batch, verdict_target=batch["verdict_target"][:2])
+        )
     with pytest.raises(ValueError, match="data.packing=false"):
         build_objective({"name": "dpo_seq"}).response_logps(hidden, torch.zeros(len(tokenizer), 8), batch)
 
@@ -199,8 +224,9 @@ def test_packed_batch_errors_name_the_record(tokenizer, judge_samples):
 def test_datamodule_packs_when_asked_and_keeps_step_totals(tokenizer):
     from cj2.data.datamodule import JudgeDataModule
 
-    kwargs = dict(builtin={"n_train": 8, "n_val": 0}, batch_size=4, accumulate_grad_batches=2,
-                  need_verdict_tokens=True)
+    kwargs = dict(
+        builtin={"n_train": 8, "n_val": 0}, batch_size=4, accumulate_grad_batches=2, need_verdict_tokens=True
+    )
     plain = JudgeDataModule(tokenizer, **kwargs)  # packing=auto without a flash-attn model: padded
     packed = JudgeDataModule(tokenizer, packing=True, **kwargs)
     for dm in (plain, packed):
@@ -242,17 +268,26 @@ def test_length_grouping_keeps_padding_under_5_percent_on_builtin_data(tokenizer
     defaults = yaml.safe_load((ROOT / "conf" / "data" / "builtin.yaml").read_text())
     builtin = {k: v for k, v in defaults["builtin"].items() if k != "seed"}
     builtin["n_val"] = 0
-    dm = JudgeDataModule(tokenizer, builtin=builtin, batch_size=defaults["batch_size"],
-                         max_length=defaults["max_length"], need_verdict_tokens=True)
+    dm = JudgeDataModule(
+        tokenizer,
+        builtin=builtin,
+        batch_size=defaults["batch_size"],
+        max_length=defaults["max_length"],
+        need_verdict_tokens=True,
+    )
     dm.setup("fit")
     samples = dm.train_set.samples
     assert len(samples) >= 0.95 * defaults["builtin"]["n_train"]
     lengths = [len(s) for s in samples]
     fractions = {}
     for grouped in (True, False):
-        sampler = StepBatchSampler(lengths, [s.n_response_tokens for s in samples],
-                                   [s.verdict_index >= 0 for s in samples], batch_size=defaults["batch_size"],
-                                   group_by_length=grouped)
+        sampler = StepBatchSampler(
+            lengths,
+            [s.n_response_tokens for s in samples],
+            [s.verdict_index >= 0 for s in samples],
+            batch_size=defaults["batch_size"],
+            group_by_length=grouped,
+        )
         fractions[grouped] = padding_fraction(lengths, [mb.indices for mb in sampler])
     assert defaults["group_by_length"] is True
     assert fractions[True] < 0.05

@@ -31,39 +31,63 @@ SIM = {"backend": "simulated"}
 
 
 def _prompt(pid: str, gold: str = "A") -> JudgePrompt:
-    return JudgePrompt(id=pid, messages=[{"role": "user", "content": f"judge {pid}"}], gold=gold,
-                       format="cj2_choice", source="crafted")
+    return JudgePrompt(
+        id=pid,
+        messages=[{"role": "user", "content": f"judge {pid}"}],
+        gold=gold,
+        format="cj2_choice",
+        source="crafted",
+    )
 
 
 def test_filter_statuses_and_rewards_on_crafted_candidates():
-    got = filter_candidates([
-        (A, "verdict"),                       # right verdict
-        (B, "verdict"),                       # wrong verdict
-        ('"Choice": "Model A', "length"),     # truncated (and unparseable)
-        ("  " + A.replace(" ", "  "), "stop"),  # the first text again, whitespace aside
-        (AMBIGUOUS, "stop"),                  # two verdicts side by side at the end
-        (ECHO, "stop"),                       # the placeholder echoed back
-        (A2, "length"),                       # a right verdict, but cut by max_new_tokens
-        (B, "stop"),                          # a duplicate of a wrong one is a duplicate too
-    ], "A", "cj2_choice")
-    assert [c.status for c in got] == ["pass", "wrong", "truncated", "duplicate", "unparseable", "unparseable",
-                                       "truncated", "duplicate"]
+    got = filter_candidates(
+        [
+            (A, "verdict"),  # right verdict
+            (B, "verdict"),  # wrong verdict
+            ('"Choice": "Model A', "length"),  # truncated (and unparseable)
+            ("  " + A.replace(" ", "  "), "stop"),  # the first text again, whitespace aside
+            (AMBIGUOUS, "stop"),  # two verdicts side by side at the end
+            (ECHO, "stop"),  # the placeholder echoed back
+            (A2, "length"),  # a right verdict, but cut by max_new_tokens
+            (B, "stop"),  # a duplicate of a wrong one is a duplicate too
+        ],
+        "A",
+        "cj2_choice",
+    )
+    assert [c.status for c in got] == [
+        "pass",
+        "wrong",
+        "truncated",
+        "duplicate",
+        "unparseable",
+        "unparseable",
+        "truncated",
+        "duplicate",
+    ]
     assert [c.reward for c in got] == [1, 0, 0, 1, 0, 0, 1, 0]
     assert [c.parsed for c in got] == ["A", "B", None, "A", None, None, "A", "B"]
 
 
 def _crafted_run(tmp_path, *, max_keep=None, m=None, folder="cache"):
     outputs = {
-        "p0": [A, A2, B, A + " "],                      # 2 pass, 1 wrong, 1 duplicate
-        "p1": [B, ECHO, LONG_A, B],                      # 0/4: wrong, unparseable, truncated, duplicate
-        "p2": [A, A2, A3, '{"Choice": "Model A"}'],      # 4 distinct passes
-        "p3": [B, A, AMBIGUOUS, B],                      # gold B: pass, wrong, unparseable, duplicate
+        "p0": [A, A2, B, A + " "],  # 2 pass, 1 wrong, 1 duplicate
+        "p1": [B, ECHO, LONG_A, B],  # 0/4: wrong, unparseable, truncated, duplicate
+        "p2": [A, A2, A3, '{"Choice": "Model A"}'],  # 4 distinct passes
+        "p3": [B, A, AMBIGUOUS, B],  # gold B: pass, wrong, unparseable, duplicate
     }
     prompts = [_prompt("p0"), _prompt("p1"), _prompt("p2"), _prompt("p3", gold="B")]
     params = SamplingParams(max_new_tokens=30, seed=3)
-    draws = rejection_sample(prompts, ScriptedSampler(outputs), params, draws=4, folder_root=tmp_path / folder,
-                             generator_config={"backend": "scripted", "outputs": outputs}, shard_size=3,
-                             stop_on_verdict=False)  # the filter sees the raw texts
+    draws = rejection_sample(
+        prompts,
+        ScriptedSampler(outputs),
+        params,
+        draws=4,
+        folder_root=tmp_path / folder,
+        generator_config={"backend": "scripted", "outputs": outputs},
+        shard_size=3,
+        stop_on_verdict=False,
+    )  # the filter sees the raw texts
     return draws, draws.select(m, max_keep=max_keep)
 
 
@@ -71,7 +95,14 @@ def test_selection_statistics_by_hand(tmp_path):
     draws, sel = _crafted_run(tmp_path)
     s = sel.stats
     assert s["prompts"] == 4 and s["samples"] == 16 and s["M"] == 4
-    assert s["status"] == {"pass": 7, "wrong": 3, "unparseable": 2, "truncated": 1, "duplicate": 3, "over_k": 0}
+    assert s["status"] == {
+        "pass": 7,
+        "wrong": 3,
+        "unparseable": 2,
+        "truncated": 1,
+        "duplicate": 3,
+        "over_k": 0,
+    }
     assert s["kept"] == 7 and s["keep_rate"] == 7 / 16
     assert s["pass_hist"] == {"0": 1, "1": 1, "2": 1, "3": 0, "4": 1}
     assert s["pass_at_m"] == 3 / 4 and s["zero_pass"] == 1
@@ -80,16 +111,32 @@ def test_selection_statistics_by_hand(tmp_path):
     assert s["finish_reasons"] == {"stop": 15, "length": 1}
     assert [r.id for r in sel.records] == ["p0#s0", "p0#s1", "p2#s0", "p2#s1", "p2#s2", "p2#s3", "p3#s0"]
     assert all(r.verdict == ("B" if r.id.startswith("p3") else "A") for r in sel.records)
-    assert sel.zero_pass == [{"prompt_id": "p1", "source": "crafted", "gold_verdict": "A", "M": 4,
-                              "statuses": ["wrong", "unparseable", "truncated", "duplicate"],
-                              "parsed_verdicts": ["B", None, None, "B"]}]
+    assert sel.zero_pass == [
+        {
+            "prompt_id": "p1",
+            "source": "crafted",
+            "gold_verdict": "A",
+            "M": 4,
+            "statuses": ["wrong", "unparseable", "truncated", "duplicate"],
+            "parsed_verdicts": ["B", None, None, "B"],
+        }
+    ]
     # one pair per (pass, wrong) in sample order: p0 s0>s2, p3 s0>s1
     assert [p.id for p in sel.preferences] == ["p0#s0>s2", "p3#s0>s1"]
     assert sel.preferences[0].chosen == A and sel.preferences[0].rejected == B
     rows = draws.rows["p1"]
     assert [r["finish_reason"] for r in rows] == ["stop", "stop", "length", "stop"]
-    assert set(rows[0]) >= {"prompt_id", "sample_idx", "seed", "response", "parsed_verdict", "gold_verdict",
-                            "reward", "finish_reason", "messages"}
+    assert set(rows[0]) >= {
+        "prompt_id",
+        "sample_idx",
+        "seed",
+        "response",
+        "parsed_verdict",
+        "gold_verdict",
+        "reward",
+        "finish_reason",
+        "messages",
+    }
 
 
 def test_max_keep_and_nested_subsets(tmp_path):
@@ -104,8 +151,15 @@ def test_max_keep_and_nested_subsets(tmp_path):
 def test_inverse_kept_weights(tmp_path):
     draws, _ = _crafted_run(tmp_path)
     sel = draws.select(weight="inverse_kept")
-    assert {r.id: r.weight for r in sel.records} == {"p0#s0": 0.5, "p0#s1": 0.5, "p2#s0": 0.25, "p2#s1": 0.25,
-                                                      "p2#s2": 0.25, "p2#s3": 0.25, "p3#s0": 1.0}
+    assert {r.id: r.weight for r in sel.records} == {
+        "p0#s0": 0.5,
+        "p0#s1": 0.5,
+        "p2#s0": 0.25,
+        "p2#s1": 0.25,
+        "p2#s2": 0.25,
+        "p2#s3": 0.25,
+        "p3#s0": 1.0,
+    }
 
 
 def _sim_prompts(n=12, templates=("cj2_short", "mtbench_pair")):
@@ -119,11 +173,25 @@ def _never():
 def test_cache_hit_and_miss(tmp_path):
     prompts = _sim_prompts()
     params = SamplingParams(seed=0)
-    first = rejection_sample(prompts, SimulatedTeacher(), params, draws=3, folder_root=tmp_path,
-                             generator_config={**SIM, "batch_size": 4}, shard_size=5)
+    first = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        params,
+        draws=3,
+        folder_root=tmp_path,
+        generator_config={**SIM, "batch_size": 4},
+        shard_size=5,
+    )
     assert not first.cache_hit and first.shards_drawn == 3
-    hit = rejection_sample(prompts, _never, params, draws=3, folder_root=tmp_path,
-                           generator_config={**SIM, "batch_size": 64}, shard_size=5)  # throughput: same key
+    hit = rejection_sample(
+        prompts,
+        _never,
+        params,
+        draws=3,
+        folder_root=tmp_path,
+        generator_config={**SIM, "batch_size": 64},
+        shard_size=5,
+    )  # throughput: same key
     assert hit.cache_hit and hit.key == first.key and hit.rows == first.rows
     misses = [
         dict(draws=4, generator_config=SIM, params=params),
@@ -132,25 +200,52 @@ def test_cache_hit_and_miss(tmp_path):
     ]
     keys = {first.key}
     for kw in misses:
-        run = rejection_sample(prompts, SimulatedTeacher(), kw["params"], draws=kw["draws"], folder_root=tmp_path,
-                               generator_config=kw["generator_config"], shard_size=5)
+        run = rejection_sample(
+            prompts,
+            SimulatedTeacher(),
+            kw["params"],
+            draws=kw["draws"],
+            folder_root=tmp_path,
+            generator_config=kw["generator_config"],
+            shard_size=5,
+        )
         assert not run.cache_hit
         keys.add(run.key)
-    other_inputs = rejection_sample(prompts[:-1], SimulatedTeacher(), params, draws=3, folder_root=tmp_path,
-                                    generator_config=SIM, shard_size=5)
+    other_inputs = rejection_sample(
+        prompts[:-1],
+        SimulatedTeacher(),
+        params,
+        draws=3,
+        folder_root=tmp_path,
+        generator_config=SIM,
+        shard_size=5,
+    )
     keys.add(other_inputs.key)
     assert len(keys) == 5
 
 
 def test_secrets_never_reach_the_cache(tmp_path):
     secret = "sk-live-0123456789abcdef"
-    run = rejection_sample(_sim_prompts(2), SimulatedTeacher(), SamplingParams(), draws=1, folder_root=tmp_path,
-                           generator_config={**SIM, "api_key": secret})
-    plain = rejection_sample(_sim_prompts(2), _never, SamplingParams(), draws=1, folder_root=tmp_path,
-                             generator_config=SIM)
+    run = rejection_sample(
+        _sim_prompts(2),
+        SimulatedTeacher(),
+        SamplingParams(),
+        draws=1,
+        folder_root=tmp_path,
+        generator_config={**SIM, "api_key": secret},
+    )
+    plain = rejection_sample(
+        _sim_prompts(2), _never, SamplingParams(), draws=1, folder_root=tmp_path, generator_config=SIM
+    )
     assert plain.cache_hit and plain.key == run.key  # the key never depends on a secret
-    rejection_sample(_sim_prompts(2), SimulatedTeacher(), SamplingParams(), draws=1, folder_root=tmp_path,
-                     generator_config={**SIM, "extra_headers": {"Authorization": secret}})
+    rejection_sample(
+        _sim_prompts(2),
+        SimulatedTeacher(),
+        SamplingParams(),
+        draws=1,
+        folder_root=tmp_path,
+        generator_config={**SIM, "extra_headers": {"Authorization": secret}},
+    )
     for path in Path(tmp_path).rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="ignore")
@@ -159,13 +254,17 @@ def test_secrets_never_reach_the_cache(tmp_path):
 def test_draws_once_nested_subsets_equal_smaller_runs(tmp_path):
     prompts = _sim_prompts(16)
     params = SamplingParams(seed=5)
-    eight = rejection_sample(prompts, SimulatedTeacher(), params, draws=8, folder_root=tmp_path / "a",
-                             generator_config=SIM)
+    eight = rejection_sample(
+        prompts, SimulatedTeacher(), params, draws=8, folder_root=tmp_path / "a", generator_config=SIM
+    )
     for m in (1, 4):
-        alone = rejection_sample(prompts, SimulatedTeacher(), params, draws=m, folder_root=tmp_path / "b",
-                                 generator_config=SIM)
+        alone = rejection_sample(
+            prompts, SimulatedTeacher(), params, draws=m, folder_root=tmp_path / "b", generator_config=SIM
+        )
         assert eight.select(m).stats == {**alone.select(m).stats}
-        assert [r.to_json() for r in eight.select(m).records] == [r.to_json() for r in alone.select(m).records]
+        assert [r.to_json() for r in eight.select(m).records] == [
+            r.to_json() for r in alone.select(m).records
+        ]
     ids = [{r.id for r in eight.select(m).records} for m in (1, 4, 8)]
     assert ids[0] <= ids[1] <= ids[2]
 
@@ -188,19 +287,40 @@ def test_resume_after_an_in_process_crash(tmp_path):
     prompts = _sim_prompts(20, templates=["cj2_short"])  # one verdict format: one generate call per shard
     params = SamplingParams(seed=2)
     with pytest.raises(RuntimeError, match="pre-emption"):
-        rejection_sample(prompts, _Crash(SimulatedTeacher(), after=3), params, draws=4, folder_root=tmp_path / "run",
-                         generator_config=SIM, shard_size=4)
+        rejection_sample(
+            prompts,
+            _Crash(SimulatedTeacher(), after=3),
+            params,
+            draws=4,
+            folder_root=tmp_path / "run",
+            generator_config=SIM,
+            shard_size=4,
+        )
     folder = next((tmp_path / "run").iterdir())
     manifest = json.loads((folder / "manifest.json").read_text())
     assert sorted(manifest["shards"]) == ["0", "1"] and not manifest["complete"]
     # A kill mid-write leaves a temp file; a shard written but not yet listed is drawn again.
     (folder / "shards" / ".00002.jsonl.dead.tmp").write_text('{"prompt_id": "trunc')
     (folder / "shards" / "00002.jsonl").write_text("garbage that is not listed\n")
-    resumed = rejection_sample(prompts, SimulatedTeacher(), params, draws=4, folder_root=tmp_path / "run",
-                               generator_config=SIM, shard_size=4)
+    resumed = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        params,
+        draws=4,
+        folder_root=tmp_path / "run",
+        generator_config=SIM,
+        shard_size=4,
+    )
     assert resumed.shards_reused == 2 and resumed.shards_drawn == 3 and not resumed.cache_hit
-    clean = rejection_sample(prompts, SimulatedTeacher(), params, draws=4, folder_root=tmp_path / "clean",
-                             generator_config=SIM, shard_size=4)
+    clean = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        params,
+        draws=4,
+        folder_root=tmp_path / "clean",
+        generator_config=SIM,
+        shard_size=4,
+    )
     assert resumed.rows == clean.rows
     assert resumed.select().stats == clean.select().stats
     pairs = [(r["prompt_id"], r["sample_idx"]) for rows in resumed.rows.values() for r in rows]
@@ -209,12 +329,26 @@ def test_resume_after_an_in_process_crash(tmp_path):
 
 def test_a_changed_listed_shard_is_redrawn(tmp_path):
     prompts = _sim_prompts(6)
-    run = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), draws=2, folder_root=tmp_path,
-                           generator_config=SIM, shard_size=3)
+    run = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        SamplingParams(),
+        draws=2,
+        folder_root=tmp_path,
+        generator_config=SIM,
+        shard_size=3,
+    )
     shard = run.folder / "shards" / "00001.jsonl"
     shard.write_text(shard.read_text()[:50])  # truncated by a faulty disk
-    again = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), draws=2, folder_root=tmp_path,
-                             generator_config=SIM, shard_size=3)
+    again = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        SamplingParams(),
+        draws=2,
+        folder_root=tmp_path,
+        generator_config=SIM,
+        shard_size=3,
+    )
     assert again.shards_reused == 1 and again.shards_drawn == 1 and again.rows == run.rows
 
 
@@ -245,25 +379,45 @@ def test_sigkill_at_a_random_shard_then_resume_equals_uninterrupted(tmp_path, po
     seed = random.randrange(2**32)
     k = random.Random(seed).randint(1, 11)
     why = f"{point}:{k} (seed {seed})"
-    killed = subprocess.run([sys.executable, str(script), str(folder_root)], env={**env, ENV: f"{point}:{k}"},
-                            capture_output=True, text=True, timeout=240)
+    killed = subprocess.run(
+        [sys.executable, str(script), str(folder_root)],
+        env={**env, ENV: f"{point}:{k}"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert killed.returncode == -signal.SIGKILL, (why, killed.stdout, killed.stderr[-3000:])
     manifests = list(folder_root.glob("*/manifest.json"))  # none yet when killed before the first listing
     manifest = json.loads(manifests[0].read_text()) if manifests else {"shards": {}, "complete": False}
     before = len(manifest["shards"])
     assert before == (k if point.endswith("listed") else k - 1) and not manifest["complete"], why
     assert len(list(folder_root.glob("*/shards/*.jsonl"))) == k, why  # the k-th is on disk either way
-    done = subprocess.run([sys.executable, str(script), str(folder_root)], env=env, capture_output=True,
-                          text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, str(script), str(folder_root)], env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     reused, drawn = map(int, done.stdout.split()[1:3])
     assert reused == before and reused + drawn == 12, why
 
     prompts = build_prompts(generate_items(24, seed=0), ["cj2_short"], seed=0)
-    resumed = rejection_sample(prompts, _never, SamplingParams(seed=9), draws=4, folder_root=folder_root,
-                               generator_config=SIM, shard_size=2)
-    clean = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(seed=9), draws=4,
-                             folder_root=tmp_path / "clean", generator_config=SIM, shard_size=2)
+    resumed = rejection_sample(
+        prompts,
+        _never,
+        SamplingParams(seed=9),
+        draws=4,
+        folder_root=folder_root,
+        generator_config=SIM,
+        shard_size=2,
+    )
+    clean = rejection_sample(
+        prompts,
+        SimulatedTeacher(),
+        SamplingParams(seed=9),
+        draws=4,
+        folder_root=tmp_path / "clean",
+        generator_config=SIM,
+        shard_size=2,
+    )
     assert resumed.cache_hit and resumed.rows == clean.rows
     assert list(resumed.rows) == [p.id for p in prompts]  # every prompt exactly once, in order
     assert resumed.select().stats == clean.select().stats

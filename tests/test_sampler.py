@@ -28,7 +28,7 @@ def test_step_totals_cover_the_whole_step():
     _, resp, verdict, s = make(batch_size=4, accumulate=3, seed=0)
     mbs = list(s)
     for start in range(0, len(mbs), 3):
-        step = mbs[start: start + 3]
+        step = mbs[start : start + 3]
         flat = [i for mb in step for i in mb.indices]
         for mb in step:
             assert mb.step_tokens == sum(resp[i] for i in flat)
@@ -77,8 +77,9 @@ def test_groups_stay_in_one_micro_batch_and_every_index_comes_once():
     groups = [i // 2 for i in range(n)]  # pairs: both orders of one question
     groups[-6:] = [100] * 6  # and one unit larger than a micro-batch
     for group_by_length in (True, False):
-        s = StepBatchSampler(lengths, [1] * n, [True] * n, batch_size=4, seed=1, groups=groups,
-                             group_by_length=group_by_length)
+        s = StepBatchSampler(
+            lengths, [1] * n, [True] * n, batch_size=4, seed=1, groups=groups, group_by_length=group_by_length
+        )
         for epoch in (0, 1):
             s.set_epoch(epoch)
             mbs = list(s)

@@ -11,8 +11,12 @@ SECRET = "sk-test-SECRET-0123456789abcdef"
 
 
 def test_redact_and_scrub():
-    cfg = {"judge": {"api_key": SECRET, "api_key_env": "OPENAI_API_KEY", "base_url": "http://h"},
-           "hf_token": SECRET, "list": [{"password": SECRET}], "empty_token": None}
+    cfg = {
+        "judge": {"api_key": SECRET, "api_key_env": "OPENAI_API_KEY", "base_url": "http://h"},
+        "hf_token": SECRET,
+        "list": [{"password": SECRET}],
+        "empty_token": None,
+    }
     red = redact(cfg)
     assert SECRET not in repr(red)
     assert red["judge"]["api_key"] == REDACTED and red["judge"]["api_key_env"] == "OPENAI_API_KEY"
@@ -43,8 +47,13 @@ def test_training_never_writes_a_secret(tmp_path, monkeypatch, caplog):
 
     monkeypatch.setenv("WANDB_API_KEY", SECRET)  # would make wandb online: force offline
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = cfg_for(tmp_path, "logger=default", f"+judge_api_key={SECRET}", "eval.generated.enabled=false",
-                  "trainer.max_steps=2")
+    cfg = cfg_for(
+        tmp_path,
+        "logger=default",
+        f"+judge_api_key={SECRET}",
+        "eval.generated.enabled=false",
+        "trainer.max_steps=2",
+    )
     train(cfg)
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert leaked == []

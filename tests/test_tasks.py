@@ -48,11 +48,33 @@ def sample_items(per_split: int = 40) -> list[PairwiseItem]:
 
 # ------------------------------------------------------------ independent truth
 
-_BASE = {"km": Decimal(1000), "m": Decimal(1), "cm": Decimal("0.01"), "mm": Decimal("0.001"),
-         "kg": Decimal(1000), "g": Decimal(1), "L": Decimal(1000), "mL": Decimal(1),
-         "h": Decimal(3600), "min": Decimal(60), "s": Decimal(1)}
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_BASE = {
+    "km": Decimal(1000),
+    "m": Decimal(1),
+    "cm": Decimal("0.01"),
+    "mm": Decimal("0.001"),
+    "kg": Decimal(1000),
+    "g": Decimal(1),
+    "L": Decimal(1000),
+    "mL": Decimal(1),
+    "h": Decimal(3600),
+    "min": Decimal(60),
+    "s": Decimal(1),
+}
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def number(text: str) -> Decimal:
@@ -65,7 +87,9 @@ def recompute(item: PairwiseItem) -> Decimal | str:
     p, fam = item.meta["params"], item.domain
     if fam == "arithmetic":
         x, y, z = p["x"], p["y"], p["z"]
-        return Decimal({"x*y+z": x * y + z, "x+y*z": x + y * z, "x*y-z": x * y - z, "(x+y)*z": (x + y) * z}[p["form"]])
+        return Decimal(
+            {"x*y+z": x * y + z, "x+y*z": x + y * z, "x*y-z": x * y - z, "(x+y)*z": (x + y) * z}[p["form"]]
+        )
     if fam == "unit_conversion":
         return Decimal(p["value"]) * _BASE[p["from"]] / _BASE[p["to"]]
     if fam == "sorting":
@@ -121,8 +145,15 @@ def test_truth_is_recomputed_independently_for_every_family(split):
 
 def test_hand_computed_examples_of_the_recomputation():
     def fake(domain, **params):
-        return PairwiseItem(id="x", question="q", response_a="a", response_b="b", label="A", domain=domain,
-                            meta={"params": params})
+        return PairwiseItem(
+            id="x",
+            question="q",
+            response_a="a",
+            response_b="b",
+            label="A",
+            domain=domain,
+            meta={"params": params},
+        )
 
     assert recompute(fake("arithmetic", form="x*y+z", x=17, y=3, z=8)) == 59
     assert recompute(fake("arithmetic", form="(x+y)*z", x=12, y=13, z=4)) == 100
@@ -157,6 +188,7 @@ def test_questions_show_their_inputs():
 
 
 # ----------------------------------------------------------------- the generator
+
 
 def test_same_seed_same_items_and_prefix_stability():
     a = generate_items(30, split="train", seed=5)
@@ -203,7 +235,9 @@ def test_families_and_splits():
 
 def test_question_phrasings_are_disjoint_between_splits(items_1000):
     phrasings = {split: {it.meta["phrasing"] for it in items} for split, items in items_1000.items()}
-    hard = [f for f in FAMILIES.values() if f.tier == "hard"]  # the default tier; the easy one: test_tasks_easy
+    hard = [
+        f for f in FAMILIES.values() if f.tier == "hard"
+    ]  # the default tier; the easy one: test_tasks_easy
     declared = {split: {p.id for f in hard for p in f.phrasings_for(split)} for split in SPLITS}
     assert phrasings == declared  # every declared phrasing is used by 1000 items
     for s1 in SPLITS:
@@ -235,6 +269,7 @@ def test_family_selection_and_errors():
 
 # ------------------------------------------------------------- surface cues
 
+
 def last_digit(text: str) -> int | None:
     digits = re.findall(r"\d", text)
     return int(digits[-1]) if digits else None
@@ -247,11 +282,13 @@ def last_number(text: str) -> float | None:
 
 def by_comparison(key):
     """A baseline that picks the response whose key is larger (A on ties or when a key is missing)."""
+
     def pick(it: PairwiseItem) -> str:
         a, b = key(it.response_a), key(it.response_b)
         if a is None or b is None or a == b:
             return "A"
         return "A" if a > b else "B"
+
     return pick
 
 
@@ -269,6 +306,7 @@ def learned_last_digit_table(train_items):
     def pick(it: PairwiseItem) -> str:
         c = table.get((last_digit(it.response_a), last_digit(it.response_b)), Counter())
         return "B" if c["B"] > c["A"] else "A"
+
     return pick
 
 
@@ -297,16 +335,24 @@ def test_the_baselines_can_detect_a_cue():
     pad = " I double-checked every step of this carefully."
 
     def cue(it: PairwiseItem) -> PairwiseItem:
-        return PairwiseItem(**{**it.__dict__, "response_a": it.response_a + (pad if it.label == "A" else ""),
-                               "response_b": it.response_b + (pad if it.label == "B" else "")})
+        return PairwiseItem(
+            **{
+                **it.__dict__,
+                "response_a": it.response_a + (pad if it.label == "A" else ""),
+                "response_b": it.response_b + (pad if it.label == "B" else ""),
+            }
+        )
 
     assert accuracy([cue(it) for it in items], by_comparison(len)) > 0.75
 
 
 def test_the_longer_answer_is_sometimes_right_sometimes_wrong(items_1000):
     items = items_1000["train"]
-    right_longer = sum(len(it.response_a if it.label == "A" else it.response_b)
-                       > len(it.response_b if it.label == "A" else it.response_a) for it in items)
+    right_longer = sum(
+        len(it.response_a if it.label == "A" else it.response_b)
+        > len(it.response_b if it.label == "A" else it.response_a)
+        for it in items
+    )
     assert 400 <= right_longer <= 600
 
 
@@ -381,8 +427,11 @@ def test_sound_judgment_recomputes_the_answer():
 
 
 def test_hand_checked_arithmetic_judgment():
-    it = next(i for i in generate_items(40, split="train", seed=0)
-              if i.domain == "arithmetic" and i.meta["params"]["form"] == "x*y+z")
+    it = next(
+        i
+        for i in generate_items(40, split="train", seed=0)
+        if i.domain == "arithmetic" and i.meta["params"]["form"] == "x*y+z"
+    )
     p = it.meta["params"]
     product = p["x"] * p["y"]
     judgment = build_judgment(it, "cj2_short")
@@ -465,12 +514,15 @@ def test_pointwise_views_and_judgments():
             score = int(parse_verdict(build_judgment(v, "pointwise_score"), "score"))
             assert (score >= 8) if v.correct else (score <= 3)
             flipped = "no" if v.correct else "yes"
-            assert parse_verdict(build_judgment(v, "correctness", flawed=True, verdict=flipped),
-                                 "correctness") == flipped
+            assert (
+                parse_verdict(build_judgment(v, "correctness", flawed=True, verdict=flipped), "correctness")
+                == flipped
+            )
             assert parse_verdict(build_judgment(v, "correctness", verdict=flipped), "correctness") == flipped
 
 
 # ------------------------------------------------------------------- records
+
 
 def test_build_records_gold_critiques():
     items = generate_items(20, split="train", seed=2)
@@ -498,7 +550,9 @@ def test_build_records_with_template_diversity():
 
 
 def test_builtin_dataset_is_generate_then_build():
-    assert builtin_dataset("test", 6, seed=9) == build_records(generate_items(6, split="test", seed=9), seed=9)
+    assert builtin_dataset("test", 6, seed=9) == build_records(
+        generate_items(6, split="test", seed=9), seed=9
+    )
     # a lone template name is one template
     assert builtin_dataset("test", 4, template_names="mtbench_pair")[0].format == "brackets"
     assert {it.domain for it in generate_items(4, split="test", families="dates")} == {"dates"}

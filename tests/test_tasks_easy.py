@@ -36,8 +36,20 @@ _OPPOSITE = {**{a: b for a, b, _, _ in ANTONYMS}, **{b: a for a, b, _, _ in ANTO
 _PLURAL = {s: p for s, p, _, _ in PLURALS}
 _SCIENCE = {q: t for q, _, t, _ in SCIENCE}
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def _follows(instruction: str, text: str) -> bool:
@@ -78,8 +90,9 @@ def recompute(item) -> str | None:
     if fam == "reading":
         passage, question = p["passage"], p["question"]
         if m := re.match(r"What color is (\w+)'s (\w+)\?", question):
-            return re.search(rf"{m.group(1)} is \d+ years old and has (?:.*?)\ban? (\w+) {m.group(2)}\b",
-                             passage).group(1)
+            return re.search(
+                rf"{m.group(1)} is \d+ years old and has (?:.*?)\ban? (\w+) {m.group(2)}\b", passage
+            ).group(1)
         if m := re.match(r"Who has the (\w+ \w+)\?", question):
             return re.search(rf"(\w+) is \d+ years old and has [^.]*\ban? {m.group(1)}\b", passage).group(1)
         name = re.match(r"How old is (\w+)\?", question).group(1)
@@ -116,8 +129,16 @@ def test_truth_is_recomputed_independently_for_every_easy_family(split, easy_ite
 
 def test_easy_and_hard_tiers_and_held_out_families():
     easy_train = set(split_families("train", EASY))
-    assert {"small_arithmetic", "compare", "capitals", "antonyms", "plurals", "science", "instructions",
-            "reading"} == easy_train
+    assert {
+        "small_arithmetic",
+        "compare",
+        "capitals",
+        "antonyms",
+        "plurals",
+        "science",
+        "instructions",
+        "reading",
+    } == easy_train
     assert held_out_families("validation", EASY) == ["first_letter"]
     assert held_out_families("test", EASY) == ["next_in_sequence"]
     assert held_out_families("validation") == ["percentages"]  # the hard tier, the default
@@ -175,10 +196,14 @@ def test_labels_balanced_and_surface_cues_at_chance(split, easy_items):
         def pick(it):
             a, b = key(it.response_a), key(it.response_b)
             return "A" if a is None or b is None or a == b else ("A" if a > b else "B")
+
         return pick
 
-    for name, pick in {"longer": pick_by(len), "shorter": pick_by(lambda t: -len(t)),
-                       "larger final number": pick_by(last_number)}.items():
+    for name, pick in {
+        "longer": pick_by(len),
+        "shorter": pick_by(lambda t: -len(t)),
+        "larger final number": pick_by(last_number),
+    }.items():
         acc = sum(pick(it) == it.label for it in items) / len(items)
         assert 0.44 <= acc <= 0.56, f"{split}: {name} scores {acc:.3f}"
 
@@ -254,8 +279,9 @@ def test_datamodule_eval_items_separate_trained_and_held_out_families():
 def test_both_orders_puts_each_training_question_in_both_orders():
     from cj2.data.datamodule import SWAP_SUFFIX, JudgeDataModule, pair_key
 
-    dm = JudgeDataModule(None, builtin={"n_train": 10, "n_val": 4, "seed": 0, "tiers": ["easy"],
-                                        "both_orders": True})
+    dm = JudgeDataModule(
+        None, builtin={"n_train": 10, "n_val": 4, "seed": 0, "tiers": ["easy"], "both_orders": True}
+    )
     items = dm._builtin_items("train", 10)
     assert len(items) == 10 and len({it.id for it in items}) == 10
     for first, second in zip(items[::2], items[1::2]):

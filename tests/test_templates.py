@@ -34,13 +34,25 @@ EXPECTED = {  # name: (format, kind)
     "cj2_check": ("cj2_choice", "pairwise"),
     "cj2_direct": ("cj2_choice", "pairwise"),
 }
-CRITICAL_KEYS = ["User's Demand", "Strengths of Model A", "Weaknesses of Model A", "Strengths of Model B",
-                 "Weaknesses of Model B", "Reasoning"]
+CRITICAL_KEYS = [
+    "User's Demand",
+    "Strengths of Model A",
+    "Weaknesses of Model A",
+    "Strengths of Model B",
+    "Weaknesses of Model B",
+    "Reasoning",
+]
 
 
 def pair(**kw) -> PairwiseItem:
-    base = dict(id="t/1", question="What is 17 * 3 + 8?", response_a="17 * 3 = 51; 51 + 8 = 59. It is 59.",
-                response_b="The answer is 58.", label="A", domain="arithmetic")
+    base = dict(
+        id="t/1",
+        question="What is 17 * 3 + 8?",
+        response_a="17 * 3 = 51; 51 + 8 = 59. It is 59.",
+        response_b="The answer is 58.",
+        label="A",
+        domain="arithmetic",
+    )
     base.update(kw)
     return PairwiseItem(**base)
 
@@ -66,6 +78,7 @@ def sections_for(t: JudgeTemplate, language: str = "en"):
 
 
 # ------------------------------------------------------------------ registry
+
 
 def test_registry_has_the_templates_with_their_formats_and_kinds():
     assert {n: (t.format, t.kind) for n, t in TEMPLATES.items() if n in EXPECTED} == EXPECTED
@@ -104,6 +117,7 @@ def test_critical_template_asks_for_the_seven_keys_in_order():
 
 
 # ------------------------------------------------------------------- prompts
+
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_render_holds_question_and_responses(name):
@@ -144,7 +158,9 @@ def test_pointwise_prompt_shows_the_reference_when_there_is_one():
 
 
 def test_earlier_turns_are_shown_before_the_question():
-    item = pair(conversation=[{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}])
+    item = pair(
+        conversation=[{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]
+    )
     content = get_template("cj2_eval").render(item)[-1]["content"]
     assert content.index("Hi there") < content.index("Hello!") < content.index(item.question)
 
@@ -172,8 +188,21 @@ def test_judgerbenchv2_english_and_chinese_variants():
 
 
 def test_judgerbenchv2_criterion_depends_on_domain_with_generic_fallback():
-    sentences = {criterion_for(d) for d in ("Knowledge", "Longtext", "Reason & Analysis", "safe", "Hallucination",
-                                            "chatQA", "IF", "LanTask", "Creation", "Code & AI")}
+    sentences = {
+        criterion_for(d)
+        for d in (
+            "Knowledge",
+            "Longtext",
+            "Reason & Analysis",
+            "safe",
+            "Hallucination",
+            "chatQA",
+            "IF",
+            "LanTask",
+            "Creation",
+            "Code & AI",
+        )
+    }
     assert len(sentences) == 10
     assert criterion_for("Code_and_AI") == criterion_for("code & ai")
     assert criterion_for("something else") == criterion_for(None) == criterion_for("")
@@ -185,6 +214,7 @@ def test_judgerbenchv2_criterion_depends_on_domain_with_generic_fallback():
 
 # ----------------------------------------------------------------- responses
 
+
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_render_response_ends_in_the_verdict_for_every_label(name):
     t = TEMPLATES[name]
@@ -194,7 +224,7 @@ def test_render_response_ends_in_the_verdict_for_every_label(name):
         found = locate_verdict(response, t.format)
         assert found is not None
         # Nothing after the verdict but the closing of its marker / object.
-        assert len(response) - found[2] <= 4, response[found[2]:]
+        assert len(response) - found[2] <= 4, response[found[2] :]
 
 
 @pytest.mark.parametrize("name", [n for n, t in TEMPLATES.items() if t.keys])
@@ -260,12 +290,22 @@ def test_prose_mapping_sections_are_joined_as_lines():
 def test_no_verdict_marker_is_spelled_in_the_templates_module():
     # Exactly one module (cj2.verdict) knows what a verdict looks like.
     source = Path(templates_module.__file__).read_text(encoding="utf-8")
-    for marker in ('"Choice": "Model', "[[A]]", "[[B]]", "[[C]]", "[[A>B]]", "[[A=B]]", '"winner": "',
-                   "Rating: [[", '"Correct": "'):
+    for marker in (
+        '"Choice": "Model',
+        "[[A]]",
+        "[[B]]",
+        "[[C]]",
+        "[[A>B]]",
+        "[[A=B]]",
+        '"winner": "',
+        "Rating: [[",
+        '"Correct": "',
+    ):
         assert marker not in source, marker
 
 
 # ---------------------------------------------------------------- the draw
+
 
 def test_sample_template_is_a_pure_function_of_seed_and_id():
     names = ["cj2_critical", "mtbench_pair", "arena_hard", "judgerbenchv2", "cj2_eval"]

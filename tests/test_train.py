@@ -20,11 +20,23 @@ CONF = ROOT / "conf"
 register_resolvers()
 
 TINY_RUN = [
-    "model=tiny", "logger=csv", "data.builtin.n_train=16", "data.builtin.n_val=8", "data.batch_size=4",
-    "data.max_length=384", "trainer.max_steps=4", "trainer.precision=32-true", "trainer.enable_progress_bar=false",
-    "trainer.log_every_n_steps=1", "eval.generated.n_items=2", "eval.generated.max_new_tokens=8",
-    "eval.generated.untrained_baseline=false", "checkpoint_every_n_steps=2", "export=false",
-    "optimizer.lr=1e-3", "eval.verdict_logits.n_queries=2",
+    "model=tiny",
+    "logger=csv",
+    "data.builtin.n_train=16",
+    "data.builtin.n_val=8",
+    "data.batch_size=4",
+    "data.max_length=384",
+    "trainer.max_steps=4",
+    "trainer.precision=32-true",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "eval.generated.n_items=2",
+    "eval.generated.max_new_tokens=8",
+    "eval.generated.untrained_baseline=false",
+    "checkpoint_every_n_steps=2",
+    "export=false",
+    "optimizer.lr=1e-3",
+    "eval.verdict_logits.n_queries=2",
 ]
 
 
@@ -63,7 +75,9 @@ def test_trainers_instantiate_with_tiny(trainer):
     import hydra
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["model=tiny", f"trainer={trainer}", "trainer.accelerator=cpu"])
+        cfg = compose(
+            config_name="train", overrides=["model=tiny", f"trainer={trainer}", "trainer.accelerator=cpu"]
+        )
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     tcfg["precision"] = "32-true"
     t = hydra.utils.instantiate(tcfg, logger=False, _convert_="all")
@@ -92,7 +106,9 @@ def test_each_objective_trains_and_writes_metrics(tmp_path, loss, monkeypatch):
         assert metrics[f"{prefix}/verdict_logit_n"] == 24
         assert 0.0 <= metrics[f"{prefix}/verdict_logit_acc"] <= 1.0
         assert 0.0 <= metrics[f"{prefix}/jbv2_final"] <= 100.0
-    assert len(list((tmp_path / "cache" / "baselines").glob("*.json"))) == 1  # verdict logits (generated: off)
+    assert (
+        len(list((tmp_path / "cache" / "baselines").glob("*.json"))) == 1
+    )  # verdict logits (generated: off)
 
 
 def test_every_trainable_parameter_gets_gradient_and_changes(tokenizer):
@@ -101,7 +117,9 @@ def test_every_trainable_parameter_gets_gradient_and_changes(tokenizer):
     from cj2.module import JudgeModule
 
     model = load_model("tiny", seed=0, tokenizer=tokenizer)
-    dm = JudgeDataModule(tokenizer, builtin={"n_train": 8, "n_val": 0}, batch_size=8, need_verdict_tokens=True)
+    dm = JudgeDataModule(
+        tokenizer, builtin={"n_train": 8, "n_val": 0}, batch_size=8, need_verdict_tokens=True
+    )
     dm.setup("fit")
     dm.val_set = None
     batch = next(iter(dm.train_dataloader()))
@@ -126,8 +144,12 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted(tmp_path):
     from cj2.train import train
 
     full, part = tmp_path / "full", tmp_path / "part"
-    common = ["trainer.max_steps=6", "checkpoint_every_n_steps=1", "data.builtin.n_train=40",
-              "eval.generated.enabled=false"]
+    common = [
+        "trainer.max_steps=6",
+        "checkpoint_every_n_steps=1",
+        "data.builtin.n_train=40",
+        "eval.generated.enabled=false",
+    ]
     train(cfg_for(full, *common))
     # the interrupted run: stop after 3 steps (same schedule length), then resume to 6
     train(cfg_for(part, *common, "stop_after_steps=3"))
@@ -146,15 +168,26 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted(tmp_path):
 
 def _run(args, cwd, timeout=600):
     env = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "cj2.train", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cj2.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path):
     args = [a for a in TINY_RUN if not a.startswith("logger")] + [
-        "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "logger=csv", "run_name=ddp",
-        f"output_root={tmp_path}"]
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "logger=csv",
+        "run_name=ddp",
+        f"output_root={tmp_path}",
+    ]
     r = _run(args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = tmp_path / "runs" / "ddp"
@@ -167,8 +200,11 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_comparison_table(tmp_path):
-    args = ["-m"] + [a for a in TINY_RUN if not a.startswith("logger")] + [
-        "loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
+    args = (
+        ["-m"]
+        + [a for a in TINY_RUN if not a.startswith("logger")]
+        + ["loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
+    )
     r = _run(args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "sweep"
@@ -202,7 +238,9 @@ def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, t
     rows = ev.generate(tiny_model, tokenizer)
     assert len(seen) == 1 and seen[0] is not tiny_model and next(seen[0].parameters()).dtype == torch.bfloat16
     assert tiny_model.training
-    assert all(p.dtype == torch.float32 and torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
+    assert all(
+        p.dtype == torch.float32 and torch.equal(before[n], p) for n, p in tiny_model.named_parameters()
+    )
     assert [(r["id"], r["order"]) for r in rows] == [(i.id, o) for i in items for o in ("AB", "BA")]
     assert ev.score(rows)["val/n_judgments"] == 4
 
@@ -230,8 +268,14 @@ def test_sharded_strategy_skips_the_in_loop_evaluations(tiny_model, tokenizer):
         training = False
         is_global_zero = True
 
-    module = JudgeModule(tiny_model, {"name": "sft"}, None, tokenizer=tokenizer, generated_eval=Eval(),
-                         verdict_logit_eval=Eval())
+    module = JudgeModule(
+        tiny_model,
+        {"name": "sft"},
+        None,
+        tokenizer=tokenizer,
+        generated_eval=Eval(),
+        verdict_logit_eval=Eval(),
+    )
     module.run_generated_eval = True
     trainer = FakeTrainer()
     trainer.strategy = FSDPStrategy()
@@ -259,14 +303,22 @@ def _side_records(n: int, seed: int):
         label = "A" if i % 2 == 0 else "B"
         side = "left" if label == "A" else "right"
         words = " ".join(rng.sample(fillers, 3))
-        recs.append(TrainRecord(id=f"side/{seed}/{i}", messages=[{"role": "user", "content": f"{words} {side}"}],
-                                response=f'{{"Choice": "Model {label}"}}', verdict=label, format="cj2_choice",
-                                source="test"))
+        recs.append(
+            TrainRecord(
+                id=f"side/{seed}/{i}",
+                messages=[{"role": "user", "content": f"{words} {side}"}],
+                response=f'{{"Choice": "Model {label}"}}',
+                verdict=label,
+                format="cj2_choice",
+                source="test",
+            )
+        )
     return recs
 
 
-def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, zero_term: bool = False,
-                             steps: int = 40) -> tuple[float, float]:
+def _margin_verdict_accuracy(
+    tokenizer, *, flip_sign: bool = False, zero_term: bool = False, steps: int = 40
+) -> tuple[float, float]:
     """Teacher-forced verdict accuracy on new items before and after ``steps`` margin-loss steps on the tiny
     model (loss=margin: the verdict token has no CE, only the margin term trains it)."""
     from cj2.data.datamodule import JudgeDataModule
@@ -276,8 +328,14 @@ def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, zero_term: b
 
     torch.manual_seed(0)
     model = load_model("tiny", seed=0, tokenizer=tokenizer)
-    dm = JudgeDataModule(tokenizer, builtin=None, batch_size=16, need_verdict_tokens=True,
-                         train_records=_side_records(64, 0), val_records=_side_records(32, 1))
+    dm = JudgeDataModule(
+        tokenizer,
+        builtin=None,
+        batch_size=16,
+        need_verdict_tokens=True,
+        train_records=_side_records(64, 0),
+        val_records=_side_records(32, 1),
+    )
     dm.setup("fit")
     module = JudgeModule(model, {"name": "margin"}, lambda p: torch.optim.AdamW(p, lr=3e-3, weight_decay=0.0))
     opt = module.optimizer_factory([p for p in model.parameters() if p.requires_grad])
@@ -285,8 +343,10 @@ def _margin_verdict_accuracy(tokenizer, *, flip_sign: bool = False, zero_term: b
     def accuracy() -> float:
         model.eval()
         with torch.no_grad():
-            correct = [module.compute_loss(b, exact_step_norm=False)["verdict_correct"].float()
-                       for b in dm.val_dataloader()]
+            correct = [
+                module.compute_loss(b, exact_step_norm=False)["verdict_correct"].float()
+                for b in dm.val_dataloader()
+            ]
         model.train()
         return float(torch.cat(correct).mean())
 
@@ -331,20 +391,41 @@ def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, mo
     from cj2.train import train
 
     monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
-    train(cfg_for(tmp_path, "data.builtin.tiers=[easy]", "data.builtin.both_orders=true",
-                  "data.builtin.templates=[cj2_direct]", "eval.generated.template=cj2_direct",
-                  "eval.generated.n_unseen_items=2", "eval.verdict_logits.items=heldout",
-                  "eval.verdict_logits.both_orders=true", "eval.verdict_logits.untrained_baseline=false",
-                  "export=true"))
+    train(
+        cfg_for(
+            tmp_path,
+            "data.builtin.tiers=[easy]",
+            "data.builtin.both_orders=true",
+            "data.builtin.templates=[cj2_direct]",
+            "eval.generated.template=cj2_direct",
+            "eval.generated.n_unseen_items=2",
+            "eval.verdict_logits.items=heldout",
+            "eval.verdict_logits.both_orders=true",
+            "eval.verdict_logits.untrained_baseline=false",
+            "export=true",
+        )
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     # the headline over the trained families, the held-out family apart, per gold label as shown
-    for key in ("val/judge_acc", "val/judge_acc_ci_low", "val/judge_acc_unseen_family", "val/judge_acc_gold_A",
-                "val/judge_acc_gold_B", "val/verdict_logit_acc_gold_A", "val/verdict_logit_logodds_gold_B",
-                "val/verdict_logit_letter_bias", "val/verdict_logit_acc_unseen_family"):
+    for key in (
+        "val/judge_acc",
+        "val/judge_acc_ci_low",
+        "val/judge_acc_unseen_family",
+        "val/judge_acc_gold_A",
+        "val/judge_acc_gold_B",
+        "val/verdict_logit_acc_gold_A",
+        "val/verdict_logit_logodds_gold_B",
+        "val/verdict_logit_letter_bias",
+        "val/verdict_logit_acc_unseen_family",
+    ):
         assert key in metrics, key
     assert metrics["val/n_judgments"] == 4 and metrics["val/n_judgments_unseen_family"] == 4
     rows = list(csv.DictReader(next((tmp_path / "csv").rglob("metrics.csv")).open()))
     lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
     assert len(lrs) == 4 and lrs[-1] < max(lrs)  # the scheduled rate each step applied, not the peak
-    assert read_judge_card(tmp_path / "hf") == {"template": "cj2_direct", "format": "cj2_choice",
-                                                "loss": "margin", "run": tmp_path.name}
+    assert read_judge_card(tmp_path / "hf") == {
+        "template": "cj2_direct",
+        "format": "cj2_choice",
+        "loss": "margin",
+        "run": tmp_path.name,
+    }

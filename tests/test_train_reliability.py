@@ -29,9 +29,19 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _cmd(root: Path, name: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "cj2.train", *TINY_RUN, "trainer.max_steps=8", "checkpoint_every_n_steps=1",
-            "data.builtin.n_train=40", "eval.generated.n_items=2", f"output_root={root}", f"run_name={name}",
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "cj2.train",
+        *TINY_RUN,
+        "trainer.max_steps=8",
+        "checkpoint_every_n_steps=1",
+        "data.builtin.n_train=40",
+        "eval.generated.n_items=2",
+        f"output_root={root}",
+        f"run_name={name}",
+        *extra,
+    ]
 
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -48,8 +58,13 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
     seed = random.randrange(2**32)
     kill_after = random.Random(seed).randint(2, 6)
     why = f"kill_after={kill_after} (seed {seed})"
-    proc = subprocess.Popen(_cmd(tmp_path, "killed"), env={**ENV, KILL_ENV: f"train.step:{kill_after}"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        _cmd(tmp_path, "killed"),
+        env={**ENV, KILL_ENV: f"train.step:{kill_after}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         _, err = proc.communicate(timeout=900)
     finally:
@@ -63,8 +78,9 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
     step = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
     assert step == kill_after, why
 
-    resumed = subprocess.run(_cmd(tmp_path, "killed", "ckpt_path=last"), env=ENV, capture_output=True,
-                             text=True, timeout=900)
+    resumed = subprocess.run(
+        _cmd(tmp_path, "killed", "ckpt_path=last"), env=ENV, capture_output=True, text=True, timeout=900
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = _metrics(tmp_path / "runs" / "ref"), _metrics(run)
     assert a["global_step"] == b["global_step"] == 8, why
@@ -87,7 +103,9 @@ def test_nonfinite_loss_stops_with_record_ids_or_is_skipped_and_counted(tokenize
     from cj2.data.datamodule import JudgeDataModule
     from cj2.module import JudgeModule, NonFiniteLossError
 
-    dm = JudgeDataModule(tokenizer, builtin={"n_train": 4, "n_val": 0}, batch_size=4, need_verdict_tokens=True)
+    dm = JudgeDataModule(
+        tokenizer, builtin={"n_train": 4, "n_val": 0}, batch_size=4, need_verdict_tokens=True
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     with torch.no_grad():

@@ -35,9 +35,9 @@ SEVEN_KEYS = (
     '"Reasoning": "Model A keeps every element; the choice is clear.", "Choice": "Model A"}'
 )
 ARENA_INSTRUCTION = (
-    'Output your final verdict with a label: 1. Assistant A is significantly better: [[A>>B]] '
-    '2. Assistant A is slightly better: [[A>B]] 3. Tie, relatively the same: [[A=B]] '
-    '4. Assistant B is slightly better: [[B>A]] 5. Assistant B is significantly better: [[B>>A]]. '
+    "Output your final verdict with a label: 1. Assistant A is significantly better: [[A>>B]] "
+    "2. Assistant A is slightly better: [[A>B]] 3. Tie, relatively the same: [[A=B]] "
+    "4. Assistant B is slightly better: [[B>A]] 5. Assistant B is significantly better: [[B>>A]]. "
     'Example output: "My final verdict is tie: [[A=B]]".\n'
 )
 BRACKET_INSTRUCTION = (
@@ -56,15 +56,35 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("choice-canonical", "cj2_choice", '"Choice": "Model A"', "A", SURFACE),
     ("choice-canonical-B", "cj2_choice", '"Choice": "Model B"', "B", SURFACE),
     ("choice-seven-keys", "cj2_choice", SEVEN_KEYS, "A", SURFACE),
-    ("choice-instruction-then-answer", "cj2_choice", CJ2_INSTRUCTION + "Analysis...\n" + '{"Choice": "Model B"}',
-     "B", SURFACE),
-    ("choice-echoed-placeholder", "cj2_choice", CJ2_INSTRUCTION + "Analysis... " + '{"Choice": "[Model A or Model B]"}',
-     None, None),
+    (
+        "choice-instruction-then-answer",
+        "cj2_choice",
+        CJ2_INSTRUCTION + "Analysis...\n" + '{"Choice": "Model B"}',
+        "B",
+        SURFACE,
+    ),
+    (
+        "choice-echoed-placeholder",
+        "cj2_choice",
+        CJ2_INSTRUCTION + "Analysis... " + '{"Choice": "[Model A or Model B]"}',
+        None,
+        None,
+    ),
     ("choice-placeholder-only", "cj2_choice", '{ "Choice": "[Model A or Model B]" }', None, None),
-    ("choice-placeholder-then-answer", "cj2_choice", '{"Choice": "[Model A or Model B]"}\n{"Choice": "Model B"}',
-     "B", SURFACE),
-    ("choice-earlier-contradiction", "cj2_choice",
-     'At first glance "Choice": "Model B" looks right, but B drops an item. {"Choice": "Model A"}', "A", SURFACE),
+    (
+        "choice-placeholder-then-answer",
+        "cj2_choice",
+        '{"Choice": "[Model A or Model B]"}\n{"Choice": "Model B"}',
+        "B",
+        SURFACE,
+    ),
+    (
+        "choice-earlier-contradiction",
+        "cj2_choice",
+        'At first glance "Choice": "Model B" looks right, but B drops an item. {"Choice": "Model A"}',
+        "A",
+        SURFACE,
+    ),
     ("choice-two-keys-side-by-side", "cj2_choice", '{"Choice": "Model A", "Choice": "Model B"}', None, None),
     ("choice-or-between", "cj2_choice", '"Choice": "Model A" or "Choice": "Model B"', None, None),
     ("choice-same-twice", "cj2_choice", '"Choice": "Model A", "Choice": "Model A"', "A", SURFACE),
@@ -74,33 +94,66 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("choice-single-quotes", "cj2_choice", "{'Choice': 'Model B'}", "B", SURFACE),
     ("choice-curly-quotes", "cj2_choice", "“Choice”: “Model A”", "A", SURFACE),
     ("choice-markdown-bold", "cj2_choice", '**Choice**: "Model B"', "B", SURFACE),
-    ("choice-code-fence", "cj2_choice", '```json\n{\n  "Reasoning": "x",\n  "Choice": "Model A"\n}\n```', "A",
-     SURFACE),
+    (
+        "choice-code-fence",
+        "cj2_choice",
+        '```json\n{\n  "Reasoning": "x",\n  "Choice": "Model A"\n}\n```',
+        "A",
+        SURFACE,
+    ),
     ("choice-trailing-punctuation", "cj2_choice", '"Choice": "Model B"}.', "B", SURFACE),
     ("choice-lowercase-key-and-model", "cj2_choice", 'choice: "model A"', "A", SURFACE),
     ("choice-lowercase-letter", "cj2_choice", '"Choice": "Model a"', None, None),
     ("choice-letter-only-value", "cj2_choice", '"Choice": "A"', None, None),
     ("choice-model-c", "cj2_choice", '"Choice": "Model C"', None, None),
     ("choice-inner-whitespace", "cj2_choice", '"Choice": " Model  A "', "A", SURFACE),
-    ("choice-value-with-extra-words", "cj2_choice", "\"Choice\": \"Model A's answer\"", None, None),
+    ("choice-value-with-extra-words", "cj2_choice", '"Choice": "Model A\'s answer"', None, None),
     ("choice-truncated-value", "cj2_choice", '"Choice": "Model A', None, None),
     ("choice-truncated-after-colon", "cj2_choice", 'Reasoning done. "Choice": ', None, None),
-    ("choice-truncated-after-earlier-verdict", "cj2_choice", '"Choice": "Model B" is tempting. "Choice": "Mod',
-     None, None),
+    (
+        "choice-truncated-after-earlier-verdict",
+        "cj2_choice",
+        '"Choice": "Model B" is tempting. "Choice": "Mod',
+        None,
+        None,
+    ),
     ("choice-value-broken-by-newline", "cj2_choice", '"Choice": "Model A\n"}', None, None),
     ("choice-unquoted-value", "cj2_choice", "Choice: Model A", None, None),
-    ("choice-prose-after-verdict", "cj2_choice", '{"Choice": "Model A"}\nMy choice: this was close.', None, None),
-    ("choice-prose-without-colon", "cj2_choice", '{"Choice": "Model A"}\nIt was a hard choice.', "A", SURFACE),
+    (
+        "choice-prose-after-verdict",
+        "cj2_choice",
+        '{"Choice": "Model A"}\nMy choice: this was close.',
+        None,
+        None,
+    ),
+    (
+        "choice-prose-without-colon",
+        "cj2_choice",
+        '{"Choice": "Model A"}\nIt was a hard choice.',
+        "A",
+        SURFACE,
+    ),
     ("choice-other-key-prefix", "cj2_choice", '"Choice": "Model B", "Multichoice": "Model A"', "B", SURFACE),
     ("choice-key-suffix", "cj2_choice", '"Choice": "Model B", "Choice_reason": "Model A"', "B", SURFACE),
     ("choice-brackets-are-not-markers", "cj2_choice", "[[A]]", None, None),
-    ("choice-opencompass-marker-unicode", "cj2_choice", '分析：模型 A 更好。\n"Choice": "Model A" ✅', "A", SURFACE),
+    (
+        "choice-opencompass-marker-unicode",
+        "cj2_choice",
+        '分析：模型 A 更好。\n"Choice": "Model A" ✅',
+        "A",
+        SURFACE,
+    ),
     ("choice-triple-key", "cj2_choice", '"Choice": "Choice": "Model A"', "A", SURFACE),
     # ---------------------------------------------------------------- brackets
     ("brackets-A", "brackets", "[[A]]", "A", SURFACE),
     ("brackets-tie", "brackets", "Both are equally good. [[C]]", "tie", SURFACE),
-    ("brackets-instruction-then-answer", "brackets", BRACKET_INSTRUCTION + "B is wrong.\n\nFinal verdict: [[A]]",
-     "A", SURFACE),
+    (
+        "brackets-instruction-then-answer",
+        "brackets",
+        BRACKET_INSTRUCTION + "B is wrong.\n\nFinal verdict: [[A]]",
+        "A",
+        SURFACE,
+    ),
     ("brackets-instruction-only", "brackets", BRACKET_INSTRUCTION, "tie", SURFACE),
     ("brackets-side-by-side", "brackets", "My verdict: [[A]] [[B]]", None, None),
     ("brackets-or", "brackets", "[[A]] or [[B]]", None, None),
@@ -132,7 +185,13 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("arena-tie", "arena", "My final verdict is tie: [[A=B]]", "tie", SURFACE),
     ("arena-B", "arena", "[[B>A]]", "B", SURFACE),
     ("arena-B-strong", "arena", "[[B>>A]].", "B", "B>>A"),
-    ("arena-instruction-then-answer", "arena", ARENA_INSTRUCTION + "Assistant B is wrong.\n[[A>>B]]", "A", "A>>B"),
+    (
+        "arena-instruction-then-answer",
+        "arena",
+        ARENA_INSTRUCTION + "Assistant B is wrong.\n[[A>>B]]",
+        "A",
+        "A>>B",
+    ),
     ("arena-instruction-only", "arena", ARENA_INSTRUCTION, "tie", SURFACE),
     ("arena-agreeing-strengths", "arena", "[[A>B]] [[A>>B]]", "A", "A>>B"),
     ("arena-side-by-side", "arena", "[[A>B]] or [[B>A]]", None, None),
@@ -145,17 +204,33 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("winner-canonical", "winner_json", '{"analysis": "A is right", "winner": "A"}', "A", SURFACE),
     ("winner-chinese-key", "winner_json", '{"分析": "B 更好", "胜者": "B"}', "B", SURFACE),
     ("winner-chinese-fullwidth", "winner_json", "“胜者”：“A”", "A", SURFACE),
-    ("winner-instruction-then-answer", "winner_json", WINNER_INSTRUCTION + '{"analysis": "...", "winner": "B"}',
-     "B", SURFACE),
+    (
+        "winner-instruction-then-answer",
+        "winner_json",
+        WINNER_INSTRUCTION + '{"analysis": "...", "winner": "B"}',
+        "B",
+        SURFACE,
+    ),
     ("winner-instruction-only", "winner_json", WINNER_INSTRUCTION, "B", SURFACE),
     ("winner-C", "winner_json", '{"winner": "C"}', None, None),
     ("winner-tie-word", "winner_json", '{"winner": "tie"}', None, None),
     ("winner-lowercase-letter", "winner_json", '{"winner": "a"}', None, None),
     ("winner-uppercase-key", "winner_json", '{"Winner": "B"}', "B", SURFACE),
     ("winner-single-quotes", "winner_json", "{'winner': 'A'}", "A", SURFACE),
-    ("winner-analysis-mentions-winner", "winner_json", '{"analysis": "the winner: clearly A", "winner": "B"}',
-     "B", SURFACE),
-    ("winner-key-in-analysis-after", "winner_json", '{"winner": "A", "analysis": "so the winner: B"}', None, None),
+    (
+        "winner-analysis-mentions-winner",
+        "winner_json",
+        '{"analysis": "the winner: clearly A", "winner": "B"}',
+        "B",
+        SURFACE,
+    ),
+    (
+        "winner-key-in-analysis-after",
+        "winner_json",
+        '{"winner": "A", "analysis": "so the winner: B"}',
+        None,
+        None,
+    ),
     ("winner-two-side-by-side", "winner_json", '{"winner": "A", "winner": "B"}', None, None),
     ("winner-winners-key", "winner_json", '{"winners": "B", "winner": "A"}', "A", SURFACE),
     ("winner-truncated", "winner_json", '{"analysis": "A wins", "winner": "', None, None),
@@ -166,8 +241,13 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("score-ten", "score", "Rating: [[10]]", "10", SURFACE),
     ("score-one", "score", "Rating: [[1]]", "1", SURFACE),
     ("score-spaces", "score", "Rating: [[ 7 ]]", "7", "7"),
-    ("score-instruction-then-answer", "score", SCORE_INSTRUCTION + "The answer is fine.\nRating: [[8]]", "8",
-     SURFACE),
+    (
+        "score-instruction-then-answer",
+        "score",
+        SCORE_INSTRUCTION + "The answer is fine.\nRating: [[8]]",
+        "8",
+        SURFACE,
+    ),
     ("score-instruction-then-bare", "score", SCORE_INSTRUCTION + "The answer is fine. [[8]]", "5", SURFACE),
     ("score-bare-brackets", "score", "[[7]]", None, None),
     ("score-eleven", "score", "Rating: [[11]]", None, None),
@@ -177,7 +257,13 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("score-no-brackets", "score", "Rating: 7/10", None, None),
     ("score-lowercase-key", "score", "Overall rating: [[6]].", "6", SURFACE),
     ("score-two-ratings", "score", "Rating: [[7]]\nRating: [[8]]", None, None),
-    ("score-earlier-rating", "score", "Rating: [[3]] was my first thought, but on balance Rating: [[4]]", "4", SURFACE),
+    (
+        "score-earlier-rating",
+        "score",
+        "Rating: [[3]] was my first thought, but on balance Rating: [[4]]",
+        "4",
+        SURFACE,
+    ),
     ("score-truncated", "score", "Rating: [[7]] for style. Final Rating: [[", None, None),
     ("score-negative", "score", "Rating: [[-3]]", None, None),
     ("score-bold", "score", "**Rating:** [[9]]", "9", SURFACE),
@@ -191,8 +277,13 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("correct-correctness-key", "correctness", '"Correctness": "yes"', None, None),
     ("correct-both", "correctness", '"Correct": "yes" / "Correct": "no"', None, None),
     ("correct-placeholder", "correctness", '"Correct": "yes or no"', None, None),
-    ("correct-earlier", "correctness", 'Initially "Correct": "yes", but step 3 is wrong. "Correct": "no"', "no",
-     SURFACE),
+    (
+        "correct-earlier",
+        "correctness",
+        'Initially "Correct": "yes", but step 3 is wrong. "Correct": "no"',
+        "no",
+        SURFACE,
+    ),
     ("correct-truncated", "correctness", '"Correct": "ye', None, None),
     # ---------------------------------------------------------------- length bound: values of at most 200 characters
     ("bound-value-fits", "cj2_choice", '"Choice": "' + " " * 193 + 'Model A"', "A", SURFACE),
@@ -200,11 +291,22 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
     ("bound-brackets-fit", "brackets", "[[" + " " * 199 + "A]]", "A", SURFACE),
     ("bound-brackets-too-long", "brackets", "[[" + " " * 200 + "A]]", None, None),
     # ---------------------------------------------------------------- every format: nothing to read
-    *[(f"{fmt}-{name}", fmt, text, None, None)
-      for fmt in FORMATS
-      for name, text in [("empty", ""), ("None", "None"), ("null", "null"), ("NA", "N/A"), ("space", "   "),
-                         ("nul", "\x00"), ("surrogate", "\ud800"), ("emoji", "🤖 A B"), ("letter", "A"),
-                         ("prose", "Model A is better than Model B.")]],
+    *[
+        (f"{fmt}-{name}", fmt, text, None, None)
+        for fmt in FORMATS
+        for name, text in [
+            ("empty", ""),
+            ("None", "None"),
+            ("null", "null"),
+            ("NA", "N/A"),
+            ("space", "   "),
+            ("nul", "\x00"),
+            ("surrogate", "\ud800"),
+            ("emoji", "🤖 A B"),
+            ("letter", "A"),
+            ("prose", "Model A is better than Model B."),
+        ]
+    ],
     # ---------------------------------------------------------------- format "none" ignores every marker
     ("none-ignores-markers", "none", '[[A]] "Choice": "Model A" Rating: [[7]] "Correct": "yes"', None, None),
 ]
@@ -263,8 +365,13 @@ RENDERED = {
     ("correctness", "no"): '"Correct": "no"',
 }
 SURFACES = {
-    ("cj2_choice", "A"): "A", ("brackets", "tie"): "C", ("arena", "A"): "A>B", ("arena", "tie"): "A=B",
-    ("winner_json", "B"): "B", ("score", "10"): "10", ("correctness", "no"): "no",
+    ("cj2_choice", "A"): "A",
+    ("brackets", "tie"): "C",
+    ("arena", "A"): "A>B",
+    ("arena", "tie"): "A=B",
+    ("winner_json", "B"): "B",
+    ("score", "10"): "10",
+    ("correctness", "no"): "no",
 }
 
 
@@ -273,8 +380,15 @@ def test_formats_and_labels() -> None:
     for fmt in FORMATS:
         assert labels_for(fmt) == LABELS[fmt]
     single = {fmt: single_token_labels(fmt) for fmt in FORMATS}
-    assert single == {"cj2_choice": True, "brackets": True, "arena": False, "winner_json": True,
-                      "score": False, "correctness": True, "none": False}
+    assert single == {
+        "cj2_choice": True,
+        "brackets": True,
+        "arena": False,
+        "winner_json": True,
+        "score": False,
+        "correctness": True,
+        "none": False,
+    }
 
 
 @pytest.mark.parametrize(("key", "text"), sorted(RENDERED.items()))
@@ -299,7 +413,7 @@ def test_arena_strong() -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_round_trip_every_label(fmt: str) -> None:
     for label in labels_for(fmt):
-        for strong in ([False, True] if fmt == "arena" else [False]):
+        for strong in [False, True] if fmt == "arena" else [False]:
             text = render_verdict(label, fmt, strong=strong)
             assert parse_verdict(text, fmt) == label
             found, start, end = locate_verdict(text, fmt)
@@ -312,9 +426,20 @@ def test_round_trip_every_label(fmt: str) -> None:
             assert found == label and wrapped[start:end] == label_surface(label, fmt, strong=strong)
 
 
-@pytest.mark.parametrize(("label", "fmt"), [("tie", "cj2_choice"), ("C", "brackets"), ("A>B", "arena"),
-                                            ("C", "winner_json"), ("11", "score"), ("0", "score"),
-                                            ("Yes", "correctness"), ("A", "none"), ("a", "brackets")])
+@pytest.mark.parametrize(
+    ("label", "fmt"),
+    [
+        ("tie", "cj2_choice"),
+        ("C", "brackets"),
+        ("A>B", "arena"),
+        ("C", "winner_json"),
+        ("11", "score"),
+        ("0", "score"),
+        ("Yes", "correctness"),
+        ("A", "none"),
+        ("a", "brackets"),
+    ],
+)
 def test_render_rejects_invalid_labels(label: str, fmt: str) -> None:
     with pytest.raises(ValueError, match="not valid"):
         render_verdict(label, fmt)
@@ -322,9 +447,17 @@ def test_render_rejects_invalid_labels(label: str, fmt: str) -> None:
         label_surface(label, fmt)
 
 
-@pytest.mark.parametrize("call", [lambda: parse_verdict("[[A]]", "bracket"), lambda: labels_for("json"),
-                                  lambda: single_token_labels(""), lambda: locate_verdict("", "Brackets"),
-                                  lambda: render_verdict("A", "choice"), lambda: parse_opencompass("x", "json")])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: parse_verdict("[[A]]", "bracket"),
+        lambda: labels_for("json"),
+        lambda: single_token_labels(""),
+        lambda: locate_verdict("", "Brackets"),
+        lambda: render_verdict("A", "choice"),
+        lambda: parse_opencompass("x", "json"),
+    ],
+)
 def test_unknown_format_is_a_value_error(call) -> None:
     with pytest.raises(ValueError, match="unknown"):
         call()
@@ -400,11 +533,14 @@ def test_megabyte_results() -> None:
     assert parse_verdict("x" * ONE_MB + ' "Choice": "Model B"', "cj2_choice") == "B"
 
 
-@pytest.mark.parametrize(("text", "fmt", "marker"), [
-    ('{"Check A": "ok", "Choice": "Model B"}', "cj2_choice", 'Choice": "Model B"'),
-    ("A is better. [[A]]", "brackets", "[[A]]"),
-    ("no verdict here", "brackets", None),
-])
+@pytest.mark.parametrize(
+    ("text", "fmt", "marker"),
+    [
+        ('{"Check A": "ok", "Choice": "Model B"}', "cj2_choice", 'Choice": "Model B"'),
+        ("A is better. [[A]]", "brackets", "[[A]]"),
+        ("no verdict here", "brackets", None),
+    ],
+)
 def test_locate_marker_spans_the_whole_final_marker(text, fmt, marker):
     from cj2.verdict import locate_marker
 

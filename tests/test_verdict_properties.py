@@ -22,8 +22,12 @@ from cj2.verdict import FORMATS, label_surface, labels_for, locate_verdict, pars
 DOUBLE_QUOTES = '"“”'
 SINGLE_QUOTES = "'‘’"
 QUOTES = DOUBLE_QUOTES + SINGLE_QUOTES
-KEYS = {"cj2_choice": ("choice",), "winner_json": ("winner", "胜者"), "correctness": ("correct",),
-        "score": ("rating",)}
+KEYS = {
+    "cj2_choice": ("choice",),
+    "winner_json": ("winner", "胜者"),
+    "correctness": ("correct",),
+    "score": ("rating",),
+}
 CONNECTOR_WORDS = {"or", "and", "nor", "vs", "versus", "或", "或者", "和", "与", "还是"}
 ARENA = {"A>>B": "A", "A>B": "A", "A=B": "tie", "B>A": "B", "B>>A": "B"}
 LONGEST = 200
@@ -233,18 +237,123 @@ def test_arbitrary_text_never_raises_and_matches_oracle(text: str) -> None:
 
 # Soups of the pieces markers are made of, one vocabulary per format so that valid markers, near-misses
 # and side-by-side pairs all come up often.
-SOUP_COMMON = [" ", "  ", "\n", "\t", "\u00a0", ",", ".", "/", "|", "-", " or ", " and ", "或", "vs", "x", "_", "é",
-               "🤖", "*", "**", "****", '"', "“", "”", "'", "‘", "’", ":", "：", "{", "}", "```json\n", "A", "B"]
+SOUP_COMMON = [
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "\u00a0",
+    ",",
+    ".",
+    "/",
+    "|",
+    "-",
+    " or ",
+    " and ",
+    "或",
+    "vs",
+    "x",
+    "_",
+    "é",
+    "🤖",
+    "*",
+    "**",
+    "****",
+    '"',
+    "“",
+    "”",
+    "'",
+    "‘",
+    "’",
+    ":",
+    "：",
+    "{",
+    "}",
+    "```json\n",
+    "A",
+    "B",
+]
 SOUP = {
-    "cj2_choice": ['"Choice"', "Choice", "choice", "CHOICE", "Multi", ": ", '"Model A"', '"Model B"', "Model ",
-                   "model ", "Model", "a", "C", '"Model A', "[Model A or Model B]", "'Model B'", '"Choice": '],
-    "winner_json": ['"winner"', "winner", "Winner", "s", "胜者", "最终", ": ", '"A"', '"B"', '"C"', "a", "'A'",
-                    '"winner": '],
-    "correctness": ['"Correct"', "correct", "Correct", "ness", ": ", '"yes"', '"No"', "YES", "yes", "no", "true",
-                    '"Correct": '],
-    "score": ["Rating", "rating", ": ", "[[", "]]", "[", "]", "7", "10", "11", "0", "[[7]]", "[[ 3 ]]", "Rating: [["],
+    "cj2_choice": [
+        '"Choice"',
+        "Choice",
+        "choice",
+        "CHOICE",
+        "Multi",
+        ": ",
+        '"Model A"',
+        '"Model B"',
+        "Model ",
+        "model ",
+        "Model",
+        "a",
+        "C",
+        '"Model A',
+        "[Model A or Model B]",
+        "'Model B'",
+        '"Choice": ',
+    ],
+    "winner_json": [
+        '"winner"',
+        "winner",
+        "Winner",
+        "s",
+        "胜者",
+        "最终",
+        ": ",
+        '"A"',
+        '"B"',
+        '"C"',
+        "a",
+        "'A'",
+        '"winner": ',
+    ],
+    "correctness": [
+        '"Correct"',
+        "correct",
+        "Correct",
+        "ness",
+        ": ",
+        '"yes"',
+        '"No"',
+        "YES",
+        "yes",
+        "no",
+        "true",
+        '"Correct": ',
+    ],
+    "score": [
+        "Rating",
+        "rating",
+        ": ",
+        "[[",
+        "]]",
+        "[",
+        "]",
+        "7",
+        "10",
+        "11",
+        "0",
+        "[[7]]",
+        "[[ 3 ]]",
+        "Rating: [[",
+    ],
     "brackets": ["[[", "]]", "[", "]", "C", "a", "D", "[[A]]", "[[B]]", "[[C]]", "[[A>B]]", "[[ A ]]", "[[["],
-    "arena": ["[[", "]]", "[", "]", ">", ">>", "=", "a", "[[A>B]]", "[[B>>A]]", "[[A=B]]", "[[A]]", "[[A >> B]]"],
+    "arena": [
+        "[[",
+        "]]",
+        "[",
+        "]",
+        ">",
+        ">>",
+        "=",
+        "a",
+        "[[A>B]]",
+        "[[B>>A]]",
+        "[[A=B]]",
+        "[[A]]",
+        "[[A >> B]]",
+    ],
 }
 COMPLETE = {  # whole valid markers, weighted up: a soup must often *end* in one to test the cluster rule
     "cj2_choice": ['"Choice": "Model A"', '"Choice": "Model B"', "choice: 'model B'"],
@@ -255,7 +364,10 @@ COMPLETE = {  # whole valid markers, weighted up: a soup must often *end* in one
     "arena": ["[[A>B]]", "[[B>>A]]", "[[A=B]]"],
 }
 soups = st.sampled_from(sorted(SOUP)).flatmap(
-    lambda fmt: st.lists(st.sampled_from(SOUP_COMMON + SOUP[fmt] + COMPLETE[fmt] * 6), max_size=25).map("".join))
+    lambda fmt: st.lists(st.sampled_from(SOUP_COMMON + SOUP[fmt] + COMPLETE[fmt] * 6), max_size=25).map(
+        "".join
+    )
+)
 
 
 @settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -277,9 +389,15 @@ def test_a_plain_preamble_changes_nothing(text: str, preamble: str) -> None:
 # ---------------------------------------------------------------------------- structured judge outputs
 
 FILLER = [
-    "The response is mostly accurate.", "Model A explains the steps; Model B skips one.", "However, both miss",
-    "我认为模型 A 的回答更完整。", "Let me check the arithmetic: 3 + 4 = 7.", "Both answers are fluent 😊.",
-    "Assistant B is slightly better on style", "A is better than B", "Overall, a close call.",
+    "The response is mostly accurate.",
+    "Model A explains the steps; Model B skips one.",
+    "However, both miss",
+    "我认为模型 A 的回答更完整。",
+    "Let me check the arithmetic: 3 + 4 = 7.",
+    "Both answers are fluent 😊.",
+    "Assistant B is slightly better on style",
+    "A is better than B",
+    "Overall, a close call.",
 ]
 # (" 或 " with spaces: "或" is a word character, so "或winner:" is no opener; the table tests "]]或[[".)
 SEPARATORS = [" ", "\n", ", ", " or ", " / ", "\n\n---\n\n", " and ", " 或 ", " vs. ", " | ", "} {", "\t"]
@@ -297,10 +415,12 @@ def valid_marker(draw, fmt: str, label: str, lead_word: bool = True) -> tuple[st
     """A valid marker of ``label`` with harmless variation: (text, offset of the label surface, surface).
     ``lead_word=False`` keeps words out of the marker's start, so it can sit side by side with another."""
     if fmt in ("cj2_choice", "winner_json", "correctness", "score"):
-        key = {"cj2_choice": draw(st.sampled_from(["Choice", "choice", "CHOICE"])),
-               "winner_json": draw(st.sampled_from(["winner", "Winner", "胜者"])),
-               "correctness": draw(st.sampled_from(["Correct", "correct"])),
-               "score": draw(st.sampled_from(["Rating", "rating"] + ["Overall rating"] * lead_word))}[fmt]
+        key = {
+            "cj2_choice": draw(st.sampled_from(["Choice", "choice", "CHOICE"])),
+            "winner_json": draw(st.sampled_from(["winner", "Winner", "胜者"])),
+            "correctness": draw(st.sampled_from(["Correct", "correct"])),
+            "score": draw(st.sampled_from(["Rating", "rating"] + ["Overall rating"] * lead_word)),
+        }[fmt]
         kq = draw(st.sampled_from(["", '"', "'", "“"]))
         kq_close = {"": "", '"': '"', "'": "'", "“": "”"}[kq]
         stars = draw(st.sampled_from(["", "**"]))
@@ -329,9 +449,22 @@ def valid_marker(draw, fmt: str, label: str, lead_word: bool = True) -> tuple[st
 def invalid_markers(fmt: str) -> list[str]:
     """Complete or broken markers that carry no valid label (never the text's end: see truncations)."""
     return {
-        "cj2_choice": ['"Choice": "[Model A or Model B]"', '"Choice": "Model a"', '"Choice": "A"',
-                       "'Choice': 'Model C'", '"Choice": Model A', '"Choice": "Model A\n"', "Choice: null"],
-        "winner_json": ['"winner": "C"', '"winner": "a"', '"胜者": "tie"', '"winner": "Model A"', '"winner": B'],
+        "cj2_choice": [
+            '"Choice": "[Model A or Model B]"',
+            '"Choice": "Model a"',
+            '"Choice": "A"',
+            "'Choice': 'Model C'",
+            '"Choice": Model A',
+            '"Choice": "Model A\n"',
+            "Choice: null",
+        ],
+        "winner_json": [
+            '"winner": "C"',
+            '"winner": "a"',
+            '"胜者": "tie"',
+            '"winner": "Model A"',
+            '"winner": B',
+        ],
         "correctness": ['"Correct": "true"', '"Correct": "yes or no"', '"correct": yes', '"Correct": "y"'],
         "score": ["Rating: [[11]]", "Rating: [[0]]", "Rating: [[7.5]]", "Rating: 7/10", "Rating: [[rating]]"],
         "brackets": ["[[a]]", "[[D]]", "[[A>B]]", "[[A or B]]", "[[A\n]]", "[[1, 2]]"],
@@ -362,7 +495,9 @@ def judge_output(draw, fmt: str) -> tuple[str, tuple[str, int, int] | None]:
             quoted = " or ".join(render_verdict(x, fmt) for x in labels[:3])
             parts.append(f'The required format is: "{quoted}".')
         else:
-            parts.append("A draft said " + draw(st.sampled_from(invalid_markers(fmt))) + " but that is wrong.")
+            parts.append(
+                "A draft said " + draw(st.sampled_from(invalid_markers(fmt))) + " but that is wrong."
+            )
     parts.append(draw(st.sampled_from(FILLER)))  # words: nothing before can chain into the ending
     prefix = "\n".join(parts) + "\n" + draw(st.sampled_from(LEADERS))
     # the ending decides the verdict
@@ -401,9 +536,13 @@ def test_structured_outputs(case: tuple[str, tuple[str, tuple[str, int, int] | N
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(VERDICT_FORMATS).flatmap(
-    lambda fmt: st.tuples(st.just(fmt), st.sampled_from(labels_for(fmt)), st.sampled_from(FILLER),
-                          st.sampled_from(TRAILERS))))
+@given(
+    st.sampled_from(VERDICT_FORMATS).flatmap(
+        lambda fmt: st.tuples(
+            st.just(fmt), st.sampled_from(labels_for(fmt)), st.sampled_from(FILLER), st.sampled_from(TRAILERS)
+        )
+    )
+)
 def test_canonical_span_is_the_label_surface(case: tuple[str, str, str, str]) -> None:
     fmt, label, filler, trailer = case
     text = f"{filler}\n{render_verdict(label, fmt)}{trailer}"

@@ -36,19 +36,26 @@ def is_position_fixed(item: Any) -> bool:
     return bool(meta.get("position_fixed")) or "bon_group" in meta
 
 
-def balance_positions(items: Sequence[T], *, seed: int, force: bool = False) -> tuple[list[T], dict[str, Any]]:
+def balance_positions(
+    items: Sequence[T], *, seed: int, force: bool = False
+) -> tuple[list[T], dict[str, Any]]:
     """Swap exactly half (rounded down) of the position-fixed pairwise items (every pairwise item with
     ``force``): every other one in the order of a hash of ``(seed, id)``. Returns the items in their order
     and ``{"position_fixed", "swapped", "labels_before", "labels_after"}``."""
-    fixed = [i for i, it in enumerate(items)
-             if isinstance(it, PairwiseItem) and (force or is_position_fixed(it))]
+    fixed = [
+        i for i, it in enumerate(items) if isinstance(it, PairwiseItem) and (force or is_position_fixed(it))
+    ]
     ranked = sorted(fixed, key=lambda i: (_fraction("position", seed, items[i].id), i))
     to_swap = set(ranked[1::2])  # every other one in hash order: exactly floor(n/2), spread at random
     out = [it.swapped() if i in to_swap else it for i, it in enumerate(items)]  # type: ignore[attr-defined]
     before = Counter(items[i].label for i in fixed)
     after = Counter(out[i].label for i in fixed)
-    return out, {"position_fixed": len(fixed), "swapped": len(to_swap), "labels_before": dict(before),
-                 "labels_after": dict(after)}
+    return out, {
+        "position_fixed": len(fixed),
+        "swapped": len(to_swap),
+        "labels_before": dict(before),
+        "labels_after": dict(after),
+    }
 
 
 _NON_WORD = re.compile(r"[^\w]+|_+")
@@ -61,7 +68,7 @@ def normalize_question(text: str) -> str:
 
 
 def _ngrams(words: Sequence[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class Decontaminator:
@@ -98,8 +105,14 @@ class Decontaminator:
             return "ngram"
         return None
 
-    def filter(self, things: Iterable[T], *, question: Callable[[T], str], source: Callable[[T], str],
-               stats: dict[str, Any]) -> list[T]:
+    def filter(
+        self,
+        things: Iterable[T],
+        *,
+        question: Callable[[T], str],
+        source: Callable[[T], str],
+        stats: dict[str, Any],
+    ) -> list[T]:
         """The things whose question matches no evaluation question; ``stats[source]`` counts
         ``checked``, ``exact``, ``ngram`` and ``removed``."""
         kept = []

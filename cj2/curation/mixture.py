@@ -32,17 +32,21 @@ def _fraction(*parts: object) -> float:
 
 
 def _shares(counter: Counter, total: int) -> dict[str, dict[str, float]]:
-    return {str(k): {"records": v, "share": v / total if total else 0.0} for k, v in sorted(counter.items(),
-                                                                                          key=lambda kv: str(kv[0]))}
+    return {
+        str(k): {"records": v, "share": v / total if total else 0.0}
+        for k, v in sorted(counter.items(), key=lambda kv: str(kv[0]))
+    }
 
 
-def mix(components: Mapping[str, Sequence[TrainRecord]], weights: Mapping[str, float], *, seed: int
-        ) -> tuple[list[TrainRecord], dict[str, Any]]:
+def mix(
+    components: Mapping[str, Sequence[TrainRecord]], weights: Mapping[str, float], *, seed: int
+) -> tuple[list[TrainRecord], dict[str, Any]]:
     """Weighted mixture of ``components`` (module docstring); every component needs a weight."""
     missing = [c for c in components if c not in weights]
     if missing:
-        raise ValueError(f"mixture.weights has no weight for component(s) {missing}; "
-                         f"weights given: {dict(weights)}")
+        raise ValueError(
+            f"mixture.weights has no weight for component(s) {missing}; weights given: {dict(weights)}"
+        )
     for name, w in weights.items():
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0:
             raise ValueError(f"mixture.weights.{name}={w!r}: expected a finite number >= 0")
@@ -57,7 +61,9 @@ def mix(components: Mapping[str, Sequence[TrainRecord]], weights: Mapping[str, f
         if frac > 0:
             n_extra = round(frac * len(records))
             order = sorted(records, key=lambda r: (_fraction("mix", seed, name, r.id), r.id))
-            chosen += [r if whole == 0 else dataclasses.replace(r, id=f"{r.id}@{whole}") for r in order[:n_extra]]
+            chosen += [
+                r if whole == 0 else dataclasses.replace(r, id=f"{r.id}@{whole}") for r in order[:n_extra]
+            ]
         for r in chosen:
             r = dataclasses.replace(r, meta={**r.meta, "component": name})
             mixed.append((_fraction("order", seed, r.id, name), r))

@@ -71,8 +71,10 @@ def sampling_params(generator: Mapping[str, Any], seed: int) -> Any:
 
     values = dict(generator.get("sampling") or {})
     if "stop_on_verdict" in values:
-        raise ValueError("generator.sampling.stop_on_verdict: set rejection.stop_on_verdict (true/false) instead; "
-                         "each prompt stops at its own template's verdict format")
+        raise ValueError(
+            "generator.sampling.stop_on_verdict: set rejection.stop_on_verdict (true/false) instead; "
+            "each prompt stops at its own template's verdict format"
+        )
     values["seed"] = int(values.get("seed", seed))
     return SamplingParams.from_mapping(values)
 
@@ -103,34 +105,67 @@ def check_simulated(prompts: Sequence[JudgePrompt], generator: Mapping[str, Any]
     for p in prompts:
         meta = getattr(p.item, "meta", None) or {}
         if "check" not in meta or "truth" not in meta:
-            raise ValueError(f"the simulated teacher only judges built-in task items; source {p.source!r} (item "
-                             f"{p.id!r}) needs a real generator: generator=hf|vllm|openai")
+            raise ValueError(
+                f"the simulated teacher only judges built-in task items; source {p.source!r} (item "
+                f"{p.id!r}) needs a real generator: generator=hf|vllm|openai"
+            )
 
 
-def _run_rejection(name: str, prompts: list[JudgePrompt], sampler: Callable[[], Any], generator: Mapping[str, Any],
-                   params: Any, rcfg: Mapping[str, Any], cache: Path, out: Path, *, m: int) -> tuple[Selection, RejectionDraws]:
+def _run_rejection(
+    name: str,
+    prompts: list[JudgePrompt],
+    sampler: Callable[[], Any],
+    generator: Mapping[str, Any],
+    params: Any,
+    rcfg: Mapping[str, Any],
+    cache: Path,
+    out: Path,
+    *,
+    m: int,
+) -> tuple[Selection, RejectionDraws]:
     check_simulated(prompts, generator)
     draws_n = int(rcfg.get("draws") or m)
     if m > draws_n:
         raise ValueError(f"{name}: M={m} is more than the {draws_n} candidates drawn per prompt")
     t = time.time()
-    draws = rejection_sample(prompts, sampler, params, draws=draws_n, folder_root=cache / "rejection",
-                             generator_config=generator, shard_size=int(rcfg.get("shard_size", 64)),
-                             stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)), name=name)
+    draws = rejection_sample(
+        prompts,
+        sampler,
+        params,
+        draws=draws_n,
+        folder_root=cache / "rejection",
+        generator_config=generator,
+        shard_size=int(rcfg.get("shard_size", 64)),
+        stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)),
+        name=name,
+    )
     sel = draws.select(m, max_keep=rcfg.get("max_keep"), weight=str(rcfg.get("weight", "uniform")))
-    sel.stats["cache"] = {"folder": str(draws.folder), "key": draws.key, "hit": draws.cache_hit,
-                          "shards_reused": draws.shards_reused, "shards_drawn": draws.shards_drawn,
-                          "draws": draws.draws}
+    sel.stats["cache"] = {
+        "folder": str(draws.folder),
+        "key": draws.key,
+        "hit": draws.cache_hit,
+        "shards_reused": draws.shards_reused,
+        "shards_drawn": draws.shards_drawn,
+        "draws": draws.draws,
+    }
     sel.stats["wall_s"] = round(time.time() - t, 2)
     sel.write(out / name)
-    log.info("%s: %d prompts x M=%d: pass@M %.3f, keep rate %.3f, %d records (%s)", name, len(prompts), m,
-             sel.stats["pass_at_m"] or 0.0, sel.stats["keep_rate"] or 0.0, len(sel.records),
-             "cache hit" if draws.cache_hit else f"{draws.shards_drawn} shards drawn")
+    log.info(
+        "%s: %d prompts x M=%d: pass@M %.3f, keep rate %.3f, %d records (%s)",
+        name,
+        len(prompts),
+        m,
+        sel.stats["pass_at_m"] or 0.0,
+        sel.stats["keep_rate"] or 0.0,
+        len(sel.records),
+        "cache hit" if draws.cache_hit else f"{draws.shards_drawn} shards drawn",
+    )
     return sel, draws
 
 
-def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str | Path | None = None
-                 ) -> dict[str, Any]:
+def run_pipeline(
+    cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str | Path | None = None
+) -> dict[str, Any]:
     """Run every enabled stage of ``cfg`` (``conf/curate.yaml``'s layout), write the outputs into
     ``out_dir`` and return the statistics (also written to ``stats.json``)."""
     cfg = plain(cfg)
@@ -153,17 +188,33 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
     decon_stats: dict[str, Any] = {}
     if dcfg.get("enabled", True) and dcfg.get("eval_sets"):
         questions, counts = eval_questions(resolve_sources(dcfg["eval_sets"], catalog), seed=seed)
-        decon = Decontaminator(questions, n=int(dcfg.get("ngram", 8)), threshold=float(dcfg.get("threshold", 0.5)))
-        stats["decontamination"] = {"eval_sets": counts, "n": decon.n, "threshold": decon.threshold,
-                                    "per_source": decon_stats}
+        decon = Decontaminator(
+            questions, n=int(dcfg.get("ngram", 8)), threshold=float(dcfg.get("threshold", 0.5))
+        )
+        stats["decontamination"] = {
+            "eval_sets": counts,
+            "n": decon.n,
+            "threshold": decon.threshold,
+            "per_source": decon_stats,
+        }
 
     def clean_items(items: list) -> list:
-        return items if decon is None else decon.filter(items, question=lambda i: i.question,
-                                                        source=lambda i: i.source, stats=decon_stats)
+        return (
+            items
+            if decon is None
+            else decon.filter(
+                items, question=lambda i: i.question, source=lambda i: i.source, stats=decon_stats
+            )
+        )
 
     def clean_records(records: list[TrainRecord]) -> list[TrainRecord]:
-        return records if decon is None else decon.filter(records, question=question_of_record,
-                                                          source=lambda r: r.source, stats=decon_stats)
+        return (
+            records
+            if decon is None
+            else decon.filter(
+                records, question=question_of_record, source=lambda r: r.source, stats=decon_stats
+            )
+        )
 
     # -- sources
     reward_groups: list[tuple[SourceSpec, list]] = []
@@ -194,10 +245,21 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
     point_templates = list(rcfg.get("pointwise_templates") or ["correctness"])
     if rcfg.get("enabled", True) and reward_groups:
         pstats: dict[str, Any] = {}
-        prompts = [p for spec, items in reward_groups
-                   for p in build_prompts(items, spec.templates or templates, seed=seed, ties=ties,
-                                          pointwise_templates=spec.templates or point_templates, stats=pstats)]
-        sel, _ = _run_rejection("rft", prompts, sampler, generator, params, rcfg, cache, out, m=int(rcfg.get("m", 8)))
+        prompts = [
+            p
+            for spec, items in reward_groups
+            for p in build_prompts(
+                items,
+                spec.templates or templates,
+                seed=seed,
+                ties=ties,
+                pointwise_templates=spec.templates or point_templates,
+                stats=pstats,
+            )
+        ]
+        sel, _ = _run_rejection(
+            "rft", prompts, sampler, generator, params, rcfg, cache, out, m=int(rcfg.get("m", 8))
+        )
         sel.stats["prompt_building"] = pstats
         stats["stages"]["rft"] = sel.stats
         components["rft"] += sel.records
@@ -212,15 +274,27 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
         from cj2.curation.synthetic import knowledge_items
         from cj2.data.tasks import generate_items
 
-        base = generate_items(int(kcfg.get("n", 32)), split=str(kcfg.get("split", "train")),
-                              seed=seed + int(kcfg.get("seed_offset", 1)))
-        items = clean_items(knowledge_items(base, kcfg.get("responders") or {"strong": 0.9, "average": 0.6,
-                                                                             "weak": 0.3},
-                                            seed=seed, source=str(kcfg.get("source", "synthetic_knowledge"))))
-        kstats: dict[str, Any] = {"questions": len(base), "items": len(items),
-                                  "correct_responses": sum(bool(i.correct) for i in items)}
-        synth_prompts += build_prompts(items, [], seed=seed, pointwise_templates=kcfg.get("templates") or point_templates,
-                                       stats=kstats)
+        base = generate_items(
+            int(kcfg.get("n", 32)),
+            split=str(kcfg.get("split", "train")),
+            seed=seed + int(kcfg.get("seed_offset", 1)),
+        )
+        items = clean_items(
+            knowledge_items(
+                base,
+                kcfg.get("responders") or {"strong": 0.9, "average": 0.6, "weak": 0.3},
+                seed=seed,
+                source=str(kcfg.get("source", "synthetic_knowledge")),
+            )
+        )
+        kstats: dict[str, Any] = {
+            "questions": len(base),
+            "items": len(items),
+            "correct_responses": sum(bool(i.correct) for i in items),
+        }
+        synth_prompts += build_prompts(
+            items, [], seed=seed, pointwise_templates=kcfg.get("templates") or point_templates, stats=kstats
+        )
         synth_stats["knowledge"] = kstats
     stcfg = dict(scfg.get("style") or {})
     if stcfg.get("enabled", False):
@@ -239,8 +313,17 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
             st["judged_by"] = "generator (rejection sampling)"
         synth_stats["style"] = st
     if synth_prompts:
-        sel, _ = _run_rejection("synthetic", synth_prompts, sampler, generator, params, rcfg, cache, out,
-                                m=int(scfg.get("m", rcfg.get("m", 8))))
+        sel, _ = _run_rejection(
+            "synthetic",
+            synth_prompts,
+            sampler,
+            generator,
+            params,
+            rcfg,
+            cache,
+            out,
+            m=int(scfg.get("m", rcfg.get("m", 8))),
+        )
         synth_stats["rejection"] = sel.stats
         components["synthetic"] += sel.records
         preferences += sel.preferences
@@ -255,26 +338,52 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
         policy = str(xcfg.get("up_to_date", "rewrap"))
         if policy not in ("rewrap", "rejudge"):
             raise ValueError(f"rectification.up_to_date={policy!r}; expected 'rewrap' or 'rejudge'")
-        outdated, recent = split_by_date(judge_items, str(xcfg.get("cutoff", DEFAULT_CUTOFF)),
-                                         undated=str(xcfg.get("undated", "outdated")))
-        xstats: dict[str, Any] = {"cutoff": str(xcfg.get("cutoff", DEFAULT_CUTOFF)), "outdated": len(outdated),
-                                  "up_to_date": len(recent), "up_to_date_policy": policy}
+        outdated, recent = split_by_date(
+            judge_items, str(xcfg.get("cutoff", DEFAULT_CUTOFF)), undated=str(xcfg.get("undated", "outdated"))
+        )
+        xstats: dict[str, Any] = {
+            "cutoff": str(xcfg.get("cutoff", DEFAULT_CUTOFF)),
+            "outdated": len(outdated),
+            "up_to_date": len(recent),
+            "up_to_date_policy": policy,
+        }
         if policy == "rejudge":
             outdated, recent = outdated + recent, []
         if outdated:
             pstats = {}
-            prompts = build_prompts(outdated, list(xcfg.get("templates") or templates), seed=seed, ties=ties,
-                                    pointwise_templates=point_templates, stats=pstats)
-            sel, _ = _run_rejection("rectify", prompts, sampler, generator, params, {**rcfg, **xcfg, "draws": None},
-                                    cache, out, m=int(xcfg.get("m", 1)))
+            prompts = build_prompts(
+                outdated,
+                list(xcfg.get("templates") or templates),
+                seed=seed,
+                ties=ties,
+                pointwise_templates=point_templates,
+                stats=pstats,
+            )
+            sel, _ = _run_rejection(
+                "rectify",
+                prompts,
+                sampler,
+                generator,
+                params,
+                {**rcfg, **xcfg, "draws": None},
+                cache,
+                out,
+                m=int(xcfg.get("m", 1)),
+            )
             sel.stats["prompt_building"] = pstats
             xstats["rejudged"] = sel.stats
             components["public_judge"] += sel.records
             preferences += sel.preferences
         if recent:
-            records, rstats = rewrap_items(recent, list(xcfg.get("rewrap_templates") or
-                                                        ["cj2_eval", "mtbench_pair", "arena_hard", "judgerbenchv2"]),
-                                           seed=seed, ties=ties)
+            records, rstats = rewrap_items(
+                recent,
+                list(
+                    xcfg.get("rewrap_templates")
+                    or ["cj2_eval", "mtbench_pair", "arena_hard", "judgerbenchv2"]
+                ),
+                seed=seed,
+                ties=ties,
+            )
             xstats["rewrapped"] = rstats
             components["public_judge"] += records
         stats["stages"]["rectification"] = xstats
@@ -300,16 +409,22 @@ def run_pipeline(cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str
     return stats
 
 
-def _style_items(stcfg: Mapping[str, Any], sampler: LazySampler, generator: Mapping[str, Any], seed: int
-                 ) -> tuple[list[PairwiseItem], dict[str, Any]]:
+def _style_items(
+    stcfg: Mapping[str, Any], sampler: LazySampler, generator: Mapping[str, Any], seed: int
+) -> tuple[list[PairwiseItem], dict[str, Any]]:
     from cj2.curation.synthetic import builtin_style_items, generated_style_items, load_mtbench
     from cj2.data.tasks import generate_items
 
     source = str(stcfg.get("source", "synthetic_style"))
     n = int(stcfg.get("n", 32))
     if sampler.simulated:
-        base = generate_items(n, split=str(stcfg.get("split", "train")), seed=seed + int(stcfg.get("seed_offset", 2)))
-        return builtin_style_items(base, seed=seed, source=source), {"questions": "builtin", "pairs": len(base)}
+        base = generate_items(
+            n, split=str(stcfg.get("split", "train")), seed=seed + int(stcfg.get("seed_offset", 2))
+        )
+        return builtin_style_items(base, seed=seed, source=source), {
+            "questions": "builtin",
+            "pairs": len(base),
+        }
     questions: list[tuple[str, str, str]] = []
     mt = load_mtbench() if stcfg.get("mtbench", True) else None
     if mt is not None:
@@ -341,9 +456,17 @@ def _probe(hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path) -> dict[s
         before = torch.get_num_threads()
         torch.set_num_threads(int(threads))
     try:
-        sel, _ = _run_rejection("hf_probe", prompts, LazySampler(generator), generator, params,
-                                {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True}, cache, out,
-                                m=int(hcfg.get("m", 4)))
+        sel, _ = _run_rejection(
+            "hf_probe",
+            prompts,
+            LazySampler(generator),
+            generator,
+            params,
+            {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True},
+            cache,
+            out,
+            m=int(hcfg.get("m", 4)),
+        )
     finally:
         if threads:
             torch.set_num_threads(before)
@@ -360,8 +483,17 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
     def take(prefix: str, s: Mapping[str, Any] | None) -> None:
         if not s:
             return
-        for key in ("prompts", "M", "kept", "keep_rate", "pass_at_m", "parse_rate", "reward_mean", "zero_pass",
-                    "preference_pairs"):
+        for key in (
+            "prompts",
+            "M",
+            "kept",
+            "keep_rate",
+            "pass_at_m",
+            "parse_rate",
+            "reward_mean",
+            "zero_pass",
+            "preference_pairs",
+        ):
             if s.get(key) is not None:
                 out[f"{prefix}/{key}"] = s[key]
         if s.get("flawed"):
@@ -376,6 +508,8 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
     out["mixture/total"] = mixture.get("total", 0)
     for name, entry in (mixture.get("components") or {}).items():
         out[f"mixture/{name}_share"] = entry["share"]
-    removed = sum(e["removed"] for e in ((stats.get("decontamination") or {}).get("per_source") or {}).values())
+    removed = sum(
+        e["removed"] for e in ((stats.get("decontamination") or {}).get("per_source") or {}).values()
+    )
     out["decontamination/removed"] = removed
     return out

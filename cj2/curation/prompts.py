@@ -51,9 +51,15 @@ def expand_best_of_n(items: Iterable[Any]) -> list[PairwiseItem | PointwiseItem]
     return out
 
 
-def build_prompts(items: Iterable[PairwiseItem | PointwiseItem], template_names: Sequence[str], *, seed: int,
-                  ties: str = "drop", pointwise_templates: Sequence[str] = ("correctness",),
-                  stats: dict[str, Any] | None = None) -> list[JudgePrompt]:
+def build_prompts(
+    items: Iterable[PairwiseItem | PointwiseItem],
+    template_names: Sequence[str],
+    *,
+    seed: int,
+    ties: str = "drop",
+    pointwise_templates: Sequence[str] = ("correctness",),
+    stats: dict[str, Any] | None = None,
+) -> list[JudgePrompt]:
     """One :class:`JudgePrompt` per usable item, in item order (module docstring).
 
     Pairwise items draw among the pairwise templates of ``template_names``, pointwise items among
@@ -83,20 +89,33 @@ def build_prompts(items: Iterable[PairwiseItem | PointwiseItem], template_names:
         else:
             names = point_names
         if not names:
-            raise ValueError(f"item {item.id!r} is {item.kind} but no {item.kind} template is configured "
-                             f"(pairwise: {list(template_names)}, pointwise: {list(pointwise_templates)})")
+            raise ValueError(
+                f"item {item.id!r} is {item.kind} but no {item.kind} template is configured "
+                f"(pairwise: {list(template_names)}, pointwise: {list(pointwise_templates)})"
+            )
         template = sample_template(seed, item.id, names)
         gold = gold_verdict(item, template)
         if gold is None:
             dropped["no_gold"] += 1
             continue
         drawn[template.name] += 1
-        prompts.append(JudgePrompt(
-            id=item.id, messages=template.render(item, style_note=item.meta.get("style_note")), gold=gold,
-            format=template.format, source=item.source, template=template.name, item=item,
-            meta={"kind": item.kind, "domain": item.domain, "language": item.language,
-                  **({"swapped": True} if item.meta.get("swapped") else {})},
-        ))
+        prompts.append(
+            JudgePrompt(
+                id=item.id,
+                messages=template.render(item, style_note=item.meta.get("style_note")),
+                gold=gold,
+                format=template.format,
+                source=item.source,
+                template=template.name,
+                item=item,
+                meta={
+                    "kind": item.kind,
+                    "domain": item.domain,
+                    "language": item.language,
+                    **({"swapped": True} if item.meta.get("swapped") else {}),
+                },
+            )
+        )
     if stats is not None:
         stats["prompts"] = stats.get("prompts", 0) + len(prompts)
         for reason, n in dropped.items():

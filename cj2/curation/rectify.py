@@ -51,8 +51,9 @@ def parse_date(value: str | None) -> dt.date | None:
         return None
 
 
-def is_outdated(item: PairwiseItem | PointwiseItem, cutoff: str | dt.date = DEFAULT_CUTOFF, *,
-                undated: str = "outdated") -> bool:
+def is_outdated(
+    item: PairwiseItem | PointwiseItem, cutoff: str | dt.date = DEFAULT_CUTOFF, *, undated: str = "outdated"
+) -> bool:
     """Whether ``item``'s judgment predates ``cutoff`` (undated or unreadable dates follow ``undated``)."""
     if undated not in UNDATED_POLICIES:
         raise ValueError(f"undated={undated!r}; expected one of {UNDATED_POLICIES}")
@@ -102,8 +103,10 @@ def rewrap(item: PairwiseItem | PointwiseItem, template: JudgeTemplate | str) ->
 
     template = get_template(template) if isinstance(template, str) else template
     if not rewrappable(template):
-        raise TypeError(f"template {template.name!r} has {len(template.keys)} answer keys; a free-form judgment "
-                        f"can only be re-wrapped in a prose or single-key template")
+        raise TypeError(
+            f"template {template.name!r} has {len(template.keys)} answer keys; a free-form judgment "
+            f"can only be re-wrapped in a prose or single-key template"
+        )
     if not item.judgment or not item.judgment.strip():
         raise ValueError("no_judgment")
     gold = gold_verdict(item, template)
@@ -120,9 +123,15 @@ def rewrap(item: PairwiseItem | PointwiseItem, template: JudgeTemplate | str) ->
         response = template.render_response(sections, gold, language=item.language)
     except ValueError:
         raise ValueError("rewrap_interferes") from None
-    return TrainRecord(id=item.id, messages=template.render(item), response=response, verdict=gold,
-                       format=template.format, source=item.source,
-                       meta={"stage": "rewrap", "template": template.name, "date": item.date})
+    return TrainRecord(
+        id=item.id,
+        messages=template.render(item),
+        response=response,
+        verdict=gold,
+        format=template.format,
+        source=item.source,
+        meta={"stage": "rewrap", "template": template.name, "date": item.date},
+    )
 
 
 def _original_gold(item: PairwiseItem | PointwiseItem) -> str | None:
@@ -136,14 +145,21 @@ def _original_gold(item: PairwiseItem | PointwiseItem) -> str | None:
     return None
 
 
-def rewrap_items(items: Sequence[PairwiseItem | PointwiseItem], template_names: Sequence[str], *, seed: int,
-                 ties: str = "drop") -> tuple[list[TrainRecord], dict[str, Any]]:
+def rewrap_items(
+    items: Sequence[PairwiseItem | PointwiseItem],
+    template_names: Sequence[str],
+    *,
+    seed: int,
+    ties: str = "drop",
+) -> tuple[list[TrainRecord], dict[str, Any]]:
     """Re-wrap every up-to-date item in a template drawn per item; returns records and counts."""
     names = list(template_names)
     bad = [n for n in names if not rewrappable(get_template(n))]
     if bad:
-        raise ValueError(f"rectification.rewrap_templates {bad} have several answer keys; use prose or "
-                         f"single-key templates (cj2_eval, mtbench_pair, arena_hard, judgerbenchv2)")
+        raise ValueError(
+            f"rectification.rewrap_templates {bad} have several answer keys; use prose or "
+            f"single-key templates (cj2_eval, mtbench_pair, arena_hard, judgerbenchv2)"
+        )
     dropped: Counter[str] = Counter()
     records = []
     for item in items:
@@ -163,8 +179,9 @@ def rewrap_items(items: Sequence[PairwiseItem | PointwiseItem], template_names: 
     return records, {"items": len(items), "kept": len(records), "dropped": dict(dropped)}
 
 
-def split_by_date(items: Sequence[PairwiseItem | PointwiseItem], cutoff: str = DEFAULT_CUTOFF, *,
-                  undated: str = "outdated") -> tuple[list, list]:
+def split_by_date(
+    items: Sequence[PairwiseItem | PointwiseItem], cutoff: str = DEFAULT_CUTOFF, *, undated: str = "outdated"
+) -> tuple[list, list]:
     """``(outdated, up_to_date)`` (module docstring)."""
     outdated, recent = [], []
     for item in items:
@@ -172,9 +189,15 @@ def split_by_date(items: Sequence[PairwiseItem | PointwiseItem], cutoff: str = D
     return outdated, recent
 
 
-def simulate_public_judgments(items: Sequence[PairwiseItem], *, seed: int, p_correct: float = 0.75,
-                              template: str = "mtbench_pair", outdated_fraction: float = 0.5,
-                              cutoff: str = DEFAULT_CUTOFF) -> list[PairwiseItem]:
+def simulate_public_judgments(
+    items: Sequence[PairwiseItem],
+    *,
+    seed: int,
+    p_correct: float = 0.75,
+    template: str = "mtbench_pair",
+    outdated_fraction: float = 0.5,
+    cutoff: str = DEFAULT_CUTOFF,
+) -> list[PairwiseItem]:
     """Built-in items with dated judgments from an older judge: a CPU stand-in for public judge data.
 
     Each item gets a judgment by the ``simulated`` teacher with accuracy ``p_correct`` in ``template``'s
@@ -192,9 +215,18 @@ def simulate_public_judgments(items: Sequence[PairwiseItem], *, seed: int, p_cor
         rng = random.Random(f"public-judgment|{seed}|{item.id}")
         text, meta = teacher.judge(item, template, rng.getrandbits(31))
         old = rng.random() < outdated_fraction
-        day = limit - dt.timedelta(days=rng.randint(1, 700)) if old else limit + dt.timedelta(days=rng.randint(0, 300))
-        out.append(dataclasses.replace(
-            item, judgment=text, date=day.isoformat(), source=f"{item.source}_judged",
-            meta={**item.meta, "original_judge": {"template": template, "p_correct": p_correct, **meta}},
-        ))
+        day = (
+            limit - dt.timedelta(days=rng.randint(1, 700))
+            if old
+            else limit + dt.timedelta(days=rng.randint(0, 300))
+        )
+        out.append(
+            dataclasses.replace(
+                item,
+                judgment=text,
+                date=day.isoformat(),
+                source=f"{item.source}_judged",
+                meta={**item.meta, "original_judge": {"template": template, "p_correct": p_correct, **meta}},
+            )
+        )
     return out

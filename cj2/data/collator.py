@@ -66,8 +66,10 @@ def render_prompt(tokenizer, messages: list[dict[str, str]]) -> str:
 def _render_pair(tokenizer, messages, response: str, record_id: str) -> tuple[str, str]:
     """(prompt text, full text) where full = prompt + response + the template's end-of-turn."""
     prompt = render_prompt(tokenizer, messages)
-    full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=False)
-    if not full.startswith(prompt) or not full[len(prompt):].startswith(response):
+    full = tokenizer.apply_chat_template(
+        messages + [{"role": "assistant", "content": response}], tokenize=False
+    )
+    if not full.startswith(prompt) or not full[len(prompt) :].startswith(response):
         raise DataError(
             f"record {record_id!r}: the chat template does not render the prompt followed by the verbatim "
             "response (it rewrites or strips the assistant turn); use a template that keeps the response as is",
@@ -88,7 +90,9 @@ def _token_at(offsets: Sequence[tuple[int, int]], char_pos: int) -> int:
     return -1
 
 
-def _truncate_messages(tokenizer, messages: list[dict[str, str]], n_tokens: int) -> list[dict[str, str]] | None:
+def _truncate_messages(
+    tokenizer, messages: list[dict[str, str]], n_tokens: int
+) -> list[dict[str, str]] | None:
     """Cut ``n_tokens`` from the middle of the longest user message (the question/responses block).
 
     The head and the tail of the message are kept, so the instructions at the top and the requested output
@@ -104,15 +108,22 @@ def _truncate_messages(tokenizer, messages: list[dict[str, str]], n_tokens: int)
         return None
     keep_head = (len(ids) - cut) // 2
     keep_tail = len(ids) - cut - keep_head
-    content = (tokenizer.decode(ids[:keep_head]) + TRUNCATION_MARK
-               + tokenizer.decode(ids[len(ids) - keep_tail:]))
+    content = (
+        tokenizer.decode(ids[:keep_head]) + TRUNCATION_MARK + tokenizer.decode(ids[len(ids) - keep_tail :])
+    )
     out = [dict(m) for m in messages]
     out[i]["content"] = content
     return out
 
 
-def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: str = "truncate_prompt",
-                  need_verdict_tokens: bool = False) -> EncodedSample:
+def encode_record(
+    record: TrainRecord,
+    tokenizer,
+    *,
+    max_length: int,
+    overlong: str = "truncate_prompt",
+    need_verdict_tokens: bool = False,
+) -> EncodedSample:
     """Tokenise a training record; raises :class:`SkipRecord` for records that are skipped and counted.
 
     Skip reasons: ``verdict_not_found`` (no parseable verdict in the response), ``verdict_mismatch`` (the
@@ -128,7 +139,8 @@ def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: 
     if need_verdict_tokens and record.format != "none" and not single_token_labels(record.format):
         raise ValueError(
             f"record {record.id!r}: format {record.format!r} has labels that share a first token, so a "
-            "verdict objective (margin/dpo/temperature) cannot apply; train it with loss=sft (CE only)")
+            "verdict objective (margin/dpo/temperature) cannot apply; train it with loss=sft (CE only)"
+        )
     messages = record.messages
     truncated = 0
     for _attempt in range(4):
@@ -136,13 +148,18 @@ def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: 
         prompt_ids, _ = _encode_text(tokenizer, prompt)
         ids, offsets = _encode_text(tokenizer, full)
         if ids[: len(prompt_ids)] != prompt_ids:
-            raise DataError(f"record {record.id!r}: the tokenised prompt is not a token prefix of the tokenised "
-                            "prompt+response (the tokenizer merges across the boundary)", field="messages")
+            raise DataError(
+                f"record {record.id!r}: the tokenised prompt is not a token prefix of the tokenised "
+                "prompt+response (the tokenizer merges across the boundary)",
+                field="messages",
+            )
         excess = len(ids) - max_length
         if excess <= 0:
             break
         if overlong == "error":
-            raise DataError(f"record {record.id!r}: {len(ids)} tokens > max_length={max_length}", field="messages")
+            raise DataError(
+                f"record {record.id!r}: {len(ids)} tokens > max_length={max_length}", field="messages"
+            )
         new_messages = None if overlong == "drop" else _truncate_messages(tokenizer, messages, excess)
         if new_messages is None:
             raise SkipRecord("overlong", record.id, f"{len(ids)} tokens > max_length={max_length}")
@@ -151,9 +168,10 @@ def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: 
     else:
         raise SkipRecord("overlong", record.id, "prompt truncation did not converge")
 
-    labels = [IGNORE_INDEX] * len(prompt_ids) + ids[len(prompt_ids):]
-    sample = EncodedSample(id=record.id, input_ids=ids, labels=labels, weight=record.weight,
-                           truncated_prompt_tokens=truncated)
+    labels = [IGNORE_INDEX] * len(prompt_ids) + ids[len(prompt_ids) :]
+    sample = EncodedSample(
+        id=record.id, input_ids=ids, labels=labels, weight=record.weight, truncated_prompt_tokens=truncated
+    )
     if record.format == "none":
         return sample
 
@@ -162,7 +180,9 @@ def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: 
         raise SkipRecord("verdict_not_found", record.id, f"no {record.format} verdict in the response")
     label, start, end = found
     if label != record.verdict:
-        raise SkipRecord("verdict_mismatch", record.id, f"response says {label!r}, gold is {record.verdict!r}")
+        raise SkipRecord(
+            "verdict_mismatch", record.id, f"response says {label!r}, gold is {record.verdict!r}"
+        )
     char_start, char_end = len(prompt) + start, len(prompt) + end
     k = _token_at(offsets, char_start)
     if k < len(prompt_ids):
@@ -180,21 +200,31 @@ def encode_record(record: TrainRecord, tokenizer, *, max_length: int, overlong: 
             continue
         candidates.append(alt_ids[k])
     if need_verdict_tokens and (not clean or len(set(candidates)) != len(candidates)):
-        raise SkipRecord("verdict_not_single_token", record.id,
-                         f"{record.format} labels do not tokenise to distinct single tokens in this context")
+        raise SkipRecord(
+            "verdict_not_single_token",
+            record.id,
+            f"{record.format} labels do not tokenise to distinct single tokens in this context",
+        )
     sample.verdict_index = k
     sample.verdict_target = ids[k]
     sample.verdict_candidates = candidates
     return sample
 
 
-def encode_preference(record: PreferenceRecord, tokenizer, *, max_length: int,
-                      overlong: str = "truncate_prompt") -> tuple[EncodedSample, EncodedSample]:
+def encode_preference(
+    record: PreferenceRecord, tokenizer, *, max_length: int, overlong: str = "truncate_prompt"
+) -> tuple[EncodedSample, EncodedSample]:
     """Encode a preference record as (chosen, rejected) samples sharing the prompt (sequence DPO)."""
     out = []
     for name, text in (("chosen", record.chosen), ("rejected", record.rejected)):
-        rec = TrainRecord(id=f"{record.id}:{name}", messages=record.messages, response=text, verdict=None,
-                          format="none", source=record.source)
+        rec = TrainRecord(
+            id=f"{record.id}:{name}",
+            messages=record.messages,
+            response=text,
+            verdict=None,
+            format="none",
+            source=record.source,
+        )
         out.append(encode_record(rec, tokenizer, max_length=max_length, overlong=overlong))
     return out[0], out[1]
 

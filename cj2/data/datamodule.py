@@ -39,9 +39,16 @@ class TooManySkipped(RuntimeError):
     pass
 
 
-def encode_all(records: Sequence[TrainRecord], tokenizer, *, max_length: int, overlong: str,
-               need_verdict_tokens: bool, max_skip_fraction: float, split: str
-               ) -> tuple[list[EncodedSample], dict[str, Any]]:
+def encode_all(
+    records: Sequence[TrainRecord],
+    tokenizer,
+    *,
+    max_length: int,
+    overlong: str,
+    need_verdict_tokens: bool,
+    max_skip_fraction: float,
+    split: str,
+) -> tuple[list[EncodedSample], dict[str, Any]]:
     """Encode records, counting skips per reason; raise when the skipped fraction exceeds the limit."""
     samples: list[EncodedSample] = []
     skipped: Counter[str] = Counter()
@@ -49,8 +56,13 @@ def encode_all(records: Sequence[TrainRecord], tokenizer, *, max_length: int, ov
     truncated = 0
     for rec in records:
         try:
-            s = encode_record(rec, tokenizer, max_length=max_length, overlong=overlong,
-                              need_verdict_tokens=need_verdict_tokens)
+            s = encode_record(
+                rec,
+                tokenizer,
+                max_length=max_length,
+                overlong=overlong,
+                need_verdict_tokens=need_verdict_tokens,
+            )
         except SkipRecord as err:
             skipped[err.reason] += 1
             examples.setdefault(err.reason, str(err))
@@ -58,15 +70,28 @@ def encode_all(records: Sequence[TrainRecord], tokenizer, *, max_length: int, ov
         truncated += s.truncated_prompt_tokens > 0
         samples.append(s)
     n = len(records)
-    stats = {"split": split, "records": n, "kept": len(samples), "skipped": sum(skipped.values()),
-             "skipped_by_reason": dict(skipped), "prompt_truncated": truncated}
+    stats = {
+        "split": split,
+        "records": n,
+        "kept": len(samples),
+        "skipped": sum(skipped.values()),
+        "skipped_by_reason": dict(skipped),
+        "prompt_truncated": truncated,
+    }
     if skipped:
-        log.warning("%s: skipped %d of %d records: %s (e.g. %s)", split, stats["skipped"], n, dict(skipped),
-                    "; ".join(examples.values()))
+        log.warning(
+            "%s: skipped %d of %d records: %s (e.g. %s)",
+            split,
+            stats["skipped"],
+            n,
+            dict(skipped),
+            "; ".join(examples.values()),
+        )
     if n and stats["skipped"] / n > max_skip_fraction:
         raise TooManySkipped(
             f"{split}: {stats['skipped']} of {n} records skipped ({dict(skipped)}), more than "
-            f"data.max_skip_fraction={max_skip_fraction}. First examples: {examples}")
+            f"data.max_skip_fraction={max_skip_fraction}. First examples: {examples}"
+        )
     return samples, stats
 
 
@@ -100,21 +125,40 @@ class _Collate:
         batch = self.collator(samples)
         if mb is not None:
             batch["position"] = (mb.epoch, mb.position)
-            batch["step_totals"] = {"tokens": mb.step_tokens, "rows": mb.step_rows,
-                                    "verdict_rows": mb.step_verdict_rows}
+            batch["step_totals"] = {
+                "tokens": mb.step_tokens,
+                "rows": mb.step_rows,
+                "verdict_rows": mb.step_verdict_rows,
+            }
         return batch
 
 
 class JudgeDataModule(L.LightningDataModule):
-    def __init__(self, tokenizer=None, *, builtin: Mapping[str, Any] | None = None,
-                 train_files: Sequence[str] = (), val_files: Sequence[str] = (),
-                 preference_files: Sequence[str] = (), max_length: int = 1024,
-                 overlong: str = "truncate_prompt", max_skip_fraction: float = 0.05, batch_size: int = 4,
-                 eval_batch_size: int = 8, accumulate_grad_batches: int = 1, group_by_length: bool = True,
-                 num_workers: int = 0, seed: int = 0, preference: bool = False,
-                 need_verdict_tokens: bool = False, pad_to_multiple_of: int | None = None,
-                 train_records: Sequence[TrainRecord] | None = None, val_records: Sequence[TrainRecord] | None = None,
-                 rejection: Mapping[str, Any] | None = None, packing: str | bool = "auto"):
+    def __init__(
+        self,
+        tokenizer=None,
+        *,
+        builtin: Mapping[str, Any] | None = None,
+        train_files: Sequence[str] = (),
+        val_files: Sequence[str] = (),
+        preference_files: Sequence[str] = (),
+        max_length: int = 1024,
+        overlong: str = "truncate_prompt",
+        max_skip_fraction: float = 0.05,
+        batch_size: int = 4,
+        eval_batch_size: int = 8,
+        accumulate_grad_batches: int = 1,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        preference: bool = False,
+        need_verdict_tokens: bool = False,
+        pad_to_multiple_of: int | None = None,
+        train_records: Sequence[TrainRecord] | None = None,
+        val_records: Sequence[TrainRecord] | None = None,
+        rejection: Mapping[str, Any] | None = None,
+        packing: str | bool = "auto",
+    ):
         super().__init__()
         self.tokenizer = tokenizer
         self.builtin = dict(builtin) if builtin else None
@@ -164,8 +208,9 @@ class JudgeDataModule(L.LightningDataModule):
             fams = [f for f in fams if f in chosen] or fams
         return fams
 
-    def _builtin_items(self, split: str, n: int, seed_offset: int = 0,
-                       families: Sequence[str] | None = None) -> list[PairwiseItem]:
+    def _builtin_items(
+        self, split: str, n: int, seed_offset: int = 0, families: Sequence[str] | None = None
+    ) -> list[PairwiseItem]:
         from cj2.data.tasks import generate_items
 
         b = self.builtin or {}
@@ -207,8 +252,12 @@ class JudgeDataModule(L.LightningDataModule):
 
             b = self.builtin or {}
             items = self._builtin_items("train", int(b.get("n_train", 0)))
-            records, prefs, info = builtin_rft(items, self.rejection or {}, templates=self._builtin_templates(),
-                                               seed=int(b.get("seed", self.seed)))
+            records, prefs, info = builtin_rft(
+                items,
+                self.rejection or {},
+                templates=self._builtin_templates(),
+                seed=int(b.get("seed", self.seed)),
+            )
             self.stats["rft"] = info["stats"]
             self.stats["rft_metrics"] = info["metrics"]
             self._rft = (records, prefs)
@@ -245,9 +294,11 @@ class JudgeDataModule(L.LightningDataModule):
         if not recs and self.builtin and self.builtin.get("n_train", 0):
             from cj2.data.tasks import build_preference_records
 
-            recs = build_preference_records(self._builtin_items("train", int(self.builtin["n_train"])),
-                                            self._builtin_templates(),
-                                            seed=int(self.builtin.get("seed", self.seed)))
+            recs = build_preference_records(
+                self._builtin_items("train", int(self.builtin["n_train"])),
+                self._builtin_templates(),
+                seed=int(self.builtin.get("seed", self.seed)),
+            )
         return recs
 
     def eval_items(self, n: int, split: str = "validation", n_unseen: int = 0) -> list[PairwiseItem]:
@@ -265,31 +316,49 @@ class JudgeDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.tokenizer is None:
             raise ValueError("JudgeDataModule needs a tokenizer")
-        common = dict(max_length=self.max_length, overlong=self.overlong,
-                      max_skip_fraction=self.max_skip_fraction)
+        common = dict(
+            max_length=self.max_length, overlong=self.overlong, max_skip_fraction=self.max_skip_fraction
+        )
         if self.train_set is None and stage in (None, "fit"):
             if self.preference:
                 pairs, skipped = [], Counter()
                 prefs = self.preference_records()
                 for rec in prefs:
                     try:
-                        pairs.append(encode_preference(rec, self.tokenizer, max_length=self.max_length,
-                                                       overlong=self.overlong))
+                        pairs.append(
+                            encode_preference(
+                                rec, self.tokenizer, max_length=self.max_length, overlong=self.overlong
+                            )
+                        )
                     except SkipRecord as err:
                         skipped[err.reason] += 1
                 if prefs and sum(skipped.values()) / len(prefs) > self.max_skip_fraction:
                     raise TooManySkipped(f"train(preference): skipped {dict(skipped)} of {len(prefs)}")
-                self.stats["train"] = {"records": len(prefs), "kept": len(pairs), "skipped_by_reason": dict(skipped)}
+                self.stats["train"] = {
+                    "records": len(prefs),
+                    "kept": len(pairs),
+                    "skipped_by_reason": dict(skipped),
+                }
                 self.train_set = _EncodedDataset(pairs)
             else:
-                samples, self.stats["train"] = encode_all(self.train_records(), self.tokenizer, split="train",
-                                                          need_verdict_tokens=self.need_verdict_tokens, **common)
+                samples, self.stats["train"] = encode_all(
+                    self.train_records(),
+                    self.tokenizer,
+                    split="train",
+                    need_verdict_tokens=self.need_verdict_tokens,
+                    **common,
+                )
                 self.train_set = _EncodedDataset(samples)
             if len(self.train_set) == 0:
                 raise ValueError("no training records: configure data.builtin.n_train or data.train_files")
         if self.val_set is None and stage in (None, "fit", "validate"):
-            samples, self.stats["validation"] = encode_all(self.val_records(), self.tokenizer, split="validation",
-                                                           need_verdict_tokens=self.need_verdict_tokens, **common)
+            samples, self.stats["validation"] = encode_all(
+                self.val_records(),
+                self.tokenizer,
+                split="validation",
+                need_verdict_tokens=self.need_verdict_tokens,
+                **common,
+            )
             self.val_set = _EncodedDataset(samples)
 
     def _collate(self, preference: bool) -> _Collate:
@@ -312,17 +381,30 @@ class JudgeDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         ids = [(s[0] if self.preference else s).id for s in samples]
         self._train_sampler = StepBatchSampler(
-            lengths, resp, verdict, batch_size=self.batch_size, accumulate=self.accumulate, seed=self.seed,
-            group_by_length=self.group_by_length, rank=rank, world_size=world, weights=weights,
-            groups=self._pair_groups(ids))
+            lengths,
+            resp,
+            verdict,
+            batch_size=self.batch_size,
+            accumulate=self.accumulate,
+            seed=self.seed,
+            group_by_length=self.group_by_length,
+            rank=rank,
+            world_size=world,
+            weights=weights,
+            groups=self._pair_groups(ids),
+        )
         if self._resume is not None:
             self._train_sampler.resume(*self._resume)
             self._resume = None
         collate = self._collate(self.preference)
         if self._use_packing():
             collate = _Collate(PackedCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of), False)
-        return DataLoader(self.train_set, batch_sampler=self._train_sampler, collate_fn=collate,
-                          num_workers=self.num_workers)
+        return DataLoader(
+            self.train_set,
+            batch_sampler=self._train_sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+        )
 
     def _use_packing(self) -> bool:
         """``packing`` resolved against the model's attention kernel (:func:`cj2.data.packing.resolve_packing`)."""
@@ -331,8 +413,10 @@ class JudgeDataModule(L.LightningDataModule):
         packed = resolve_packing(self.packing, getattr(config, "_attn_implementation", None))
         if packed and self.preference:
             if self.packing is True or str(self.packing).lower() == "true":
-                raise ValueError("data.packing=true cannot train loss=dpo_seq, whose sequence log-probs need one "
-                                 "sequence per row; use data.packing=auto or false")
+                raise ValueError(
+                    "data.packing=true cannot train loss=dpo_seq, whose sequence log-probs need one "
+                    "sequence per row; use data.packing=auto or false"
+                )
             packed = False
         self.packed = packed
         return packed
@@ -345,9 +429,10 @@ class JudgeDataModule(L.LightningDataModule):
             # every rank needs at least one batch; with fewer samples than ranks the last one is repeated
             indices = (indices + indices[-1:] * max(0, world - len(indices)))[rank::world]
         b = self.eval_batch_size
-        batches = [indices[s: s + b] for s in range(0, len(indices), b)]
-        return DataLoader(self.val_set, batch_sampler=batches, collate_fn=self._collate(False),
-                          num_workers=self.num_workers)
+        batches = [indices[s : s + b] for s in range(0, len(indices), b)]
+        return DataLoader(
+            self.val_set, batch_sampler=batches, collate_fn=self._collate(False), num_workers=self.num_workers
+        )
 
     # ---------------------------------------------------------------- resume
     def mark_consumed(self, position: tuple[int, int]) -> None:

@@ -21,8 +21,15 @@ JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 class DataError(ValueError):
     """A record that cannot be used, with where it is: ``file:line: field: what is wrong``."""
 
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None, line: int | None = None,
-                 field: str | None = None, kind: str = "invalid"):
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        kind: str = "invalid",
+    ):
         self.kind = kind  # a stable reason code for skip counters; the message is for people
         self.path = None if path is None else str(path)
         self.line = line
@@ -49,8 +56,9 @@ def _open_text(path: Path):
     return raw
 
 
-def read_rows(path: str | os.PathLike, *, bad_lines: str = "raise"
-              ) -> Iterator[tuple[int, dict[str, Any] | DataError]]:
+def read_rows(
+    path: str | os.PathLike, *, bad_lines: str = "raise"
+) -> Iterator[tuple[int, dict[str, Any] | DataError]]:
     """Yield ``(line_number, row)`` from a ``.jsonl``, ``.jsonl.gz``, ``.json`` or ``.parquet`` file.
 
     ``line_number`` is 1-based: the physical line for JSONL, the list index + 1 for a JSON array, the row
@@ -112,18 +120,27 @@ def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, An
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        return None, DataError(f"not valid UTF-8 (byte {err.start} of the line)", path=path, line=lineno,
-                               kind="non_utf8")
+        return None, DataError(
+            f"not valid UTF-8 (byte {err.start} of the line)", path=path, line=lineno, kind="non_utf8"
+        )
     if not line.strip():
         return None, None
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:
-        return None, DataError(f"invalid JSON ({err.msg} at column {err.colno}); truncated line?", path=path,
-                               line=lineno, kind="invalid_json")
+        return None, DataError(
+            f"invalid JSON ({err.msg} at column {err.colno}); truncated line?",
+            path=path,
+            line=lineno,
+            kind="invalid_json",
+        )
     if not isinstance(row, dict):
-        return None, DataError(f"expected a JSON object, got {'null' if row is None else type(row).__name__}",
-                               path=path, line=lineno, kind="not_an_object")
+        return None, DataError(
+            f"expected a JSON object, got {'null' if row is None else type(row).__name__}",
+            path=path,
+            line=lineno,
+            kind="not_an_object",
+        )
     return row, None
 
 

@@ -93,7 +93,9 @@ class PackedCollator:
             positions += range(len(s))
             if s.verdict_index >= 0:
                 if not 1 <= s.verdict_index < len(s):
-                    raise ValueError(f"record {s.id!r}: verdict_index={s.verdict_index} outside [1, {len(s) - 1}]")
+                    raise ValueError(
+                        f"record {s.id!r}: verdict_index={s.verdict_index} outside [1, {len(s) - 1}]"
+                    )
                 verdict_index.append(start + s.verdict_index)
                 verdict_target.append(s.verdict_target)
                 verdict_cands.append(list(s.verdict_candidates))
@@ -135,8 +137,10 @@ def is_packed(batch: dict[str, Any]) -> bool:
 
 def sample_slices(batch: dict[str, Any], values: torch.Tensor) -> list[torch.Tensor]:
     """Per-sample pieces of a ``[rows, T, ...]`` tensor of a packed batch (e.g. hidden states or logits)."""
-    return [values[int(r), int(s): int(s) + int(n)]
-            for r, s, n in zip(batch["sample_row"], batch["sample_start"], batch["sample_length"])]
+    return [
+        values[int(r), int(s) : int(s) + int(n)]
+        for r, s, n in zip(batch["sample_row"], batch["sample_start"], batch["sample_length"])
+    ]
 
 
 def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
@@ -152,5 +156,4 @@ def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -
     return (padded - real) / padded if padded else 0.0
 
 
-__all__ = ["PackedCollator", "is_packed", "padding_fraction", "resolve_packing",
-           "sample_slices"]
+__all__ = ["PackedCollator", "is_packed", "padding_fraction", "resolve_packing", "sample_slices"]

@@ -25,8 +25,9 @@ from cj2.verdict import FORMATS, labels_for
 _ROLES = ("system", "user", "assistant")
 
 
-def _require(row: dict[str, Any], name: str, kind: type | tuple[type, ...], *, path, line,
-             optional: bool = False) -> Any:
+def _require(
+    row: dict[str, Any], name: str, kind: type | tuple[type, ...], *, path, line, optional: bool = False
+) -> Any:
     if name not in row or row[name] is None:
         if optional:
             return None
@@ -38,34 +39,50 @@ def _require(row: dict[str, Any], name: str, kind: type | tuple[type, ...], *, p
     return value
 
 
-def validate_messages(messages: Any, *, path=None, line=None, field: str = "messages") -> list[dict[str, str]]:
+def validate_messages(
+    messages: Any, *, path=None, line=None, field: str = "messages"
+) -> list[dict[str, str]]:
     """Check a chat-message list: a non-empty list of ``{role, content}`` with known roles."""
     if not isinstance(messages, list) or not messages:
-        raise DataError("expected a non-empty list of {role, content} messages", path=path, line=line,
-                        field=field)
+        raise DataError(
+            "expected a non-empty list of {role, content} messages", path=path, line=line, field=field
+        )
     out = []
     for i, msg in enumerate(messages):
         where = f"{field}[{i}]"
         if not isinstance(msg, dict):
-            raise DataError(f"expected an object, got {type(msg).__name__}", path=path, line=line, field=where)
+            raise DataError(
+                f"expected an object, got {type(msg).__name__}", path=path, line=line, field=where
+            )
         role, content = msg.get("role"), msg.get("content")
         if role not in _ROLES:
-            raise DataError(f"role {role!r} is not one of {_ROLES}", path=path, line=line, field=f"{where}.role")
+            raise DataError(
+                f"role {role!r} is not one of {_ROLES}", path=path, line=line, field=f"{where}.role"
+            )
         if not isinstance(content, str):
-            raise DataError(f"content must be a string, got {type(content).__name__}", path=path, line=line,
-                            field=f"{where}.content")
+            raise DataError(
+                f"content must be a string, got {type(content).__name__}",
+                path=path,
+                line=line,
+                field=f"{where}.content",
+            )
         out.append({"role": role, "content": content})
     if out[-1]["role"] == "assistant":
-        raise DataError("the prompt must not end with an assistant turn (the response is separate)",
-                        path=path, line=line, field=f"{field}[{len(out) - 1}].role")
+        raise DataError(
+            "the prompt must not end with an assistant turn (the response is separate)",
+            path=path,
+            line=line,
+            field=f"{field}[{len(out) - 1}].role",
+        )
     return out
 
 
 def _format(row, *, path, line) -> str:
     fmt = _require(row, "format", str, path=path, line=line)
     if fmt not in FORMATS:
-        raise DataError(f"unknown verdict format {fmt!r}; expected one of {FORMATS}", path=path, line=line,
-                        field="format")
+        raise DataError(
+            f"unknown verdict format {fmt!r}; expected one of {FORMATS}", path=path, line=line, field="format"
+        )
     return fmt
 
 
@@ -80,16 +97,29 @@ def train_record_from_row(row: dict[str, Any], *, path=None, line=None) -> Train
     if fmt == "none":
         verdict = None
     elif verdict not in labels_for(fmt):
-        raise DataError(f"verdict {verdict!r} is not a label of format {fmt!r} {labels_for(fmt)}",
-                        path=path, line=line, field="verdict")
+        raise DataError(
+            f"verdict {verdict!r} is not a label of format {fmt!r} {labels_for(fmt)}",
+            path=path,
+            line=line,
+            field="verdict",
+        )
     source = row.get("source") or ""
     weight = row.get("weight", 1.0)
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-        raise DataError(f"weight must be a non-negative number, got {weight!r}", path=path, line=line,
-                        field="weight")
+        raise DataError(
+            f"weight must be a non-negative number, got {weight!r}", path=path, line=line, field="weight"
+        )
     meta = row.get("meta") or {}
-    return TrainRecord(id=str(rid), messages=messages, response=response, verdict=verdict, format=fmt,
-                       source=str(source), weight=float(weight), meta=dict(meta))
+    return TrainRecord(
+        id=str(rid),
+        messages=messages,
+        response=response,
+        verdict=verdict,
+        format=fmt,
+        source=str(source),
+        weight=float(weight),
+        meta=dict(meta),
+    )
 
 
 def preference_record_from_row(row: dict[str, Any], *, path=None, line=None) -> PreferenceRecord:
@@ -101,8 +131,15 @@ def preference_record_from_row(row: dict[str, Any], *, path=None, line=None) -> 
         if not text.strip():
             raise DataError("empty response", path=path, line=line, field=name)
     fmt = _format(row, path=path, line=line)
-    return PreferenceRecord(id=str(rid), messages=messages, chosen=chosen, rejected=rejected, format=fmt,
-                            source=str(row.get("source") or ""), meta=dict(row.get("meta") or {}))
+    return PreferenceRecord(
+        id=str(rid),
+        messages=messages,
+        chosen=chosen,
+        rejected=rejected,
+        format=fmt,
+        source=str(row.get("source") or ""),
+        meta=dict(row.get("meta") or {}),
+    )
 
 
 def read_train_records(path: str | os.PathLike) -> list[TrainRecord]:

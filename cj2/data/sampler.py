@@ -48,11 +48,24 @@ def _dist_info() -> tuple[int, int]:
 
 
 class StepBatchSampler:
-    def __init__(self, lengths: Sequence[int], response_tokens: Sequence[int], has_verdict: Sequence[bool], *,
-                 batch_size: int, accumulate: int = 1, seed: int = 0, shuffle: bool = True,
-                 group_by_length: bool = True, group_window: int = 32, drop_last: bool = False,
-                 rank: int | None = None, world_size: int | None = None,
-                 weights: Sequence[float] | None = None, groups: Sequence[object] | None = None):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        response_tokens: Sequence[int],
+        has_verdict: Sequence[bool],
+        *,
+        batch_size: int,
+        accumulate: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        group_by_length: bool = True,
+        group_window: int = 32,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        weights: Sequence[float] | None = None,
+        groups: Sequence[object] | None = None,
+    ):
         if batch_size < 1 or accumulate < 1:
             raise ValueError("batch_size and accumulate must be >= 1")
         self.lengths = list(lengths)
@@ -98,9 +111,9 @@ class StepBatchSampler:
             window = self.batch_size * self.group_window
             grouped = []
             for s in range(0, len(order), window):
-                grouped.extend(sorted(order[s: s + window], key=lambda i: self.lengths[i]))
+                grouped.extend(sorted(order[s : s + window], key=lambda i: self.lengths[i]))
             order = grouped
-        batches = [order[s: s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
         if self.shuffle and self.group_by_length:
@@ -135,7 +148,7 @@ class StepBatchSampler:
                 current = []
             if len(u) > self.batch_size:  # a unit larger than a micro-batch fills whole micro-batches
                 for s in range(0, len(u), self.batch_size):
-                    piece = u[s: s + self.batch_size]
+                    piece = u[s : s + self.batch_size]
                     if len(piece) == self.batch_size:
                         batches.append(piece)
                     else:
@@ -158,7 +171,7 @@ class StepBatchSampler:
         usable = len(batches) - len(batches) % world
         out = []
         for step_start in range(0, usable, per_step):
-            step = batches[step_start: step_start + per_step]
+            step = batches[step_start : step_start + per_step]
             step = step[: len(step) - len(step) % world]
             flat = [i for b in step for i in b]
             w = self.weights

@@ -46,7 +46,10 @@ class PairwiseItem:
         """The same pair with the responses exchanged and the label flipped."""
         flip = {"A": "B", "B": "A", "tie": "tie"}[self.label]
         return dataclasses.replace(
-            self, response_a=self.response_b, response_b=self.response_a, label=flip,
+            self,
+            response_a=self.response_b,
+            response_b=self.response_a,
+            label=flip,
             meta={**self.meta, "swapped": not self.meta.get("swapped", False)},
         )
 
@@ -88,9 +91,16 @@ class BestOfNItem:
         """One pairwise item per loser, best in position A (callers balance positions)."""
         return [
             PairwiseItem(
-                id=f"{self.id}#{i}", question=self.question, response_a=self.best, response_b=loser,
-                label="A", conversation=self.conversation, domain=self.domain, language=self.language,
-                source=self.source, meta={**self.meta, "bon_group": self.id},
+                id=f"{self.id}#{i}",
+                question=self.question,
+                response_a=self.best,
+                response_b=loser,
+                label="A",
+                conversation=self.conversation,
+                domain=self.domain,
+                language=self.language,
+                source=self.source,
+                meta={**self.meta, "bon_group": self.id},
             )
             for i, loser in enumerate(self.losers)
         ]

@@ -108,8 +108,11 @@ def _sign(rng: random.Random) -> int:
     return 1 if rng.random() < 0.5 else -1
 
 
-_OPS: dict[str, Callable[[int, int], int]] = {"+": lambda a, b: a + b, "-": lambda a, b: a - b,
-                                              "*": lambda a, b: a * b}
+_OPS: dict[str, Callable[[int, int], int]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+}
 
 
 def _eq(a: Any, op: str, b: Any, r: Any) -> str:
@@ -143,8 +146,9 @@ def _arith_steps(form: str, x: int, y: int, z: int) -> list[tuple[int | None, st
     }[form]
 
 
-def _run_steps(steps, corrupt: dict[int, Callable[[int, int, int], int]] | None = None
-               ) -> tuple[list[str], int, list[tuple[int, int, int]]]:
+def _run_steps(
+    steps, corrupt: dict[int, Callable[[int, int, int], int]] | None = None
+) -> tuple[list[str], int, list[tuple[int, int, int]]]:
     """Evaluate ``steps`` left to right; ``corrupt[i]`` replaces step i's result (a slip propagates).
     Returns the written lines, the final value and each step's ``(a, b, result)``."""
     lines, prev, done = [], 0, []
@@ -180,8 +184,12 @@ def _make_arithmetic(rng: random.Random, form: str | None) -> Problem:
         x, y, z = _arith_params(rng, form)
     steps = _arith_steps(form, x, y, z)
     work, truth, done = _run_steps(steps)
-    expr = {"x*y+z": f"{x} * {y} + {z}", "x+y*z": f"{x} + {y} * {z}", "x*y-z": f"{x} * {y} - {z}",
-            "(x+y)*z": f"({x} + {y}) * {z}"}[form]
+    expr = {
+        "x*y+z": f"{x} * {y} + {z}",
+        "x+y*z": f"{x} + {y} * {z}",
+        "x*y-z": f"{x} * {y} - {z}",
+        "(x+y)*z": f"({x} + {y}) * {z}",
+    }[form]
     if kind == "precedence":
         # x + y * z read left to right, or (x + y) * z with the brackets ignored.
         wrong_steps = [(x, "+", y), (None, "*", z)] if form == "x+y*z" else [(y, "*", z), (x, "+", None)]
@@ -194,12 +202,20 @@ def _make_arithmetic(rng: random.Random, form: str | None) -> Problem:
         delta = 10 * _sign(rng)
         if steps[i][1] == "+":
             carried = a_i % 10 + b_i % 10 >= 10
-            hint = {(True, -1): "it drops a carry", (True, 1): "it carries twice",
-                    (False, -1): "it loses ten in the addition", (False, 1): "it adds a carry where none is due"}
+            hint = {
+                (True, -1): "it drops a carry",
+                (True, 1): "it carries twice",
+                (False, -1): "it loses ten in the addition",
+                (False, 1): "it adds a carry where none is due",
+            }
         else:
             carried = a_i % 10 < b_i % 10
-            hint = {(True, -1): "it borrows twice", (True, 1): "it forgets to borrow",
-                    (False, -1): "it borrows where no borrow is due", (False, 1): "it gains ten in the subtraction"}
+            hint = {
+                (True, -1): "it borrows twice",
+                (True, 1): "it forgets to borrow",
+                (False, -1): "it borrows where no borrow is due",
+                (False, 1): "it gains ten in the subtraction",
+            }
         hint = hint[(carried, delta // 10)]
         wrong_work, wrong, _ = _run_steps(steps, {i: lambda a, b, r: r + delta})
         wrong_step = wrong_work[i]
@@ -221,9 +237,18 @@ def _make_arithmetic(rng: random.Random, form: str | None) -> Problem:
     slip_first, _, _ = _run_steps(steps[:1], {0: lambda a, b, r: r + _sign(rng) * d})
     slip_work = [slip_first[0], *work[1:]]
     return Problem(
-        subtask=form, fields={"expr": expr, "x": x, "y": y, "z": z}, truth=str(truth), wrong=str(wrong),
-        error_kind=kind, work=work, wrong_work=wrong_work, slip_work=slip_work, wrong_step=wrong_step,
-        slip_step=slip_first[0], demand=f"the exact value of {expr}", hint=hint,
+        subtask=form,
+        fields={"expr": expr, "x": x, "y": y, "z": z},
+        truth=str(truth),
+        wrong=str(wrong),
+        error_kind=kind,
+        work=work,
+        wrong_work=wrong_work,
+        slip_work=slip_work,
+        wrong_step=wrong_step,
+        slip_step=slip_first[0],
+        demand=f"the exact value of {expr}",
+        hint=hint,
         params={"form": form, "x": x, "y": y, "z": z},
     )
 
@@ -271,8 +296,13 @@ def _make_unit_conversion(rng: random.Random, key: str | None) -> Problem:
     larger = rng.random() < 0.5  # whether the wrong answer is the larger number: balanced
     if key is None:
         # For a factor mistake the conversion decides the direction, so pick one that errs the drawn way.
-        key = rng.choice([k for k, (_, _, op, f, wfs) in _CONVERSIONS.items()
-                          if kind == "decimal_shift" or any(_wrong_is_larger(op, f, w) == larger for w in wfs)])
+        key = rng.choice(
+            [
+                k
+                for k, (_, _, op, f, wfs) in _CONVERSIONS.items()
+                if kind == "decimal_shift" or any(_wrong_is_larger(op, f, w) == larger for w in wfs)
+            ]
+        )
     fu, tu, op, factor, wrong_factors = _CONVERSIONS[key]
     v = _conversion_value(rng, op, factor)
     if kind == "decimal_shift" and not larger:
@@ -295,10 +325,18 @@ def _make_unit_conversion(rng: random.Random, key: str | None) -> Problem:
         wrong_step, hint = wrong_work[1], "it misplaces the decimal point"
     slip_step = fact(wrong_factors[0])
     return Problem(
-        subtask=key, fields={"v": _num(v), "fu": fu, "tu": tu}, truth=f"{_num(truth)} {tu}",
-        wrong=f"{_num(wrong)} {tu}", error_kind=kind, work=work, wrong_work=wrong_work,
-        slip_work=[slip_step, work[1]], wrong_step=wrong_step, slip_step=slip_step,
-        demand=f"{_num(v)} {fu} expressed in {tu}", hint=hint,
+        subtask=key,
+        fields={"v": _num(v), "fu": fu, "tu": tu},
+        truth=f"{_num(truth)} {tu}",
+        wrong=f"{_num(wrong)} {tu}",
+        error_kind=kind,
+        work=work,
+        wrong_work=wrong_work,
+        slip_work=[slip_step, work[1]],
+        wrong_step=wrong_step,
+        slip_step=slip_step,
+        demand=f"{_num(v)} {fu} expressed in {tu}",
+        hint=hint,
         params={"value": _num(v), "from": fu, "to": tu},
     )
 
@@ -326,8 +364,9 @@ def _make_sorting(rng: random.Random, order: str | None) -> Problem:
         wrong.insert(i + 2 if moved == truth[i] else i, moved)
         hint = f"it puts {moved} in the wrong place"
     rel = "<" if order == "asc" else ">"
-    wrong_step = next(f"{a} {rel} {b}" for a, b in zip(wrong, wrong[1:])
-                      if (a > b if order == "asc" else a < b))
+    wrong_step = next(
+        f"{a} {rel} {b}" for a, b in zip(wrong, wrong[1:]) if (a > b if order == "asc" else a < b)
+    )
     # A slip: one number misread while ordering, the order itself right.
     j = rng.randrange(n)
     t = truth[j]
@@ -336,13 +375,21 @@ def _make_sorting(rng: random.Random, order: str | None) -> Problem:
     misread = next(m for m in candidates if 10 <= m <= 99 and m != t and m not in nums)
     slipped = list(truth)
     slipped[j] = misread
-    slip_step = _chain(slipped[max(0, j - 1): j + 2], order)
+    slip_step = _chain(slipped[max(0, j - 1) : j + 2], order)
     word = "ascending" if order == "asc" else "descending"
     return Problem(
-        subtask=order, fields={"nums": ", ".join(map(str, nums))}, truth=", ".join(map(str, truth)),
-        wrong=", ".join(map(str, wrong)), error_kind=kind, work=[_chain(truth, order)],
-        wrong_work=[_chain(wrong, order)], slip_work=[_chain(slipped, order)], wrong_step=wrong_step,
-        slip_step=slip_step, demand=f"the numbers in {word} order", hint=hint,
+        subtask=order,
+        fields={"nums": ", ".join(map(str, nums))},
+        truth=", ".join(map(str, truth)),
+        wrong=", ".join(map(str, wrong)),
+        error_kind=kind,
+        work=[_chain(truth, order)],
+        wrong_work=[_chain(wrong, order)],
+        slip_work=[_chain(slipped, order)],
+        wrong_step=wrong_step,
+        slip_step=slip_step,
+        demand=f"the numbers in {word} order",
+        hint=hint,
         params={"numbers": nums, "order": order},
     )
 
@@ -350,14 +397,72 @@ def _make_sorting(rng: random.Random, order: str | None) -> Problem:
 # ------------------------------------------------------------------- counting
 
 _COUNT_WORDS = (
-    "strawberry", "banana", "committee", "mississippi", "parallel", "bookkeeper", "assessment", "successful",
-    "necessary", "occurrence", "balloon", "coffee", "address", "possession", "tomorrow", "referee", "cinnamon",
-    "millennium", "embarrass", "grammar", "pepper", "bubble", "giraffe", "raccoon", "broccoli", "accommodate",
-    "engineer", "hippopotamus", "peppermint", "remember", "exercise", "evidence", "character", "calendar",
-    "elephant", "tennessee", "barbarian", "cucumber", "apparently", "beginning", "butterfly", "caterpillar",
-    "dictionary", "excellent", "happiness", "independence", "kangaroo", "lollipop", "mammal", "nonsense",
-    "opossum", "pineapple", "questionnaire", "rhythm", "satellite", "tattoo", "umbrella", "vacuum",
-    "woodpecker", "assassin", "bassoon", "cappuccino", "different", "tomato", "potato", "avocado",
+    "strawberry",
+    "banana",
+    "committee",
+    "mississippi",
+    "parallel",
+    "bookkeeper",
+    "assessment",
+    "successful",
+    "necessary",
+    "occurrence",
+    "balloon",
+    "coffee",
+    "address",
+    "possession",
+    "tomorrow",
+    "referee",
+    "cinnamon",
+    "millennium",
+    "embarrass",
+    "grammar",
+    "pepper",
+    "bubble",
+    "giraffe",
+    "raccoon",
+    "broccoli",
+    "accommodate",
+    "engineer",
+    "hippopotamus",
+    "peppermint",
+    "remember",
+    "exercise",
+    "evidence",
+    "character",
+    "calendar",
+    "elephant",
+    "tennessee",
+    "barbarian",
+    "cucumber",
+    "apparently",
+    "beginning",
+    "butterfly",
+    "caterpillar",
+    "dictionary",
+    "excellent",
+    "happiness",
+    "independence",
+    "kangaroo",
+    "lollipop",
+    "mammal",
+    "nonsense",
+    "opossum",
+    "pineapple",
+    "questionnaire",
+    "rhythm",
+    "satellite",
+    "tattoo",
+    "umbrella",
+    "vacuum",
+    "woodpecker",
+    "assassin",
+    "bassoon",
+    "cappuccino",
+    "different",
+    "tomato",
+    "potato",
+    "avocado",
 )
 _VOWELS = "aeiou"
 
@@ -369,18 +474,36 @@ def _exchangeable_pair(rng: random.Random, low: int, high: int) -> tuple[int, in
     return (k, k + 1) if rng.random() < 0.5 else (k + 1, k)
 
 
-def _listing_problem(subtask: str, text: str, hits: list[str], wrong_hits: list[str],
-                     slipped: list[str], label: str, kind: str, hint: str, demand: str,
-                     target: str) -> Problem:
+def _listing_problem(
+    subtask: str,
+    text: str,
+    hits: list[str],
+    wrong_hits: list[str],
+    slipped: list[str],
+    label: str,
+    kind: str,
+    hint: str,
+    demand: str,
+    target: str,
+) -> Problem:
     def lines(seq: list[str]) -> list[str]:
         # One step that ends in its count, so a shorter listing is never a substring of a longer one.
         return [f"{label} {', '.join(seq)} ({len(seq)} in all)"]
 
     work, wrong_work, slip_work = lines(hits), lines(wrong_hits), lines(slipped)
     return Problem(
-        subtask=subtask, fields={"w": text, "s": text, "c": target, "d": target}, truth=str(len(hits)),
-        wrong=str(len(wrong_hits)), error_kind=kind, work=work, wrong_work=wrong_work, slip_work=slip_work,
-        wrong_step=wrong_work[0], slip_step=slip_work[0], demand=demand, hint=hint,
+        subtask=subtask,
+        fields={"w": text, "s": text, "c": target, "d": target},
+        truth=str(len(hits)),
+        wrong=str(len(wrong_hits)),
+        error_kind=kind,
+        work=work,
+        wrong_work=wrong_work,
+        slip_work=slip_work,
+        wrong_step=wrong_work[0],
+        slip_step=slip_work[0],
+        demand=demand,
+        hint=hint,
         params={"subtask": subtask, "text": text, "target": target},
     )
 
@@ -393,20 +516,33 @@ def _make_counting(rng: random.Random, subtask: str | None) -> Problem:
         hits = [ch for ch in word if ch in _VOWELS]
         if wrong_k < k:
             drop = rng.randrange(k)
-            wrong_hits, kind, hint = hits[:drop] + hits[drop + 1:], "missed_one", "it misses a vowel"
+            wrong_hits, kind, hint = hits[:drop] + hits[drop + 1 :], "missed_one", "it misses a vowel"
         elif "y" in word:
             pos = word.index("y")
-            wrong_hits = [ch for ch in word[:pos] if ch in _VOWELS] + ["y"] + \
-                [ch for ch in word[pos + 1:] if ch in _VOWELS]
+            wrong_hits = (
+                [ch for ch in word[:pos] if ch in _VOWELS]
+                + ["y"]
+                + [ch for ch in word[pos + 1 :] if ch in _VOWELS]
+            )
             kind, hint = "extra_one", "it counts y as a vowel"
         else:
             dup = rng.randrange(k)
-            wrong_hits, kind, hint = hits[:dup + 1] + hits[dup:], "extra_one", "it counts one vowel twice"
+            wrong_hits, kind, hint = hits[: dup + 1] + hits[dup:], "extra_one", "it counts one vowel twice"
         j = rng.randrange(k)
         slipped = list(hits)  # one vowel misread as another: the count still right
         slipped[j] = rng.choice([v for v in _VOWELS if v != hits[j]])
-        return _listing_problem(subtask, word, hits, wrong_hits, slipped, "vowels", kind, hint,
-                                f"the number of vowels in '{word}'", "")
+        return _listing_problem(
+            subtask,
+            word,
+            hits,
+            wrong_hits,
+            slipped,
+            "vowels",
+            kind,
+            hint,
+            f"the number of vowels in '{word}'",
+            "",
+        )
     # letter / digit: list the positions (1-based) where the target occurs.
     k, wrong_k = _exchangeable_pair(rng, 1, 3)
     if subtask == "digit":
@@ -427,25 +563,78 @@ def _make_counting(rng: random.Random, subtask: str | None) -> Problem:
     others = [i + 1 for i, ch in enumerate(text) if ch != target]
     if wrong_k < k:  # an occurrence missed (a doubled letter read once, say)
         drop = rng.randrange(k)
-        wrong_pos, kind, hint = pos[:drop] + pos[drop + 1:], "missed_one", f"it misses one {name}"
+        wrong_pos, kind, hint = pos[:drop] + pos[drop + 1 :], "missed_one", f"it misses one {name}"
     else:
         wrong_pos = sorted(pos + [rng.choice(others)])
         kind, hint = "extra_one", f"it counts one {name} too many"
     slipped = list(pos)  # one position miswritten: the count still right
     slipped[rng.randrange(k)] = rng.choice(others)
     as_text = lambda ps: [str(p) for p in sorted(ps)]  # noqa: E731
-    return _listing_problem(subtask, text, as_text(pos), as_text(wrong_pos), as_text(slipped),
-                            f"{label} at positions", kind, hint, demand, target)
+    return _listing_problem(
+        subtask,
+        text,
+        as_text(pos),
+        as_text(wrong_pos),
+        as_text(slipped),
+        f"{label} at positions",
+        kind,
+        hint,
+        demand,
+        target,
+    )
 
 
 # -------------------------------------------------------------------- strings
 
 _WORDS = (
-    "planet", "keyboard", "garden", "window", "silver", "rocket", "candle", "bridge", "forest", "marble",
-    "pencil", "harbor", "jacket", "lantern", "meadow", "orange", "pocket", "riddle", "saddle", "timber",
-    "velvet", "wander", "yellow", "zipper", "anchor", "blanket", "cabinet", "dolphin", "feather", "glacier",
-    "hammock", "journal", "kitchen", "library", "mustard", "network", "painter", "quarter", "rainbow",
-    "sparrow", "thunder", "uniform", "village", "whisper", "crystal", "picture", "monster", "castle",
+    "planet",
+    "keyboard",
+    "garden",
+    "window",
+    "silver",
+    "rocket",
+    "candle",
+    "bridge",
+    "forest",
+    "marble",
+    "pencil",
+    "harbor",
+    "jacket",
+    "lantern",
+    "meadow",
+    "orange",
+    "pocket",
+    "riddle",
+    "saddle",
+    "timber",
+    "velvet",
+    "wander",
+    "yellow",
+    "zipper",
+    "anchor",
+    "blanket",
+    "cabinet",
+    "dolphin",
+    "feather",
+    "glacier",
+    "hammock",
+    "journal",
+    "kitchen",
+    "library",
+    "mustard",
+    "network",
+    "painter",
+    "quarter",
+    "rainbow",
+    "sparrow",
+    "thunder",
+    "uniform",
+    "village",
+    "whisper",
+    "crystal",
+    "picture",
+    "monster",
+    "castle",
 )
 
 
@@ -468,16 +657,25 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
         w = rng.choice(_WORDS)
         rev = w[::-1]
         i = rng.choice([k for k in range(len(rev) - 1) if rev[k] != rev[k + 1]])
-        wrong = rev[:i] + rev[i + 1] + rev[i] + rev[i + 2:]
+        wrong = rev[:i] + rev[i + 1] + rev[i] + rev[i + 2 :]
         j = rng.randrange(len(w))
-        typo = w[:j] + rng.choice([c for c in "abcdefghijklmnoprstuvwy" if c != w[j]]) + w[j + 1:]
+        typo = w[:j] + rng.choice([c for c in "abcdefghijklmnoprstuvwy" if c != w[j]]) + w[j + 1 :]
         work = [f"letters {_spell(w)}", f"backwards {_spell(rev)}"]
         wrong_work = [work[0], f"backwards {_spell(wrong)}"]
         return Problem(
-            subtask=subtask, fields={"w": w}, truth=f"'{rev}'", wrong=f"'{wrong}'", error_kind="transposed_letters",
-            work=work, wrong_work=wrong_work, slip_work=[f"letters {_spell(typo)}", work[1]],
-            wrong_step=wrong_work[1], slip_step=f"letters {_spell(typo)}", demand=f"'{w}' reversed",
-            hint=f"it swaps '{rev[i]}' and '{rev[i + 1]}'", params={"subtask": subtask, "word": w},
+            subtask=subtask,
+            fields={"w": w},
+            truth=f"'{rev}'",
+            wrong=f"'{wrong}'",
+            error_kind="transposed_letters",
+            work=work,
+            wrong_work=wrong_work,
+            slip_work=[f"letters {_spell(typo)}", work[1]],
+            wrong_step=wrong_work[1],
+            slip_step=f"letters {_spell(typo)}",
+            demand=f"'{w}' reversed",
+            hint=f"it swaps '{rev[i]}' and '{rev[i + 1]}'",
+            params={"subtask": subtask, "word": w},
         )
     if subtask == "nth":
         while True:
@@ -491,15 +689,24 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
             wrong_step, hint = _enumerate(w, n + 1, start=0), "it counts from zero"
         else:  # skipped a number while counting: answers the (n-1)-th letter
             wrong, kind = w[n - 2], "miscounted"
-            wrong_step = " ".join(f"{ch}({i + (i >= n - 2)})" for i, ch in enumerate(w[:n - 1], start=1))
+            wrong_step = " ".join(f"{ch}({i + (i >= n - 2)})" for i, ch in enumerate(w[: n - 1], start=1))
             hint = "it skips a number while counting"
         j = rng.randrange(n - 1)  # misread an earlier letter: the nth is still right
-        typo = w[:j] + rng.choice([c for c in "abcdefghijklmnoprstuvwy" if c != w[j]]) + w[j + 1:]
+        typo = w[:j] + rng.choice([c for c in "abcdefghijklmnoprstuvwy" if c != w[j]]) + w[j + 1 :]
         slip = _enumerate(typo, n)
         return Problem(
-            subtask=subtask, fields={"w": w, "n": n, "ord": _ordinal(n)}, truth=f"'{truth}'", wrong=f"'{wrong}'",
-            error_kind=kind, work=[_enumerate(w, n)], wrong_work=[wrong_step], slip_work=[slip],
-            wrong_step=wrong_step, slip_step=slip, demand=f"the {_ordinal(n)} letter of '{w}'", hint=hint,
+            subtask=subtask,
+            fields={"w": w, "n": n, "ord": _ordinal(n)},
+            truth=f"'{truth}'",
+            wrong=f"'{wrong}'",
+            error_kind=kind,
+            work=[_enumerate(w, n)],
+            wrong_work=[wrong_step],
+            slip_work=[slip],
+            wrong_step=wrong_step,
+            slip_step=slip,
+            demand=f"the {_ordinal(n)} letter of '{w}'",
+            hint=hint,
             params={"subtask": subtask, "word": w, "n": n},
         )
     # palindrome: random letters; non-palindromes differ in exactly one pair, so they look close.
@@ -537,10 +744,19 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
     verdict_line = {"yes": "all pairs match: yes", "no": "a pair differs: no"}
     wrong_value = "no" if is_pal else "yes"
     return Problem(
-        subtask="palindrome", fields={"w": w}, truth=truth, wrong=wrong_value, error_kind=kind,
-        work=[compare(w), verdict_line[truth]], wrong_work=[wrong_step, verdict_line[wrong_value]],
-        slip_work=[slip, verdict_line[truth]], wrong_step=wrong_step, slip_step=slip,
-        demand=f"whether '{w}' is a palindrome", hint=hint, params={"subtask": "palindrome", "word": w},
+        subtask="palindrome",
+        fields={"w": w},
+        truth=truth,
+        wrong=wrong_value,
+        error_kind=kind,
+        work=[compare(w), verdict_line[truth]],
+        wrong_work=[wrong_step, verdict_line[wrong_value]],
+        slip_work=[slip, verdict_line[truth]],
+        wrong_step=wrong_step,
+        slip_step=slip,
+        demand=f"whether '{w}' is a palindrome",
+        hint=hint,
+        params={"subtask": "palindrome", "word": w},
     )
 
 
@@ -570,8 +786,11 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
         def lines(day_of_year: int, shown_doy: int | None = None) -> list[str]:
             r = (day_of_year - 1) % 7
             wd = _WEEKDAYS[(jan1.weekday() + r) % 7]
-            return [f"1 January {year} was a {wd0}", f"{_date_text(d, False)} is day {shown_doy or day_of_year}",
-                    f"{day_of_year - 1} mod 7 = {r}, giving {wd}"]
+            return [
+                f"1 January {year} was a {wd0}",
+                f"{_date_text(d, False)} is day {shown_doy or day_of_year}",
+                f"{day_of_year - 1} mod 7 = {r}, giving {wd}",
+            ]
 
         work = lines(doy)
         leap = calendar.isleap(year)
@@ -586,10 +805,18 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
         wrong_work = lines(doy + delta)
         slip_work = lines(doy, shown_doy=doy + rng.choice([-2, -1, 1, 2]) if doy > 2 else doy + 1)
         return Problem(
-            subtask=subtask, fields={"date": _date_text(d)}, truth=_WEEKDAYS[d.weekday()],
-            wrong=wrong_work[-1].rsplit(" ", 1)[-1], error_kind=kind, work=work, wrong_work=wrong_work,
-            slip_work=slip_work, wrong_step=wrong_work[1], slip_step=slip_work[1],
-            demand=f"the day of the week of {_date_text(d)}", hint=hint,
+            subtask=subtask,
+            fields={"date": _date_text(d)},
+            truth=_WEEKDAYS[d.weekday()],
+            wrong=wrong_work[-1].rsplit(" ", 1)[-1],
+            error_kind=kind,
+            work=work,
+            wrong_work=wrong_work,
+            slip_work=slip_work,
+            wrong_step=wrong_work[1],
+            slip_step=slip_work[1],
+            demand=f"the day of the week of {_date_text(d)}",
+            hint=hint,
             params={"subtask": subtask, "date": d.isoformat()},
         )
     # between / add: always across one month boundary, so the check has two steps.
@@ -611,12 +838,27 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
         # stopping a day early.
         if direction > 0:
             if ml in (30, 28) and rng.random() < 0.5:
-                wrong_ml, wrong_rem, kind, hint = ml + 1, rem + 1, "month_length", f"it gives {month} {ml + 1} days"
+                wrong_ml, wrong_rem, kind, hint = (
+                    ml + 1,
+                    rem + 1,
+                    "month_length",
+                    f"it gives {month} {ml + 1} days",
+                )
             else:
-                wrong_ml, wrong_rem, kind, hint = ml, rem + 1, "inclusive_count", f"it counts the {_ordinal(d1.day)} itself"
+                wrong_ml, wrong_rem, kind, hint = (
+                    ml,
+                    rem + 1,
+                    "inclusive_count",
+                    f"it counts the {_ordinal(d1.day)} itself",
+                )
         else:
             if ml in (31, 29):
-                wrong_ml, wrong_rem, kind, hint = ml - 1, rem - 1, "month_length", f"it gives {month} {ml - 1} days"
+                wrong_ml, wrong_rem, kind, hint = (
+                    ml - 1,
+                    rem - 1,
+                    "month_length",
+                    f"it gives {month} {ml - 1} days",
+                )
             else:
                 wrong_ml, wrong_rem, kind, hint = ml, rem - 1, "off_by_one", "it stops one day early"
         work = [left(ml, rem), _eq(rem, "+", d2.day, k)]
@@ -624,10 +866,18 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
         wrong_work = [left(wrong_ml, wrong_rem), _eq(wrong_rem, "+", d2.day, wrong)]
         slip_step = left(ml + (1 if ml < 31 else -1), rem)  # month length misstated, remainder right
         return Problem(
-            subtask=subtask, fields={"d1": _date_text(d1), "d2": _date_text(d2)}, truth=f"{k} days",
-            wrong=f"{wrong} days", error_kind=kind, work=work, wrong_work=wrong_work,
-            slip_work=[slip_step, work[1]], wrong_step=wrong_work[0], slip_step=slip_step,
-            demand=f"the number of days from {_date_text(d1)} to {_date_text(d2)}", hint=hint,
+            subtask=subtask,
+            fields={"d1": _date_text(d1), "d2": _date_text(d2)},
+            truth=f"{k} days",
+            wrong=f"{wrong} days",
+            error_kind=kind,
+            work=work,
+            wrong_work=wrong_work,
+            slip_work=[slip_step, work[1]],
+            wrong_step=wrong_work[0],
+            slip_step=slip_step,
+            demand=f"the number of days from {_date_text(d1)} to {_date_text(d2)}",
+            hint=hint,
             params={"subtask": subtask, "start": d1.isoformat(), "end": d2.isoformat()},
         )
     # add: the wrong date is one day later (remainder one too small) or earlier (one too big).
@@ -646,14 +896,25 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
     wrong_date = d1 + dt.timedelta(days=k + direction)
     nxt = _MONTHS[d2.month - 1]
     work = [left(ml, rem), f"{_eq(k, '-', rem, k - rem)}, giving {d2.day} {nxt}"]
-    wrong_work = [left(wrong_ml, wrong_rem), f"{_eq(k, '-', wrong_rem, k - wrong_rem)}, giving {wrong_date.day} "
-                                             f"{_MONTHS[wrong_date.month - 1]}"]
+    wrong_work = [
+        left(wrong_ml, wrong_rem),
+        f"{_eq(k, '-', wrong_rem, k - wrong_rem)}, giving {wrong_date.day} {_MONTHS[wrong_date.month - 1]}",
+    ]
     slip_step = left(ml + (1 if ml < 31 else -1), rem)
     return Problem(
-        subtask=subtask, fields={"d1": _date_text(d1), "k": k}, truth=_date_text(d2), wrong=_date_text(wrong_date),
-        error_kind=kind, work=work, wrong_work=wrong_work, slip_work=[slip_step, work[1]],
-        wrong_step=wrong_work[0], slip_step=slip_step, demand=f"the date {k} days after {_date_text(d1)}",
-        hint=hint, params={"subtask": subtask, "start": d1.isoformat(), "days": k},
+        subtask=subtask,
+        fields={"d1": _date_text(d1), "k": k},
+        truth=_date_text(d2),
+        wrong=_date_text(wrong_date),
+        error_kind=kind,
+        work=work,
+        wrong_work=wrong_work,
+        slip_work=[slip_step, work[1]],
+        wrong_step=wrong_work[0],
+        slip_step=slip_step,
+        demand=f"the date {k} days after {_date_text(d1)}",
+        hint=hint,
+        params={"subtask": subtask, "start": d1.isoformat(), "days": k},
     )
 
 
@@ -675,10 +936,19 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
         wrong_work = [f"{p}% = {_num(wrong_rate)}", _eq(wrong_rate, "*", n, wrong_rate * n)]
         slip_step = f"{p}% = {_num(rate / 10 if ten_up else rate * 10)}"
         return Problem(
-            subtask=subtask, fields={"p": p, "N": n}, truth=_num(truth), wrong=_num(wrong_rate * n),
-            error_kind="decimal_place", work=work, wrong_work=wrong_work, slip_work=[slip_step, work[1]],
-            wrong_step=wrong_work[0], slip_step=slip_step, demand=f"{p}% of {n}",
-            hint="it misplaces the decimal point of the rate", params={"subtask": subtask, "p": p, "N": n},
+            subtask=subtask,
+            fields={"p": p, "N": n},
+            truth=_num(truth),
+            wrong=_num(wrong_rate * n),
+            error_kind="decimal_place",
+            work=work,
+            wrong_work=wrong_work,
+            slip_work=[slip_step, work[1]],
+            wrong_step=wrong_work[0],
+            slip_step=slip_step,
+            demand=f"{p}% of {n}",
+            hint="it misplaces the decimal point of the rate",
+            params={"subtask": subtask, "p": p, "N": n},
         )
     if subtask in ("increase", "decrease"):
         # The sign mistake: an increase answered as a decrease and the other way round.
@@ -692,11 +962,20 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
         slip_step = f"{p}% of {n} = {_num(inc + rng.choice([-2, -1, 1, 2]))}"
         what = "rise" if subtask == "increase" else "cut"
         return Problem(
-            subtask=subtask, fields={"p": p, "N": n}, truth=_num(truth), wrong=_num(wrong), error_kind="sign",
-            work=work, wrong_work=wrong_work, slip_work=[slip_step, work[1]], wrong_step=wrong_work[1],
-            slip_step=slip_step, demand=f"the price after a {p}% {what} from {n}",
-            hint="it adds the change instead of subtracting it" if subtask == "decrease" else
-            "it subtracts the change instead of adding it",
+            subtask=subtask,
+            fields={"p": p, "N": n},
+            truth=_num(truth),
+            wrong=_num(wrong),
+            error_kind="sign",
+            work=work,
+            wrong_work=wrong_work,
+            slip_work=[slip_step, work[1]],
+            wrong_step=wrong_work[1],
+            slip_step=slip_step,
+            demand=f"the price after a {p}% {what} from {n}",
+            hint="it adds the change instead of subtracting it"
+            if subtask == "decrease"
+            else "it subtracts the change instead of adding it",
             params={"subtask": subtask, "p": p, "N": n},
         )
     # what_percent: the right and wrong percentages are k% and 10k%, either way round.
@@ -710,10 +989,19 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
     wrong_work = [work[0], f"{_num(frac)} * {mult} = {wrong_pct}%"]
     slip_step = _eq(x, "/", n, frac / 10 if ten_up else frac * 10)
     return Problem(
-        subtask=subtask, fields={"x": x, "N": n}, truth=f"{pct}%", wrong=f"{wrong_pct}%",
-        error_kind="decimal_place", work=work, wrong_work=wrong_work, slip_work=[slip_step, work[1]],
-        wrong_step=wrong_work[1], slip_step=slip_step, demand=f"{x} as a percentage of {n}",
-        hint=f"it multiplies by {mult} instead of 100", params={"subtask": subtask, "x": x, "N": n},
+        subtask=subtask,
+        fields={"x": x, "N": n},
+        truth=f"{pct}%",
+        wrong=f"{wrong_pct}%",
+        error_kind="decimal_place",
+        work=work,
+        wrong_work=wrong_work,
+        slip_work=[slip_step, work[1]],
+        wrong_step=wrong_work[1],
+        slip_step=slip_step,
+        demand=f"{x} as a percentage of {n}",
+        hint=f"it multiplies by {mult} instead of 100",
+        params={"subtask": subtask, "x": x, "N": n},
     )
 
 
@@ -721,72 +1009,141 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
 
 FAMILIES: dict[str, Family] = {
     "arithmetic": Family(
-        "arithmetic", "multi-step integer arithmetic", _ARITH_FORMS, _make_arithmetic, (
+        "arithmetic",
+        "multi-step integer arithmetic",
+        _ARITH_FORMS,
+        _make_arithmetic,
+        (
             Phrasing("arith-what", "train", "What is {expr}?"),
             Phrasing("arith-compute", "train", "Compute {expr}."),
-            Phrasing("arith-pens", "train", "A shop has {y} boxes with {x} pens in each, plus {z} loose pens. "
-                                            "How many pens are there?", "x*y+z"),
+            Phrasing(
+                "arith-pens",
+                "train",
+                "A shop has {y} boxes with {x} pens in each, plus {z} loose pens. How many pens are there?",
+                "x*y+z",
+            ),
             Phrasing("arith-evaluate", "validation", "Evaluate {expr} and give the exact result."),
-            Phrasing("arith-shelves", "validation", "Each of {y} shelves holds {x} books, and then {z} books are "
-                                                    "taken away. How many books are left?", "x*y-z"),
+            Phrasing(
+                "arith-shelves",
+                "validation",
+                "Each of {y} shelves holds {x} books, and then {z} books are "
+                "taken away. How many books are left?",
+                "x*y-z",
+            ),
             Phrasing("arith-find", "test", "Find the value of {expr}."),
-            Phrasing("arith-badges", "test", "A team has {x} senior and {y} junior members, and every member "
-                                             "needs {z} badges. How many badges are needed?", "(x+y)*z"),
-        )),
+            Phrasing(
+                "arith-badges",
+                "test",
+                "A team has {x} senior and {y} junior members, and every member "
+                "needs {z} badges. How many badges are needed?",
+                "(x+y)*z",
+            ),
+        ),
+    ),
     "unit_conversion": Family(
-        "unit_conversion", "metric and time unit conversions", tuple(_CONVERSIONS), _make_unit_conversion, (
+        "unit_conversion",
+        "metric and time unit conversions",
+        tuple(_CONVERSIONS),
+        _make_unit_conversion,
+        (
             Phrasing("unit-convert", "train", "Convert {v} {fu} to {tu}."),
             Phrasing("unit-howmany", "train", "How many {tu} are in {v} {fu}?"),
             Phrasing("unit-express", "test", "Express {v} {fu} in {tu}."),
             Phrasing("unit-equals", "test", "{v} {fu} is equal to how many {tu}?"),
-        )),
+        ),
+    ),
     "sorting": Family(
-        "sorting", "sorting a short list of numbers", ("asc", "desc"), _make_sorting, (
+        "sorting",
+        "sorting a short list of numbers",
+        ("asc", "desc"),
+        _make_sorting,
+        (
             Phrasing("sort-smallest", "train", "Sort these numbers from smallest to largest: {nums}.", "asc"),
             Phrasing("sort-desc", "train", "Put these numbers in descending order: {nums}.", "desc"),
             Phrasing("sort-increasing", "validation", "Arrange {nums} in increasing order.", "asc"),
-            Phrasing("sort-largest", "validation", "List the following from largest to smallest: {nums}.", "desc"),
-        )),
+            Phrasing(
+                "sort-largest", "validation", "List the following from largest to smallest: {nums}.", "desc"
+            ),
+        ),
+    ),
     "counting": Family(
-        "counting", "counting letters, vowels and digits", ("letter", "vowel", "digit"), _make_counting, (
-            Phrasing("count-letter", "train", "How many times does the letter '{c}' appear in the word '{w}'?",
-                     "letter"),
+        "counting",
+        "counting letters, vowels and digits",
+        ("letter", "vowel", "digit"),
+        _make_counting,
+        (
+            Phrasing(
+                "count-letter",
+                "train",
+                "How many times does the letter '{c}' appear in the word '{w}'?",
+                "letter",
+            ),
             Phrasing("count-vowels", "train", "How many vowels (a, e, i, o, u) are in '{w}'?", "vowel"),
             Phrasing("count-digit", "train", "How many times does the digit {d} occur in {s}?", "digit"),
             Phrasing("count-letter-v", "validation", "Count the '{c}'s in '{w}'.", "letter"),
-            Phrasing("count-vowels-v", "validation", "Count the vowels in the word '{w}', using only a, e, i, o "
-                                                     "and u.", "vowel"),
+            Phrasing(
+                "count-vowels-v",
+                "validation",
+                "Count the vowels in the word '{w}', using only a, e, i, o and u.",
+                "vowel",
+            ),
             Phrasing("count-digit-v", "validation", "In the number {s}, how often does {d} appear?", "digit"),
-        )),
+        ),
+    ),
     "strings": Family(
-        "strings", "reversing, indexing and palindrome checks", ("reverse", "nth", "palindrome"), _make_strings, (
+        "strings",
+        "reversing, indexing and palindrome checks",
+        ("reverse", "nth", "palindrome"),
+        _make_strings,
+        (
             Phrasing("str-reverse", "train", "Reverse the string '{w}'.", "reverse"),
             Phrasing("str-nth", "train", "What is the {ord} letter of '{w}'?", "nth"),
             Phrasing("str-palindrome", "train", "Is '{w}' a palindrome? Answer yes or no.", "palindrome"),
             Phrasing("str-backwards", "test", "Write '{w}' backwards.", "reverse"),
             Phrasing("str-position", "test", "Which letter is at position {n} in '{w}'?", "nth"),
-            Phrasing("str-same", "test", "Does '{w}' read the same forwards and backwards? Answer yes or no.",
-                     "palindrome"),
-        )),
+            Phrasing(
+                "str-same",
+                "test",
+                "Does '{w}' read the same forwards and backwards? Answer yes or no.",
+                "palindrome",
+            ),
+        ),
+    ),
     "dates": Family(
-        "dates", "weekdays, day counts and date arithmetic", ("weekday", "between", "add"), _make_dates, (
+        "dates",
+        "weekdays, day counts and date arithmetic",
+        ("weekday", "between", "add"),
+        _make_dates,
+        (
             Phrasing("date-weekday", "test", "On which day of the week does {date} fall?", "weekday"),
             Phrasing("date-between", "test", "How many days after {d1} is {d2}?", "between"),
             Phrasing("date-add", "test", "What date is {k} days after {d1}?", "add"),
             Phrasing("date-add-later", "test", "Starting from {d1}, what is the date {k} days later?", "add"),
-        )),
+        ),
+    ),
     "percentages": Family(
-        "percentages", "percentages of, increases, decreases and ratios",
+        "percentages",
+        "percentages of, increases, decreases and ratios",
         ("of", "increase", "decrease", "what_percent"),
-        _make_percentages, (
+        _make_percentages,
+        (
             Phrasing("pct-of", "validation", "What is {p}% of {N}?", "of"),
             Phrasing("pct-find", "validation", "Find {p} percent of {N}.", "of"),
-            Phrasing("pct-increase", "validation", "A price of {N} dollars goes up by {p}%. What is the new "
-                                                   "price in dollars?", "increase"),
-            Phrasing("pct-decrease", "validation", "A jacket costing {N} dollars is reduced by {p}%. What does it "
-                                                   "cost now, in dollars?", "decrease"),
+            Phrasing(
+                "pct-increase",
+                "validation",
+                "A price of {N} dollars goes up by {p}%. What is the new price in dollars?",
+                "increase",
+            ),
+            Phrasing(
+                "pct-decrease",
+                "validation",
+                "A jacket costing {N} dollars is reduced by {p}%. What does it cost now, in dollars?",
+                "decrease",
+            ),
             Phrasing("pct-ratio", "validation", "{x} is what percent of {N}?", "what_percent"),
-        )),
+        ),
+    ),
 }
 
 from cj2.data.tasks_easy import EASY_FAMILIES, key_split  # noqa: E402 - needs Problem, Family, Phrasing above
@@ -803,10 +1160,16 @@ SPLIT_NAMES = ("train", "validation", "test")
 
 
 def _check_tiers(tiers: Sequence[str] | str | None) -> tuple[str, ...]:
-    chosen = DEFAULT_TIERS if tiers is None else ((tiers,) if isinstance(tiers, str) else tuple(str(t) for t in tiers))
+    chosen = (
+        DEFAULT_TIERS
+        if tiers is None
+        else ((tiers,) if isinstance(tiers, str) else tuple(str(t) for t in tiers))
+    )
     unknown = [t for t in chosen if t not in TIERS]
     if unknown or not chosen:
-        raise ValueError(f"unknown task tiers {unknown or list(chosen)}; expected a non-empty subset of {list(TIERS)}")
+        raise ValueError(
+            f"unknown task tiers {unknown or list(chosen)}; expected a non-empty subset of {list(TIERS)}"
+        )
     return chosen
 
 
@@ -858,8 +1221,10 @@ def _answers(rng: random.Random, problem: Problem) -> tuple[str, str]:
     if not problem.styled:  # the answer is the text itself (an instruction-following answer)
         return problem.truth, problem.wrong
     s1, s2 = rng.sample(_STYLES, 2)
-    options = [(_style(s1, problem.truth, problem.work), _style(s2, problem.wrong, problem.wrong_work)),
-               (_style(s2, problem.truth, problem.work), _style(s1, problem.wrong, problem.wrong_work))]
+    options = [
+        (_style(s1, problem.truth, problem.work), _style(s2, problem.wrong, problem.wrong_work)),
+        (_style(s2, problem.truth, problem.work), _style(s1, problem.wrong, problem.wrong_work)),
+    ]
     correct_longer = rng.random() < 0.5
     fitting = [o for o in options if (len(o[0]) > len(o[1])) == correct_longer]
     return rng.choice(fitting or options)
@@ -901,8 +1266,9 @@ def _draw_problem(family: Family, rng: random.Random, subtask: str | None, where
     raise AssertionError(f"{where}: generator bug, no usable problem in {_MAX_DRAWS} draws: {defects}")
 
 
-def _split_families(split: str, families: Sequence[str] | None, tiers: Sequence[str] | str | None = None
-                    ) -> list[str]:
+def _split_families(
+    split: str, families: Sequence[str] | None, tiers: Sequence[str] | str | None = None
+) -> list[str]:
     if split not in SPLIT_NAMES:
         raise ValueError(f"unknown split {split!r}; expected one of {list(SPLIT_NAMES)}")
     if families is None:
@@ -914,8 +1280,10 @@ def _split_families(split: str, families: Sequence[str] | None, tiers: Sequence[
         raise ValueError(f"unknown task families {unknown}; known families: {sorted(FAMILIES)}")
     outside = [f for f in chosen if f not in allowed]
     if outside:
-        raise ValueError(f"families {outside} are not in split {split!r}, which has {allowed} "
-                         f"(held-out families belong to one split only)")
+        raise ValueError(
+            f"families {outside} are not in split {split!r}, which has {allowed} "
+            f"(held-out families belong to one split only)"
+        )
     if not chosen:
         raise ValueError("families must name at least one family")
     return chosen
@@ -924,18 +1292,28 @@ def _split_families(split: str, families: Sequence[str] | None, tiers: Sequence[
 _MAX_KEY_DRAWS = 400
 
 
-def _draw_for_split(family: Family, rng: random.Random, subtask: str | None, split: str, where: str) -> Problem:
+def _draw_for_split(
+    family: Family, rng: random.Random, subtask: str | None, split: str, where: str
+) -> Problem:
     """A problem whose question key belongs to ``split`` (families with ``key_splits``), else any problem."""
     for _ in range(_MAX_KEY_DRAWS if family.key_splits else 1):
         problem = _draw_problem(family, rng, subtask, where)
         if not family.key_splits or key_split(family.name, str(problem.params["key"])) == split:
             return problem
-    raise AssertionError(f"{where}: no question of family {family.name!r} belongs to split {split!r} in "
-                         f"{_MAX_KEY_DRAWS} draws (the family's table is too small for three splits)")
+    raise AssertionError(
+        f"{where}: no question of family {family.name!r} belongs to split {split!r} in "
+        f"{_MAX_KEY_DRAWS} draws (the family's table is too small for three splits)"
+    )
 
 
-def generate_items(n: int, *, split: str = "train", seed: int = 0, families: Sequence[str] | None = None,
-                   tiers: Sequence[str] | str | None = None) -> list[PairwiseItem]:
+def generate_items(
+    n: int,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    families: Sequence[str] | None = None,
+    tiers: Sequence[str] | str | None = None,
+) -> list[PairwiseItem]:
     """``n`` pairwise judge items of ``split`` whose truth is computed (module docstring).
 
     Item ``i`` is a pure function of ``(split, seed, i, families)``, so ``generate_items(n)`` is a prefix of
@@ -959,20 +1337,44 @@ def generate_items(n: int, *, split: str = "train", seed: int = 0, families: Seq
         problem = _draw_for_split(family, rng, phrasing.subtask, split, item_id)
         correct, wrong = _answers(rng, problem)
         a, b = (correct, wrong) if label == "A" else (wrong, correct)
-        items.append(PairwiseItem(
-            id=item_id, question=phrasing.text.format(**problem.fields), response_a=a, response_b=b, label=label,
-            domain=family.name, language="en", source=SOURCE,
-            meta={
-                "family": family.name, "subtask": problem.subtask, "phrasing": phrasing.id, "split": split,
-                "seed": seed, "truth": problem.truth, "wrong_value": problem.wrong, "tier": family.tier,
-                **({"truth_view": problem.truth_view, "wrong_view": problem.wrong_view}
-                   if problem.truth_view is not None else {}),
-                "error_kind": problem.error_kind, "params": problem.params, "demand": problem.demand,
-                "hint": problem.hint,
-                "check": {"work": problem.work, "wrong_work": problem.wrong_work, "slip_work": problem.slip_work,
-                          "wrong_step": problem.wrong_step, "slip_step": problem.slip_step},
-            },
-        ))
+        items.append(
+            PairwiseItem(
+                id=item_id,
+                question=phrasing.text.format(**problem.fields),
+                response_a=a,
+                response_b=b,
+                label=label,
+                domain=family.name,
+                language="en",
+                source=SOURCE,
+                meta={
+                    "family": family.name,
+                    "subtask": problem.subtask,
+                    "phrasing": phrasing.id,
+                    "split": split,
+                    "seed": seed,
+                    "truth": problem.truth,
+                    "wrong_value": problem.wrong,
+                    "tier": family.tier,
+                    **(
+                        {"truth_view": problem.truth_view, "wrong_view": problem.wrong_view}
+                        if problem.truth_view is not None
+                        else {}
+                    ),
+                    "error_kind": problem.error_kind,
+                    "params": problem.params,
+                    "demand": problem.demand,
+                    "hint": problem.hint,
+                    "check": {
+                        "work": problem.work,
+                        "wrong_work": problem.wrong_work,
+                        "slip_work": problem.slip_work,
+                        "wrong_step": problem.wrong_step,
+                        "slip_step": problem.slip_step,
+                    },
+                },
+            )
+        )
     return items
 
 
@@ -983,12 +1385,23 @@ def pointwise_views(item: PairwiseItem) -> list[PointwiseItem]:
     views = []
     for pos, response in (("A", item.response_a), ("B", item.response_b)):
         correct = pos == item.label
-        views.append(PointwiseItem(
-            id=f"{item.id}/{pos}", question=item.question, response=response, correct=correct,
-            domain=item.domain, language=item.language, source=item.source,
-            meta={**item.meta, "value": item.meta["truth"] if correct else item.meta["wrong_value"],
-                  "pair_id": item.id, "position": pos},
-        ))
+        views.append(
+            PointwiseItem(
+                id=f"{item.id}/{pos}",
+                question=item.question,
+                response=response,
+                correct=correct,
+                domain=item.domain,
+                language=item.language,
+                source=item.source,
+                meta={
+                    **item.meta,
+                    "value": item.meta["truth"] if correct else item.meta["wrong_value"],
+                    "pair_id": item.id,
+                    "position": pos,
+                },
+            )
+        )
     return views
 
 
@@ -1000,8 +1413,10 @@ _OTHER = {"A": "B", "B": "A"}
 def _require_builtin(item: PairwiseItem | PointwiseItem) -> None:
     check = item.meta.get("check") if isinstance(item.meta, dict) else None
     if not isinstance(check, dict) or "truth" not in item.meta:
-        raise ValueError(f"item {item.id!r} is not a built-in task item (meta['check'] and meta['truth'] are "
-                         f"needed to write a judgment that checks the answers)")
+        raise ValueError(
+            f"item {item.id!r} is not a built-in task item (meta['check'] and meta['truth'] are "
+            f"needed to write a judgment that checks the answers)"
+        )
 
 
 def _as_rng(rng: random.Random | int | None, *default_key: object) -> random.Random:
@@ -1062,17 +1477,21 @@ def _short_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
         adj, verb = _judge_words(rng, b.ok[pos])
         v = b.quoted[pos]
         if pos == work_at:
-            out[f"Check {pos}"] = rng.choice([
-                f"{_cap(work)}. {pos} gives {v}: {adj}.",
-                f"Recomputing: {work}. {pos}'s {v} is {adj}.",
-                f"{_cap(work)}, so {pos}'s {v} {verb}.",
-            ])
+            out[f"Check {pos}"] = rng.choice(
+                [
+                    f"{_cap(work)}. {pos} gives {v}: {adj}.",
+                    f"Recomputing: {work}. {pos}'s {v} is {adj}.",
+                    f"{_cap(work)}, so {pos}'s {v} {verb}.",
+                ]
+            )
         else:
-            out[f"Check {pos}"] = rng.choice([
-                f"{pos} gives {v}: {adj}.",
-                f"{pos}'s {v} is {adj}.",
-                f"{pos} says {v}, which {verb}.",
-            ])
+            out[f"Check {pos}"] = rng.choice(
+                [
+                    f"{pos} gives {v}: {adj}.",
+                    f"{pos}'s {v} is {adj}.",
+                    f"{pos} says {v}, which {verb}.",
+                ]
+            )
     return out
 
 
@@ -1088,39 +1507,52 @@ def _truth_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
     """
     answers = "; ".join(f"{b.quoted[pos]} (Model {pos})" for pos in "AB")
     matches = [pos for pos in "AB" if b.ok[pos]]
-    match = f"{b.quoted[matches[0]]} (Model {matches[0]})" if len(matches) == 1 else \
-        ("both" if matches else "neither")
+    match = (
+        f"{b.quoted[matches[0]]} (Model {matches[0]})"
+        if len(matches) == 1
+        else ("both" if matches else "neither")
+    )
     return {"Truth": _cap("; ".join(b.work)) + ".", "Answers": answers, "Match": match}
 
 
 def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.Random) -> dict[str, str]:
     work = "; ".join(b.work)
     demand = item.meta.get("demand", "the answer to the question")
-    out = {"User's Demand": rng.choice([f"The user wants {demand}.", f"Find {demand}.",
-                                        f"The question asks for {demand}."])}
+    out = {
+        "User's Demand": rng.choice(
+            [f"The user wants {demand}.", f"Find {demand}.", f"The question asks for {demand}."]
+        )
+    }
     for pos in "AB":
         v = b.quoted[pos]
         if b.ok[pos]:
-            out[f"Strengths of Model {pos}"] = rng.choice([
-                f"It gives {v}, which agrees with the recomputed result.", f"Its answer {v} is right.",
-                f"{_cap(v)} is the correct result."])
-            out[f"Weaknesses of Model {pos}"] = rng.choice(["None found.", "No error in the result.",
-                                                             "Nothing significant."])
+            out[f"Strengths of Model {pos}"] = rng.choice(
+                [
+                    f"It gives {v}, which agrees with the recomputed result.",
+                    f"Its answer {v} is right.",
+                    f"{_cap(v)} is the correct result.",
+                ]
+            )
+            out[f"Weaknesses of Model {pos}"] = rng.choice(
+                ["None found.", "No error in the result.", "Nothing significant."]
+            )
         else:
-            out[f"Strengths of Model {pos}"] = rng.choice(["It gives a direct answer.",
-                                                           "It commits to a single answer.",
-                                                           "It answers in a clear form."])
+            out[f"Strengths of Model {pos}"] = rng.choice(
+                ["It gives a direct answer.", "It commits to a single answer.", "It answers in a clear form."]
+            )
             weak = f"{_cap(v)} is wrong; the result should be {b.value}."
             # Naming the mistake is only possible when the judge reads the real wrong answer correctly.
             if b.sound and v == _views(item.meta)[1] and item.meta.get("hint"):
                 weak += f" {_cap(item.meta['hint'])}."
             out[f"Weaknesses of Model {pos}"] = weak
     loser = _OTHER[winner]
-    out["Reasoning"] = rng.choice([
-        f"Checking: {work}. Only Model {winner}'s answer matches, so Model {winner} is better.",
-        f"Recomputing gives {work}. Model {winner} has it right and Model {loser} does not.",
-        f"{_cap(work)}. The result is {b.value}, which Model {winner} gives.",
-    ])
+    out["Reasoning"] = rng.choice(
+        [
+            f"Checking: {work}. Only Model {winner}'s answer matches, so Model {winner} is better.",
+            f"Recomputing gives {work}. Model {winner} has it right and Model {loser} does not.",
+            f"{_cap(work)}. The result is {b.value}, which Model {winner} gives.",
+        ]
+    )
     return out
 
 
@@ -1128,18 +1560,21 @@ def _prose(b: _Belief, winner: str, party: str, rng: random.Random) -> str:
     work = "; ".join(b.work)
     adj = {pos: _judge_words(rng, b.ok[pos])[0] for pos in "AB"}
     qa, qb = b.quoted["A"], b.quoted["B"]
-    return rng.choice([
-        f"{_cap(work)}. {party} A gives {qa}, which is {adj['A']}; {party} B gives {qb}, which is {adj['B']}. "
-        f"{party} {winner} answers the question correctly.",
-        f"Let me check: {work}. {party} A answers {qa} ({adj['A']}) and {party} B answers {qb} ({adj['B']}). "
-        f"{party} {winner} is correct, so it is the better answer.",
-        f"My own answer: {work}, so the result is {b.value}. {party} A says {qa}, which is {adj['A']}. "
-        f"{party} B says {qb}, which is {adj['B']}. {party} {winner} is better.",
-    ])
+    return rng.choice(
+        [
+            f"{_cap(work)}. {party} A gives {qa}, which is {adj['A']}; {party} B gives {qb}, which is {adj['B']}. "
+            f"{party} {winner} answers the question correctly.",
+            f"Let me check: {work}. {party} A answers {qa} ({adj['A']}) and {party} B answers {qb} ({adj['B']}). "
+            f"{party} {winner} is correct, so it is the better answer.",
+            f"My own answer: {work}, so the result is {b.value}. {party} A says {qa}, which is {adj['A']}. "
+            f"{party} B says {qb}, which is {adj['B']}. {party} {winner} is better.",
+        ]
+    )
 
 
-def _pointwise_judgment(item: PointwiseItem, template: JudgeTemplate, flawed: bool, verdict: str | None,
-                        rng: random.Random) -> str:
+def _pointwise_judgment(
+    item: PointwiseItem, template: JudgeTemplate, flawed: bool, verdict: str | None, rng: random.Random
+) -> str:
     m, c = item.meta, item.meta["check"]
     if verdict is None:
         verdict = default_verdict(item, template, rng)
@@ -1161,10 +1596,12 @@ def _pointwise_judgment(item: PointwiseItem, template: JudgeTemplate, flawed: bo
     ok = quoted == believed
     adj, verb = _judge_words(rng, ok)
     w = "; ".join(work)
-    text = rng.choice([
-        f"{_cap(w)}. The response gives {quoted}, which is {adj}.",
-        f"Recomputing: {w}. The response's {quoted} {verb}.",
-    ])
+    text = rng.choice(
+        [
+            f"{_cap(w)}. The response gives {quoted}, which is {adj}.",
+            f"Recomputing: {w}. The response's {quoted} {verb}.",
+        ]
+    )
     if template.format == "score":
         text += " " + ("It answers the question accurately." if ok else "The final answer is wrong.")
     keys = template.response_keys(item.language)
@@ -1172,8 +1609,9 @@ def _pointwise_judgment(item: PointwiseItem, template: JudgeTemplate, flawed: bo
     return template.render_response(sections, verdict, language=item.language)
 
 
-def default_verdict(item: PairwiseItem | PointwiseItem, template: JudgeTemplate,
-                    rng: random.Random | int | None = None) -> str:
+def default_verdict(
+    item: PairwiseItem | PointwiseItem, template: JudgeTemplate, rng: random.Random | int | None = None
+) -> str:
     """The gold verdict of a built-in item under ``template``: the correct position (pairwise), ``yes``/``no``
     (correctness), or a score of 8-10 for a correct response and 1-3 for a wrong one (score; seeded)."""
     if template.kind == "pairwise":
@@ -1186,8 +1624,14 @@ def default_verdict(item: PairwiseItem | PointwiseItem, template: JudgeTemplate,
     raise ValueError(f"no default verdict for pointwise format {template.format!r}")
 
 
-def build_judgment(item: PairwiseItem | PointwiseItem, template: JudgeTemplate | str, *, flawed: bool = False,
-                   verdict: str | None = None, rng: random.Random | int | None = None) -> str:
+def build_judgment(
+    item: PairwiseItem | PointwiseItem,
+    template: JudgeTemplate | str,
+    *,
+    flawed: bool = False,
+    verdict: str | None = None,
+    rng: random.Random | int | None = None,
+) -> str:
     """A critical-thinking judgment of a built-in item (arXiv 2507.09104, Sec. 3.2) in ``template``'s format.
 
     The reasoning recomputes the answer in a few steps ("17 * 3 = 51; 51 + 8 = 59"), says which response
@@ -1207,8 +1651,9 @@ def build_judgment(item: PairwiseItem | PointwiseItem, template: JudgeTemplate |
         return _pointwise_judgment(item, template, flawed, verdict, r)
     verdict = item.label if verdict is None else verdict
     if verdict not in ("A", "B"):
-        raise ValueError(f"built-in items have a correct and a wrong answer; verdict must be 'A' or 'B', "
-                         f"got {verdict!r}")
+        raise ValueError(
+            f"built-in items have a correct and a wrong answer; verdict must be 'A' or 'B', got {verdict!r}"
+        )
     if verdict not in labels_for(template.format):
         raise ValueError(f"verdict {verdict!r} is not a label of format {template.format!r}")
     belief = _pairwise_belief(item, flawed, verdict)
@@ -1219,15 +1664,22 @@ def build_judgment(item: PairwiseItem | PointwiseItem, template: JudgeTemplate |
         sections = _truth_sections(belief, r)
     elif template.name == "cj2_direct":
         sections = ""  # verdict only
-    elif set(keys) == {"User's Demand", "Strengths of Model A", "Weaknesses of Model A", "Strengths of Model B",
-                       "Weaknesses of Model B", "Reasoning"}:
+    elif set(keys) == {
+        "User's Demand",
+        "Strengths of Model A",
+        "Weaknesses of Model A",
+        "Strengths of Model B",
+        "Weaknesses of Model B",
+        "Reasoning",
+    }:
         sections = _critical_sections(item, belief, verdict, r)
     elif len(keys) <= 1:
         text = _prose(belief, verdict, template.party, r)
         sections = {keys[0]: text} if keys else text
     else:
-        raise ValueError(f"build_judgment does not know how to fill the keys {list(keys)} of template "
-                         f"{template.name!r}")
+        raise ValueError(
+            f"build_judgment does not know how to fill the keys {list(keys)} of template {template.name!r}"
+        )
     return template.render_response(sections, verdict, language=item.language)
 
 
@@ -1239,8 +1691,9 @@ def _names(template_names: Sequence[str] | str) -> tuple[str, ...]:
     return (template_names,) if isinstance(template_names, str) else tuple(template_names)
 
 
-def _gold(item: PairwiseItem, names: Sequence[str], seed: int
-          ) -> tuple[PairwiseItem | PointwiseItem, JudgeTemplate, str, random.Random]:
+def _gold(
+    item: PairwiseItem, names: Sequence[str], seed: int
+) -> tuple[PairwiseItem | PointwiseItem, JudgeTemplate, str, random.Random]:
     """What a record of ``item`` judges, in which template, with which gold verdict, and the generator its
     wording is drawn from. A pointwise template judges one of the two responses (seeded)."""
     template = sample_template(seed, item.id, names)
@@ -1251,8 +1704,9 @@ def _gold(item: PairwiseItem, names: Sequence[str], seed: int
     return judged, template, default_verdict(judged, template, r), r
 
 
-def build_records(items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",), *,
-                  seed: int = 0) -> list[TrainRecord]:
+def build_records(
+    items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",), *, seed: int = 0
+) -> list[TrainRecord]:
     """Gold training records (sound checks, correct verdicts) for built-in items.
 
     Each item gets one template drawn with :func:`~cj2.data.templates.sample_template` (template diversity,
@@ -1262,11 +1716,17 @@ def build_records(items: Sequence[PairwiseItem], template_names: Sequence[str] |
     records = []
     for item in items:
         judged, template, verdict, r = _gold(item, names, seed)
-        records.append(TrainRecord(
-            id=judged.id, messages=template.render(judged),
-            response=build_judgment(judged, template, verdict=verdict, rng=r), verdict=verdict,
-            format=template.format, source=SOURCE, meta={"template": template.name, "family": item.domain},
-        ))
+        records.append(
+            TrainRecord(
+                id=judged.id,
+                messages=template.render(judged),
+                response=build_judgment(judged, template, verdict=verdict, rng=r),
+                verdict=verdict,
+                format=template.format,
+                source=SOURCE,
+                meta={"template": template.name, "family": item.domain},
+            )
+        )
     return records
 
 
@@ -1278,8 +1738,9 @@ def _opposite(verdict: str, template: JudgeTemplate) -> str:
     return str(11 - int(verdict))  # score: 8-10 <-> 3-1
 
 
-def build_preference_records(items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",),
-                             *, seed: int = 0) -> list[PreferenceRecord]:
+def build_preference_records(
+    items: Sequence[PairwiseItem], template_names: Sequence[str] | str = ("cj2_short",), *, seed: int = 0
+) -> list[PreferenceRecord]:
     """Preference pairs for sequence DPO: ``chosen`` is the gold judgment (the response of
     :func:`build_records`), ``rejected`` a flawed check that reaches the other verdict (what rejection
     sampling discards, arXiv 2507.09104, Sec. 3.2)."""
@@ -1289,14 +1750,22 @@ def build_preference_records(items: Sequence[PairwiseItem], template_names: Sequ
         judged, template, verdict, r = _gold(item, names, seed)
         chosen = build_judgment(judged, template, verdict=verdict, rng=r)
         rejected = build_judgment(judged, template, flawed=True, verdict=_opposite(verdict, template), rng=r)
-        records.append(PreferenceRecord(
-            id=judged.id, messages=template.render(judged), chosen=chosen, rejected=rejected,
-            format=template.format, source=SOURCE, meta={"template": template.name, "family": item.domain},
-        ))
+        records.append(
+            PreferenceRecord(
+                id=judged.id,
+                messages=template.render(judged),
+                chosen=chosen,
+                rejected=rejected,
+                format=template.format,
+                source=SOURCE,
+                meta={"template": template.name, "family": item.domain},
+            )
+        )
     return records
 
 
-def builtin_dataset(split: str, n: int, *, seed: int = 0,
-                    template_names: Sequence[str] | str = ("cj2_short",)) -> list[TrainRecord]:
+def builtin_dataset(
+    split: str, n: int, *, seed: int = 0, template_names: Sequence[str] | str = ("cj2_short",)
+) -> list[TrainRecord]:
     """``n`` gold training records of ``split``: :func:`generate_items` then :func:`build_records`."""
     return build_records(generate_items(n, split=split, seed=seed), template_names, seed=seed)

@@ -25,8 +25,9 @@ class NoMajority(ValueError):
     """Raised by :func:`majority_vote` with ``tie_policy="error"``."""
 
 
-def majority_vote(votes: Sequence[str | None], *, tie_policy: str = "drop", min_votes: int | None = None
-                  ) -> str | None:
+def majority_vote(
+    votes: Sequence[str | None], *, tie_policy: str = "drop", min_votes: int | None = None
+) -> str | None:
     """The majority label of ``votes`` (one per judge, in the judges' order; ``None`` abstains).
 
     A label wins when it has strictly more votes than any other and at least ``min_votes`` (default: a
@@ -102,7 +103,7 @@ def agreement_report(votes: Mapping[str, Sequence[str | None]]) -> dict[str, flo
     names = list(votes)
     out: dict[str, float] = {}
     for i, x in enumerate(names):
-        for y in names[i + 1:]:
+        for y in names[i + 1 :]:
             kappa, n = cohen_kappa(votes[x], votes[y])
             out[f"cohen/{x}|{y}"] = kappa
             out[f"cohen/{x}|{y}_n"] = float(n)

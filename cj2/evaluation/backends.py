@@ -32,11 +32,28 @@ ORDERS = ("AB", "BA")
 
 # Keys of each backend's config (besides ``backend``); anything else is a typo and an error.
 _KEYS: dict[str, tuple[str, ...]] = {
-    "hf": ("name_or_path", "template", "dtype", "device", "batch_size", "max_new_tokens", "verdict_probs",
-           "trust_remote_code"),
+    "hf": (
+        "name_or_path",
+        "template",
+        "dtype",
+        "device",
+        "batch_size",
+        "max_new_tokens",
+        "verdict_probs",
+        "trust_remote_code",
+    ),
     "vllm": ("name_or_path", "template", "batch_size", "max_new_tokens", "engine_kwargs"),
-    "openai": ("name_or_path", "template", "base_url", "api_key_env", "batch_size", "max_new_tokens",
-               "max_concurrency", "timeout_s", "max_retries"),
+    "openai": (
+        "name_or_path",
+        "template",
+        "base_url",
+        "api_key_env",
+        "batch_size",
+        "max_new_tokens",
+        "max_concurrency",
+        "timeout_s",
+        "max_retries",
+    ),
     "predictions": ("path", "template", "missing", "batch_size"),
 }
 # Keys that change how fast a run goes, not what it computes (left out of the resume fingerprint).
@@ -66,19 +83,33 @@ class PredictionsJudge:
                 if row.get(key) is None:
                     raise DataError("missing required field", path=self.path, line=line, field=key)
             if isinstance(row["id"], bool) or not isinstance(row["id"], (str, int)):
-                raise DataError(f"expected a string or integer id, got {type(row['id']).__name__}",
-                                path=self.path, line=line, field="id")
+                raise DataError(
+                    f"expected a string or integer id, got {type(row['id']).__name__}",
+                    path=self.path,
+                    line=line,
+                    field="id",
+                )
             if row["order"] not in ORDERS:
-                raise DataError(f"order {row['order']!r} is not one of {ORDERS}", path=self.path, line=line,
-                                field="order")
+                raise DataError(
+                    f"order {row['order']!r} is not one of {ORDERS}", path=self.path, line=line, field="order"
+                )
             if not isinstance(row["output"], str):
-                raise DataError(f"expected a string, got {type(row['output']).__name__}", path=self.path,
-                                line=line, field="output")
+                raise DataError(
+                    f"expected a string, got {type(row['output']).__name__}",
+                    path=self.path,
+                    line=line,
+                    field="output",
+                )
             style = bool(row.get("style", False)) or row.get("pass") == "style"
             key = (str(row["id"]), row["order"], style)
             if key in self.outputs:
-                raise DataError(f"a second output for item {key[0]!r} in order {key[1]}"
-                                + (" (style probe)" if style else ""), path=self.path, line=line, field="id")
+                raise DataError(
+                    f"a second output for item {key[0]!r} in order {key[1]}"
+                    + (" (style probe)" if style else ""),
+                    path=self.path,
+                    line=line,
+                    field="id",
+                )
             self.outputs[key] = row["output"]
 
     @property
@@ -88,8 +119,13 @@ class PredictionsJudge:
     def __repr__(self) -> str:
         return f"PredictionsJudge(path={str(self.path)!r}, {len(self.outputs)} outputs)"
 
-    def judge_items(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
-                    keys: Sequence[tuple[str, str, bool]] | None = None) -> list[JudgeResult]:
+    def judge_items(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        keys: Sequence[tuple[str, str, bool]] | None = None,
+    ) -> list[JudgeResult]:
         if keys is None:
             raise ValueError("the predictions judge needs keys=[(item id, order, style), ...]")
         results = []
@@ -97,10 +133,13 @@ class PredictionsJudge:
             text = self.outputs.get(tuple(key))
             if text is None:
                 if self.missing == "error":
-                    raise DataError(f"no recorded output for item {key[0]!r} in order {key[1]}"
-                                    + (" with the style prompt" if key[2] else "")
-                                    + "; set judge.missing=unparsed to count it as unparsed", path=self.path,
-                                    field="id")
+                    raise DataError(
+                        f"no recorded output for item {key[0]!r} in order {key[1]}"
+                        + (" with the style prompt" if key[2] else "")
+                        + "; set judge.missing=unparsed to count it as unparsed",
+                        path=self.path,
+                        field="id",
+                    )
                 self.n_missing += 1
                 results.append(JudgeResult(verdict=None, critique="", output="", meta={"missing": True}))
                 continue
@@ -113,13 +152,17 @@ def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
     """Refuse secret values in a config (an API key belongs in an environment variable)."""
     for key, value in cfg.items():
         if isinstance(key, str) and SECRET_KEY_RE.search(key) and value not in (None, ""):
-            raise ValueError(f"{where}.{key}: secrets never go in configs (they would be saved with the run); "
-                             f"put the key in an environment variable and name it with {where}.api_key_env")
+            raise ValueError(
+                f"{where}.{key}: secrets never go in configs (they would be saved with the run); "
+                f"put the key in an environment variable and name it with {where}.api_key_env"
+            )
         if isinstance(value, Mapping):
             check_no_secrets(value, f"{where}.{key}")
 
 
-def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = "") -> Judge | PredictionsJudge:
+def build_judge(
+    cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = ""
+) -> Judge | PredictionsJudge:
     """The judge of an ``evaluate`` config's ``judge`` section (see ``conf/judge/*.yaml``). ``analysis`` is
     the text of the forced answer skeleton's analysis fields in verdict-logit scoring."""
     cfg = dict(cfg)
@@ -130,30 +173,57 @@ def build_judge(cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: st
     cfg.pop("name", None)
     unknown = sorted(set(cfg) - set(_KEYS[backend]))
     if unknown:
-        raise ValueError(f"judge (backend {backend!r}): unknown key(s) {unknown}; expected some of "
-                         f"{sorted(_KEYS[backend])}")
+        raise ValueError(
+            f"judge (backend {backend!r}): unknown key(s) {unknown}; expected some of "
+            f"{sorted(_KEYS[backend])}"
+        )
     batch_size = int(cfg.get("batch_size") or 8)
     max_new_tokens = int(cfg.get("max_new_tokens") or 512)
     if backend == "predictions":
         if not cfg.get("path"):
-            raise ValueError("judge.path is required for the predictions backend (a JSONL of recorded outputs)")
+            raise ValueError(
+                "judge.path is required for the predictions backend (a JSONL of recorded outputs)"
+            )
         return PredictionsJudge(cfg["path"], template, missing=cfg.get("missing") or "error")
     if backend == "hf":
         return Judge.from_pretrained(
-            cfg.get("name_or_path") or "smollm2_135m", template=template, dtype=cfg.get("dtype") or "auto",
-            device=cfg.get("device") or "auto", batch_size=batch_size, max_new_tokens=max_new_tokens,
-            verdict_probs=bool(cfg.get("verdict_probs", True)), trust_remote_code=bool(cfg.get("trust_remote_code")),
-            analysis=analysis)
+            cfg.get("name_or_path") or "smollm2_135m",
+            template=template,
+            dtype=cfg.get("dtype") or "auto",
+            device=cfg.get("device") or "auto",
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            verdict_probs=bool(cfg.get("verdict_probs", True)),
+            trust_remote_code=bool(cfg.get("trust_remote_code")),
+            analysis=analysis,
+        )
     from cj2.generation import build_sampler
 
     if backend == "vllm":
-        sampler = build_sampler({"backend": "vllm", "name_or_path": cfg.get("name_or_path"),
-                                 "engine_kwargs": dict(cfg.get("engine_kwargs") or {})})
+        sampler = build_sampler(
+            {
+                "backend": "vllm",
+                "name_or_path": cfg.get("name_or_path"),
+                "engine_kwargs": dict(cfg.get("engine_kwargs") or {}),
+            }
+        )
     else:
-        options = {k: cfg[k] for k in ("base_url", "name_or_path", "api_key_env", "max_concurrency", "timeout_s",
-                                       "max_retries") if cfg.get(k) is not None}
+        options = {
+            k: cfg[k]
+            for k in (
+                "base_url",
+                "name_or_path",
+                "api_key_env",
+                "max_concurrency",
+                "timeout_s",
+                "max_retries",
+            )
+            if cfg.get(k) is not None
+        }
         sampler = build_sampler({"backend": "openai", **options})
-    return Judge.from_sampler(sampler, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    return Judge.from_sampler(
+        sampler, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens
+    )
 
 
 class LazyJudge:

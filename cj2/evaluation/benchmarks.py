@@ -81,15 +81,18 @@ def _pairs(items: list) -> list[PairwiseItem]:
         elif isinstance(item, PairwiseItem):
             out.append(item)
         else:
-            raise ValueError(f"item {getattr(item, 'id', '?')!r} is {getattr(item, 'kind', type(item).__name__)}; "
-                             "judge benchmarks here are pairwise (or best-of-N groups)")
+            raise ValueError(
+                f"item {getattr(item, 'id', '?')!r} is {getattr(item, 'kind', type(item).__name__)}; "
+                "judge benchmarks here are pairwise (or best-of-N groups)"
+            )
     return out
 
 
 def _require_path(cfg: Mapping[str, Any], name: str) -> Path:
     if not cfg.get("path"):
-        raise ValueError(f"benchmark {name!r} needs benchmark.path (where its files are); only 'embedded' "
-                         "is built in")
+        raise ValueError(
+            f"benchmark {name!r} needs benchmark.path (where its files are); only 'embedded' is built in"
+        )
     path = Path(str(cfg["path"])).expanduser()
     if not path.exists():
         raise DataError("file not found (benchmark.path)", path=path)
@@ -98,7 +101,9 @@ def _require_path(cfg: Mapping[str, Any], name: str) -> Path:
 
 def _load_rmb(path: Path, on_error: str, stats: dict) -> list[PairwiseItem]:
     """RMB's folder: files under a ``BoN`` folder are best-of-N groups, all others pairwise."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.json*") if not p.name.startswith("."))
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*.json*") if not p.name.startswith("."))
+    )
     if not files:
         raise DataError("the RMB folder holds no .json/.jsonl files", path=path)
     items: list = []
@@ -117,8 +122,12 @@ def read_gt(path: str | Path) -> dict[str, str]:
         if row.get("id") is None:
             raise DataError("missing required field", path=path, line=line, field="id")
         if row.get("label") not in PAIRWISE_LABELS:
-            raise DataError(f"label {row.get('label')!r} is not one of {PAIRWISE_LABELS}", path=path, line=line,
-                            field="label")
+            raise DataError(
+                f"label {row.get('label')!r} is not one of {PAIRWISE_LABELS}",
+                path=path,
+                line=line,
+                field="label",
+            )
         key = str(row["id"])
         if key in out:
             raise DataError(f"item {key!r} appears twice", path=path, line=line, field="id")
@@ -131,12 +140,17 @@ def apply_gt(items: list[PairwiseItem], gt: Mapping[str, str], stats: dict) -> l
     (``stats["no_gt"]``), ids of the file that match no item are counted (``stats["gt_unmatched"]``)."""
     import dataclasses
 
-    kept = [dataclasses.replace(it, label=gt[it.id], meta={**it.meta, "original_label": it.label})
-            for it in items if it.id in gt]
+    kept = [
+        dataclasses.replace(it, label=gt[it.id], meta={**it.meta, "original_label": it.label})
+        for it in items
+        if it.id in gt
+    ]
     stats["no_gt"] = len(items) - len(kept)
     stats["gt_unmatched"] = len(set(gt) - {it.id for it in items})
     if stats["no_gt"]:
-        log.warning("benchmark: %d items have no label in the ground-truth file and are left out", stats["no_gt"])
+        log.warning(
+            "benchmark: %d items have no label in the ground-truth file and are left out", stats["no_gt"]
+        )
     return kept
 
 
@@ -153,40 +167,59 @@ def load_benchmark(cfg: Mapping[str, Any]) -> Benchmark:
         raise ValueError(f"benchmark.name={name!r}; expected one of {BENCHMARKS}")
     unknown = sorted(set(cfg) - set(_COMMON_KEYS) - set(_KEYS[name]))
     if unknown:
-        raise ValueError(f"benchmark {name!r}: unknown key(s) {unknown}; expected some of "
-                         f"{sorted(set(_COMMON_KEYS) | set(_KEYS[name]))}")
+        raise ValueError(
+            f"benchmark {name!r}: unknown key(s) {unknown}; expected some of "
+            f"{sorted(set(_COMMON_KEYS) | set(_KEYS[name]))}"
+        )
     kind, default_template = _KIND[name]
     on_error = cfg.get("on_error") or "raise"
     stats: dict[str, Any] = {}
     info: dict[str, Any] = {}
-    bench = Benchmark(name=name, kind=kind, items=[], template=cfg.get("template") or default_template, stats=stats,
-                      info=info)
+    bench = Benchmark(
+        name=name,
+        kind=kind,
+        items=[],
+        template=cfg.get("template") or default_template,
+        stats=stats,
+        info=info,
+    )
     if name == "embedded":
         from cj2.evaluation.embedded import build_embedded
 
         models = cfg.get("models")
-        emb = build_embedded(int(cfg.get("n_queries") or 10), dict(models) if models else None,
-                             list(cfg["scenarios"]) if cfg.get("scenarios") else None,
-                             split=cfg.get("split") or "test", seed=int(cfg.get("seed") or 0))
+        emb = build_embedded(
+            int(cfg.get("n_queries") or 10),
+            dict(models) if models else None,
+            list(cfg["scenarios"]) if cfg.get("scenarios") else None,
+            split=cfg.get("split") or "test",
+            seed=int(cfg.get("seed") or 0),
+        )
         bench.items = emb.items
         bench.reference_model = emb.reference_model
         info.update(models=emb.models, scenarios=emb.scenarios, n_queries=emb.n_queries, gt_wins=emb.gt_wins)
     elif name == "judgerbenchv2":
-        bench.items = _pairs(load_items(_require_path(cfg, name), "judgerbenchv2", on_error=on_error, stats=stats))
+        bench.items = _pairs(
+            load_items(_require_path(cfg, name), "judgerbenchv2", on_error=on_error, stats=stats)
+        )
         bench.reference_model = cfg.get("reference_model") or JUDGERBENCH_REFERENCE
         bench.compat = cfg.get("compat")
     elif name == "rewardbench":
-        bench.items = _pairs(load_items(_require_path(cfg, name), "rewardbench", on_error=on_error, stats=stats))
+        bench.items = _pairs(
+            load_items(_require_path(cfg, name), "rewardbench", on_error=on_error, stats=stats)
+        )
         bench.weighting = cfg.get("weighting") or "official"
     elif name == "judgebench":
-        bench.items = _pairs(load_items(_require_path(cfg, name), "judgebench", on_error=on_error, stats=stats))
+        bench.items = _pairs(
+            load_items(_require_path(cfg, name), "judgebench", on_error=on_error, stats=stats)
+        )
     elif name == "rmb":
         bench.items = _load_rmb(_require_path(cfg, name), on_error, stats)
     else:
         options = dict(cfg.get("options") or {})
         adapter = cfg.get("adapter") or "pairwise"
-        bench.items = _pairs(load_items(_require_path(cfg, name), adapter, on_error=on_error, stats=stats,
-                                        **options))
+        bench.items = _pairs(
+            load_items(_require_path(cfg, name), adapter, on_error=on_error, stats=stats, **options)
+        )
     if not bench.items:
         raise DataError(f"benchmark {name!r} holds no items", path=cfg.get("path"))
     if cfg.get("gt_path"):

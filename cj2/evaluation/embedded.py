@@ -39,7 +39,12 @@ REFERENCE_MODEL = "reference"
 # models (JudgerBenchV2 has ten) keep the default CPU run short; with 10 queries their ground-truth win
 # counts (9, 8, 6, 5, 3, 2) all differ.
 DEFAULT_MODELS: dict[str, float] = {
-    "alpha": 0.6, "bravo": 0.9, "charlie": 0.3, "delta": 0.8, "echo": 0.5, "foxtrot": 0.2,
+    "alpha": 0.6,
+    "bravo": 0.9,
+    "charlie": 0.3,
+    "delta": 0.8,
+    "echo": 0.5,
+    "foxtrot": 0.2,
 }
 
 # How each "model" writes an answer. {value}: the answer it gives; {work}: its working, "; "-joined.
@@ -119,7 +124,9 @@ def build_embedded(
         start = len(items)  # meta["index"]: the position in the scenario, as in a JudgerBenchV2 file
         for name in names:
             n_right = round(float(models[name]) * n_queries)
-            right = set(random.Random(f"cj2-embedded|{seed}|{scenario}|{name}").sample(range(n_queries), n_right))
+            right = set(
+                random.Random(f"cj2-embedded|{seed}|{scenario}|{name}").sample(range(n_queries), n_right)
+            )
             gt_wins[scenario][name] = n_right
             for q, problem in enumerate(problems):
                 meta = problem.meta
@@ -130,17 +137,31 @@ def build_embedded(
                 cand_value, cand_work = good if cand_right else bad
                 ref_value, ref_work = bad if cand_right else good
                 index = len(items) - start
-                items.append(PairwiseItem(
-                    id=f"embedded/{scenario}/{q}/{name}",
-                    question=problem.question,
-                    response_a=_write(_REFERENCE_VOICE, ref_value, ref_work),
-                    response_b=_write(voices[name], cand_value, cand_work),
-                    label="B" if cand_right else "A",
-                    domain=scenario,
-                    language="en",
-                    source="embedded",
-                    meta={"model_a": REFERENCE_MODEL, "model_b": name, "scenario": scenario, "query": q,
-                          "index": index, "skill": float(models[name]), "problem_id": problem.id},
-                ))
-    return EmbeddedBenchmark(items=items, scenarios=families, models={n: float(models[n]) for n in names},
-                             n_queries=n_queries, gt_wins=gt_wins)
+                items.append(
+                    PairwiseItem(
+                        id=f"embedded/{scenario}/{q}/{name}",
+                        question=problem.question,
+                        response_a=_write(_REFERENCE_VOICE, ref_value, ref_work),
+                        response_b=_write(voices[name], cand_value, cand_work),
+                        label="B" if cand_right else "A",
+                        domain=scenario,
+                        language="en",
+                        source="embedded",
+                        meta={
+                            "model_a": REFERENCE_MODEL,
+                            "model_b": name,
+                            "scenario": scenario,
+                            "query": q,
+                            "index": index,
+                            "skill": float(models[name]),
+                            "problem_id": problem.id,
+                        },
+                    )
+                )
+    return EmbeddedBenchmark(
+        items=items,
+        scenarios=families,
+        models={n: float(models[n]) for n in names},
+        n_queries=n_queries,
+        gt_wins=gt_wins,
+    )

@@ -49,9 +49,11 @@ class VerdictSlot:
 def check_format(format: str) -> tuple[str, ...]:
     """The labels of ``format`` if verdict-logit scoring applies to it, else a ``ValueError``."""
     if not single_token_labels(format):
-        raise ValueError(f"verdict-logit scoring needs a format whose labels are distinct single tokens "
-                         f"(cj2_choice, brackets, winner_json, correctness); {format!r} has labels that share a "
-                         "first token or none")
+        raise ValueError(
+            f"verdict-logit scoring needs a format whose labels are distinct single tokens "
+            f"(cj2_choice, brackets, winner_json, correctness); {format!r} has labels that share a "
+            "first token or none"
+        )
     return labels_for(format)
 
 
@@ -63,8 +65,9 @@ def forced_response(template: JudgeTemplate, label: str, *, language: str = "en"
     return text if keys else text.lstrip()  # a prose answer with no analysis starts at the verdict
 
 
-def responses_by_label(template: JudgeTemplate, *, language: str = "en", analysis: str = "",
-                       critique: str | None = None) -> dict[str, str]:
+def responses_by_label(
+    template: JudgeTemplate, *, language: str = "en", analysis: str = "", critique: str | None = None
+) -> dict[str, str]:
     """One response text per candidate label, identical except for the label (module docstring)."""
     labels = check_format(template.format)
     if critique is None:
@@ -72,7 +75,9 @@ def responses_by_label(template: JudgeTemplate, *, language: str = "en", analysi
     found = locate_verdict(critique, template.format)
     if found is not None:
         _, start, end = found
-        return {lab: critique[:start] + label_surface(lab, template.format) + critique[end:] for lab in labels}
+        return {
+            lab: critique[:start] + label_surface(lab, template.format) + critique[end:] for lab in labels
+        }
     # No verdict in the critique: close it with the canonical marker, as the template asks.
     head = critique.rstrip()
     return {lab: f"{head}\n{render_verdict(lab, template.format)}" for lab in labels}
@@ -90,7 +95,9 @@ def verdict_slot(tokenizer: Any, prompt: str, responses: dict[str, str]) -> Verd
     ids = [tokenizer(prompt + responses[lab], add_special_tokens=False)["input_ids"] for lab in labels]
     k = min(len(x) for x in ids)
     for other in ids[1:]:
-        common = next((i for i, (a, b) in enumerate(zip(ids[0], other)) if a != b), min(len(ids[0]), len(other)))
+        common = next(
+            (i for i, (a, b) in enumerate(zip(ids[0], other)) if a != b), min(len(ids[0]), len(other))
+        )
         k = min(k, common)
     if any(len(x) <= k for x in ids):
         raise VerdictSlotError("a candidate text ends before the labels differ")
@@ -117,8 +124,9 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def slot_logits(model: torch.nn.Module, slots: Sequence[VerdictSlot], *, pad_token_id: int,
-                batch_size: int = 8) -> list[list[float]]:
+def slot_logits(
+    model: torch.nn.Module, slots: Sequence[VerdictSlot], *, pad_token_id: int, batch_size: int = 8
+) -> list[list[float]]:
     """The logits of each slot's candidate tokens at its verdict position, in float32 (one list per slot).
 
     Slots are left-padded into batches of ``batch_size`` (longest first, so a batch holds similar
@@ -130,17 +138,20 @@ def slot_logits(model: torch.nn.Module, slots: Sequence[VerdictSlot], *, pad_tok
     device = _device(model)
     with _eval_mode(model):
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             width = max(len(slots[i].prefix_ids) for i in rows)
             ids = torch.full((len(rows), width), int(pad_token_id), dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):
                 p = slots[i].prefix_ids
-                ids[r, width - len(p):] = torch.tensor(p, dtype=torch.long)
-                mask[r, width - len(p):] = 1
+                ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+                mask[r, width - len(p) :] = 1
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-            kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device),
-                      "position_ids": positions.to(device)}
+            kwargs = {
+                "input_ids": ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": positions.to(device),
+            }
             try:
                 logits = model(**kwargs, logits_to_keep=1).logits[:, -1]
             except TypeError:  # a model without logits_to_keep: compute all, keep the last
@@ -165,8 +176,16 @@ class VerdictLogitScorer:
     separate at one token.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, template: JudgeTemplate, *, batch_size: int = 8,
-                 analysis: str = "", max_length: int | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        template: JudgeTemplate,
+        *,
+        batch_size: int = 8,
+        analysis: str = "",
+        max_length: int | None = None,
+    ):
         self.labels = check_format(template.format)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set one (left padding needs it)")
@@ -179,11 +198,13 @@ class VerdictLogitScorer:
         self.max_length = int(max_length or config_max or 1 << 30)
         self.skipped: dict[str, int] = {}
 
-    def slot(self, messages: list[Message], *, language: str = "en", critique: str | None = None
-             ) -> VerdictSlot | None:
+    def slot(
+        self, messages: list[Message], *, language: str = "en", critique: str | None = None
+    ) -> VerdictSlot | None:
         """The verdict slot for a rendered prompt, or ``None`` (counted in ``skipped``) when it is unusable."""
-        responses = responses_by_label(self.template, language=language, analysis=self.analysis,
-                                       critique=critique)
+        responses = responses_by_label(
+            self.template, language=language, analysis=self.analysis, critique=critique
+        )
         try:
             slot = verdict_slot(self.tokenizer, prompt_text(self.tokenizer, messages), responses)
         except VerdictSlotError:
@@ -194,22 +215,38 @@ class VerdictLogitScorer:
             return None
         return slot
 
-    def score_messages(self, prompts: Sequence[list[Message]], *, languages: Sequence[str] | None = None,
-                       critiques: Sequence[str | None] | None = None) -> list[dict[str, float] | None]:
+    def score_messages(
+        self,
+        prompts: Sequence[list[Message]],
+        *,
+        languages: Sequence[str] | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
         """``label -> P(label)`` at the verdict slot of each prompt (``None`` where unusable)."""
         languages = list(languages) if languages is not None else ["en"] * len(prompts)
         critiques = list(critiques) if critiques is not None else [None] * len(prompts)
-        slots = [self.slot(list(m), language=lang, critique=c) for m, lang, c in zip(prompts, languages, critiques)]
+        slots = [
+            self.slot(list(m), language=lang, critique=c) for m, lang, c in zip(prompts, languages, critiques)
+        ]
         usable = [i for i, s in enumerate(slots) if s is not None]
-        logits = slot_logits(self.model, [slots[i] for i in usable], pad_token_id=self.tokenizer.pad_token_id,
-                             batch_size=self.batch_size)
+        logits = slot_logits(
+            self.model,
+            [slots[i] for i in usable],
+            pad_token_id=self.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+        )
         out: list[dict[str, float] | None] = [None] * len(prompts)
         for i, lg in zip(usable, logits):
             out[i] = probabilities(lg, self.labels)
         return out
 
-    def score_items(self, items: Sequence[PairwiseItem], *, style_note: str | None = None,
-                    critiques: Sequence[str | None] | None = None) -> list[dict[str, float] | None]:
+    def score_items(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
         """:meth:`score_messages` for pairwise items rendered with the template (as presented)."""
         prompts = [self.template.render(it, style_note=style_note) for it in items]
         return self.score_messages(prompts, languages=[it.language for it in items], critiques=critiques)

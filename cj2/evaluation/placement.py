@@ -34,8 +34,9 @@ def _check_unique(ids: Sequence[str]) -> None:
     seen: set[str] = set()
     for i, item_id in enumerate(ids):
         if item_id in seen:
-            raise ValueError(f"item id {item_id!r} (position {i}) occurs twice; placement and resume key on "
-                             "unique ids")
+            raise ValueError(
+                f"item id {item_id!r} (position {i}) occurs twice; placement and resume key on unique ids"
+            )
         seen.add(item_id)
 
 

@@ -38,16 +38,34 @@ def _boot(m: Mapping[str, Any], key: str) -> str:
 def headline_table(results: Mapping[str, Mapping[str, Any]], runs: Mapping[str, Mapping[str, Any]]) -> str:
     """One row per scoring mode: accuracy (strict, and on parsed outputs with its Wilson interval),
     parse rate, swap consistency, position bias, the benchmark's own score, calibration, n and wall time."""
-    header = ["mode", "n", "accuracy %", "acc. parsed % [95% CI]", "parse rate %", "swap consistency %",
-              "position bias", "JBv2 final [95% CI]", "ECE", "wall s"]
+    header = [
+        "mode",
+        "n",
+        "accuracy %",
+        "acc. parsed % [95% CI]",
+        "parse rate %",
+        "swap consistency %",
+        "position bias",
+        "JBv2 final [95% CI]",
+        "ECE",
+        "wall s",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for mode, m in results.items():
         run = runs.get(mode, {})
-        row = [MODE_TITLES.get(mode, mode), str(int(m.get("n", 0))), _pct(m.get("accuracy")),
-               _pct(m.get("accuracy_parsed")) + _interval(m, "accuracy_parsed_ci_low", "accuracy_parsed_ci_high"),
-               _pct(m.get("parse_rate")), _pct(m.get("swap/consistency")), _num(m.get("swap/position_bias")),
-               _num(m.get("jbv2/final")) + _boot(m, "jbv2/final"), _num(m.get("calibration/ece"), 3),
-               _num(run.get("wall_s"), 0)]
+        row = [
+            MODE_TITLES.get(mode, mode),
+            str(int(m.get("n", 0))),
+            _pct(m.get("accuracy")),
+            _pct(m.get("accuracy_parsed"))
+            + _interval(m, "accuracy_parsed_ci_low", "accuracy_parsed_ci_high"),
+            _pct(m.get("parse_rate")),
+            _pct(m.get("swap/consistency")),
+            _num(m.get("swap/position_bias")),
+            _num(m.get("jbv2/final")) + _boot(m, "jbv2/final"),
+            _num(m.get("calibration/ece"), 3),
+            _num(run.get("wall_s"), 0),
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -57,35 +75,58 @@ def domain_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     if not domains:
         return ""
     modes = list(results)
-    lines = ["| domain | n | " + " | ".join(f"{MODE_TITLES.get(x, x)} acc. %" for x in modes) + " |",
-             "|" + "---|" * (len(modes) + 2)]
+    lines = [
+        "| domain | n | " + " | ".join(f"{MODE_TITLES.get(x, x)} acc. %" for x in modes) + " |",
+        "|" + "---|" * (len(modes) + 2),
+    ]
     for d in domains:
         n = next((int(m[f"n/{d}"]) for m in results.values() if f"n/{d}" in m), 0)
-        lines.append(f"| {d} | {n} | " + " | ".join(_pct(results[x].get(f"accuracy/{d}")) for x in modes) + " |")
+        lines.append(
+            f"| {d} | {n} | " + " | ".join(_pct(results[x].get(f"accuracy/{d}")) for x in modes) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def benchmark_table(results: Mapping[str, Mapping[str, Any]], prefix: str, title: str) -> str:
-    keys = sorted({k for m in results.values() for k in m
-                   if k.startswith(prefix + "/") and k.count("/") == 1 and "_boot_" not in k})
+    keys = sorted(
+        {
+            k
+            for m in results.values()
+            for k in m
+            if k.startswith(prefix + "/") and k.count("/") == 1 and "_boot_" not in k
+        }
+    )
     if not keys:
         return ""
     modes = list(results)
-    lines = [f"**{title}**\n", "| metric | " + " | ".join(MODE_TITLES.get(x, x) for x in modes) + " |",
-             "|" + "---|" * (len(modes) + 1)]
+    lines = [
+        f"**{title}**\n",
+        "| metric | " + " | ".join(MODE_TITLES.get(x, x) for x in modes) + " |",
+        "|" + "---|" * (len(modes) + 1),
+    ]
     for k in keys:
         lines.append(f"| {k.split('/', 1)[1]} | " + " | ".join(_num(results[x].get(k)) for x in modes) + " |")
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(title: str, results: Mapping[str, Mapping[str, Any]], runs: Mapping[str, Mapping[str, Any]],
-                    notes: list[str], commands: list[str] | None = None) -> str:
+def render_markdown(
+    title: str,
+    results: Mapping[str, Mapping[str, Any]],
+    runs: Mapping[str, Mapping[str, Any]],
+    notes: list[str],
+    commands: list[str] | None = None,
+) -> str:
     parts = [f"# {title}\n", headline_table(results, runs)]
     if notes:
         parts.append("\n".join(f"- {n}" for n in notes) + "\n")
-    for prefix, name in (("jbv2", "JudgerBenchV2 (0-100, mean over scenarios)"), ("rewardbench", "RewardBench"),
-                         ("rmb", "RMB"), ("judgebench", "JudgeBench"), ("style", "Style probe (Fig. 5)"),
-                         ("calibration", "Calibration of P(verdict)")):
+    for prefix, name in (
+        ("jbv2", "JudgerBenchV2 (0-100, mean over scenarios)"),
+        ("rewardbench", "RewardBench"),
+        ("rmb", "RMB"),
+        ("judgebench", "JudgeBench"),
+        ("style", "Style probe (Fig. 5)"),
+        ("calibration", "Calibration of P(verdict)"),
+    ):
         table = benchmark_table(results, prefix, name)
         if table:
             parts.append(table)
@@ -95,10 +136,15 @@ def render_markdown(title: str, results: Mapping[str, Mapping[str, Any]], runs: 
     style_domains = {k for m in results.values() for k in m if k.startswith("style/drop/")}
     if style_domains:
         modes = list(results)
-        lines = ["**Style probe: accuracy drop per subset** (standard - style, points)\n",
-                 "| subset | " + " | ".join(MODE_TITLES.get(x, x) for x in modes) + " |", "|" + "---|" * (len(modes) + 1)]
+        lines = [
+            "**Style probe: accuracy drop per subset** (standard - style, points)\n",
+            "| subset | " + " | ".join(MODE_TITLES.get(x, x) for x in modes) + " |",
+            "|" + "---|" * (len(modes) + 1),
+        ]
         for k in sorted(style_domains):
-            lines.append(f"| {k.split('/', 2)[2]} | " + " | ".join(_pct(results[x].get(k)) for x in modes) + " |")
+            lines.append(
+                f"| {k.split('/', 2)[2]} | " + " | ".join(_pct(results[x].get(k)) for x in modes) + " |"
+            )
         parts.append("\n".join(lines) + "\n")
     if commands:
         parts.append("Commands:\n\n```\n" + "\n".join(commands) + "\n```\n")
@@ -133,8 +179,9 @@ def plot_domains(results: Mapping[str, Mapping[str, Any]], path: str | Path) -> 
     return path
 
 
-def plot_ranks(win_tables: Mapping[str, Mapping[str, tuple[int, int]]], path: str | Path, title: str = ""
-               ) -> Path | None:
+def plot_ranks(
+    win_tables: Mapping[str, Mapping[str, tuple[int, int]]], path: str | Path, title: str = ""
+) -> Path | None:
     """Judge vs ground-truth per-model win counts, one colour per scenario (JudgerBenchV2, Eq. 5): points
     on the diagonal are models the judge credits exactly as the ground truth does."""
     import matplotlib

@@ -52,13 +52,27 @@ from cj2.testing import kill_point
 log = logging.getLogger("cj2.evaluate")
 
 MODES = ("generate", "logits")
-PASSES: dict[str, tuple[bool, bool]] = {"headline": (False, False), "swap": (True, False), "style": (False, True)}
+PASSES: dict[str, tuple[bool, bool]] = {
+    "headline": (False, False),
+    "swap": (True, False),
+    "style": (False, True),
+}
 """pass -> (flip the placement, add the style note)."""
 FILES = {"generate": "judgments.jsonl", "logits": "verdict_logits.jsonl"}
 CPU_MAX_GENERATED = 200
 CPU_TIME_BUDGET_S = 600.0
-EVALUATE_KEYS = ("mode", "swap", "style_probe", "max_generated", "time_budget_s", "batch_size", "bootstrap",
-                 "progress", "verdict_logits", "overwrite")
+EVALUATE_KEYS = (
+    "mode",
+    "swap",
+    "style_probe",
+    "max_generated",
+    "time_budget_s",
+    "batch_size",
+    "bootstrap",
+    "progress",
+    "verdict_logits",
+    "overwrite",
+)
 
 
 # --------------------------------------------------------------------------------------------- folders
@@ -87,8 +101,13 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def fingerprint(judge: Mapping[str, Any], benchmark: Mapping[str, Any], evaluate: Mapping[str, Any],
-                placement: str, seed: int) -> str:
+def fingerprint(
+    judge: Mapping[str, Any],
+    benchmark: Mapping[str, Any],
+    evaluate: Mapping[str, Any],
+    placement: str,
+    seed: int,
+) -> str:
     """A short hash of everything that changes a judgment row: the judge (model files included), the
     benchmark (data files included), the verdict-logit options, the placement and the seed."""
     judge, benchmark, evaluate = _plain(judge), _plain(benchmark), _plain(evaluate)
@@ -97,21 +116,35 @@ def fingerprint(judge: Mapping[str, Any], benchmark: Mapping[str, Any], evaluate
     b = {k: v for k, v in benchmark.items() if k not in _benchmarks.OPERATIONAL_KEYS}
     b["_files"] = _identity(benchmark.get("path"))
     b["_gt_files"] = _identity(benchmark.get("gt_path"))
-    payload = {"judge": j, "benchmark": b, "verdict_logits": (evaluate or {}).get("verdict_logits"),
-               "placement": placement, "seed": int(seed)}
+    payload = {
+        "judge": j,
+        "benchmark": b,
+        "verdict_logits": (evaluate or {}).get("verdict_logits"),
+        "placement": placement,
+        "seed": int(seed),
+    }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def eval_dir(output_root: str, run_name: str | None, judge: Any, benchmark: Any, evaluate: Any, placement: str,
-             seed: int) -> str:
+def eval_dir(
+    output_root: str,
+    run_name: str | None,
+    judge: Any,
+    benchmark: Any,
+    evaluate: Any,
+    placement: str,
+    seed: int,
+) -> str:
     """The run folder (module docstring); also the ``cj2_eval_dir`` resolver behind ``hydra.run.dir``."""
     from cj2.runtime import safe_name
 
     if run_name not in (None, "", "None", "null"):
         return str(Path(output_root) / "eval" / safe_name(str(run_name)))
     judge, benchmark = _plain(judge), _plain(benchmark)
-    label = safe_name(f"{_backends.judge_label(judge)}-{fingerprint(judge, benchmark, evaluate, placement, seed)}")
+    label = safe_name(
+        f"{_backends.judge_label(judge)}-{fingerprint(judge, benchmark, evaluate, placement, seed)}"
+    )
     return str(Path(output_root) / "eval" / safe_name(str(benchmark.get("name"))) / label)
 
 
@@ -141,8 +174,15 @@ def generated_subset(items: Sequence[PairwiseItem], n: int | None, seed: int) ->
 
 
 def _row(item: PairwiseItem, pass_name: str, swapped: bool, mode: str) -> dict[str, Any]:
-    return {"id": item.id, "pass": pass_name, "order": "BA" if swapped else "AB", "style": PASSES[pass_name][1],
-            "mode": mode, "domain": item.domain, "gold": item.label}
+    return {
+        "id": item.id,
+        "pass": pass_name,
+        "order": "BA" if swapped else "AB",
+        "style": PASSES[pass_name][1],
+        "mode": mode,
+        "domain": item.domain,
+        "gold": item.label,
+    }
 
 
 def _finish(row: dict[str, Any], parsed: str | None, swapped: bool) -> dict[str, Any]:
@@ -152,8 +192,9 @@ def _finish(row: dict[str, Any], parsed: str | None, swapped: bool) -> dict[str,
     return row
 
 
-def judge_batch(judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name: str,
-                placement: Mapping[str, bool]) -> list[dict[str, Any]]:
+def judge_batch(
+    judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name: str, placement: Mapping[str, bool]
+) -> list[dict[str, Any]]:
     """Rows for one batch in one pass (module docstring): the judge sees each item as placed."""
     flip, style = PASSES[pass_name]
     swapped = [placement[it.id] != flip for it in batch]
@@ -165,8 +206,13 @@ def judge_batch(judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name:
         results = judge.judge_items(shown, style_note=note, keys=keys)
         for it, s, r in zip(batch, swapped, results):
             row = _row(it, pass_name, s, mode)
-            row.update(output=r.output, finish_reason=r.finish_reason, n_tokens=r.n_tokens, prob=r.prob,
-                       probs=r.probs)
+            row.update(
+                output=r.output,
+                finish_reason=r.finish_reason,
+                n_tokens=r.n_tokens,
+                prob=r.prob,
+                probs=r.probs,
+            )
             if r.meta.get("missing"):
                 row["missing"] = True
             rows.append(_finish(row, r.verdict, s))
@@ -180,9 +226,18 @@ def judge_batch(judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name:
     return rows
 
 
-def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Mapping[str, bool],
-             passes: Sequence[str], store: ResultStore, *, batch_size: int, time_budget_s: float | None = None,
-             progress: bool = True) -> dict[str, Any]:
+def run_mode(
+    judge: Any,
+    mode: str,
+    items: Sequence[PairwiseItem],
+    placement: Mapping[str, bool],
+    passes: Sequence[str],
+    store: ResultStore,
+    *,
+    batch_size: int,
+    time_budget_s: float | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Judge every item in every pass, batch by batch, skipping what ``store`` already holds.
 
     Batches are fixed slices of ``items``; the passes of a batch run together, so a time budget leaves a
@@ -191,7 +246,7 @@ def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Ma
     from tqdm.auto import tqdm
 
     start = time.monotonic()
-    batches = [list(items[i:i + batch_size]) for i in range(0, len(items), batch_size)]
+    batches = [list(items[i : i + batch_size]) for i in range(0, len(items), batch_size)]
     stats = {"items": len(items), "reused_rows": 0, "new_rows": 0, "stopped_by_time_budget": False}
     stats["reused_rows"] = sum((it.id, p) in store for it in items for p in passes)
     bar = tqdm(batches, desc=f"{mode} judgments", unit="batch", disable=not progress, mininterval=2.0)
@@ -203,10 +258,18 @@ def run_mode(judge: Any, mode: str, items: Sequence[PairwiseItem], placement: Ma
         # Stop before a batch that would likely end past the budget (the mean batch so far as the guess),
         # so the budget bounds the wall time rather than the start of the last batch.
         elapsed = time.monotonic() - start
-        if time_budget_s is not None and elapsed + (sum(spent) / len(spent) if spent else 0.0) >= time_budget_s:
+        if (
+            time_budget_s is not None
+            and elapsed + (sum(spent) / len(spent) if spent else 0.0) >= time_budget_s
+        ):
             stats["stopped_by_time_budget"] = True
-            log.warning("%s: time budget of %.0f s reached; %d of %d batches left for a re-run to finish", mode,
-                        time_budget_s, len(batches) - bar.n, len(batches))
+            log.warning(
+                "%s: time budget of %.0f s reached; %d of %d batches left for a re-run to finish",
+                mode,
+                time_budget_s,
+                len(batches) - bar.n,
+                len(batches),
+            )
             break
         t = time.monotonic()
         for p in todo:
@@ -233,8 +296,10 @@ def resolve_modes(mode: str, supports_logits: bool) -> list[str]:
     else:
         raise ValueError(f"evaluate.mode={mode!r}; expected auto, both, generate or logits")
     if "logits" in wanted and not supports_logits:
-        raise ValueError("evaluate.mode needs verdict logits, which only the hf judge with a single-token "
-                         "verdict format (cj2_choice, brackets, winner_json) gives")
+        raise ValueError(
+            "evaluate.mode needs verdict logits, which only the hf judge with a single-token "
+            "verdict format (cj2_choice, brackets, winner_json) gives"
+        )
     return wanted
 
 
@@ -243,8 +308,10 @@ def _check_state(out: Path, fp: str, overwrite: bool) -> None:
     if state.exists():
         old = json.loads(state.read_text()).get("fingerprint")
         if old != fp and not overwrite:
-            raise ValueError(f"{out} holds results of a different configuration (fingerprint {old}, now {fp}); "
-                             "use another run_name, or evaluate.overwrite=true to discard them")
+            raise ValueError(
+                f"{out} holds results of a different configuration (fingerprint {old}, now {fp}); "
+                "use another run_name, or evaluate.overwrite=true to discard them"
+            )
         if old != fp:
             for name in (*FILES.values(), "metrics.json", "report.md"):
                 (out / name).unlink(missing_ok=True)
@@ -293,8 +360,14 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     t0 = time.monotonic()
     bench = load_benchmark(bcfg)
     placement = compute_placement(bench.items, placement_kind, seed)  # over the full benchmark, before caps
-    atomic_write_json(out / "placement.json", {"kind": placement_kind, "seed": seed,
-                                               "order": {i: ("BA" if s else "AB") for i, s in placement.items()}})
+    atomic_write_json(
+        out / "placement.json",
+        {
+            "kind": placement_kind,
+            "seed": seed,
+            "order": {i: ("BA" if s else "AB") for i, s in placement.items()},
+        },
+    )
     items = bench.items
     if bcfg.get("limit") is not None:
         items = items[: int(bcfg["limit"])]
@@ -302,13 +375,19 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     if judge is None:
         vl = dict(ev.get("verdict_logits") or {})
         if set(vl) - {"analysis"}:
-            raise ValueError(f"evaluate.verdict_logits: unknown key(s) {sorted(set(vl) - {'analysis'})}; "
-                             "expected 'analysis'")
+            raise ValueError(
+                f"evaluate.verdict_logits: unknown key(s) {sorted(set(vl) - {'analysis'})}; "
+                "expected 'analysis'"
+            )
         analysis = str(vl.get("analysis") or "")
         judge = _backends.LazyJudge(jcfg, template, analysis=analysis)
     supports_logits = bool(getattr(judge, "supports_logits", False))
     modes = resolve_modes(str(ev.get("mode") or "auto"), supports_logits)
-    passes = ["headline"] + (["swap"] if ev.get("swap", True) else []) + (["style"] if ev.get("style_probe") else [])
+    passes = (
+        ["headline"]
+        + (["swap"] if ev.get("swap", True) else [])
+        + (["style"] if ev.get("style_probe") else [])
+    )
     on_cpu = _on_cpu(judge)
     max_generated = ev.get("max_generated", "auto")
     max_generated = (CPU_MAX_GENERATED if on_cpu else None) if max_generated == "auto" else max_generated
@@ -331,38 +410,71 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
                 cap_items = max(1, int(max_generated) // len(passes))
             mode_items = generated_subset(items, cap_items, seed)
         store = ResultStore(out / FILES[mode], _key)
-        stats = run_mode(judge, mode, mode_items, placement, passes, store, batch_size=batch_size,
-                         time_budget_s=budget if mode == "generate" else None,
-                         progress=bool(ev.get("progress", True)))
+        stats = run_mode(
+            judge,
+            mode,
+            mode_items,
+            placement,
+            passes,
+            store,
+            batch_size=batch_size,
+            time_budget_s=budget if mode == "generate" else None,
+            progress=bool(ev.get("progress", True)),
+        )
         stats.update(recovered_torn_bytes=store.recovered_bytes, passes=passes)
         if cap_items is not None and cap_items < len(items):
-            notes.append(f"{mode}: capped at {int(max_generated)} generated judgments ({len(mode_items)} of "
-                         f"{len(items)} items x {len(passes)} passes, a seeded subset); time budget "
-                         f"{budget if budget is not None else 'none'} s")
+            notes.append(
+                f"{mode}: capped at {int(max_generated)} generated judgments ({len(mode_items)} of "
+                f"{len(items)} items x {len(passes)} passes, a seeded subset); time budget "
+                f"{budget if budget is not None else 'none'} s"
+            )
         if stats["stopped_by_time_budget"]:
-            notes.append(f"{mode}: stopped by the time budget after {stats['done_items']} items; re-run the same "
-                         "command to continue")
+            notes.append(
+                f"{mode}: stopped by the time budget after {stats['done_items']} items; re-run the same "
+                "command to continue"
+            )
         runs[mode] = stats
-        judged = [it for it in mode_items if all((it.id, p) in store for p in passes)] \
-            if stats["stopped_by_time_budget"] else mode_items
+        judged = (
+            [it for it in mode_items if all((it.id, p) in store for p in passes)]
+            if stats["stopped_by_time_budget"]
+            else mode_items
+        )
         results[mode], extras[mode] = score(bench, judged, store.rows, bootstrap=bootstrap, seed=seed)
         if getattr(judge, "n_missing", 0):
             results[mode]["n_missing"] = float(judge.n_missing)
     if "logits" in modes:
-        notes.insert(0, "verdict logits: P(label) at the verdict slot of a forced answer skeleton "
-                        f"(template {template.name!r}), one forward pass per judgment, all {len(items)} items")
+        notes.insert(
+            0,
+            "verdict logits: P(label) at the verdict slot of a forced answer skeleton "
+            f"(template {template.name!r}), one forward pass per judgment, all {len(items)} items",
+        )
     if on_cpu and "generate" in modes:
-        notes.insert(0, "CPU run: headline accuracy over all items from verdict logits; generated judgments "
-                        "are capped (evaluate.max_generated, evaluate.time_budget_s)")
+        notes.insert(
+            0,
+            "CPU run: headline accuracy over all items from verdict logits; generated judgments "
+            "are capped (evaluate.max_generated, evaluate.time_budget_s)",
+        )
     metrics = {
-        "benchmark": bench.name, "judge": _backends.judge_label(jcfg), "template": template.name,
-        "placement": placement_kind, "seed": seed, "n_items": len(items), "n_benchmark_items": len(bench.items),
-        "benchmark_stats": bench.stats, "results": results, "runs": runs, "notes": notes,
-        "wall_time_s": round(time.monotonic() - t0, 1), "fingerprint": fp,
+        "benchmark": bench.name,
+        "judge": _backends.judge_label(jcfg),
+        "template": template.name,
+        "placement": placement_kind,
+        "seed": seed,
+        "n_items": len(items),
+        "n_benchmark_items": len(bench.items),
+        "benchmark_stats": bench.stats,
+        "results": results,
+        "runs": runs,
+        "notes": notes,
+        "wall_time_s": round(time.monotonic() - t0, 1),
+        "fingerprint": fp,
     }
     if bench.info.get("models"):
-        metrics["embedded"] = {"models": bench.info["models"], "scenarios": bench.info["scenarios"],
-                               "n_queries": bench.info["n_queries"]}
+        metrics["embedded"] = {
+            "models": bench.info["models"],
+            "scenarios": bench.info["scenarios"],
+            "n_queries": bench.info["n_queries"],
+        }
     atomic_write_json(out / "metrics.json", _json_safe(metrics))
     plots = write_report(out, metrics, extras)
     metrics["plots"] = [str(p) for p in plots]
@@ -379,12 +491,16 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_report(out: Path, metrics: Mapping[str, Any], extras: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+def write_report(
+    out: Path, metrics: Mapping[str, Any], extras: Mapping[str, Mapping[str, Any]]
+) -> list[Path]:
     """``report.md`` and the plots (``domains.png``, ``ranks_<mode>.png``) in ``out``."""
     from cj2.evaluation.report import plot_domains, plot_ranks, render_markdown
 
-    title = f"{metrics['benchmark']}: judge {metrics['judge']} (template {metrics['template']}, placement " \
-            f"{metrics['placement']}, seed {metrics['seed']})"
+    title = (
+        f"{metrics['benchmark']}: judge {metrics['judge']} (template {metrics['template']}, placement "
+        f"{metrics['placement']}, seed {metrics['seed']})"
+    )
     notes = list(metrics.get("notes", [])) + [f"total wall time {metrics['wall_time_s']} s"]
     atomic_write_text(out / "report.md", render_markdown(title, metrics["results"], metrics["runs"], notes))
     plots = []
@@ -393,7 +509,9 @@ def write_report(out: Path, metrics: Mapping[str, Any], extras: Mapping[str, Map
         plots.append(p)
     for mode, extra in extras.items():
         if extra.get("win_tables"):
-            p = plot_ranks(extra["win_tables"], out / f"ranks_{mode}.png", title=f"{metrics['benchmark']}: {mode}")
+            p = plot_ranks(
+                extra["win_tables"], out / f"ranks_{mode}.png", title=f"{metrics['benchmark']}: {mode}"
+            )
             if p is not None:
                 plots.append(p)
     return plots
@@ -407,4 +525,3 @@ def _trained_template(jcfg: Any) -> str | None:
     from cj2.models.export import read_judge_card
 
     return read_judge_card(str(path)).get("template")
-

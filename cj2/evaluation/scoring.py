@@ -49,23 +49,32 @@ def _rows(items: Sequence[PairwiseItem], rows: Rows, pass_name: str) -> list[tup
     return [(it, rows[(it.id, pass_name)]) for it in items if (it.id, pass_name) in rows]
 
 
-def accuracy_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]], *, bootstrap: int = 1000,
-                     seed: int = 0) -> dict[str, float]:
+def accuracy_metrics(
+    pairs: Sequence[tuple[PairwiseItem, Mapping]], *, bootstrap: int = 1000, seed: int = 0
+) -> dict[str, float]:
     """Strict and lenient accuracy, parse rate, per-domain accuracy and their intervals."""
     acc = JudgeAccuracy()
-    acc.update([r["verdict"] for _, r in pairs], [it.label for it, _ in pairs], [it.domain for it, _ in pairs])
+    acc.update(
+        [r["verdict"] for _, r in pairs], [it.label for it, _ in pairs], [it.domain for it, _ in pairs]
+    )
     raw = {k: _f(v) for k, v in acc.compute().items()}
     n, n_parsed = int(raw["n"]), int(raw["n_parsed"])
     correct = [float(r["verdict"] is not None and r["verdict"] == it.label) for it, r in pairs]
     k = int(sum(correct))
-    out = {"n": float(n), "accuracy": raw["accuracy"], "accuracy_parsed": raw["accuracy_parsed"],
-           "parse_rate": raw["parse_rate"], "n_parsed": float(n_parsed)}
+    out = {
+        "n": float(n),
+        "accuracy": raw["accuracy"],
+        "accuracy_parsed": raw["accuracy_parsed"],
+        "parse_rate": raw["parse_rate"],
+        "n_parsed": float(n_parsed),
+    }
     out["accuracy_ci_low"], out["accuracy_ci_high"] = binomial_ci(k, n) if n else (math.nan, math.nan)
     lo, hi = binomial_ci(k, n_parsed) if n_parsed else (math.nan, math.nan)
     out["accuracy_parsed_ci_low"], out["accuracy_parsed_ci_high"] = lo, hi
     if bootstrap and n:
-        out["accuracy_boot_low"], out["accuracy_boot_high"] = bootstrap_ci(correct, n_resamples=bootstrap,
-                                                                          seed=seed)
+        out["accuracy_boot_low"], out["accuracy_boot_high"] = bootstrap_ci(
+            correct, n_resamples=bootstrap, seed=seed
+        )
     for key, value in raw.items():
         if key.startswith(("accuracy/", "n/")):
             out[key] = value
@@ -89,9 +98,14 @@ def swap_metrics(items: Sequence[PairwiseItem], rows: Rows) -> dict[str, float]:
     m = SwapConsistency()
     m.update(ab, ba, target)
     res = {k: _f(v) for k, v in m.compute().items()}
-    return {"swap/consistency": res["consistency"], "swap/prefer_first_rate": res["prefer_first_rate"],
-            "swap/prefer_second_rate": res["prefer_second_rate"], "swap/position_bias": res["position_bias"],
-            "swap/double_order_accuracy": res.get("double_order_accuracy", math.nan), "swap/n": res["n"]}
+    return {
+        "swap/consistency": res["consistency"],
+        "swap/prefer_first_rate": res["prefer_first_rate"],
+        "swap/prefer_second_rate": res["prefer_second_rate"],
+        "swap/position_bias": res["position_bias"],
+        "swap/double_order_accuracy": res.get("double_order_accuracy", math.nan),
+        "swap/n": res["n"],
+    }
 
 
 def calibration_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[str, float]:
@@ -110,14 +124,23 @@ def calibration_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[s
     cal = Calibration()
     cal.update(conf, right, p_gold)
     res = {k: _f(v) for k, v in cal.compute().items()}
-    return {"calibration/ece": res["ece"], "calibration/brier": res["brier"],
-            "calibration/mean_confidence": res["mean_confidence"], "calibration/p_gold": sum(p_gold) / len(p_gold),
-            "calibration/n": res["n"]}
+    return {
+        "calibration/ece": res["ece"],
+        "calibration/brier": res["brier"],
+        "calibration/mean_confidence": res["mean_confidence"],
+        "calibration/p_gold": sum(p_gold) / len(p_gold),
+        "calibration/n": res["n"],
+    }
 
 
-def judgerbench_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]], reference_model: str,
-                        compat: str | None = None, *, bootstrap: int = 1000, seed: int = 0
-                        ) -> tuple[dict[str, float], dict[str, dict[str, tuple[int, int]]]]:
+def judgerbench_metrics(
+    pairs: Sequence[tuple[PairwiseItem, Mapping]],
+    reference_model: str,
+    compat: str | None = None,
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, dict[str, tuple[int, int]]]]:
     """JudgerBenchV2 scores (``jbv2/...``, 0-100, scenario means and ``/<scenario>``) and the win tables.
 
     In ``compat="opencompass"`` mode, generated outputs are re-read with OpenCompass's own parser (the last
@@ -131,8 +154,13 @@ def judgerbench_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]], reference
             shown = parse_opencompass(r["output"], "winner")
             v = to_original(shown, r["order"] == "BA")
         verdicts.append(v)
-    metric.update([it.domain for it, _ in pairs], [it.meta["model_a"] for it, _ in pairs],
-                  [it.meta["model_b"] for it, _ in pairs], verdicts, [it.label for it, _ in pairs])
+    metric.update(
+        [it.domain for it, _ in pairs],
+        [it.meta["model_a"] for it, _ in pairs],
+        [it.meta["model_b"] for it, _ in pairs],
+        verdicts,
+        [it.label for it, _ in pairs],
+    )
     out = {f"jbv2/{k}": _f(v) for k, v in metric.compute().items()}
     if bootstrap:
         for key, (lo, hi) in metric.bootstrap(n_resamples=bootstrap, seed=seed, keys=("final",)).items():
@@ -158,15 +186,22 @@ def rmb_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[str, floa
 def style_metrics(items: Sequence[PairwiseItem], rows: Rows) -> dict[str, float]:
     """The style probe (arXiv 2507.09104, Fig. 5): strict accuracy with the standard prompt and with the
     style sentence, on the items judged both ways, and the drop (standard - style) overall and per domain."""
-    both = [(it, rows[(it.id, "headline")], rows[(it.id, "style")]) for it in items
-            if (it.id, "headline") in rows and (it.id, "style") in rows]
+    both = [
+        (it, rows[(it.id, "headline")], rows[(it.id, "style")])
+        for it in items
+        if (it.id, "headline") in rows and (it.id, "style") in rows
+    ]
     if not both:
         return {}
 
     def acc(triples: list, which: int) -> float:
         return sum(t[which]["verdict"] == t[0].label for t in triples) / len(triples)
 
-    out = {"style/n": float(len(both)), "style/accuracy_standard": acc(both, 1), "style/accuracy_style": acc(both, 2)}
+    out = {
+        "style/n": float(len(both)),
+        "style/accuracy_standard": acc(both, 1),
+        "style/accuracy_style": acc(both, 2),
+    }
     out["style/drop"] = out["style/accuracy_standard"] - out["style/accuracy_style"]
     for domain in sorted({t[0].domain for t in both}):
         sub = [t for t in both if t[0].domain == domain]
@@ -174,8 +209,9 @@ def style_metrics(items: Sequence[PairwiseItem], rows: Rows) -> dict[str, float]
     return out
 
 
-def score(benchmark: Benchmark, items: Sequence[PairwiseItem], rows: Rows, *, bootstrap: int = 1000,
-          seed: int = 0) -> tuple[dict[str, float], dict[str, Any]]:
+def score(
+    benchmark: Benchmark, items: Sequence[PairwiseItem], rows: Rows, *, bootstrap: int = 1000, seed: int = 0
+) -> tuple[dict[str, float], dict[str, Any]]:
     """All metrics of one mode's rows over ``items`` (headline pass for accuracies and benchmark scores),
     and extras for the report (win tables). Items without a headline row are not counted."""
     pairs = _rows(items, rows, "headline")
@@ -187,8 +223,9 @@ def score(benchmark: Benchmark, items: Sequence[PairwiseItem], rows: Rows, *, bo
     out.update(style_metrics(items, rows))
     extras: dict[str, Any] = {}
     if benchmark.kind == "judgerbench":
-        jb, tables = judgerbench_metrics(pairs, benchmark.reference_model or "", benchmark.compat,
-                                         bootstrap=bootstrap, seed=seed)
+        jb, tables = judgerbench_metrics(
+            pairs, benchmark.reference_model or "", benchmark.compat, bootstrap=bootstrap, seed=seed
+        )
         out.update(jb)
         extras["win_tables"] = tables
     elif benchmark.kind == "rewardbench":

@@ -43,8 +43,11 @@ class ResultStore:
                 continue
             row = _parse(raw)
             if row is None:
-                raise DataError("invalid result row; only the last line may be torn by a kill", path=self.path,
-                                line=lineno)
+                raise DataError(
+                    "invalid result row; only the last line may be torn by a kill",
+                    path=self.path,
+                    line=lineno,
+                )
             self._add(row)
         if not tail.strip():
             return
@@ -56,8 +59,11 @@ class ResultStore:
                 fh.write(b"\n")
             else:
                 self.recovered_bytes = len(tail)
-                log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", self.path,
-                            len(tail))
+                log.warning(
+                    "%s: dropping a torn last line (%d bytes) left by an interrupted run",
+                    self.path,
+                    len(tail),
+                )
                 fh.truncate(end)
             fh.flush()
             os.fsync(fh.fileno())

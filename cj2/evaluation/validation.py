@@ -26,15 +26,24 @@ class _LogitJudge:
     def __init__(self, scorer: VerdictLogitScorer):
         self.scorer = scorer
 
-    def verdict_probs_for(self, items: Sequence[PairwiseItem], *, style_note: str | None = None
-                          ) -> list[dict[str, float] | None]:
+    def verdict_probs_for(
+        self, items: Sequence[PairwiseItem], *, style_note: str | None = None
+    ) -> list[dict[str, float] | None]:
         return self.scorer.score_items(items, style_note=style_note)
 
 
-def verdict_logit_metrics(model: Any, tokenizer: Any, benchmark_items: Sequence[PairwiseItem] | Any,
-                          template: str | JudgeTemplate, prefix: str = "val", *, batch_size: int = 8,
-                          both_orders: bool = False, seed: int = 0, reference_model: str | None = None
-                          ) -> dict[str, float]:
+def verdict_logit_metrics(
+    model: Any,
+    tokenizer: Any,
+    benchmark_items: Sequence[PairwiseItem] | Any,
+    template: str | JudgeTemplate,
+    prefix: str = "val",
+    *,
+    batch_size: int = 8,
+    both_orders: bool = False,
+    seed: int = 0,
+    reference_model: str | None = None,
+) -> dict[str, float]:
     """Verdict-logit metrics of ``model`` on ``benchmark_items`` (a list of pairwise items, or an object
     with ``.items`` such as :class:`~cj2.evaluation.embedded.EmbeddedBenchmark`).
 
@@ -67,26 +76,38 @@ def verdict_logit_metrics(model: Any, tokenizer: Any, benchmark_items: Sequence[
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for pass_name in ("headline", "swap") if both_orders else ("headline",):
         for start in range(0, len(items), batch_size):
-            for row in judge_batch(judge, "logits", items[start:start + batch_size], pass_name, placement):
+            for row in judge_batch(judge, "logits", items[start : start + batch_size], pass_name, placement):
                 rows[(row["id"], row["pass"])] = row
     pairs = [(it, rows[(it.id, "headline")]) for it in items]
     p = prefix
     acc = accuracy_metrics(pairs, bootstrap=0)
     cal = calibration_metrics(pairs)
-    out = {f"{p}/verdict_logit_acc": acc["accuracy"], f"{p}/verdict_logit_n": acc["n"],
-           f"{p}/verdict_logit_p_gold": cal.get("calibration/p_gold", math.nan),
-           f"{p}/verdict_logit_ece": cal.get("calibration/ece", math.nan),
-           f"{p}/verdict_logit_brier": cal.get("calibration/brier", math.nan)}
+    out = {
+        f"{p}/verdict_logit_acc": acc["accuracy"],
+        f"{p}/verdict_logit_n": acc["n"],
+        f"{p}/verdict_logit_p_gold": cal.get("calibration/p_gold", math.nan),
+        f"{p}/verdict_logit_ece": cal.get("calibration/ece", math.nan),
+        f"{p}/verdict_logit_brier": cal.get("calibration/brier", math.nan),
+    }
     if all({"model_a", "model_b"} <= set(it.meta) for it in items):
         if reference is None:
             # JudgerBenchV2's layout puts the reference model in position A of every item as read
             firsts = {it.meta["model_a"] for it in items}
             if len(firsts) != 1:
-                raise ValueError("verdict_logit_metrics: pass reference_model= (the model every pair is "
-                                 "judged against)")
+                raise ValueError(
+                    "verdict_logit_metrics: pass reference_model= (the model every pair is judged against)"
+                )
             reference = firsts.pop()
         jb, _ = judgerbench_metrics(pairs, reference, bootstrap=0)
-        for key in ("final", "accuracy", "normalized_diff", "rank_diff", "score_diff", "kendall_tau", "spearman_rho"):
+        for key in (
+            "final",
+            "accuracy",
+            "normalized_diff",
+            "rank_diff",
+            "score_diff",
+            "kendall_tau",
+            "spearman_rho",
+        ):
             out[f"{p}/jbv2_{key}"] = jb.get(f"jbv2/{key}", math.nan)
     out.update(letter_diagnostics(list(rows.values()), p))
     if both_orders:
@@ -134,9 +155,18 @@ class VerdictLogitEval:
     wrapped module would see shards). ``autocast_dtype`` matches the training precision (bf16-mixed).
     """
 
-    def __init__(self, items: Sequence[PairwiseItem] | Any, template: str | JudgeTemplate, *, prefix: str = "val",
-                 batch_size: int = 8, both_orders: bool = False, seed: int = 0,
-                 autocast_dtype: Any | None = None, heldout_families: Sequence[str] = ()):
+    def __init__(
+        self,
+        items: Sequence[PairwiseItem] | Any,
+        template: str | JudgeTemplate,
+        *,
+        prefix: str = "val",
+        batch_size: int = 8,
+        both_orders: bool = False,
+        seed: int = 0,
+        autocast_dtype: Any | None = None,
+        heldout_families: Sequence[str] = (),
+    ):
         self.benchmark = items
         # items of these families are scored apart, their metrics suffixed ``_unseen_family``
         self.heldout_families = frozenset(heldout_families)
@@ -148,11 +178,20 @@ class VerdictLogitEval:
         self.autocast_dtype = autocast_dtype
 
     @classmethod
-    def embedded(cls, template: str | JudgeTemplate, *, n_queries: int = 10, scenarios: Sequence[str] | None = None,
-                 seed: int = 0, **kwargs: Any) -> VerdictLogitEval:
+    def embedded(
+        cls,
+        template: str | JudgeTemplate,
+        *,
+        n_queries: int = 10,
+        scenarios: Sequence[str] | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> VerdictLogitEval:
         from cj2.evaluation.embedded import build_embedded
 
-        bench = build_embedded(n_queries=n_queries, scenarios=list(scenarios) if scenarios else None, seed=seed)
+        bench = build_embedded(
+            n_queries=n_queries, scenarios=list(scenarios) if scenarios else None, seed=seed
+        )
         return cls(bench, template, seed=seed, **kwargs)
 
     def __len__(self) -> int:
@@ -165,16 +204,28 @@ class VerdictLogitEval:
 
         items = getattr(self.benchmark, "items", self.benchmark)
         tpl = self.template if isinstance(self.template, str) else self.template.name
-        return cache_key("verdict_logits", model_id, tpl, self.seed, self.both_orders, str(self.autocast_dtype),
-                         self.batch_size, item_fingerprint(items), sorted(self.heldout_families))
+        return cache_key(
+            "verdict_logits",
+            model_id,
+            tpl,
+            self.seed,
+            self.both_orders,
+            str(self.autocast_dtype),
+            self.batch_size,
+            item_fingerprint(items),
+            sorted(self.heldout_families),
+        )
 
-    def baseline(self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any,
-                 lookup_only: bool = False) -> dict[str, float]:
+    def baseline(
+        self, model: Any, tokenizer: Any, *, model_id: str, cache_dir: Any, lookup_only: bool = False
+    ) -> dict[str, float]:
         """The untrained model's verdict-logit metrics (``val_untrained/...``), computed once and cached
         (``lookup_only``: the cached metrics or nothing)."""
         from cj2.judging import cached_metrics
 
-        compute = None if lookup_only else (lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
+        compute = (
+            None if lookup_only else (lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
+        )
         return cached_metrics(cache_dir, self.key(model_id), model_id, compute)
 
     def run(self, model: Any, tokenizer: Any, *, prefix: str | None = None) -> dict[str, float]:
@@ -183,8 +234,11 @@ class VerdictLogitEval:
         import torch
 
         device = next(model.parameters()).device
-        autocast = (torch.autocast(device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
         prefix = self.prefix if prefix is None else prefix
         items = list(getattr(self.benchmark, "items", self.benchmark))
         if not self.heldout_families:
@@ -196,8 +250,15 @@ class VerdictLogitEval:
         out: dict[str, float] = {}
         with autocast:
             for group, suffix in groups:
-                metrics = verdict_logit_metrics(model, tokenizer, group, self.template, prefix=prefix,
-                                                batch_size=self.batch_size, both_orders=self.both_orders,
-                                                seed=self.seed)
+                metrics = verdict_logit_metrics(
+                    model,
+                    tokenizer,
+                    group,
+                    self.template,
+                    prefix=prefix,
+                    batch_size=self.batch_size,
+                    both_orders=self.both_orders,
+                    seed=self.seed,
+                )
                 out.update({k + suffix: v for k, v in metrics.items()})
         return out

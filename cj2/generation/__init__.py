@@ -34,11 +34,31 @@ BACKENDS = ("hf", "vllm", "openai", "scripted", "simulated")
 
 # Keys each backend accepts in build_sampler's config (besides "backend"); anything else is a typo.
 _KEYS: dict[str, tuple[str, ...]] = {
-    "hf": ("name_or_path", "tokenizer", "dtype", "batch_size", "device", "seed", "attn_implementation",
-           "trust_remote_code", "verdict_check_every", "share_prefill", "attention"),
+    "hf": (
+        "name_or_path",
+        "tokenizer",
+        "dtype",
+        "batch_size",
+        "device",
+        "seed",
+        "attn_implementation",
+        "trust_remote_code",
+        "verdict_check_every",
+        "share_prefill",
+        "attention",
+    ),
     "vllm": ("name_or_path", "engine_kwargs"),
-    "openai": ("base_url", "name_or_path", "api_key_env", "max_concurrency", "timeout_s", "max_retries",
-               "backoff_s", "backoff_max_s", "extra_body"),
+    "openai": (
+        "base_url",
+        "name_or_path",
+        "api_key_env",
+        "max_concurrency",
+        "timeout_s",
+        "max_retries",
+        "backoff_s",
+        "backoff_max_s",
+        "extra_body",
+    ),
     "scripted": ("outputs",),
     "simulated": ("p_correct", "p_flawed_given_correct", "p_sound_given_wrong", "template"),
 }
@@ -83,8 +103,10 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     options = {k: v for k, v in cfg.items() if k != "backend" and k not in _IGNORED}
     unknown = sorted(set(options) - set(_KEYS[backend]))
     if unknown:
-        raise ValueError(f"generator config (backend {backend!r}): unknown key(s) {unknown}; "
-                         f"expected some of {sorted(_KEYS[backend])}")
+        raise ValueError(
+            f"generator config (backend {backend!r}): unknown key(s) {unknown}; "
+            f"expected some of {sorted(_KEYS[backend])}"
+        )
     if backend == "hf":
         from cj2.generation.hf import HFSampler
         from cj2.models import EMBEDDED, load_model, load_tokenizer
@@ -92,16 +114,25 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
         name = options.get("name_or_path", EMBEDDED)
         trust = bool(options.get("trust_remote_code", False))
         tokenizer = load_tokenizer(options.get("tokenizer") or name, trust_remote_code=trust)
-        model = load_model(name, dtype=options.get("dtype", "float32"), tokenizer=tokenizer,
-                           seed=int(options.get("seed", 0)), trust_remote_code=trust,
-                           attn_implementation=options.get("attn_implementation", "auto"))
+        model = load_model(
+            name,
+            dtype=options.get("dtype", "float32"),
+            tokenizer=tokenizer,
+            seed=int(options.get("seed", 0)),
+            trust_remote_code=trust,
+            attn_implementation=options.get("attn_implementation", "auto"),
+        )
         if options.get("device") is not None:
             model = model.to(options["device"])
-        return HFSampler(model, tokenizer, batch_size=int(options.get("batch_size", 8)),
-                         device=options.get("device"),
-                         verdict_check_every=int(options.get("verdict_check_every", 8)),
-                         share_prefill=bool(options.get("share_prefill", True)),
-                         attention=options.get("attention", "auto"))
+        return HFSampler(
+            model,
+            tokenizer,
+            batch_size=int(options.get("batch_size", 8)),
+            device=options.get("device"),
+            verdict_check_every=int(options.get("verdict_check_every", 8)),
+            share_prefill=bool(options.get("share_prefill", True)),
+            attention=options.get("attention", "auto"),
+        )
     if backend == "vllm":
         from cj2.generation.vllm_engine import VLLMSampler
 
@@ -114,8 +145,19 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
         for required in ("base_url", "name_or_path"):
             if not options.get(required):
                 raise ValueError(f"generator config (backend 'openai'): {required} is required")
-        kwargs = {k: options[k] for k in ("api_key_env", "max_concurrency", "timeout_s", "max_retries",
-                                          "backoff_s", "backoff_max_s", "extra_body") if k in options}
+        kwargs = {
+            k: options[k]
+            for k in (
+                "api_key_env",
+                "max_concurrency",
+                "timeout_s",
+                "max_retries",
+                "backoff_s",
+                "backoff_max_s",
+                "extra_body",
+            )
+            if k in options
+        }
         return OpenAISampler(options["base_url"], options["name_or_path"], **kwargs)
     if backend == "scripted":
         if "outputs" not in options:

@@ -30,9 +30,16 @@ _UNSUPPORTED_KWARGS = ("softcap", "s_aux", "sinks", "sliding_window_softcap")
 _registered = False
 
 
-def grouped_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                      attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
-                      **kwargs: Any) -> tuple[torch.Tensor, None]:
+def grouped_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
     """``softmax(q k^T * scaling + mask) v`` with ``G`` query heads per key/value head, without repeating K/V.
 
     Shapes as in ``transformers``' attention interface: ``query`` ``(B, H, q, D)``, ``key``/``value``
@@ -43,7 +50,9 @@ def grouped_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
     (``eager``'s) always provides a mask.
     """
     if attention_mask is None:
-        raise ValueError("grouped_attention needs an explicit attention mask (register() pairs it with eager's)")
+        raise ValueError(
+            "grouped_attention needs an explicit attention mask (register() pairs it with eager's)"
+        )
     if dropout and module.training:
         raise ValueError("grouped_attention is for inference; it applies no dropout")
     for name in _UNSUPPORTED_KWARGS:
@@ -60,9 +69,12 @@ def grouped_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
         if mask.shape[-1] < kv_len:
             # The sampler's preallocated cache hands over its whole buffers; slots past the mask are not
             # filled yet and must not be attended to.
-            mask = torch.nn.functional.pad(mask, (0, kv_len - mask.shape[-1]), value=torch.finfo(mask.dtype).min)
+            mask = torch.nn.functional.pad(
+                mask, (0, kv_len - mask.shape[-1]), value=torch.finfo(mask.dtype).min
+            )
         scores = (scores.view(batch, kv_heads, groups, q_len, kv_len) + mask.unsqueeze(2)).view(
-            batch, kv_heads, groups * q_len, kv_len)
+            batch, kv_heads, groups * q_len, kv_len
+        )
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
     out = torch.matmul(probs, value)  # (B, H_kv, G*q, D)
     return out.view(batch, heads, q_len, dim).transpose(1, 2).contiguous(), None
@@ -84,7 +96,9 @@ def register() -> None:
 def grouped_supported(model: Any) -> bool:
     """Whether :func:`grouped_attention` computes the same function as ``model``'s own attention."""
     config = getattr(model, "config", None)
-    return getattr(config, "model_type", None) in GROUPED_MODEL_TYPES and hasattr(model, "set_attn_implementation")
+    return getattr(config, "model_type", None) in GROUPED_MODEL_TYPES and hasattr(
+        model, "set_attn_implementation"
+    )
 
 
 @contextlib.contextmanager
@@ -100,8 +114,10 @@ def generation_attention(model: Any, choice: str, device: torch.device) -> Itera
     current = getattr(getattr(model, "config", None), "_attn_implementation", None)
     use = choice == "grouped" or (choice == "auto" and device.type == "cpu" and grouped_supported(model))
     if choice == "grouped" and not grouped_supported(model):
-        raise ValueError(f"attention='grouped' supports the model types {sorted(GROUPED_MODEL_TYPES)}, not "
-                         f"{getattr(model.config, 'model_type', '?')!r}")
+        raise ValueError(
+            f"attention='grouped' supports the model types {sorted(GROUPED_MODEL_TYPES)}, not "
+            f"{getattr(model.config, 'model_type', '?')!r}"
+        )
     if not use or current == GROUPED:
         yield current
         return

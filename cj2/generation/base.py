@@ -64,7 +64,9 @@ class SamplingParams:
         else:
             object.__setattr__(self, "stop", tuple(self.stop))
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"SamplingParams.max_new_tokens={self.max_new_tokens!r}: expected an integer >= 1")
+            raise ValueError(
+                f"SamplingParams.max_new_tokens={self.max_new_tokens!r}: expected an integer >= 1"
+            )
         if not self.temperature >= 0:
             raise ValueError(f"SamplingParams.temperature={self.temperature!r}: expected a number >= 0")
         if not 0 < self.top_p <= 1:
@@ -127,8 +129,14 @@ class Sampler(Protocol):
     whatever else is in the call.
     """
 
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]: ...
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]: ...
 
 
 def sample_seed(base_seed: int, key: PromptKey, sample_index: int) -> int:
@@ -142,7 +150,9 @@ def sample_seed(base_seed: int, key: PromptKey, sample_index: int) -> int:
     return int.from_bytes(digest, "big") % _SEED_MODULUS
 
 
-def check_request(prompts: Sequence[list[Message]], n: int, keys: Sequence[PromptKey] | None) -> list[PromptKey]:
+def check_request(
+    prompts: Sequence[list[Message]], n: int, keys: Sequence[PromptKey] | None
+) -> list[PromptKey]:
     """Validate a ``generate`` call and return the prompt keys (the indices when ``keys`` is None).
 
     Errors name the prompt index and the field at fault.
@@ -151,14 +161,18 @@ def check_request(prompts: Sequence[list[Message]], n: int, keys: Sequence[Promp
         raise ValueError(f"n={n!r}: expected an integer >= 1 (samples per prompt)")
     for i, messages in enumerate(prompts):
         if not isinstance(messages, (list, tuple)) or not messages:
-            raise ValueError(f"prompt {i}: expected a non-empty list of chat messages, got {type(messages).__name__}")
+            raise ValueError(
+                f"prompt {i}: expected a non-empty list of chat messages, got {type(messages).__name__}"
+            )
         for m, message in enumerate(messages):
             if not isinstance(message, Mapping):
                 raise ValueError(f"prompt {i}, message {m}: expected a mapping, got {type(message).__name__}")
             for name in ("role", "content"):
                 if not isinstance(message.get(name), str):
-                    raise ValueError(f"prompt {i}, message {m}: field {name!r} must be a string, "
-                                     f"got {type(message.get(name)).__name__}")
+                    raise ValueError(
+                        f"prompt {i}, message {m}: field {name!r} must be a string, "
+                        f"got {type(message.get(name)).__name__}"
+                    )
     if keys is None:
         return list(range(len(prompts)))
     keys = list(keys)
@@ -172,6 +186,7 @@ def check_request(prompts: Sequence[list[Message]], n: int, keys: Sequence[Promp
 # --------------------------------------------------------------------------------------------------
 # The one copy of the stop logic
 # --------------------------------------------------------------------------------------------------
+
 
 def find_stop(text: str, stops: Sequence[str]) -> int | None:
     """Index of the earliest occurrence of any stop string in ``text``, or None."""

@@ -104,8 +104,15 @@ class _SequenceStopper(StoppingCriteria):
     (or every ``check_every`` tokens). ``stopped_at[row]`` records how many new tokens a row had.
     """
 
-    def __init__(self, tokenizer: Any, prompt_width: int, params: SamplingParams, eos_ids: set[int],
-                 closer_ids: torch.Tensor | None, check_every: int):
+    def __init__(
+        self,
+        tokenizer: Any,
+        prompt_width: int,
+        params: SamplingParams,
+        eos_ids: set[int],
+        closer_ids: torch.Tensor | None,
+        check_every: int,
+    ):
         self.tokenizer = tokenizer
         self.width = prompt_width
         self.params = params
@@ -134,13 +141,16 @@ class _SequenceStopper(StoppingCriteria):
             if newest[row] in self.eos_ids:
                 self.ended.add(row)  # generate's own eos criterion handles it
                 continue
-            new = input_ids[row, self.width:]
+            new = input_ids[row, self.width :]
             hit = False
             if self.params.stop:
-                tail = self.tokenizer.decode(new[-self.tail_tokens:], skip_special_tokens=True)
+                tail = self.tokenizer.decode(new[-self.tail_tokens :], skip_special_tokens=True)
                 hit = find_stop(tail, self.params.stop) is not None
-            if not hit and self.params.stop_on_verdict is not None and (
-                    t % self.check_every == 0 or (closer is not None and closer[row])):
+            if (
+                not hit
+                and self.params.stop_on_verdict is not None
+                and (t % self.check_every == 0 or (closer is not None and closer[row]))
+            ):
                 text = self.tokenizer.decode(new, skip_special_tokens=True)
                 hit = verdict_complete(text, self.params.stop_on_verdict)
             if hit:
@@ -175,18 +185,23 @@ def _preallocated_layer_class() -> type:
             self._expose()
 
         def _expose(self) -> None:
-            self.keys = self._k[:, :, :self._length]
-            self.values = self._v[:, :, :self._length]
+            self.keys = self._k[:, :, : self._length]
+            self.values = self._v[:, :, : self._length]
 
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             new = key_states.shape[-2]
             if self._length + new > self._k.shape[-2]:  # more than planned: grow (rare; doubles)
                 grow = max(self._k.shape[-2], new)
-                self._k = torch.cat([self._k, self._k.new_zeros(*self._k.shape[:2], grow, self._k.shape[-1])], 2)
-                self._v = torch.cat([self._v, self._v.new_zeros(*self._v.shape[:2], grow, self._v.shape[-1])], 2)
-            self._k[:, :, self._length:self._length + new] = key_states
-            self._v[:, :, self._length:self._length + new] = value_states
+                self._k = torch.cat(
+                    [self._k, self._k.new_zeros(*self._k.shape[:2], grow, self._k.shape[-1])], 2
+                )
+                self._v = torch.cat(
+                    [self._v, self._v.new_zeros(*self._v.shape[:2], grow, self._v.shape[-1])], 2
+                )
+            self._k[:, :, self._length : self._length + new] = key_states
+            self._v[:, :, self._length : self._length + new] = value_states
             self._length += new
             self._expose()
             if self.full_buffers:
@@ -232,13 +247,24 @@ class HFSampler:
     ``"grouped"`` forces it, ``"model"`` keeps the model's own.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 8, device: str | torch.device | None = None,
-                 *, verdict_check_every: int = 8, share_prefill: bool = True, attention: str = "auto"):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        batch_size: int = 8,
+        device: str | torch.device | None = None,
+        *,
+        verdict_check_every: int = 8,
+        share_prefill: bool = True,
+        attention: str = "auto",
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
         if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
-                             "the hf sampler formats chat prompts with it")
+            raise ValueError(
+                f"tokenizer {getattr(tokenizer, 'name_or_path', '?')!r} has no chat template; "
+                "the hf sampler formats chat prompts with it"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = int(batch_size)
@@ -297,8 +323,14 @@ class HFSampler:
             self.model.train(was_training)
 
     # ---------------------------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]:
         keys = check_request(prompts, n, keys)
         encoded = [self.encode(list(p)) for p in prompts]
         # Longest first (an out-of-memory batch fails at once), ties by position: a deterministic order.
@@ -308,21 +340,27 @@ class HFSampler:
         eos_ids = self._eos_ids()
         with self._eval_mode(), generation_attention(self.model, self.attention, self.device):
             for start in range(0, len(rows), self.batch_size):
-                batch = rows[start:start + self.batch_size]
+                batch = rows[start : start + self.batch_size]
                 for (i, j), sample in zip(batch, self._generate_batch(batch, encoded, keys, params, eos_ids)):
                     results[i][j] = sample
         return [list(r) for r in results]  # type: ignore[arg-type]
 
-    def _generate_batch(self, batch: list[tuple[int, int]], encoded: list[list[int]], keys: list[PromptKey],
-                        params: SamplingParams, eos_ids: set[int]) -> list[Sample]:
+    def _generate_batch(
+        self,
+        batch: list[tuple[int, int]],
+        encoded: list[list[int]],
+        keys: list[PromptKey],
+        params: SamplingParams,
+        eos_ids: set[int],
+    ) -> list[Sample]:
         pad = int(self.tokenizer.pad_token_id)
         width = max(len(encoded[i]) for i, _ in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
         for row, (i, _) in enumerate(batch):
             ids = encoded[i]
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)  # left padding
-            attention[row, width - len(ids):] = 1
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)  # left padding
+            attention[row, width - len(ids) :] = 1
         seeds = [sample_seed(params.seed, keys[i], j) for i, j in batch]
 
         processors = LogitsProcessorList()
@@ -338,19 +376,29 @@ class HFSampler:
         criteria = StoppingCriteriaList()
         if params.stop or params.stop_on_verdict is not None:
             closers = self._closers() if params.stop_on_verdict is not None else None
-            stopper = _SequenceStopper(self.tokenizer, width, params, eos_ids, closers, self.verdict_check_every)
+            stopper = _SequenceStopper(
+                self.tokenizer, width, params, eos_ids, closers, self.verdict_check_every
+            )
             criteria.append(stopper)
         config = GenerationConfig(
-            max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
-            eos_token_id=sorted(eos_ids), pad_token_id=pad,
+            max_new_tokens=params.max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            eos_token_id=sorted(eos_ids),
+            pad_token_id=pad,
         )
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         extra: dict[str, Any] = {}
         if self.share_prefill:
             extra = self._shared_prefill(batch, input_ids, attention, width - 1 + params.max_new_tokens)
         out = self.model.generate(
-            input_ids=input_ids, attention_mask=attention, generation_config=config,
-            logits_processor=processors, stopping_criteria=criteria, **extra,
+            input_ids=input_ids,
+            attention_mask=attention,
+            generation_config=config,
+            logits_processor=processors,
+            stopping_criteria=criteria,
+            **extra,
         )
         new = out[:, width:].cpu()
         samples = []
@@ -369,12 +417,21 @@ class HFSampler:
                         raise AssertionError(f"row {row} ended after {n_tokens} tokens without eos or stop")
             text = self.tokenizer.decode(tokens[:n_text], skip_special_tokens=True)
             text, finish = finalize(text, raw, params)
-            samples.append(Sample(text=text, finish_reason=finish, prompt_index=i, sample_index=j,
-                                  seed=seeds[row], n_tokens=n_tokens))
+            samples.append(
+                Sample(
+                    text=text,
+                    finish_reason=finish,
+                    prompt_index=i,
+                    sample_index=j,
+                    seed=seeds[row],
+                    n_tokens=n_tokens,
+                )
+            )
         return samples
 
-    def _shared_prefill(self, batch: list[tuple[int, int]], input_ids: torch.Tensor, attention: torch.Tensor,
-                        capacity: int) -> dict[str, Any]:
+    def _shared_prefill(
+        self, batch: list[tuple[int, int]], input_ids: torch.Tensor, attention: torch.Tensor, capacity: int
+    ) -> dict[str, Any]:
         """Prefill each distinct prompt of the batch once, without padding, into a preallocated cache whose
         rows serve the prompt's ``n`` sequences.
 
@@ -402,10 +459,12 @@ class HFSampler:
         caches = []
         for row in firsts.values():
             length = int(attention[row].sum())
-            ids = input_ids[row:row + 1, width - length:width - 1]
+            ids = input_ids[row : row + 1, width - length : width - 1]
             out = self.model(input_ids=ids, use_cache=True, **self._no_logits)
             cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
-            if cache is None or not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+            if cache is None or not all(
+                type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])
+            ):
                 return self._padded_prefill(list(firsts.values()), select, input_ids, attention)
             caches.append(cache)
         layer_class = _preallocated_layer_class()
@@ -423,14 +482,16 @@ class HFSampler:
         stacked.layers = layers
         return {self._cache_kwarg: stacked}
 
-    def _padded_prefill(self, unique_rows: list[int], select: torch.Tensor, input_ids: torch.Tensor,
-                        attention: torch.Tensor) -> dict[str, Any]:
+    def _padded_prefill(
+        self, unique_rows: list[int], select: torch.Tensor, input_ids: torch.Tensor, attention: torch.Tensor
+    ) -> dict[str, Any]:
         rows = torch.tensor(unique_rows, device=input_ids.device)
         ids, mask = input_ids[rows, :-1], attention[rows, :-1]
         # Left padding: positions count real tokens only, as generate computes them.
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         **self._no_logits)
+        out = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **self._no_logits
+        )
         cache = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
         if cache is None or not hasattr(cache, "batch_select_indices"):
             return {}

@@ -70,9 +70,19 @@ class OpenAISampler:
     ``repetition_penalty``).
     """
 
-    def __init__(self, base_url: str, model: str, *, api_key_env: str | None = "OPENAI_API_KEY",
-                 max_concurrency: int = 8, timeout_s: float = 120.0, max_retries: int = 5,
-                 backoff_s: float = 1.0, backoff_max_s: float = 60.0, extra_body: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_concurrency: int = 8,
+        timeout_s: float = 120.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+        extra_body: Mapping[str, Any] | None = None,
+    ):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url={_public_url(base_url)!r}: expected an http:// or https:// URL")
         if max_concurrency < 1 or max_retries < 0 or timeout_s <= 0:
@@ -89,8 +99,10 @@ class OpenAISampler:
         self._warned_missing_key = False
 
     def __repr__(self) -> str:
-        return (f"OpenAISampler(base_url={_public_url(self.base_url)!r}, model={self.model!r}, "
-                f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency})")
+        return (
+            f"OpenAISampler(base_url={_public_url(self.base_url)!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency})"
+        )
 
     @property
     def url(self) -> str:
@@ -103,8 +115,9 @@ class OpenAISampler:
         key = os.environ.get(self.api_key_env)
         if not key and not self._warned_missing_key:
             self._warned_missing_key = True
-            log.warning("openai sampler: environment variable %s is not set; sending no API key",
-                        self.api_key_env)
+            log.warning(
+                "openai sampler: environment variable %s is not set; sending no API key", self.api_key_env
+            )
         return key or None
 
     @staticmethod
@@ -159,15 +172,27 @@ class OpenAISampler:
             if attempt == self.max_retries:
                 raise GenerationError(f"{url} ({what}): {problem}; gave up after {attempt + 1} attempts")
             delay = self._delay(attempt, retry_after)
-            log.warning("openai sampler: %s (%s): %s; retry %d/%d in %.2f s", url, what, problem,
-                        attempt + 1, self.max_retries, delay)
+            log.warning(
+                "openai sampler: %s (%s): %s; retry %d/%d in %.2f s",
+                url,
+                what,
+                problem,
+                attempt + 1,
+                self.max_retries,
+                delay,
+            )
             time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _body(self, messages: list[Message], n: int, params: SamplingParams, seed: int) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self.model, "messages": messages, "n": n, "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature, "top_p": params.top_p, "seed": seed,
+            "model": self.model,
+            "messages": messages,
+            "n": n,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": seed,
         }
         if params.top_k > 0:
             body["top_k"] = params.top_k  # not in OpenAI's API; vLLM and SGLang servers accept it
@@ -193,8 +218,9 @@ class OpenAISampler:
         per_choice = int(completion) // max(len(out), 1) if isinstance(completion, int) else 0
         return out, per_choice
 
-    def _one_prompt(self, index: int, key: PromptKey, messages: list[Message], n: int,
-                    params: SamplingParams) -> list[Sample]:
+    def _one_prompt(
+        self, index: int, key: PromptKey, messages: list[Message], n: int, params: SamplingParams
+    ) -> list[Sample]:
         seeds = [sample_seed(params.seed, key, j) for j in range(n)]
         what = f"prompt {index}"
         reply = self._post(self._body(messages, n, params, seeds[0]), what)
@@ -210,20 +236,37 @@ class OpenAISampler:
         samples = []
         for j, (text, raw, tokens) in enumerate(drawn):
             final, finish = finalize(text, raw, params)
-            samples.append(Sample(text=final, finish_reason=finish, prompt_index=index, sample_index=j,
-                                  seed=seeds[j], n_tokens=tokens))
+            samples.append(
+                Sample(
+                    text=final,
+                    finish_reason=finish,
+                    prompt_index=index,
+                    sample_index=j,
+                    seed=seeds[j],
+                    n_tokens=tokens,
+                )
+            )
         return samples
 
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]:
         keys = check_request(prompts, n, keys)
         if not prompts:
             return []
-        executor = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(prompts)),
-                                      thread_name_prefix="cj2-openai")
+        executor = ThreadPoolExecutor(
+            max_workers=min(self.max_concurrency, len(prompts)), thread_name_prefix="cj2-openai"
+        )
         try:
-            futures = [executor.submit(self._one_prompt, i, key, list(messages), n, params)
-                       for i, (messages, key) in enumerate(zip(prompts, keys))]
+            futures = [
+                executor.submit(self._one_prompt, i, key, list(messages), n, params)
+                for i, (messages, key) in enumerate(zip(prompts, keys))
+            ]
             return [future.result() for future in futures]
         finally:
             # On an error, pending prompts are not sent; running ones finish (threads cannot be killed).

@@ -54,8 +54,10 @@ class ScriptedSampler:
             raise KeyError(f"scripted sampler: no outputs for prompt key {key!r}")
         texts = self.outputs[key]
         if j >= len(texts):
-            raise ValueError(f"scripted sampler: prompt key {key!r} has {len(texts)} scripted outputs, "
-                             f"sample {j} was asked for")
+            raise ValueError(
+                f"scripted sampler: prompt key {key!r} has {len(texts)} scripted outputs, "
+                f"sample {j} was asked for"
+            )
         return texts[j]
 
     def _truncate(self, text: str, max_new_tokens: int) -> tuple[str, str, list[str]]:
@@ -72,8 +74,14 @@ class ScriptedSampler:
             return "".join(kept), "length", kept
         return text, "stop", toks
 
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]:
         keys = check_request(prompts, n, keys)
         self.calls.append((len(prompts), n, params))
         results = []
@@ -86,8 +94,17 @@ class ScriptedSampler:
                 text, raw, toks = self._truncate(scripted, params.max_new_tokens)
                 final, finish = finalize(text, raw, params)
                 n_tokens = _tokens_covering(toks, len(final)) if finish != "length" else len(toks)
-                row.append(Sample(text=final, finish_reason=finish, prompt_index=i, sample_index=j, seed=seed,
-                                  n_tokens=n_tokens, meta=dict(meta)))
+                row.append(
+                    Sample(
+                        text=final,
+                        finish_reason=finish,
+                        prompt_index=i,
+                        sample_index=j,
+                        seed=seed,
+                        n_tokens=n_tokens,
+                        meta=dict(meta),
+                    )
+                )
             results.append(row)
         return results
 

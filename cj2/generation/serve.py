@@ -54,9 +54,12 @@ def _params_from_request(body: dict[str, Any]) -> tuple[list[dict[str, str]], in
         seed = random.randrange(2**31 - 1)
     try:
         params = SamplingParams(
-            max_new_tokens=max_tokens, temperature=float(body.get("temperature", 1.0)),
-            top_p=float(body.get("top_p", 1.0)), top_k=max(int(body.get("top_k", 0) or 0), 0),
-            stop=tuple(stop), seed=int(seed),
+            max_new_tokens=max_tokens,
+            temperature=float(body.get("temperature", 1.0)),
+            top_p=float(body.get("top_p", 1.0)),
+            top_k=max(int(body.get("top_k", 0) or 0), 0),
+            stop=tuple(stop),
+            seed=int(seed),
         )
     except (TypeError, ValueError) as err:
         raise _BadRequest(str(err)) from None
@@ -92,8 +95,10 @@ def _make_handler(sampler: Sampler, model_name: str, lock: threading.Lock, api_k
             if not self._authorised():
                 self._error(401, "invalid or missing API key", "authentication_error")
             elif self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": model_name, "object": "model",
-                                                             "owned_by": "cj2"}]})
+                self._send(
+                    200,
+                    {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "cj2"}]},
+                )
             else:
                 self._error(404, f"no route {self.path}")
 
@@ -129,21 +134,40 @@ def _make_handler(sampler: Sampler, model_name: str, lock: threading.Lock, api_k
                 self._error(500, f"{type(err).__name__}: {err}", "server_error")
                 return
             completion_tokens = sum(s.n_tokens for s in samples)
-            self._send(200, {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.get("model") or model_name,
-                "choices": [{"index": s.sample_index, "message": {"role": "assistant", "content": s.text},
-                             "finish_reason": "length" if s.finish_reason == "length" else "stop"}
-                            for s in samples],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
-            })
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model") or model_name,
+                    "choices": [
+                        {
+                            "index": s.sample_index,
+                            "message": {"role": "assistant", "content": s.text},
+                            "finish_reason": "length" if s.finish_reason == "length" else "stop",
+                        }
+                        for s in samples
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                },
+            )
 
     return Handler
 
 
-def serve_openai(sampler: Sampler, host: str = "127.0.0.1", port: int = 0, *, model_name: str = "cj2",
-                 api_key: str | None = None) -> tuple[ThreadingHTTPServer, threading.Thread, str]:
+def serve_openai(
+    sampler: Sampler,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    model_name: str = "cj2",
+    api_key: str | None = None,
+) -> tuple[ThreadingHTTPServer, threading.Thread, str]:
     """Serve ``sampler`` over HTTP in a daemon thread; return ``(server, thread, base_url)``.
 
     ``port=0`` picks a free port; ``base_url`` is ``http://host:port/v1`` (what the ``openai`` backend and
@@ -168,8 +192,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--api-key-env", default=None,
-                        help="name of an environment variable holding the key clients must send")
+    parser.add_argument(
+        "--api-key-env",
+        default=None,
+        help="name of an environment variable holding the key clients must send",
+    )
     args = parser.parse_args(argv)
     from cj2.generation.hf import HFSampler
     from cj2.models import load_model, load_tokenizer

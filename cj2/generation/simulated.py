@@ -40,10 +40,18 @@ class SimulatedTeacher:
 
     needs_items = True
 
-    def __init__(self, p_correct: float = 0.7, p_flawed_given_correct: float = 0.1,
-                 p_sound_given_wrong: float = 0.1, template: str = "cj2_critical"):
-        for name, p in (("p_correct", p_correct), ("p_flawed_given_correct", p_flawed_given_correct),
-                        ("p_sound_given_wrong", p_sound_given_wrong)):
+    def __init__(
+        self,
+        p_correct: float = 0.7,
+        p_flawed_given_correct: float = 0.1,
+        p_sound_given_wrong: float = 0.1,
+        template: str = "cj2_critical",
+    ):
+        for name, p in (
+            ("p_correct", p_correct),
+            ("p_flawed_given_correct", p_flawed_given_correct),
+            ("p_sound_given_wrong", p_sound_given_wrong),
+        ):
             if not 0.0 <= float(p) <= 1.0:
                 raise ValueError(f"SimulatedTeacher: {name}={p!r} is not a probability in [0, 1]")
         from cj2.data.templates import get_template
@@ -55,9 +63,11 @@ class SimulatedTeacher:
         self.template = template
 
     def __repr__(self) -> str:
-        return (f"SimulatedTeacher(p_correct={self.p_correct}, p_flawed_given_correct="
-                f"{self.p_flawed_given_correct}, p_sound_given_wrong={self.p_sound_given_wrong}, "
-                f"template={self.template!r})")
+        return (
+            f"SimulatedTeacher(p_correct={self.p_correct}, p_flawed_given_correct="
+            f"{self.p_flawed_given_correct}, p_sound_given_wrong={self.p_sound_given_wrong}, "
+            f"template={self.template!r})"
+        )
 
     def judge(self, item: Any, template_name: str, seed: int) -> tuple[str, dict[str, Any]]:
         """One judgment of ``item`` in ``template_name``'s format, drawn with ``seed``; returns (text, meta)."""
@@ -74,14 +84,25 @@ class SimulatedTeacher:
         gold = default_verdict(item, template)  # item-seeded: the same gold for every sample
         verdict = gold if correct else _wrong_verdict(item, template.format, gold, rng)
         # The wording varies per sample: its own generator, derived from the same seed.
-        text = build_judgment(item, template, flawed=flawed, verdict=verdict, rng=random.Random(rng.getrandbits(64)))
+        text = build_judgment(
+            item, template, flawed=flawed, verdict=verdict, rng=random.Random(rng.getrandbits(64))
+        )
         return text, {"flawed": flawed, "verdict": verdict, "verdict_correct": correct}
 
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None, items: Sequence[Any] | None = None,
-                 templates: Sequence[str] | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+        items: Sequence[Any] | None = None,
+        templates: Sequence[str] | None = None,
+    ) -> list[list[Sample]]:
         if items is None:
-            raise ValueError("the simulated teacher needs the item of each prompt: generate(..., items=[...])")
+            raise ValueError(
+                "the simulated teacher needs the item of each prompt: generate(..., items=[...])"
+            )
         if len(items) != len(prompts):
             raise ValueError(f"items has {len(items)} entries for {len(prompts)} prompts")
         if templates is not None and len(templates) != len(prompts):
@@ -89,8 +110,10 @@ class SimulatedTeacher:
         if keys is None:
             keys = [item.id for item in items]
         keys = check_request(prompts, n, keys)
-        by_key = {key: (item, templates[i] if templates is not None else self.template)
-                  for i, (key, item) in enumerate(zip(keys, items))}
+        by_key = {
+            key: (item, templates[i] if templates is not None else self.template)
+            for i, (key, item) in enumerate(zip(keys, items))
+        }
 
         def script(messages: list[Message], key: PromptKey, j: int, seed: int) -> tuple[str, dict[str, Any]]:
             item, template_name = by_key[key]

@@ -29,8 +29,10 @@ from cj2.generation.base import (
     sample_seed,
 )
 
-INSTALL_HINT = ('the "vllm" generation backend needs vLLM, which is not installed: pip install "cj2[vllm]" '
-                "(on a CUDA machine; vLLM brings its own torch, so install it in its own environment)")
+INSTALL_HINT = (
+    'the "vllm" generation backend needs vLLM, which is not installed: pip install "cj2[vllm]" '
+    "(on a CUDA machine; vLLM brings its own torch, so install it in its own environment)"
+)
 
 
 def import_vllm() -> Any:
@@ -50,13 +52,21 @@ class VLLMSampler:
     defaults to ``vllm.SamplingParams``.
     """
 
-    def __init__(self, llm: Any = None, *, name_or_path: str | None = None,
-                 engine_kwargs: Mapping[str, Any] | None = None, sampling_params_cls: Any = None):
+    def __init__(
+        self,
+        llm: Any = None,
+        *,
+        name_or_path: str | None = None,
+        engine_kwargs: Mapping[str, Any] | None = None,
+        sampling_params_cls: Any = None,
+    ):
         if llm is None or sampling_params_cls is None:
             vllm = import_vllm()
             if llm is None:
                 if not name_or_path:
-                    raise ValueError("the vllm backend needs an engine (llm=...) or a model (name_or_path=...)")
+                    raise ValueError(
+                        "the vllm backend needs an engine (llm=...) or a model (name_or_path=...)"
+                    )
                 llm = vllm.LLM(model=name_or_path, **dict(engine_kwargs or {}))
             if sampling_params_cls is None:
                 sampling_params_cls = vllm.SamplingParams
@@ -69,13 +79,23 @@ class VLLMSampler:
 
     def _request_params(self, n: int, params: SamplingParams, seed: int) -> Any:
         return self.sampling_params_cls(
-            n=n, seed=seed, temperature=params.temperature, top_p=params.top_p,
+            n=n,
+            seed=seed,
+            temperature=params.temperature,
+            top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else -1,  # -1 disables top-k in every vLLM version
-            max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+            max_tokens=params.max_new_tokens,
+            stop=list(params.stop) or None,
         )
 
-    def generate(self, prompts: Sequence[list[Message]], n: int, params: SamplingParams, *,
-                 keys: Sequence[PromptKey] | None = None) -> list[list[Sample]]:
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]:
         keys = check_request(prompts, n, keys)
         if not prompts:
             return []
@@ -95,7 +115,15 @@ class VLLMSampler:
                 if reason not in ("stop", "length"):
                     raise GenerationError(f"prompt {i}, sample {j}: vllm finished with {reason!r}")
                 text, finish = finalize(completion.text, reason, params)
-                row.append(Sample(text=text, finish_reason=finish, prompt_index=i, sample_index=j,
-                                  seed=sample_seed(params.seed, key, j), n_tokens=len(completion.token_ids)))
+                row.append(
+                    Sample(
+                        text=text,
+                        finish_reason=finish,
+                        prompt_index=i,
+                        sample_index=j,
+                        seed=sample_seed(params.seed, key, j),
+                        n_tokens=len(completion.token_ids),
+                    )
+                )
             results.append(row)
         return results

@@ -56,15 +56,27 @@ def token_logps(hidden: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | 
 
 
 @register_ce_backend("naive")
-def _naive(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tensor, bias: Tensor | None,
-           chunk_size: int) -> Tensor:
+def _naive(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    token_weights: Tensor,
+    bias: Tensor | None,
+    chunk_size: int,
+) -> Tensor:
     nll = -token_logps(hidden, weight, targets, bias)
     return (nll * token_weights.to(nll.dtype)).sum()
 
 
 @register_ce_backend("chunked")
-def _chunked(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tensor, bias: Tensor | None,
-             chunk_size: int) -> Tensor:
+def _chunked(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    token_weights: Tensor,
+    bias: Tensor | None,
+    chunk_size: int,
+) -> Tensor:
     # find_spec first: an ImportError raised *inside* an existing chunked.py must surface, not be relabelled.
     if importlib.util.find_spec("cj2.losses.chunked") is None:
         raise NotImplementedError(
@@ -83,8 +95,14 @@ def _gpu_extra_missing(impl: str, package: str, error: ImportError) -> ImportErr
 
 
 @register_ce_backend("cce")
-def _cce(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tensor, bias: Tensor | None,
-         chunk_size: int) -> Tensor:
+def _cce(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    token_weights: Tensor,
+    bias: Tensor | None,
+    chunk_size: int,
+) -> Tensor:
     try:
         from cut_cross_entropy import linear_cross_entropy
     except ImportError as error:
@@ -97,8 +115,14 @@ def _cce(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tensor,
 
 
 @register_ce_backend("liger")
-def _liger(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tensor, bias: Tensor | None,
-           chunk_size: int) -> Tensor:
+def _liger(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    token_weights: Tensor,
+    bias: Tensor | None,
+    chunk_size: int,
+) -> Tensor:
     try:
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
     except ImportError as error:
@@ -107,7 +131,9 @@ def _liger(hidden: Tensor, weight: Tensor, targets: Tensor, token_weights: Tenso
     # (what the objective passes: 1 or 1/denominator) can be applied, outside the kernel.
     first = token_weights[:1]
     if not torch.equal(token_weights, first.expand_as(token_weights)):
-        raise ValueError("loss.impl=liger supports only uniform token_weights; use loss.impl=naive or chunked")
+        raise ValueError(
+            "loss.impl=liger supports only uniform token_weights; use loss.impl=naive or chunked"
+        )
     total = liger_fused_linear_cross_entropy(hidden, weight, targets.long(), bias=bias, reduction="sum")
     total = upcast(total)
     return total * first.to(total.dtype).squeeze(0)
@@ -130,11 +156,14 @@ def weighted_nll(
     every parameter used.
     """
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
-        raise ValueError(f"hidden [N, H] and weight [V, H] do not fit: {tuple(hidden.shape)}, "
-                         f"{tuple(weight.shape)}")
+        raise ValueError(
+            f"hidden [N, H] and weight [V, H] do not fit: {tuple(hidden.shape)}, {tuple(weight.shape)}"
+        )
     if targets.shape != (hidden.shape[0],) or token_weights.shape != (hidden.shape[0],):
-        raise ValueError(f"targets {tuple(targets.shape)} and token_weights {tuple(token_weights.shape)} "
-                         f"must both be [N]={hidden.shape[0]}")
+        raise ValueError(
+            f"targets {tuple(targets.shape)} and token_weights {tuple(token_weights.shape)} "
+            f"must both be [N]={hidden.shape[0]}"
+        )
     if impl not in CE_BACKENDS:
         raise ValueError(f"loss.impl={impl!r}: expected one of {sorted(CE_BACKENDS)}")
     if chunk_size < 1:

@@ -62,27 +62,47 @@ def _matmul_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
     return cdt
 
 
-def _check_inputs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                  token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int) -> None:
+def _check_inputs(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor,
+    bias: torch.Tensor | None,
+    chunk_size: int,
+) -> None:
     if hidden.dim() != 2 or weight.dim() != 2:
-        raise ValueError(f"hidden must be [N, H] and weight [V, H]; got hidden {tuple(hidden.shape)}, "
-                         f"weight {tuple(weight.shape)}")
+        raise ValueError(
+            f"hidden must be [N, H] and weight [V, H]; got hidden {tuple(hidden.shape)}, "
+            f"weight {tuple(weight.shape)}"
+        )
     if hidden.shape[1] != weight.shape[1]:
-        raise ValueError(f"hidden size mismatch: hidden {tuple(hidden.shape)} vs weight {tuple(weight.shape)}")
+        raise ValueError(
+            f"hidden size mismatch: hidden {tuple(hidden.shape)} vs weight {tuple(weight.shape)}"
+        )
     n = hidden.shape[0]
     if targets.shape != (n,) or token_weights.shape != (n,):
-        raise ValueError(f"targets and token_weights must be [N] = [{n}]; got {tuple(targets.shape)} and "
-                         f"{tuple(token_weights.shape)}")
+        raise ValueError(
+            f"targets and token_weights must be [N] = [{n}]; got {tuple(targets.shape)} and "
+            f"{tuple(token_weights.shape)}"
+        )
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"bias must be [V] = [{weight.shape[0]}]; got {tuple(bias.shape)}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1; got {chunk_size}")
 
 
-def _chunked_forward(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                     token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int,
-                     need_h: bool, need_w: bool, need_b: bool, mm_dtype: torch.dtype | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+def _chunked_forward(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor,
+    bias: torch.Tensor | None,
+    chunk_size: int,
+    need_h: bool,
+    need_w: bool,
+    need_b: bool,
+    mm_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """The loss and (where asked) its gradients, one chunk of rows at a time.
 
     ``mm_dtype`` is the dtype of the three matmuls (default: the compute dtype, float32 or float64);
@@ -194,17 +214,26 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
     """Autograd wrapper: gradients are computed in forward, backward scales them."""
 
     @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                token_weights: torch.Tensor, bias: torch.Tensor | None, chunk_size: int,
-                grad_enabled: bool, mm_dtype: torch.dtype) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        targets: torch.Tensor,
+        token_weights: torch.Tensor,
+        bias: torch.Tensor | None,
+        chunk_size: int,
+        grad_enabled: bool,
+        mm_dtype: torch.dtype,
+    ) -> torch.Tensor:
         # needs_input_grad reflects requires_grad even under torch.no_grad(), hence grad_enabled.
         need_h = grad_enabled and ctx.needs_input_grad[0]
         need_w = grad_enabled and ctx.needs_input_grad[1]
         need_b = grad_enabled and bias is not None and ctx.needs_input_grad[4]
         # The dtypes are chosen explicitly (mm_dtype), so autocast must not recast anything in here.
         with torch.autocast(hidden.device.type, enabled=False):
-            loss, g_h, g_w, g_b = _chunked_forward(hidden, weight, targets, token_weights, bias, chunk_size,
-                                                   need_h, need_w, need_b, mm_dtype)
+            loss, g_h, g_w, g_b = _chunked_forward(
+                hidden, weight, targets, token_weights, bias, chunk_size, need_h, need_w, need_b, mm_dtype
+            )
         ctx.save_for_backward(g_h, g_w, g_b)
         return loss
 
@@ -223,9 +252,14 @@ class _ChunkedWeightedNLL(torch.autograd.Function):
         return scale(g_h), scale(g_w), None, None, scale(g_b), None, None, None
 
 
-def chunked_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         token_weights: torch.Tensor, bias: torch.Tensor | None = None,
-                         chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+def chunked_weighted_nll(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> torch.Tensor:
     """``sum_i token_weights[i] * NLL_i`` with ``NLL_i = -log_softmax(hidden @ weight.T + bias)[i, targets[i]]``.
 
     The CE term of arXiv 2507.09104, Sec. 3.3 (Eq. 3, the SFT part), computed chunk by chunk so that
@@ -249,17 +283,31 @@ def chunked_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         come back in the input dtypes.
     """
     _check_inputs(hidden, weight, targets, token_weights, bias, chunk_size)
-    return _ChunkedWeightedNLL.apply(hidden, weight, targets, token_weights.detach(), bias, int(chunk_size),
-                                     torch.is_grad_enabled(), _matmul_dtype(hidden, weight))
+    return _ChunkedWeightedNLL.apply(
+        hidden,
+        weight,
+        targets,
+        token_weights.detach(),
+        bias,
+        int(chunk_size),
+        torch.is_grad_enabled(),
+        _matmul_dtype(hidden, weight),
+    )
 
 
 def _weighted_sum_of_rows(per_row: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
     return (per_row.float() * token_weights.to(torch.float32)).sum()
 
 
-def cce_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                     token_weights: torch.Tensor, bias: torch.Tensor | None = None, impl: str = "cce",
-                     filter_eps: float | str | None = None) -> torch.Tensor:
+def cce_weighted_nll(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    impl: str = "cce",
+    filter_eps: float | str | None = None,
+) -> torch.Tensor:
     """The same weighted NLL through Cut Cross-Entropy (``cut_cross_entropy.linear_cross_entropy``).
 
     ``impl="cce"`` needs a CUDA GPU; ``impl="torch_compile"`` also runs on CPU (it materialises the
@@ -281,12 +329,19 @@ def cce_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
         kwargs["bias"] = bias  # only recent cut-cross-entropy versions accept a bias
     if filter_eps is not None:
         kwargs["filter_eps"] = filter_eps
-    per_row = linear_cross_entropy(hidden.index_select(0, keep), weight, targets.index_select(0, keep), **kwargs)
+    per_row = linear_cross_entropy(
+        hidden.index_select(0, keep), weight, targets.index_select(0, keep), **kwargs
+    )
     return _weighted_sum_of_rows(per_row, token_weights.index_select(0, keep).detach())
 
 
-def liger_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                       token_weights: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def liger_weighted_nll(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The same weighted NLL through Liger-Kernel's fused linear cross-entropy (CUDA only).
 
     Liger's fused kernel computes its gradients in the forward pass and scales them by a *scalar*
@@ -304,7 +359,8 @@ def liger_weighted_nll(hidden: torch.Tensor, weight: torch.Tensor, targets: torc
     total = (hidden.sum() * 0.0 + weight.sum() * 0.0).float()  # zero, attached even with no rows
     for value in torch.unique(w[w != 0]).tolist():
         rows = (w == value).nonzero().squeeze(1)
-        part = liger_fused_linear_cross_entropy(hidden.index_select(0, rows), weight,
-                                                targets.index_select(0, rows), bias=bias, reduction="sum")
+        part = liger_fused_linear_cross_entropy(
+            hidden.index_select(0, rows), weight, targets.index_select(0, rows), bias=bias, reduction="sum"
+        )
         total = total + part.float() * value
     return total

@@ -52,11 +52,18 @@ def sequence_dpo_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """Sequence DPO: mean (or sum) over pairs of ``-log sigmoid(dpo_logits)``; all inputs ``[P]``."""
-    shapes = {tuple(t.shape) for t in (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps,
-                                       ref_rejected_logps)}
+    shapes = {
+        tuple(t.shape)
+        for t in (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps)
+    }
     if len(shapes) != 1 or len(next(iter(shapes))) != 1:
         raise ValueError(f"sequence DPO needs four [P] log-prob vectors of one shape, got {sorted(shapes)}")
     # The reference is frozen: never let a gradient reach it, even if the caller forgot no_grad.
-    margin = dpo_logits(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps.detach(),
-                        ref_rejected_logps.detach(), beta)
+    margin = dpo_logits(
+        policy_chosen_logps,
+        policy_rejected_logps,
+        ref_chosen_logps.detach(),
+        ref_rejected_logps.detach(),
+        beta,
+    )
     return reduce_rows(-F.logsigmoid(margin), reduction)

@@ -82,8 +82,12 @@ class LossConfig:
         _choice("impl", self.impl, tuple(sorted(CE_BACKENDS)))
         for field, value, ok, rule in (
             ("k", self.k, isinstance(self.k, int) and self.k >= 1, "an integer >= 1"),
-            ("chunk_size", self.chunk_size, isinstance(self.chunk_size, int) and self.chunk_size >= 1,
-             "an integer >= 1"),
+            (
+                "chunk_size",
+                self.chunk_size,
+                isinstance(self.chunk_size, int) and self.chunk_size >= 1,
+                "an integer >= 1",
+            ),
             ("tau", self.tau, self.tau > 0, "> 0"),
             ("beta", self.beta, self.beta > 0, "> 0"),
             ("dpo_seq_beta", self.dpo_seq_beta, self.dpo_seq_beta > 0, "> 0"),
@@ -191,13 +195,16 @@ class Objective:
         bad = (index < -1) | (has & ((index < 1) | (index >= labels.shape[1])))
         if bool(bad.any()):
             row = int(bad.nonzero()[0, 0])
-            raise ValueError(f"{_row_name(batch, row)}: verdict_index={int(index[row])} is outside "
-                             f"[1, {labels.shape[1] - 1}] (use -1 for a row without a verdict)")
+            raise ValueError(
+                f"{_row_name(batch, row)}: verdict_index={int(index[row])} is outside "
+                f"[1, {labels.shape[1] - 1}] (use -1 for a row without a verdict)"
+            )
         rows = has.nonzero().squeeze(1)
         return rows, index[rows]
 
-    def _packed_verdict_positions(self, batch: Mapping[str, Any], labels: Tensor, index: Tensor
-                                  ) -> tuple[Tensor, Tensor]:
+    def _packed_verdict_positions(
+        self, batch: Mapping[str, Any], labels: Tensor, index: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Packed batches (:mod:`cj2.data.packing`): one entry per verdict, ``verdict_row [N]`` says its row.
 
         A packed row holds several samples, so ``verdict_index``, ``verdict_target`` and
@@ -205,14 +212,18 @@ class Objective:
         """
         row = batch["verdict_row"]
         if row.dim() != 1 or index.shape != row.shape:
-            raise ValueError(f"a packed batch needs verdict_row [N] and verdict_index [N] of one shape, got "
-                             f"{tuple(row.shape)} and {tuple(index.shape)}")
+            raise ValueError(
+                f"a packed batch needs verdict_row [N] and verdict_index [N] of one shape, got "
+                f"{tuple(row.shape)} and {tuple(index.shape)}"
+            )
         bad = (row < 0) | (row >= labels.shape[0]) | (index < 1) | (index >= labels.shape[1])
         if bool(bad.any()):
             i = int(bad.nonzero()[0, 0])
-            raise ValueError(f"{_verdict_name(batch, i, int(row[i]))}: verdict_row={int(row[i])}, "
-                             f"verdict_index={int(index[i])} is outside the [{labels.shape[0]}, "
-                             f"{labels.shape[1]}] batch (k must be in [1, {labels.shape[1] - 1}])")
+            raise ValueError(
+                f"{_verdict_name(batch, i, int(row[i]))}: verdict_row={int(row[i])}, "
+                f"verdict_index={int(index[i])} is outside the [{labels.shape[0]}, "
+                f"{labels.shape[1]}] batch (k must be in [1, {labels.shape[1] - 1}])"
+            )
         return row, index
 
     def _verdict_fields(self, batch: Mapping[str, Any], rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -223,35 +234,51 @@ class Objective:
         n = rows.shape[0] if packed else self._tensor(batch, "labels").shape[0]
         if all_target.shape != (n,) or all_candidates.dim() != 2 or all_candidates.shape[0] != n:
             what = "N" if packed else "B"
-            raise ValueError(f"verdict_target must be [{what}] and verdict_candidates [{what}, C] with "
-                             f"{what}={n}{' verdicts (packed batch)' if packed else ''}, got "
-                             f"{tuple(all_target.shape)} and {tuple(all_candidates.shape)}")
+            raise ValueError(
+                f"verdict_target must be [{what}] and verdict_candidates [{what}, C] with "
+                f"{what}={n}{' verdicts (packed batch)' if packed else ''}, got "
+                f"{tuple(all_target.shape)} and {tuple(all_candidates.shape)}"
+            )
         if packed:
             return all_target, all_candidates
         return all_target[rows], all_candidates[rows]
 
-    def _check_verdict_rows(self, batch: Mapping[str, Any], rows: Tensor, k: Tensor, target: Tensor,
-                            candidates: Tensor, vocab: int) -> None:
+    def _check_verdict_rows(
+        self,
+        batch: Mapping[str, Any],
+        rows: Tensor,
+        k: Tensor,
+        target: Tensor,
+        candidates: Tensor,
+        vocab: int,
+    ) -> None:
         """Gold ids and candidates are in the vocabulary; for verdict objectives, distinct single tokens."""
         valid = candidates >= 0
         out_of_range = (target < 0) | (target >= vocab) | (valid & (candidates >= vocab)).any(dim=1)
         if bool(out_of_range.any()):
             i = int(out_of_range.nonzero()[0, 0])
-            raise ValueError(f"{_verdict_name(batch, i, int(rows[i]))}: verdict_target={int(target[i])} or "
-                             f"candidates {candidates[i].tolist()} are not token ids in [0, {vocab})")
+            raise ValueError(
+                f"{_verdict_name(batch, i, int(rows[i]))}: verdict_target={int(target[i])} or "
+                f"candidates {candidates[i].tolist()} are not token ids in [0, {vocab})"
+            )
         if not self.uses_verdict:
             return
         input_ids = self._tensor(batch, "input_ids")
         size = candidates.shape[1]
         same = candidates.unsqueeze(2) == candidates.unsqueeze(1)
-        pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & ~torch.eye(size, dtype=torch.bool,
-                                                                       device=candidates.device)
+        pairs = (
+            valid.unsqueeze(2)
+            & valid.unsqueeze(1)
+            & ~torch.eye(size, dtype=torch.bool, device=candidates.device)
+        )
         problems = {
-            "its candidate ids repeat (labels that share a token cannot be told apart)":
-                (same & pairs).flatten(1).any(dim=1),
+            "its candidate ids repeat (labels that share a token cannot be told apart)": (same & pairs)
+            .flatten(1)
+            .any(dim=1),
             "it has fewer than two candidates": valid.sum(dim=1) < 2,
-            "the gold verdict token is not among its candidates":
-                ~((candidates == target.unsqueeze(1)) & valid).any(dim=1),
+            "the gold verdict token is not among its candidates": ~(
+                (candidates == target.unsqueeze(1)) & valid
+            ).any(dim=1),
             "the token at verdict_index is not the gold verdict token": input_ids[rows, k] != target,
         }
         flags = torch.stack(list(problems.values()))
@@ -272,7 +299,7 @@ class Objective:
         mask = labels[:, 1:] != IGNORE_INDEX
         if self.needs_reference:
             # dpo_seq trains no CE; the logged CE is the chosen responses' (first half of the rows).
-            mask[labels.shape[0] // 2:] = False
+            mask[labels.shape[0] // 2 :] = False
         elif self._drop_verdict_ce:
             mask[rows, k - 1] = False
         return mask
@@ -291,8 +318,10 @@ class Objective:
         w = torch.as_tensor(w, dtype=dtype, device=device)
         if "verdict_row" in batch:  # packed rows hold several samples
             if bool((w != 1).any()):
-                raise ValueError("sample weights other than 1 are not supported with packed batches "
-                                 "(data.packing); use length-grouped batches or uniform weights")
+                raise ValueError(
+                    "sample weights other than 1 are not supported with packed batches "
+                    "(data.packing); use length-grouped batches or uniform weights"
+                )
             return torch.ones(n, dtype=dtype, device=device)
         return w.reshape(n)
 
@@ -307,14 +336,18 @@ class Objective:
         labels = self._tensor(batch, "labels")
         mask = self._ce_mask(batch, rows, k)
         if "n_sequences" in batch:  # a packed row holds several sequences: the collator says how many
-            return {"ce": mask.sum(), "seq": torch.tensor(int(batch["n_sequences"]), device=labels.device),
-                    "verdict": torch.tensor(rows.numel(), device=labels.device)}
+            return {
+                "ce": mask.sum(),
+                "seq": torch.tensor(int(batch["n_sequences"]), device=labels.device),
+                "verdict": torch.tensor(rows.numel(), device=labels.device),
+            }
         w = self._row_weights(batch, torch.float64, labels.device)
         return {"ce": (mask * w.unsqueeze(1)).sum(), "seq": w.sum(), "verdict": w[rows].sum()}
 
     # ------------------------------------------------------------------------------------------- the loss
-    def response_logps(self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], *,
-                       lm_bias: Tensor | None = None) -> Tensor:
+    def response_logps(
+        self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], *, lm_bias: Tensor | None = None
+    ) -> Tensor:
         """``log pi(response | prompt)`` per row, ``[B]``: the sum over every token with a label.
 
         The caller runs the frozen reference through this (under ``torch.no_grad``) to get ``ref_logps``,
@@ -322,13 +355,17 @@ class Objective:
         """
         token_lp, row_of = self._response_token_logps(hidden, lm_weight, batch, lm_bias)
         return torch.zeros(hidden.shape[0], dtype=token_lp.dtype, device=token_lp.device).index_add(
-            0, row_of, token_lp)
+            0, row_of, token_lp
+        )
 
-    def _response_token_logps(self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any],
-                              lm_bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _response_token_logps(
+        self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], lm_bias: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         if "verdict_row" in batch:
-            raise ValueError("sequence log-probs (loss.name=dpo_seq) sum one sequence per row, but this batch is "
-                             "packed (several sequences per row); train dpo_seq with data.packing=false")
+            raise ValueError(
+                "sequence log-probs (loss.name=dpo_seq) sum one sequence per row, but this batch is "
+                "packed (several sequences per row); train dpo_seq with data.packing=false"
+            )
         labels = self._tensor(batch, "labels")
         mask = labels[:, 1:] != IGNORE_INDEX
         row_of = torch.arange(labels.shape[0], device=labels.device).unsqueeze(1).expand_as(mask)[mask]
@@ -355,8 +392,10 @@ class Objective:
         cfg = self.cfg
         labels = self._tensor(batch, "labels")
         if hidden.dim() != 3 or hidden.shape[:2] != labels.shape:
-            raise ValueError(f"hidden must be [B, T, H] with [B, T] = labels {tuple(labels.shape)}, "
-                             f"got {tuple(hidden.shape)}")
+            raise ValueError(
+                f"hidden must be [B, T, H] with [B, T] = labels {tuple(labels.shape)}, "
+                f"got {tuple(hidden.shape)}"
+            )
         if lm_weight.dim() != 2 or lm_weight.shape[1] != hidden.shape[2]:
             raise ValueError(f"lm_weight must be [V, H={hidden.shape[2]}], got {tuple(lm_weight.shape)}")
         dens = self.denominators(batch) if denominators is None else denominators
@@ -364,8 +403,10 @@ class Objective:
 
         def denominator(key: str) -> Tensor:
             if key not in dens:
-                raise KeyError(f"denominators has no {key!r} (got {sorted(dens)}); pass the summed output "
-                               f"of Objective.denominators")
+                raise KeyError(
+                    f"denominators has no {key!r} (got {sorted(dens)}); pass the summed output "
+                    f"of Objective.denominators"
+                )
             # clamp: an empty window (0 tokens) has a zero numerator too, so 0 / 1 = 0, not NaN.
             return torch.as_tensor(dens[key], dtype=dtype, device=hidden.device).clamp_min(1)
 
@@ -385,43 +426,68 @@ class Objective:
         ce_hidden = hidden[:, :-1][mask]
         row_w = self._row_weights(batch, dtype, hidden.device)
         token_w = row_w.unsqueeze(1).expand_as(mask)[mask]
-        ce_sum = weighted_nll(ce_hidden, lm_weight, labels[:, 1:][mask], token_w, bias=lm_bias, impl=cfg.impl,
-                              chunk_size=cfg.chunk_size)
+        ce_sum = weighted_nll(
+            ce_hidden,
+            lm_weight,
+            labels[:, 1:][mask],
+            token_w,
+            bias=lm_bias,
+            impl=cfg.impl,
+            chunk_size=cfg.chunk_size,
+        )
         loss_ce = ce_sum / denominator("ce" if cfg.sft_normalization == "token" else "seq")
         out["loss_ce"] = loss_ce
         if not self.uses_verdict:
             out["loss"] = loss_ce
             return out
         # z.sum() of an empty [0, V] is a 0 attached to the graph: a batch without verdicts still backprops.
-        term_sum = ((VERDICT_TERMS[cfg.name](z, target, candidates, cfg) * row_w[rows].to(z.dtype)).sum()
-                    if rows.numel() else z.sum())
+        term_sum = (
+            (VERDICT_TERMS[cfg.name](z, target, candidates, cfg) * row_w[rows].to(z.dtype)).sum()
+            if rows.numel()
+            else z.sum()
+        )
         loss_verdict = term_sum / denominator("verdict")
         out["loss_verdict"] = loss_verdict
         out["loss"] = loss_ce + cfg.weight * loss_verdict
         return out
 
-    def _dpo_seq(self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], lm_bias: Tensor | None,
-                 ref_logps: Tensor | None, denominator: Callable[[str], Tensor]) -> dict[str, Tensor]:
+    def _dpo_seq(
+        self,
+        hidden: Tensor,
+        lm_weight: Tensor,
+        batch: Mapping[str, Any],
+        lm_bias: Tensor | None,
+        ref_logps: Tensor | None,
+        denominator: Callable[[str], Tensor],
+    ) -> dict[str, Tensor]:
         """Sequence DPO; rows are ``[chosen_1..chosen_P, rejected_1..rejected_P]`` with shared prompts."""
         rows = hidden.shape[0]
         if ref_logps is None:
-            raise ValueError("loss.name=dpo_seq needs ref_logps [B]: the frozen reference's "
-                             "Objective.response_logps on the same batch")
+            raise ValueError(
+                "loss.name=dpo_seq needs ref_logps [B]: the frozen reference's "
+                "Objective.response_logps on the same batch"
+            )
         if rows % 2:
-            raise ValueError(f"loss.name=dpo_seq needs an even batch (chosen rows, then rejected), got {rows}")
+            raise ValueError(
+                f"loss.name=dpo_seq needs an even batch (chosen rows, then rejected), got {rows}"
+            )
         if ref_logps.shape != (rows,):
             raise ValueError(f"ref_logps must be [B]={rows}, got {tuple(ref_logps.shape)}")
         token_lp, row_of = self._response_token_logps(hidden, lm_weight, batch, lm_bias)
-        policy = torch.zeros(rows, dtype=token_lp.dtype, device=token_lp.device).index_add(0, row_of, token_lp)
+        policy = torch.zeros(rows, dtype=token_lp.dtype, device=token_lp.device).index_add(
+            0, row_of, token_lp
+        )
         half = rows // 2
         ref = ref_logps.to(policy.dtype)
-        pair_sum = sequence_dpo_loss(policy[:half], policy[half:], ref[:half], ref[half:],
-                                     beta=self.cfg.dpo_seq_beta, reduction="sum")
+        pair_sum = sequence_dpo_loss(
+            policy[:half], policy[half:], ref[:half], ref[half:], beta=self.cfg.dpo_seq_beta, reduction="sum"
+        )
         # seq counts rows; pairs are half of them, so this is the mean over the window's pairs.
         loss_dpo_seq = pair_sum * 2 / denominator("seq")
         chosen_nll = -token_lp[row_of < half].sum() / denominator("ce")
-        reward_margin = dpo_logits(policy[:half], policy[half:], ref[:half], ref[half:],
-                                   self.cfg.dpo_seq_beta)
+        reward_margin = dpo_logits(
+            policy[:half], policy[half:], ref[:half], ref[half:], self.cfg.dpo_seq_beta
+        )
         return {
             "loss_ce": chosen_nll.detach(),
             "loss_dpo_seq": loss_dpo_seq,

@@ -94,8 +94,9 @@ class JudgeMetric(Metric):
     def _synced(self) -> Any:
         """A context in which the states are gathered from every rank (a no-op when already synced or when
         not distributed), for public methods other than ``compute`` that read the states."""
-        return self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=not self._is_synced,
-                                 should_unsync=not self._is_synced)
+        return self.sync_context(
+            dist_sync_fn=self.dist_sync_fn, should_sync=not self._is_synced, should_unsync=not self._is_synced
+        )
 
     # -- names --------------------------------------------------------------------------------------------
     def _add_name_state(self) -> None:

@@ -50,7 +50,9 @@ class JudgeAccuracy(JudgeMetric):
             self._add_cat_state("domain_correct_items", torch.int64)
             self._add_name_state()
 
-    def update(self, pred: Sequence[str | None], target: Sequence[str], domain: Sequence[str] | None = None) -> None:
+    def update(
+        self, pred: Sequence[str | None], target: Sequence[str], domain: Sequence[str] | None = None
+    ) -> None:
         check_lengths(pred=pred, target=target, domain=domain)
         for i, t in enumerate(target):
             if not isinstance(t, str):
@@ -66,7 +68,9 @@ class JudgeAccuracy(JudgeMetric):
             unknown = sorted({d for d in domain if d not in self._domain_index})
             if unknown:
                 raise ValueError(f"domain(s) {unknown} are not among the metric's domains {self.domains}")
-            index = torch.tensor([self._domain_index[d] for d in domain], dtype=torch.int64, device=self.device)
+            index = torch.tensor(
+                [self._domain_index[d] for d in domain], dtype=torch.int64, device=self.device
+            )
             self.domain_n.index_add_(0, index, torch.ones_like(index))
             self.domain_correct.index_add_(0, index, correct.to(self.device))
         else:
@@ -93,8 +97,9 @@ class JudgeAccuracy(JudgeMetric):
                 correct = self._cat("domain_correct_items")
                 uniq, n_dom = group_sum(ids, torch.ones_like(ids))
                 _, c_dom = group_sum(ids, correct)
-                for key, nd, cd in sorted(zip(uniq.tolist(), n_dom.tolist(), c_dom.tolist()),
-                                          key=lambda r: names[r[0]]):
+                for key, nd, cd in sorted(
+                    zip(uniq.tolist(), n_dom.tolist(), c_dom.tolist()), key=lambda r: names[r[0]]
+                ):
                     out[f"accuracy/{names[key]}"] = ratio(cd, nd)
                     out[f"n/{names[key]}"] = torch.tensor(nd)
         return out

@@ -75,13 +75,21 @@ def _resample(strata: list[Tensor], gen: torch.Generator) -> Tensor:
 
 @overload
 def bootstrap_ci_fn(
-    fn: Callable[[Tensor], float], n: int, n_resamples: int = ..., alpha: float = ..., seed: int = ...,
+    fn: Callable[[Tensor], float],
+    n: int,
+    n_resamples: int = ...,
+    alpha: float = ...,
+    seed: int = ...,
     strata: Tensor | None = ...,
 ) -> tuple[float, float]: ...
 @overload
 def bootstrap_ci_fn(
-    fn: Callable[[Tensor], Mapping[str, float]], n: int, n_resamples: int = ..., alpha: float = ...,
-    seed: int = ..., strata: Tensor | None = ...,
+    fn: Callable[[Tensor], Mapping[str, float]],
+    n: int,
+    n_resamples: int = ...,
+    alpha: float = ...,
+    seed: int = ...,
+    strata: Tensor | None = ...,
 ) -> dict[str, tuple[float, float]]: ...
 def bootstrap_ci_fn(
     fn: Callable[[Tensor], Any],

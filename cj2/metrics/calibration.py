@@ -77,8 +77,9 @@ class Calibration(JudgeMetric):
         """Update from candidate-verdict logits ``[N, K]`` and gold candidate indices ``[N]``: the softmax
         over the K candidates gives the confidence (its max), correctness (argmax == target) and P(gold)."""
         if logits.ndim != 2 or target.shape != logits.shape[:1]:
-            raise ValueError(f"logits must be [N, K] and target [N], got {tuple(logits.shape)} and "
-                             f"{tuple(target.shape)}")
+            raise ValueError(
+                f"logits must be [N, K] and target [N], got {tuple(logits.shape)} and {tuple(target.shape)}"
+            )
         probs = torch.softmax(logits.detach().double(), dim=-1)
         confidence, predicted = probs.max(dim=-1)
         self.update(confidence, predicted == target, probs.gather(1, target.long()[:, None]).squeeze(1))
@@ -90,8 +91,15 @@ class Calibration(JudgeMetric):
         f64 = torch.float64
         if not n:
             nan = torch.tensor(math.nan, dtype=f64)
-            return {"ece": nan, "mce": nan.clone(), "brier": nan.clone(), "brier_gold": nan.clone(),
-                    "mean_confidence": nan.clone(), "accuracy": nan.clone(), "n": torch.tensor(0)}
+            return {
+                "ece": nan,
+                "mce": nan.clone(),
+                "brier": nan.clone(),
+                "brier_gold": nan.clone(),
+                "mean_confidence": nan.clone(),
+                "accuracy": nan.clone(),
+                "n": torch.tensor(0),
+            }
         gold_n = float(self.gold_n)
         return {
             "ece": (gaps * self.bin_n[nonempty]).sum() / n,

@@ -59,12 +59,19 @@ def score_strict(c: ScenarioCounts) -> dict[str, float]:
     m_count = len(models)
     max_score_d = max(score_d, default=0)
     # 0/0 terms are 0: one model has no rank to get wrong; all-equal wins have no score to get wrong
-    terms = [(r / (m_count - 1) if m_count > 1 else 0.0) + (s / max_score_d if max_score_d else 0.0)
-             for r, s in zip(rank_d, score_d)]
+    terms = [
+        (r / (m_count - 1) if m_count > 1 else 0.0) + (s / max_score_d if max_score_d else 0.0)
+        for r, s in zip(rank_d, score_d)
+    ]
     normalized = 100 * sum(terms) / m_count if m_count else 0.0
     accuracy = 100 * c.n_correct / c.n if c.n else math.nan
-    return {"accuracy": accuracy, "rank_diff": float(sum(rank_d)), "score_diff": float(sum(score_d)),
-            "normalized_diff": normalized, "final": final_score(accuracy, normalized)}
+    return {
+        "accuracy": accuracy,
+        "rank_diff": float(sum(rank_d)),
+        "score_diff": float(sum(score_d)),
+        "normalized_diff": normalized,
+        "final": final_score(accuracy, normalized),
+    }
 
 
 def score_opencompass(c: ScenarioCounts) -> dict[str, float]:
@@ -88,10 +95,17 @@ def score_opencompass(c: ScenarioCounts) -> dict[str, float]:
     if not dict1 or max_rank_d == 0 or max_score_d == 0:
         normalized = math.nan  # OpenCompass: ValueError (max of nothing) or ZeroDivisionError
     else:
-        terms = [abs(rank1[m] - rank2[m]) / max_rank_d + abs(dict1[m] - dict2[m]) / max_score_d for m in dict1]
+        terms = [
+            abs(rank1[m] - rank2[m]) / max_rank_d + abs(dict1[m] - dict2[m]) / max_score_d for m in dict1
+        ]
         normalized = 100 * sum(terms) / len(terms)
-    return {"accuracy": accuracy, "rank_diff": float(rank_diff), "score_diff": float(score_diff),
-            "normalized_diff": normalized, "final": final_score(accuracy, normalized)}
+    return {
+        "accuracy": accuracy,
+        "rank_diff": float(rank_diff),
+        "score_diff": float(score_diff),
+        "normalized_diff": normalized,
+        "final": final_score(accuracy, normalized),
+    }
 
 
 _MEAN_KEYS = ("accuracy", "rank_diff", "score_diff", "normalized_diff", "final")
@@ -156,7 +170,9 @@ class JudgerBenchV2Score(JudgeMetric):
         self.reference_model = reference_model
         self.compat = compat
         self.gt_win_counts = (
-            {s: {m: int(w) for m, w in t.items()} for s, t in gt_win_counts.items()} if gt_win_counts else None
+            {s: {m: int(w) for m, w in t.items()} for s, t in gt_win_counts.items()}
+            if gt_win_counts
+            else None
         )
         for name in ("scenario_id", "model_a_id", "model_b_id", "judge_code", "gt_code"):
             self._add_cat_state(name, torch.int64)
@@ -170,8 +186,13 @@ class JudgerBenchV2Score(JudgeMetric):
         judge_verdict: Sequence[str | None],
         gt_verdict: Sequence[str],
     ) -> None:
-        check_lengths(scenario=scenario, model_a=model_a, model_b=model_b, judge_verdict=judge_verdict,
-                      gt_verdict=gt_verdict)
+        check_lengths(
+            scenario=scenario,
+            model_a=model_a,
+            model_b=model_b,
+            judge_verdict=judge_verdict,
+            gt_verdict=gt_verdict,
+        )
         for i, g in enumerate(gt_verdict):
             if g not in ("A", "B"):
                 raise ValueError(f"gt_verdict[{i}] must be 'A' or 'B', got {g!r}")
@@ -224,20 +245,26 @@ class JudgerBenchV2Score(JudgeMetric):
                 gt_wins = _win_counts(gt_winner, ref, names, candidates)
             else:
                 if scenario not in self.gt_win_counts:
-                    raise ValueError(f"gt_win_counts has no scenario {scenario!r} "
-                                     f"(it has {sorted(self.gt_win_counts)})")
+                    raise ValueError(
+                        f"gt_win_counts has no scenario {scenario!r} (it has {sorted(self.gt_win_counts)})"
+                    )
                 gt_wins = dict(self.gt_win_counts[scenario])
                 unknown = sorted(candidates - set(gt_wins))
                 if unknown:
                     raise ValueError(f"gt_win_counts[{scenario!r}] lists no wins for model(s) {unknown}")
                 judge_wins = {m: judge_wins.get(m, 0) for m in gt_wins}
             out[scenario] = ScenarioCounts(
-                n=len(rows), n_parsed=int((judge != _UNPARSED).sum()), n_correct=int((judge == gt).sum()),
-                judge_wins=judge_wins, gt_wins=gt_wins,
+                n=len(rows),
+                n_parsed=int((judge != _UNPARSED).sum()),
+                n_correct=int((judge == gt).sum()),
+                judge_wins=judge_wins,
+                gt_wins=gt_wins,
             )
         return out
 
-    def _scores(self, items: Tensor, names: Mapping[int, str], rank_agreement: bool = True) -> dict[str, float]:
+    def _scores(
+        self, items: Tensor, names: Mapping[int, str], rank_agreement: bool = True
+    ) -> dict[str, float]:
         score_fn = score_opencompass if self.compat == "opencompass" else score_strict
         out: dict[str, float] = {}
         per_key: dict[str, list[float]] = {}
@@ -294,7 +321,11 @@ class JudgerBenchV2Score(JudgeMetric):
 
         return bootstrap_ci_fn(
             statistic,
-            len(items), n_resamples=n_resamples, alpha=alpha, seed=seed, strata=items[:, 0],
+            len(items),
+            n_resamples=n_resamples,
+            alpha=alpha,
+            seed=seed,
+            strata=items[:, 0],
         )
 
 

@@ -78,11 +78,14 @@ class RMBScore(JudgeMetric):
         # a group is right only if every one of its rows is: the minimum of its 0/1 correctness
         groups, inverse = torch.unique(group[bon], return_inverse=True)
         group_ok = torch.ones(len(groups), dtype=torch.int64).scatter_reduce(
-            0, inverse, correct[bon], reduce="amin", include_self=True)
+            0, inverse, correct[bon], reduce="amin", include_self=True
+        )
         group_split = torch.full((len(groups),), -1, dtype=torch.int64).scatter_reduce(
-            0, inverse, split[bon], reduce="amax", include_self=True)
+            0, inverse, split[bon], reduce="amax", include_self=True
+        )
         lowest = torch.full((len(groups),), 99, dtype=torch.int64).scatter_reduce(
-            0, inverse, split[bon], reduce="amin", include_self=True)
+            0, inverse, split[bon], reduce="amin", include_self=True
+        )
         if (group_split != lowest).any():
             raise ValueError("a best-of-N group has rows with different categories (help vs harm)")
 

@@ -35,7 +35,9 @@ def read_judge_card(path: str | os.PathLike) -> dict:
 
 def _is_peft(model: torch.nn.Module) -> bool:
     # Checked by class origin so that cj2 does not need peft installed to export a plain model.
-    return any(cls.__module__.startswith("peft.") and cls.__name__ == "PeftModel" for cls in type(model).__mro__)
+    return any(
+        cls.__module__.startswith("peft.") and cls.__name__ == "PeftModel" for cls in type(model).__mro__
+    )
 
 
 def export_hf(

@@ -61,9 +61,16 @@ _MARKER = ".cj2-complete.json"
 _LOCK_TIMEOUT_S = 3600.0
 
 _DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "fp32": torch.float32, "32": torch.float32,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "bf16-true": torch.bfloat16,
-    "float16": torch.float16, "fp16": torch.float16, "16": torch.float16, "half": torch.float16,
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "bf16-true": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "16": torch.float16,
+    "half": torch.float16,
 }
 
 # Tokens that exist only to pad; preferred over reusing eos when a tokenizer has no pad token set.
@@ -88,6 +95,7 @@ class ModelNotFoundError(FileNotFoundError):
 # --------------------------------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------------------------------
+
 
 def cache_dir() -> Path:
     """The cj2 cache folder: ``$CJ2_CACHE_DIR`` if set, else ``~/.cache/cj2`` (not created here)."""
@@ -159,8 +167,12 @@ def _convert_once(target: Path, build: Callable[[Path], None], what: str) -> Pat
             start = time.perf_counter()
             log.info("cj2: preparing %s once into %s (later loads reuse it)", what, target)
             build(tmp)
-            marker = {"what": what, "seconds": round(time.perf_counter() - start, 2), "recipe": _RECIPE,
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            marker = {
+                "what": what,
+                "seconds": round(time.perf_counter() - start, 2),
+                "recipe": _RECIPE,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             (tmp / _MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
             make_readable(tmp)
             os.replace(tmp, target)
@@ -203,7 +215,9 @@ def _build_tokenizer(out: Path) -> None:
 def _build_model(out: Path) -> None:
     gguf = _gguf_path()
     tokenizer_dir = embedded_tokenizer_dir()
-    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
     # transformers refuses to save a GGUF-loaded model; rebuild a plain model of the same architecture
     # from its config (minus the GGUF quantisation entry) and move the dequantised weights across.
     config = copy.deepcopy(quantized.config)
@@ -242,10 +256,15 @@ def embedded_model_dir() -> Path:
 # Names
 # --------------------------------------------------------------------------------------------------
 
+
 def _looks_like_path(name: str) -> bool:
     # Hub ids are "name" or "org/name"; anything else that is not an existing folder was meant as a path.
-    return (name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
-            or name in (".", ".."))
+    return (
+        name.startswith(("/", "./", "../", "~", ".\\"))
+        or name.count("/") > 1
+        or "\\" in name
+        or name in (".", "..")
+    )
 
 
 def _resolve_source(name_or_path: str | os.PathLike) -> tuple[str, bool]:
@@ -300,6 +319,7 @@ def _hub_kwargs(trust_remote_code: bool, local_files_only: bool | None) -> dict[
 # Tokenizer
 # --------------------------------------------------------------------------------------------------
 
+
 def _ensure_pad(tokenizer: PreTrainedTokenizerBase) -> None:
     if tokenizer.pad_token is not None:
         return
@@ -337,7 +357,9 @@ def load_tokenizer(
     else:
         where, is_local = _resolve_source(name)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(where, **_hub_kwargs(trust_remote_code, local_files_only))
+            tokenizer = AutoTokenizer.from_pretrained(
+                where, **_hub_kwargs(trust_remote_code, local_files_only)
+            )
         except (OSError, ValueError) as err:
             raise _not_loadable(name, "tokenizer", err, is_local) from err
     if not getattr(tokenizer, "is_fast", False):
@@ -353,6 +375,7 @@ def load_tokenizer(
 # --------------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------------
+
 
 def _parse_dtype(dtype: str | torch.dtype) -> torch.dtype | str:
     if isinstance(dtype, torch.dtype):
@@ -404,8 +427,9 @@ def _seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def _tiny_model(tokenizer: PreTrainedTokenizerBase, tiny_config: Mapping[str, Any] | None, seed: int,
-                attn: str) -> PreTrainedModel:
+def _tiny_model(
+    tokenizer: PreTrainedTokenizerBase, tiny_config: Mapping[str, Any] | None, seed: int, attn: str
+) -> PreTrainedModel:
     fields = dict(_TINY_DEFAULTS)
     fields.update(
         vocab_size=len(tokenizer),
@@ -456,7 +480,9 @@ def load_model(
     """
     name = os.fspath(name_or_path)
     torch_dtype = _parse_dtype(dtype)
-    attn = resolve_attn_implementation(attn_implementation, dtype=None if torch_dtype == "auto" else torch_dtype)
+    attn = resolve_attn_implementation(
+        attn_implementation, dtype=None if torch_dtype == "auto" else torch_dtype
+    )
     if tiny_config is not None and name != TINY:
         raise ValueError(f"tiny_config is only used with {TINY!r}, not with {name!r}")
     if name == TINY:
@@ -476,8 +502,9 @@ def load_model(
             # retries the hub for ~20 s on an offline machine; pass it there too.
             kwargs["adapter_kwargs"] = {"local_files_only": True}
         try:
-            model = AutoModelForCausalLM.from_pretrained(where, dtype=torch_dtype, attn_implementation=attn,
-                                                         **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(
+                where, dtype=torch_dtype, attn_implementation=attn, **kwargs
+            )
         except (OSError, ValueError) as err:
             if name == EMBEDDED:
                 raise
@@ -529,7 +556,9 @@ def apply_peft(model: PreTrainedModel, peft_config: Mapping[str, Any]) -> torch.
     try:
         config = peft.LoraConfig(**fields)
     except TypeError as err:
-        raise ValueError(f"peft config {sorted(fields)}: {err} (fields are those of peft.LoraConfig)") from None
+        raise ValueError(
+            f"peft config {sorted(fields)}: {err} (fields are those of peft.LoraConfig)"
+        ) from None
     return peft.get_peft_model(model, config)
 
 
@@ -538,8 +567,10 @@ def _decoder_layers(decoder: torch.nn.Module) -> torch.nn.ModuleList:
         layers = getattr(decoder, attr, None)
         if isinstance(layers, torch.nn.ModuleList) and len(layers) > 0:
             return layers
-    raise ValueError(f"{type(decoder).__name__}: no decoder layer list found (looked for .layers, .h, .blocks, "
-                     f".block); model.trainable_layers needs one")
+    raise ValueError(
+        f"{type(decoder).__name__}: no decoder layer list found (looked for .layers, .h, .blocks, "
+        f".block); model.trainable_layers needs one"
+    )
 
 
 def _reentrant_checkpointing(model: torch.nn.Module) -> bool:
@@ -580,8 +611,10 @@ def freeze_bottom_layers(model: torch.nn.Module, n_top: int | None) -> torch.nn.
     layers = _decoder_layers(decoder)
     n_layers = len(layers)
     if isinstance(n_top, bool) or not isinstance(n_top, int) or not 0 <= n_top <= n_layers:
-        raise ValueError(f"model.trainable_layers={n_top!r}: must be null (all trainable) or an integer in "
-                         f"[0, {n_layers}] (this model has {n_layers} decoder layers)")
+        raise ValueError(
+            f"model.trainable_layers={n_top!r}: must be null (all trainable) or an integer in "
+            f"[0, {n_layers}] (this model has {n_layers} decoder layers)"
+        )
     embedding = base.get_input_embeddings()
     frozen: list[torch.nn.Module] = [embedding]
     frozen += [m for m in decoder.children() if isinstance(m, torch.nn.Embedding) and m is not embedding]
@@ -591,18 +624,30 @@ def freeze_bottom_layers(model: torch.nn.Module, n_top: int | None) -> torch.nn.
             param.requires_grad_(False)
     head = base.get_output_embeddings()
     if head is not None and head.weight is embedding.weight:
-        log.warning("cj2: model.trainable_layers=%d: the input embeddings are tied to the output layer (lm_head), "
-                    "so freezing them freezes the output layer too", n_top)
+        log.warning(
+            "cj2: model.trainable_layers=%d: the input embeddings are tied to the output layer (lm_head), "
+            "so freezing them freezes the output layer too",
+            n_top,
+        )
     hooks = getattr(base, "_require_grads_hooks", None) or getattr(base, "_require_grads_hook", None)
     if hooks and hasattr(base, "disable_input_require_grads"):
         if _reentrant_checkpointing(base):
-            log.warning("cj2: reentrant activation checkpointing needs inputs that require grad; the backward "
-                        "pass will run through the %d frozen layers", n_layers - n_top)
+            log.warning(
+                "cj2: reentrant activation checkpointing needs inputs that require grad; the backward "
+                "pass will run through the %d frozen layers",
+                n_layers - n_top,
+            )
         else:
             base.disable_input_require_grads()
     n_trainable = sum(p.numel() for p in {id(p): p for p in inner.parameters()}.values() if p.requires_grad)
-    log.info("cj2: model.trainable_layers=%d: froze the embeddings and the bottom %d of %d decoder layers; "
-             "%d parameters stay trainable", n_top, n_layers - n_top, n_layers, n_trainable)
+    log.info(
+        "cj2: model.trainable_layers=%d: froze the embeddings and the bottom %d of %d decoder layers; "
+        "%d parameters stay trainable",
+        n_top,
+        n_layers - n_top,
+        n_layers,
+        n_trainable,
+    )
     return model
 
 

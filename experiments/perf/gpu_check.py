@@ -166,16 +166,25 @@ class TinyCausalLM(nn.Module):
         logits = self.lm_head(self.model(input_ids))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE)
+            loss = F.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE
+            )
         return type("Out", (), {"loss": loss, "logits": logits})()
 
 
 def _hf_config(ctx: Ctx) -> Any:
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=ctx.vocab, hidden_size=ctx.hidden, intermediate_size=ctx.hidden * 8 // 3,
-                       num_hidden_layers=ctx.layers, num_attention_heads=ctx.heads,
-                       num_key_value_heads=ctx.kv_heads, max_position_embeddings=8192, tie_word_embeddings=True)
+    return LlamaConfig(
+        vocab_size=ctx.vocab,
+        hidden_size=ctx.hidden,
+        intermediate_size=ctx.hidden * 8 // 3,
+        num_hidden_layers=ctx.layers,
+        num_attention_heads=ctx.heads,
+        num_key_value_heads=ctx.kv_heads,
+        max_position_embeddings=8192,
+        tie_word_embeddings=True,
+    )
 
 
 def build_model(ctx: Ctx, attn: str = "sdpa", dtype: torch.dtype = torch.float32, seed: int = 0) -> nn.Module:
@@ -187,8 +196,9 @@ def build_model(ctx: Ctx, attn: str = "sdpa", dtype: torch.dtype = torch.float32
         # Initialised in fp32 whatever the dtype, so every variant of a seed has the same weights; flash-attn
         # refuses fp32 at construction, so it is switched on after the cast.
         flash = attn.startswith("flash")
-        model = AutoModelForCausalLM.from_config(_hf_config(ctx), attn_implementation="sdpa" if flash else attn,
-                                                 dtype=torch.float32)
+        model = AutoModelForCausalLM.from_config(
+            _hf_config(ctx), attn_implementation="sdpa" if flash else attn, dtype=torch.float32
+        )
         model = model.to(device=ctx.device, dtype=dtype)
         if flash:
             if hasattr(model, "set_attn_implementation"):
@@ -211,8 +221,14 @@ def judge_batch(ctx: Ctx, rows: int, seq: int, seed: int = 1) -> dict[str, Any]:
     k = torch.full((rows,), seq - 3)
     target = ids[torch.arange(rows), k]
     other = (target + 1) % ctx.vocab
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "verdict_index": k,
-             "verdict_target": target, "verdict_candidates": torch.stack([target, other], 1)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": labels,
+        "verdict_index": k,
+        "verdict_target": target,
+        "verdict_candidates": torch.stack([target, other], 1),
+    }
     return {key: v.to(ctx.device) for key, v in batch.items()}
 
 
@@ -222,9 +238,13 @@ def check_environment(ctx: Ctx) -> str:
     parts = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
     if ctx.cuda:
         cap = torch.cuda.get_device_capability()
-        parts += [torch.cuda.get_device_name(), f"sm_{cap[0]}{cap[1]}",
-                  f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB",
-                  f"bf16={torch.cuda.is_bf16_supported()}", f"cuda {torch.version.cuda}"]
+        parts += [
+            torch.cuda.get_device_name(),
+            f"sm_{cap[0]}{cap[1]}",
+            f"{torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB",
+            f"bf16={torch.cuda.is_bf16_supported()}",
+            f"cuda {torch.version.cuda}",
+        ]
     else:
         parts.append("CPU dry run")
     for name in ("transformers", "flash_attn", "lightning", "peft", "cj2"):
@@ -264,15 +284,20 @@ def check_bf16(ctx: Ctx) -> str:
     seconds = time.perf_counter() - start
     _expect(grads_ok, "non-finite gradients")
     for key in ("bf16", "bf16-mixed"):
-        _expect(abs(out[key] - out["fp32"]) < 0.02 * out["fp32"], f"{key} loss {out[key]} vs fp32 {out['fp32']}")
-    return ", ".join(f"{k} {v:.4f}" for k, v in out.items()) + f" ({ctx.batch}x{ctx.seq} tokens, {seconds:.2f} s)"
+        _expect(
+            abs(out[key] - out["fp32"]) < 0.02 * out["fp32"], f"{key} loss {out[key]} vs fp32 {out['fp32']}"
+        )
+    return (
+        ", ".join(f"{k} {v:.4f}" for k, v in out.items())
+        + f" ({ctx.batch}x{ctx.seq} tokens, {seconds:.2f} s)"
+    )
 
 
 @check("sdpa == eager (fp32)")
 def check_sdpa_eager(ctx: Ctx) -> str:
     _need("transformers")
     batch = judge_batch(ctx, ctx.batch, ctx.seq)
-    batch["attention_mask"][1, ctx.seq // 2:] = 0  # one right-padded row
+    batch["attention_mask"][1, ctx.seq // 2 :] = 0  # one right-padded row
     logits = {}
     with torch.no_grad():
         for attn in ("sdpa", "eager"):
@@ -294,17 +319,22 @@ def _packed_vs_separate(ctx: Ctx, attn: str, dtype: torch.dtype) -> tuple[float,
     samples = []
     for i, n in enumerate(lengths):
         ids = torch.randint(0, ctx.vocab, (n,), generator=gen).tolist()
-        samples.append(EncodedSample(id=f"s{i}", input_ids=ids, labels=[IGNORE] * (n // 2) + ids[n // 2:]))
+        samples.append(EncodedSample(id=f"s{i}", input_ids=ids, labels=[IGNORE] * (n // 2) + ids[n // 2 :]))
     packed = {k: v.to(ctx.device) if torch.is_tensor(v) else v for k, v in PackedCollator(0)(samples).items()}
     model = build_model(ctx, attn=attn, dtype=dtype).eval()
     decoder = model.get_decoder()
     with torch.no_grad():
-        hidden = decoder(input_ids=packed["input_ids"], position_ids=packed["position_ids"], attention_mask=None,
-                         use_cache=False).last_hidden_state
+        hidden = decoder(
+            input_ids=packed["input_ids"],
+            position_ids=packed["position_ids"],
+            attention_mask=None,
+            use_cache=False,
+        ).last_hidden_state
         worst = scale = 0.0
         for s, piece in zip(samples, sample_slices(packed, hidden)):
-            alone = decoder(input_ids=torch.tensor([s.input_ids], device=ctx.device),
-                            use_cache=False).last_hidden_state[0]
+            alone = decoder(
+                input_ids=torch.tensor([s.input_ids], device=ctx.device), use_cache=False
+            ).last_hidden_state[0]
             worst = max(worst, _max_diff(piece, alone))
             scale = max(scale, float(alone.float().abs().max()))
     return worst, scale
@@ -325,7 +355,7 @@ def check_flash(ctx: Ctx) -> str:
     _need("transformers")
     _need("flash_attn")
     batch = judge_batch(ctx, ctx.batch, ctx.seq)
-    batch["attention_mask"][1, ctx.seq // 2:] = 0
+    batch["attention_mask"][1, ctx.seq // 2 :] = 0
     real = batch["attention_mask"].bool()
     logits = {}
     with torch.no_grad():
@@ -337,12 +367,15 @@ def check_flash(ctx: Ctx) -> str:
     varlen, hscale = _packed_vs_separate(ctx, "flash_attention_2", torch.bfloat16)
     _expect(padded < 0.05 * scale, f"padded batch: max |flash - sdpa| {padded:.3f} of |logits| {scale:.1f}")
     _expect(varlen < 0.05 * hscale, f"packed varlen row vs separate: {varlen:.3f} of |hidden| {hscale:.1f}")
-    return (f"padded batch vs sdpa: max abs diff {padded:.3f} (max abs logit {scale:.1f}); packed varlen row "
-            f"vs separate: {varlen:.3f} (max abs hidden {hscale:.1f})")
+    return (
+        f"padded batch vs sdpa: max abs diff {padded:.3f} (max abs logit {scale:.1f}); packed varlen row "
+        f"vs separate: {varlen:.3f} (max abs hidden {hscale:.1f})"
+    )
 
 
-def _loss_run(ctx: Ctx, impl: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float,
-                                                                 float]:
+def _loss_run(
+    ctx: Ctx, impl: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, float]:
     from cj2.losses.ce import weighted_nll
 
     gen = torch.Generator().manual_seed(7)
@@ -377,11 +410,15 @@ def check_chunked(ctx: Ctx) -> str:
         g_h = _max_diff(chunked[1], naive[1]) / max(float(naive[1].float().abs().max()), 1e-30)
         g_w = _max_diff(chunked[2], naive[2]) / max(float(naive[2].float().abs().max()), 1e-30)
         name = str(dtype).removeprefix("torch.")
-        _expect(rel < rtol and g_h < 10 * rtol and g_w < 10 * rtol,
-                f"{name}: loss rel {rel:.1e}, grad_hidden rel {g_h:.1e}, grad_weight rel {g_w:.1e}")
+        _expect(
+            rel < rtol and g_h < 10 * rtol and g_w < 10 * rtol,
+            f"{name}: loss rel {rel:.1e}, grad_hidden rel {g_h:.1e}, grad_weight rel {g_w:.1e}",
+        )
         mem = f"peak {chunked[3]:.0f} vs {naive[3]:.0f} MiB, " if ctx.cuda else ""
-        lines.append(f"{name}: loss rel {rel:.0e}, grads rel {max(g_h, g_w):.0e}, {mem}"
-                     f"{chunked[4] * 1e3:.0f} vs {naive[4] * 1e3:.0f} ms")
+        lines.append(
+            f"{name}: loss rel {rel:.0e}, grads rel {max(g_h, g_w):.0e}, {mem}"
+            f"{chunked[4] * 1e3:.0f} vs {naive[4] * 1e3:.0f} ms"
+        )
     return f"N={ctx.loss_rows} V={ctx.loss_vocab} H={ctx.loss_hidden}; " + "; ".join(lines)
 
 
@@ -425,9 +462,16 @@ def check_fsdp(ctx: Ctx) -> str:
         reference = {k: v.detach().clone() for k, v in model.state_dict().items()}
         wrapped = _LossModule(model, build_objective({"name": "margin", "impl": "chunked"}))
         policy = functools.partial(lambda_auto_wrap_policy, lambda_fn=is_decoder_layer)
-        mp = MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16)
-        fsdp = FSDP(wrapped, auto_wrap_policy=policy, mixed_precision=mp, use_orig_params=True,
-                    device_id=torch.device("cuda", torch.cuda.current_device()) if ctx.cuda else torch.device("cpu"))
+        mp = MixedPrecision(
+            param_dtype=torch.bfloat16, reduce_dtype=torch.float32, buffer_dtype=torch.bfloat16
+        )
+        fsdp = FSDP(
+            wrapped,
+            auto_wrap_policy=policy,
+            mixed_precision=mp,
+            use_orig_params=True,
+            device_id=torch.device("cuda", torch.cuda.current_device()) if ctx.cuda else torch.device("cpu"),
+        )
         apply_activation_checkpointing(fsdp, check_fn=is_decoder_layer)
         units = sum(isinstance(m, FSDP) for m in fsdp.modules())
         _expect(units == ctx.layers + 1, f"{units} FSDP units, expected {ctx.layers} decoder layers + root")
@@ -452,10 +496,14 @@ def check_fsdp(ctx: Ctx) -> str:
         with FSDP.state_dict_type(fsdp, StateDictType.SHARDED_STATE_DICT):
             dcp.save({"model": fsdp.state_dict()}, checkpoint_id=str(ctx.tmp / "fsdp_sharded"))
         sharded = _plain_weights(_consolidate(ctx.tmp / "fsdp_sharded"), plain)
-        _expect(sharded.keys() == full.keys() and all(torch.equal(sharded[k], full[k]) for k in full),
-                "the consolidated sharded checkpoint differs from the full state dict")
-        detail = (f"{units} units, losses {losses[0]:.3f} -> {losses[-1]:.3f}, {changed} tensors updated; "
-                  f"sharded checkpoint consolidates to the full state dict")
+        _expect(
+            sharded.keys() == full.keys() and all(torch.equal(sharded[k], full[k]) for k in full),
+            "the consolidated sharded checkpoint differs from the full state dict",
+        )
+        detail = (
+            f"{units} units, losses {losses[0]:.3f} -> {losses[-1]:.3f}, {changed} tensors updated; "
+            f"sharded checkpoint consolidates to the full state dict"
+        )
         if hf:
             detail += "; " + _export_and_reload(ctx, plain, full, "fsdp_hf")
         if not ctx.cuda:
@@ -476,7 +524,9 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
     from cj2.module import JudgeModule
 
     model = build_model(ctx, seed=8).cpu()
-    batches = [{k: v.cpu() for k, v in judge_batch(ctx, ctx.batch, ctx.seq, seed=s).items()} for s in range(4)]
+    batches = [
+        {k: v.cpu() for k, v in judge_batch(ctx, ctx.batch, ctx.seq, seed=s).items()} for s in range(4)
+    ]
 
     class _Batches(torch.utils.data.Dataset):
         def __len__(self) -> int:
@@ -485,12 +535,22 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
         def __getitem__(self, i: int) -> dict[str, Any]:
             return batches[i]
 
-    module = JudgeModule(model, {"name": "margin", "impl": "chunked"},
-                         functools.partial(torch.optim.AdamW, lr=1e-3))
-    trainer = L.Trainer(accelerator="cuda", devices=1, strategy=fsdp_strategy(), precision="bf16-mixed",
-                        max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, use_distributed_sampler=False,
-                        default_root_dir=str(ctx.tmp / "lightning"))
+    module = JudgeModule(
+        model, {"name": "margin", "impl": "chunked"}, functools.partial(torch.optim.AdamW, lr=1e-3)
+    )
+    trainer = L.Trainer(
+        accelerator="cuda",
+        devices=1,
+        strategy=fsdp_strategy(),
+        precision="bf16-mixed",
+        max_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        default_root_dir=str(ctx.tmp / "lightning"),
+    )
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(_Batches(), batch_size=None))
     ckpt = ctx.tmp / "lightning" / "sharded.ckpt"
     trainer.save_checkpoint(ckpt)
@@ -498,8 +558,10 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
     plain = build_model(ctx, seed=9).cpu()
     weights = _plain_weights(_consolidate(ckpt), plain)
     n_files = len(list(ckpt.iterdir()))
-    return (f"4 steps bf16-mixed, activation checkpointing; sharded checkpoint ({n_files} files) -> "
-            f"consolidated -> " + _export_and_reload(ctx, plain, weights, "lightning_hf"))
+    return (
+        f"4 steps bf16-mixed, activation checkpointing; sharded checkpoint ({n_files} files) -> "
+        f"consolidated -> " + _export_and_reload(ctx, plain, weights, "lightning_hf")
+    )
 
 
 def _consolidate(folder: Path) -> dict[str, Any]:
@@ -560,8 +622,10 @@ def _export_and_reload(ctx: Ctx, plain: nn.Module, weights: dict[str, torch.Tens
         plain.save_pretrained(out)
         how = "save_pretrained"
     again = AutoModelForCausalLM.from_pretrained(out).state_dict()
-    _expect(all(torch.equal(again[k].float(), v) for k, v in weights.items()),
-            "the exported HF folder does not hold the trained weights")
+    _expect(
+        all(torch.equal(again[k].float(), v) for k, v in weights.items()),
+        "the exported HF folder does not hold the trained weights",
+    )
     return f"{how} folder reloads exactly"
 
 
@@ -577,8 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu", action="store_true", help="dry run on the CPU with small sizes")
     parser.add_argument("--only", nargs="*", help="run only checks whose name contains one of these words")
-    parser.add_argument("--no-transformers", action="store_true",
-                        help="act as if transformers were not installed (tests the fallback model)")
+    parser.add_argument(
+        "--no-transformers",
+        action="store_true",
+        help="act as if transformers were not installed (tests the fallback model)",
+    )
     args = parser.parse_args(argv)
     if args.no_transformers:
         HIDDEN.add("transformers")

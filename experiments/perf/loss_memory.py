@@ -71,9 +71,11 @@ def _loss_fn(variant: str, device: str, chunk_size: int):
     import torch.nn.functional as F
 
     if variant == "naive":
+
         def naive(h, w, t, tw):
             # Full [N, V] logits in fp32, as a plain training loop computes them.
             return (F.cross_entropy(h @ w.t(), t, reduction="none") * tw).sum()
+
         return naive
     if variant == "chunked":
         from cj2.losses.chunked import chunked_weighted_nll
@@ -139,8 +141,15 @@ def worker(args: argparse.Namespace) -> dict:
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = _status_kb("VmHWM") * 1024 - base
-    return {"variant": args.variant, "seq": n, "peak_bytes": peak, "time_s": statistics.median(times),
-            "times": times, "loss": loss_value, "method": method}
+    return {
+        "variant": args.variant,
+        "seq": n,
+        "peak_bytes": peak,
+        "time_s": statistics.median(times),
+        "times": times,
+        "loss": loss_value,
+        "method": method,
+    }
 
 
 def _reps(reps: int | None, seq: int) -> int:
@@ -188,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=None, help="rows per chunk (default: the library's)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--warmup-seq", type=int, default=256)
-    p.add_argument("--reps", type=int, default=None, help="timed passes per process (default: 2 up to 4,096 rows, else 1)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="timed passes per process (default: 2 up to 4,096 rows, else 1)",
+    )
     p.add_argument("--rounds", type=int, default=2, help="fresh processes per variant and length")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
@@ -210,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     runs: list[dict] = []
     skipped: dict[str, str] = {}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(Path(__file__).resolve().parents[2])] + [x for x in [os.environ.get("PYTHONPATH")] if x]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2])] + [x for x in [os.environ.get("PYTHONPATH")] if x]
+        ),
+    )
     variants = []
     for variant in args.variants:
         why_not = _available(variant, args.device)
@@ -225,10 +243,31 @@ def main(argv: list[str] | None = None) -> int:
             for variant in variants if rnd % 2 == 0 else variants[::-1]:
                 if variant in skipped:
                     continue
-                cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--seq", str(seq),
-                       "--vocab", str(args.vocab), "--hidden", str(args.hidden), "--device", args.device,
-                       "--chunk-size", str(args.chunk_size), "--warmup", str(args.warmup), "--warmup-seq",
-                       str(args.warmup_seq), "--reps", str(_reps(args.reps, seq)), "--threads", str(args.threads)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    "--variant",
+                    variant,
+                    "--seq",
+                    str(seq),
+                    "--vocab",
+                    str(args.vocab),
+                    "--hidden",
+                    str(args.hidden),
+                    "--device",
+                    args.device,
+                    "--chunk-size",
+                    str(args.chunk_size),
+                    "--warmup",
+                    str(args.warmup),
+                    "--warmup-seq",
+                    str(args.warmup_seq),
+                    "--reps",
+                    str(_reps(args.reps, seq)),
+                    "--threads",
+                    str(args.threads),
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if proc.returncode != 0:
                     print(f"{variant} seq={seq} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -236,9 +275,12 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 res = json.loads(proc.stdout.strip().splitlines()[-1])
                 runs.append(res)
-                print(f"# {variant:8s} seq={seq:5d} peak={res['peak_bytes'] / 2**20:8.0f} MiB "
-                      f"times={' '.join(f'{t:.2f}' for t in res['times'])}s loss={res['loss']:.6f}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"# {variant:8s} seq={seq:5d} peak={res['peak_bytes'] / 2**20:8.0f} MiB "
+                    f"times={' '.join(f'{t:.2f}' for t in res['times'])}s loss={res['loss']:.6f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     # One row per (seq, variant): the largest peak and the median of every timed pass of its rounds.
     results = []
@@ -247,16 +289,26 @@ def main(argv: list[str] | None = None) -> int:
             mine = [r for r in runs if r["seq"] == seq and r["variant"] == variant]
             if mine:
                 times = [t for r in mine for t in r["times"]]
-                results.append({"variant": variant, "seq": seq, "peak_bytes": max(r["peak_bytes"] for r in mine),
-                                "time_s": statistics.median(times), "times": times, "loss": mine[-1]["loss"],
-                                "method": mine[-1]["method"]})
+                results.append(
+                    {
+                        "variant": variant,
+                        "seq": seq,
+                        "peak_bytes": max(r["peak_bytes"] for r in mine),
+                        "time_s": statistics.median(times),
+                        "times": times,
+                        "loss": mine[-1]["loss"],
+                        "method": mine[-1]["method"],
+                    }
+                )
 
-    print(f"\nMachine: {_machine(args.device)}; device {args.device}, {args.threads} threads, fp32, "
-          f"vocab {args.vocab:,}, hidden {args.hidden}, batch 1, chunk_size {args.chunk_size}. "
-          f"Time = median of {args.rounds} fresh processes per variant (order alternated) x "
-          f"{' / '.join(f'{_reps(args.reps, q)} at {q}' for q in args.seqs)} timed passes, after "
-          f"{args.warmup} warm-up pass on {args.warmup_seq} rows; load average "
-          f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end.")
+    print(
+        f"\nMachine: {_machine(args.device)}; device {args.device}, {args.threads} threads, fp32, "
+        f"vocab {args.vocab:,}, hidden {args.hidden}, batch 1, chunk_size {args.chunk_size}. "
+        f"Time = median of {args.rounds} fresh processes per variant (order alternated) x "
+        f"{' / '.join(f'{_reps(args.reps, q)} at {q}' for q in args.seqs)} timed passes, after "
+        f"{args.warmup} warm-up pass on {args.warmup_seq} rows; load average "
+        f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end."
+    )
     methods = sorted({r["method"] for r in results})
     print(f"Peak = memory above the inputs ({', '.join(methods)}).\n")
     print("| seq | variant | peak MiB | peak / naive | time s | time / naive | target (peak / time) | loss |")
@@ -275,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                     good = m <= TARGETS[seq] and t <= TIME_TARGET
                     target = f"≤{TARGETS[seq]:.2f} / ≤{TIME_TARGET}: {'met' if good else 'MISSED'}"
                     ok = ok and (good or r["variant"] != "chunked")
-            print(f"| {seq} | {r['variant']} | {r['peak_bytes'] / 2**20:,.0f} | {mem_ratio} | "
-                  f"{r['time_s']:.2f} | {time_ratio} | {target} | {r['loss']:.6f} |")
+            print(
+                f"| {seq} | {r['variant']} | {r['peak_bytes'] / 2**20:,.0f} | {mem_ratio} | "
+                f"{r['time_s']:.2f} | {time_ratio} | {target} | {r['loss']:.6f} |"
+            )
     for variant, why in skipped.items():
         print(f"\n{variant}: skipped ({why})")
     print(f"\nTotal wall time {time.perf_counter() - started:.0f} s.")

@@ -48,9 +48,16 @@ _WORDS = (
 
 
 # SmolLM2-135M-Instruct's architecture (for --random-weights).
-SMOLLM2_SHAPE = {"hidden_size": 576, "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
-                 "intermediate_size": 1536, "rms_norm_eps": 1e-5, "rope_theta": 100000.0,
-                 "tie_word_embeddings": True}
+SMOLLM2_SHAPE = {
+    "hidden_size": 576,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "intermediate_size": 1536,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 100000.0,
+    "tie_word_embeddings": True,
+}
 
 
 def make_prompts(n: int, seed: int) -> list[list[dict[str, str]]]:
@@ -58,14 +65,17 @@ def make_prompts(n: int, seed: int) -> list[list[dict[str, str]]]:
     rng = random.Random(seed)
     prompts = []
     for i in range(n):
+
         def text(lo: int, hi: int) -> str:
             k = int(math.exp(rng.uniform(math.log(lo), math.log(hi))))
             return " ".join(rng.choice(_WORDS) for _ in range(k)).capitalize() + "."
 
         question = f"Question {i}: " + text(8, 40).rstrip(".") + "?"
-        prompt = (f"Please act as an impartial judge and decide which response answers the question better. "
-                  f"Explain briefly, then give your choice.\n\n[Question]\n{question}\n\n[Model A]\n"
-                  f"{text(10, 280)}\n\n[Model B]\n{text(10, 280)}")
+        prompt = (
+            f"Please act as an impartial judge and decide which response answers the question better. "
+            f"Explain briefly, then give your choice.\n\n[Question]\n{question}\n\n[Model A]\n"
+            f"{text(10, 280)}\n\n[Model B]\n{text(10, 280)}"
+        )
         prompts.append([{"role": "user", "content": prompt}])
     return prompts
 
@@ -78,10 +88,19 @@ def baseline(model, tokenizer, prompts, m: int, max_new_tokens: int, temperature
     for messages in prompts:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]], device=model.device)
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
-                             top_p=1.0, top_k=0, num_return_sequences=m, max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
-        for row in out[:, ids.shape[1]:].tolist():
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=True,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=0,
+            num_return_sequences=m,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+        )
+        for row in out[:, ids.shape[1] :].tolist():
             tokens += next((k + 1 for k, t in enumerate(row) if t == eos), len(row))
     return time.perf_counter() - start, tokens
 
@@ -89,21 +108,32 @@ def baseline(model, tokenizer, prompts, m: int, max_new_tokens: int, temperature
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=EMBEDDED)
-    parser.add_argument("--dtype", default="bfloat16", help="bfloat16 (1.6-2x faster on CPUs with AMX) or float32")
+    parser.add_argument(
+        "--dtype", default="bfloat16", help="bfloat16 (1.6-2x faster on CPUs with AMX) or float32"
+    )
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--m", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--batch-size", type=int, default=64, help="sequences per generate call of the sampler")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, help="sequences per generate call of the sampler"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: all cores on an idle machine, 1 when the load average is "
-                             "at least half the cores: OpenMP threads that wait on each other made a busy "
-                             "2-core machine up to 10x slower)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: all cores on an idle machine, 1 when the load average is "
+        "at least half the cores: OpenMP threads that wait on each other made a busy "
+        "2-core machine up to 10x slower)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="a randomly initialised model of SmolLM2-135M's shape (needs only the tokenizer): "
-                             "for timing where the embedded model is not installed; it never stops early")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="a randomly initialised model of SmolLM2-135M's shape (needs only the tokenizer): "
+        "for timing where the embedded model is not installed; it never stops early",
+    )
     args = parser.parse_args(argv)
 
     if args.threads is None and os.getloadavg()[0] >= len(os.sched_getaffinity(0)) / 2:
@@ -113,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     tokenizer = load_tokenizer(args.model)
     if args.random_weights:
-        model = load_model("tiny", dtype=args.dtype, tokenizer=tokenizer, tiny_config=SMOLLM2_SHAPE, seed=args.seed)
+        model = load_model(
+            "tiny", dtype=args.dtype, tokenizer=tokenizer, tiny_config=SMOLLM2_SHAPE, seed=args.seed
+        )
         args.model = "random weights, SmolLM2-135M shape"
     else:
         model = load_model(args.model, dtype=args.dtype, tokenizer=tokenizer)
@@ -131,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]
     with torch.inference_mode():
-        base_s, base_tokens = baseline(model, tokenizer, prompts, args.m, args.max_new_tokens, args.temperature)
+        base_s, base_tokens = baseline(
+            model, tokenizer, prompts, args.m, args.max_new_tokens, args.temperature
+        )
     start = time.perf_counter()
     samples = sampler.generate(prompts, args.m, params)
     ours_s = time.perf_counter() - start
@@ -142,18 +176,28 @@ def main(argv: list[str] | None = None) -> int:
     finishes = [s.finish_reason for row in samples for s in row]
 
     ratio = ours_s / base_s
-    where = torch.cuda.get_device_name() if args.device != "cpu" else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable of {os.cpu_count()} CPUs; "
-          f"ran on {where}; torch {torch.__version__}, python {platform.python_version()}")
-    print(f"model: {args.model} ({args.dtype}); {args.prompts} prompts of {min(lengths)}-{max(lengths)} tokens "
-          f"(median {statistics.median(lengths):.0f}); M={args.m}, max_new_tokens={args.max_new_tokens}, "
-          f"temperature={args.temperature}; sampler batch {args.batch_size} sequences")
+    where = (
+        torch.cuda.get_device_name()
+        if args.device != "cpu"
+        else f"CPU, {torch.get_num_threads()} torch threads"
+    )
+    print(
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} usable of {os.cpu_count()} CPUs; "
+        f"ran on {where}; torch {torch.__version__}, python {platform.python_version()}"
+    )
+    print(
+        f"model: {args.model} ({args.dtype}); {args.prompts} prompts of {min(lengths)}-{max(lengths)} tokens "
+        f"(median {statistics.median(lengths):.0f}); M={args.m}, max_new_tokens={args.max_new_tokens}, "
+        f"temperature={args.temperature}; sampler batch {args.batch_size} sequences"
+    )
     print(f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after")
     print()
     print("| method | wall time (s) | new tokens | new tokens/s | time vs baseline |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| baseline: generate(num_return_sequences={args.m}) per prompt | {base_s:.1f} | {base_tokens} | "
-          f"{base_tokens / base_s:.1f} | 1.00 |")
+    print(
+        f"| baseline: generate(num_return_sequences={args.m}) per prompt | {base_s:.1f} | {base_tokens} | "
+        f"{base_tokens / base_s:.1f} | 1.00 |"
+    )
     print(f"| cj2 hf sampler | {ours_s:.1f} | {ours_tokens} | {ours_tokens / ours_s:.1f} | {ratio:.2f} |")
     print()
     print(f"sampler finish reasons: stop={finishes.count('stop')}, length={finishes.count('length')}")

@@ -54,9 +54,10 @@ def build_batches(tokenizer, steps: int, batch_size: int, length: int, seed: int
 
     n = max(64, 4 * steps * batch_size)
     records = JudgeDataModule(tokenizer, builtin={"n_train": n, "n_val": 0, "seed": seed}).train_records()
-    samples = sorted((encode_record(r, tokenizer, max_length=4096, need_verdict_tokens=True) for r in records),
-                     key=len)
-    groups = [samples[i: i + batch_size] for i in range(0, len(samples) - batch_size + 1, batch_size)]
+    samples = sorted(
+        (encode_record(r, tokenizer, max_length=4096, need_verdict_tokens=True) for r in records), key=len
+    )
+    groups = [samples[i : i + batch_size] for i in range(0, len(samples) - batch_size + 1, batch_size)]
     groups.sort(key=lambda g: abs(statistics.mean(len(s) for s in g) - length))
     if len(groups) < steps:
         raise ValueError(f"only {len(groups)} batches of {batch_size} from {len(samples)} samples")
@@ -127,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {_machine(args.device)}")
     print(f"load average at start: {os.getloadavg()}")
     tokenizer = load_tokenizer(EMBEDDED)
-    model = load_model(EMBEDDED, dtype="float32", attn_implementation="sdpa", tokenizer=tokenizer).to(device).train()
+    model = (
+        load_model(EMBEDDED, dtype="float32", attn_implementation="sdpa", tokenizer=tokenizer)
+        .to(device)
+        .train()
+    )
     loss_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "margin.yaml"))
     loss_cfg["impl"] = "chunked"
     collate = JudgeCollator(tokenizer.pad_token_id)
@@ -135,9 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     batches = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(g).items()} for g in groups]
     real_tokens = sum(len(s) for g in groups for s in g)
     lengths = [len(s) for g in groups for s in g]
-    print(f"{args.steps} steps x {args.batch_size} samples per run, {real_tokens} real tokens per run "
-          f"(sample lengths {min(lengths)}-{max(lengths)}, mean {statistics.mean(lengths):.0f}; padding "
-          f"{1 - real_tokens / sum(b['input_ids'].numel() for b in batches):.1%}); loss: {loss_cfg}")
+    print(
+        f"{args.steps} steps x {args.batch_size} samples per run, {real_tokens} real tokens per run "
+        f"(sample lengths {min(lengths)}-{max(lengths)}, mean {statistics.mean(lengths):.0f}; padding "
+        f"{1 - real_tokens / sum(b['input_ids'].numel() for b in batches):.1%}); loss: {loss_cfg}"
+    )
 
     lora_model = None
     if any(OPTIONS[o][3] for o in args.options):
@@ -158,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             freeze_bottom_layers(model, n_top)
         if option not in modules:
             modules[option] = JudgeModule(target, loss_cfg)
-            optimizers[option] = torch.optim.AdamW([p for p in target.parameters() if p.requires_grad], lr=0.0,
-                                                   weight_decay=0.0)
+            optimizers[option] = torch.optim.AdamW(
+                [p for p in target.parameters() if p.requires_grad], lr=0.0, weight_decay=0.0
+            )
         return modules[option]
 
     autocast = torch.autocast(device.type, dtype=torch.bfloat16)
@@ -176,12 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     warmup = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(groups[0][:2]).items()}
     for option in args.options:  # untimed warm-up: one step per option on two samples
         module = configure(option)
-        trainable[option] = sum(p.numel() for p in {id(p): p for p in module.model.parameters()}.values()
-                                if p.requires_grad)
+        trainable[option] = sum(
+            p.numel() for p in {id(p): p for p in module.model.parameters()}.values() if p.requires_grad
+        )
         step(option, module, warmup)
     tps: dict[str, list[float]] = {o: [] for o in args.options}
     for r in range(args.rounds):
-        order = args.options[r % len(args.options):] + args.options[: r % len(args.options)]
+        order = args.options[r % len(args.options) :] + args.options[: r % len(args.options)]
         for option in order:
             module = configure(option)
             seconds, losses = 0.0, []
@@ -192,14 +201,19 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.synchronize()
                 seconds += time.perf_counter() - start
             tps[option].append(real_tokens / seconds)
-            print(f"  round {r} {option:8s}: {real_tokens / seconds:7.1f} tokens/s ({seconds:5.1f} s, loss "
-                  f"{losses[0]:.5f}, load {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"  round {r} {option:8s}: {real_tokens / seconds:7.1f} tokens/s ({seconds:5.1f} s, loss "
+                f"{losses[0]:.5f}, load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
 
     wall = time.perf_counter() - started
     print(f"\nload average at end: {os.getloadavg()}; wall time {wall:.0f} s")
     base = statistics.median(tps["today"]) if "today" in tps else None
-    print("\n| option | trainable params | trained tokens/s (median) | spread (min-max) | vs today |"
-          "\n|---|---:|---:|---:|---:|")
+    print(
+        "\n| option | trainable params | trained tokens/s (median) | spread (min-max) | vs today |"
+        "\n|---|---:|---:|---:|---:|"
+    )
     for option in args.options:
         values = tps[option]
         med = statistics.median(values)
@@ -207,10 +221,14 @@ def main(argv: list[str] | None = None) -> int:
         if base and "today" in tps:
             per_round = [v / t for v, t in zip(values, tps["today"])]
             ratio += f" ({min(per_round):.2f}-{max(per_round):.2f})"
-        print(f"| {OPTIONS[option][0]} | {trainable[option] / 1e6:.1f} M | {med:.0f} | {min(values):.0f}-"
-              f"{max(values):.0f} | {ratio} |")
-    print(f"\n{args.rounds} rounds x {args.steps} steps x batch {args.batch_size}, bf16 autocast, sdpa, "
-          f"device {args.device}; 'vs today': ratio of medians (per-round ratios in brackets)")
+        print(
+            f"| {OPTIONS[option][0]} | {trainable[option] / 1e6:.1f} M | {med:.0f} | {min(values):.0f}-"
+            f"{max(values):.0f} | {ratio} |"
+        )
+    print(
+        f"\n{args.rounds} rounds x {args.steps} steps x batch {args.batch_size}, bf16 autocast, sdpa, "
+        f"device {args.device}; 'vs today': ratio of medians (per-round ratios in brackets)"
+    )
     return 0
 
 

@@ -72,25 +72,29 @@ def build_samples(n: int, seed: int, tokenizer) -> list:
     from cj2.data.datamodule import JudgeDataModule
     from cj2.data.schema import TrainRecord
 
-    records = JudgeDataModule(tokenizer, builtin={"n_train": max(2 * n, 64), "n_val": 0, "seed": seed}
-                              ).train_records()
+    records = JudgeDataModule(
+        tokenizer, builtin={"n_train": max(2 * n, 64), "n_val": 0, "seed": seed}
+    ).train_records()
     pool: list[int] = []
     for rec in records[n:]:  # the filler comes from records that are not themselves benchmark samples
-        pool += tokenizer(rec.messages[-1]["content"] + "\n" + rec.response + "\n",
-                          add_special_tokens=False)["input_ids"]
+        pool += tokenizer(rec.messages[-1]["content"] + "\n" + rec.response + "\n", add_special_tokens=False)[
+            "input_ids"
+        ]
     rng = random.Random(seed)
 
     def filler(n_tokens: int) -> str:
         if n_tokens <= 0:
             return ""
         start = rng.randrange(0, len(pool) - n_tokens)
-        return tokenizer.decode(pool[start: start + n_tokens]).strip()
+        return tokenizer.decode(pool[start : start + n_tokens]).strip()
 
     samples = []
     for rec in records[:n]:
         want_prompt = _lognormal_length(rng, *PROMPT_RANGE)
         want_response = _lognormal_length(rng, *RESPONSE_RANGE)
-        base_prompt = len(tokenizer(render_prompt(tokenizer, rec.messages), add_special_tokens=False)["input_ids"])
+        base_prompt = len(
+            tokenizer(render_prompt(tokenizer, rec.messages), add_special_tokens=False)["input_ids"]
+        )
         base_response = len(tokenizer(rec.response, add_special_tokens=False)["input_ids"])
         context = filler(want_prompt - base_prompt - 6)
         messages = [dict(m) for m in rec.messages]
@@ -99,8 +103,14 @@ def build_samples(n: int, seed: int, tokenizer) -> list:
         notes = filler(want_response - base_response - 4)
         # the critique grows in front; the record's own verdict stays the last one in the response
         response = f"Notes: {notes}\n\n{rec.response}" if notes else rec.response
-        stretched = TrainRecord(id=rec.id, messages=messages, response=response, verdict=rec.verdict,
-                                format=rec.format, source=rec.source)
+        stretched = TrainRecord(
+            id=rec.id,
+            messages=messages,
+            response=response,
+            verdict=rec.verdict,
+            format=rec.format,
+            source=rec.source,
+        )
         samples.append(encode_record(stretched, tokenizer, max_length=4096, need_verdict_tokens=True))
     return samples
 
@@ -110,8 +120,14 @@ def _prompt_length(sample) -> int:
 
 
 def _sample_to_json(s) -> dict:
-    return {"id": s.id, "input_ids": s.input_ids, "labels": s.labels, "verdict_index": s.verdict_index,
-            "verdict_target": s.verdict_target, "verdict_candidates": s.verdict_candidates}
+    return {
+        "id": s.id,
+        "input_ids": s.input_ids,
+        "labels": s.labels,
+        "verdict_index": s.verdict_index,
+        "verdict_target": s.verdict_target,
+        "verdict_candidates": s.verdict_candidates,
+    }
 
 
 def _truncated(sample, n_tokens: int):
@@ -123,8 +139,12 @@ def _truncated(sample, n_tokens: int):
     end = start + n_tokens
     labels = list(sample.labels[start:end])
     labels[0] = -100
-    return replace(sample, input_ids=sample.input_ids[start:end], labels=labels,
-                   verdict_index=k - start if k >= 0 else -1)
+    return replace(
+        sample,
+        input_ids=sample.input_ids[start:end],
+        labels=labels,
+        verdict_index=k - start if k >= 0 else -1,
+    )
 
 
 def _sample_from_json(d: dict):
@@ -172,9 +192,17 @@ def _load(model_name: str, device):
     tokenizer = load_tokenizer(model_name)
     tiny_config = None
     if model_name == "tiny":
-        tiny_config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml").tiny_config)
-    model = load_model(model_name, dtype="float32", attn_implementation="sdpa", tiny_config=tiny_config, seed=0,
-                       tokenizer=tokenizer)
+        tiny_config = OmegaConf.to_container(
+            OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml").tiny_config
+        )
+    model = load_model(
+        model_name,
+        dtype="float32",
+        attn_implementation="sdpa",
+        tiny_config=tiny_config,
+        seed=0,
+        tokenizer=tokenizer,
+    )
     return model.to(device).train(), tokenizer
 
 
@@ -196,19 +224,35 @@ def make_plans(samples: list, batch_size: int, steps: int, seed: int) -> dict[st
     """
     from cj2.data.sampler import StepBatchSampler
 
-    sampler = StepBatchSampler([len(s) for s in samples], [s.n_response_tokens for s in samples],
-                               [s.verdict_index >= 0 for s in samples], batch_size=batch_size, seed=seed,
-                               group_by_length=True)
+    sampler = StepBatchSampler(
+        [len(s) for s in samples],
+        [s.n_response_tokens for s in samples],
+        [s.verdict_index >= 0 for s in samples],
+        batch_size=batch_size,
+        seed=seed,
+        group_by_length=True,
+    )
     micro = list(sampler)[:steps]
     if len(micro) < steps:
-        raise ValueError(f"the pool of {len(samples)} samples gives only {len(micro)} micro-batches < {steps}")
+        raise ValueError(
+            f"the pool of {len(samples)} samples gives only {len(micro)} micro-batches < {steps}"
+        )
     chosen = [i for mb in micro for i in mb.indices]
     order = list(chosen)
     random.Random(seed + 1).shuffle(order)
     return {
-        "cj2": [{"indices": list(mb.indices), "totals": {"tokens": mb.step_tokens, "rows": mb.step_rows,
-                                                         "verdict_rows": mb.step_verdict_rows}} for mb in micro],
-        "baseline": [{"indices": order[i: i + batch_size]} for i in range(0, len(order), batch_size)],
+        "cj2": [
+            {
+                "indices": list(mb.indices),
+                "totals": {
+                    "tokens": mb.step_tokens,
+                    "rows": mb.step_rows,
+                    "verdict_rows": mb.step_verdict_rows,
+                },
+            }
+            for mb in micro
+        ],
+        "baseline": [{"indices": order[i : i + batch_size]} for i in range(0, len(order), batch_size)],
     }
 
 
@@ -226,15 +270,23 @@ def worker(args: argparse.Namespace) -> dict:
     model, tokenizer = _load(args.model, device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, weight_decay=0.0)
     collate = JudgeCollator(tokenizer.pad_token_id)
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if args.precision == "bf16-mixed"
+        else contextlib.nullcontext()
+    )
 
     if args.arm == "baseline":
+
         def step(chosen: list, micro: dict) -> float:
             batch = collate(chosen)
             with autocast:
-                out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                            labels=batch["labels"].to(device), use_cache=False)
+                out = model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    labels=batch["labels"].to(device),
+                    use_cache=False,
+                )
             out.loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -270,10 +322,20 @@ def worker(args: argparse.Namespace) -> dict:
     lengths = [[len(samples[i]) for i in micro["indices"]] for micro in plan]
     real = sum(sum(b) for b in lengths)
     processed = sum(max(b) * len(b) for b in lengths)
-    return {"arm": args.arm, "model": args.model, "seconds": sum(times), "real_tokens": real,
-            "processed_tokens": processed, "padding": 1 - real / processed, "peak_bytes": _peak(device, base),
-            "memory_method": method, "steps": len(plan), "first_loss": losses[0], "last_loss": losses[-1],
-            "load_after": os.getloadavg()[0]}
+    return {
+        "arm": args.arm,
+        "model": args.model,
+        "seconds": sum(times),
+        "real_tokens": real,
+        "processed_tokens": processed,
+        "padding": 1 - real / processed,
+        "peak_bytes": _peak(device, base),
+        "memory_method": method,
+        "steps": len(plan),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "load_after": os.getloadavg()[0],
+    }
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -293,12 +355,35 @@ def _machine(device: str) -> str:
 
 
 def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Path, precision: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--model", model, "--arm", arm, "--samples-file", str(samples_file),
-           "--batch-size", str(args.batch_size), "--seed", str(args.seed), "--device", args.device,
-           "--precision", precision, "--threads", str(args.threads),
-           "--warmup-tokens", str(args.warmup_tokens)]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--model",
+        model,
+        "--arm",
+        arm,
+        "--samples-file",
+        str(samples_file),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--device",
+        args.device,
+        "--precision",
+        precision,
+        "--threads",
+        str(args.threads),
+        "--warmup-tokens",
+        str(args.warmup_tokens),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"worker {model}/{arm} failed:\n{done.stderr[-4000:]}")
@@ -308,15 +393,21 @@ def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Pa
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["tiny", "smollm2_135m"], choices=sorted(DEFAULTS))
-    p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per run (default: per model)")
-    p.add_argument("--pool", type=int, default=POOL, help="samples built; both arms train the same steps x batch")
+    p.add_argument(
+        "--steps", type=int, default=None, help="timed optimizer steps per run (default: per model)"
+    )
+    p.add_argument(
+        "--pool", type=int, default=POOL, help="samples built; both arms train the same steps x batch"
+    )
     p.add_argument("--rounds", type=int, default=None, help="fresh processes per arm (default: per model)")
     p.add_argument("--batch-size", type=int, default=4, help="samples per optimizer step (data.batch_size)")
     p.add_argument("--precision", default="auto", choices=["auto", "bf16-mixed", "32-true"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--warmup-tokens", type=int, default=128, help="tokens per sample of the untimed warm-up step")
+    p.add_argument(
+        "--warmup-tokens", type=int, default=128, help="tokens per sample of the untimed warm-up step"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -336,7 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     if precision not in ("bf16-mixed", "32-true"):
         precision = "32-true"
     print(f"machine: {_machine(args.device)}")
-    print(f"precision: {precision}; loss: {loss_config()}; batch: {args.batch_size} samples per optimizer step")
+    print(
+        f"precision: {precision}; loss: {loss_config()}; batch: {args.batch_size} samples per optimizer step"
+    )
     print(f"load average at start: {os.getloadavg()}")
     tokenizer = load_tokenizer("tiny")  # the SmolLM2 tokenizer, shared by both models
     results: list[dict] = []
@@ -352,22 +445,27 @@ def main(argv: list[str] | None = None) -> int:
             n = len(chosen)
             prompts = sorted(_prompt_length(s) for s in chosen)
             responses = sorted(len(s) - _prompt_length(s) for s in chosen)
-            print(f"\n{model}: {steps} steps x {args.batch_size} samples from a pool of {args.pool}; prompt tokens "
-                  f"min/median/max {prompts[0]}/{prompts[n // 2]}/{prompts[-1]}, response tokens "
-                  f"{responses[0]}/{responses[n // 2]}/{responses[-1]}")
+            print(
+                f"\n{model}: {steps} steps x {args.batch_size} samples from a pool of {args.pool}; prompt tokens "
+                f"min/median/max {prompts[0]}/{prompts[n // 2]}/{prompts[-1]}, response tokens "
+                f"{responses[0]}/{responses[n // 2]}/{responses[-1]}"
+            )
             path = Path(tmp) / f"{model}.json"
             path.write_text(json.dumps({"samples": [_sample_to_json(s) for s in samples], "plans": plans}))
             runs: dict[str, list[dict]] = {"baseline": [], "cj2": []}
             for r in range(rounds):
-                for arm in (("baseline", "cj2") if r % 2 == 0 else ("cj2", "baseline")):
+                for arm in ("baseline", "cj2") if r % 2 == 0 else ("cj2", "baseline"):
                     res = _run_worker(args, model, arm, path, precision)
                     res["round"] = r
                     runs[arm].append(res)
                     results.append(res)
-                    print(f"  round {r} {arm:8s}: {res['real_tokens'] / res['seconds']:8.1f} tokens/s "
-                          f"({res['seconds']:.1f} s, {res['steps']} steps, padding {res['padding']:.1%}, "
-                          f"peak +{res['peak_bytes'] / 2**20:.0f} MiB, loss {res['first_loss']:.3f} -> "
-                          f"{res['last_loss']:.3f}, load {res['load_after']:.1f})", flush=True)
+                    print(
+                        f"  round {r} {arm:8s}: {res['real_tokens'] / res['seconds']:8.1f} tokens/s "
+                        f"({res['seconds']:.1f} s, {res['steps']} steps, padding {res['padding']:.1%}, "
+                        f"peak +{res['peak_bytes'] / 2**20:.0f} MiB, loss {res['first_loss']:.3f} -> "
+                        f"{res['last_loss']:.3f}, load {res['load_after']:.1f})",
+                        flush=True,
+                    )
             summary = {}
             for arm, arm_runs in runs.items():
                 summary[arm] = {
@@ -377,18 +475,24 @@ def main(argv: list[str] | None = None) -> int:
                 }
             rows.append((model, n, rounds, summary))
     print(f"\nload average at end: {os.getloadavg()}; wall time {time.perf_counter() - started:.0f} s")
-    print("\n| model | arm | trained tokens/s | padding | peak memory above weights+optimizer | speed-up |"
-          "\n|---|---|---|---|---|---|")
+    print(
+        "\n| model | arm | trained tokens/s | padding | peak memory above weights+optimizer | speed-up |"
+        "\n|---|---|---|---|---|---|"
+    )
     ok = True
     for model, n, rounds, summary in rows:
         ratio = summary["cj2"]["tps"] / summary["baseline"]["tps"]
         ok &= ratio >= TARGET
-        for arm, label in (("baseline", "HF loop, random order, right-padded"),
-                           ("cj2", "cj2 JudgeModule, chunked CE, length-grouped")):
+        for arm, label in (
+            ("baseline", "HF loop, random order, right-padded"),
+            ("cj2", "cj2 JudgeModule, chunked CE, length-grouped"),
+        ):
             s = summary[arm]
             speed = "1.00x" if arm == "baseline" else f"**{ratio:.2f}x** (target >= {TARGET}x)"
-            print(f"| {model} ({n} samples, {rounds} round{'s' * (rounds > 1)}) | {label} | {s['tps']:.0f} | "
-                  f"{s['padding']:.1%} | {s['peak'] / 2**20:.0f} MiB | {speed} |")
+            print(
+                f"| {model} ({n} samples, {rounds} round{'s' * (rounds > 1)}) | {label} | {s['tps']:.0f} | "
+                f"{s['padding']:.1%} | {s['peak'] / 2**20:.0f} MiB | {speed} |"
+            )
     print(f"\nprecision {precision}, attention sdpa, batch {args.batch_size}, torch {torch.__version__}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
