@@ -6,7 +6,8 @@ back from the cache); a finished run is a cache hit.
 
     python -m cj2.curate +pipeline=embedded
     python -m cj2.curate +pipeline=paper generator.name_or_path=Qwen/Qwen2.5-72B-Instruct
-    python -m cj2.curate +pipeline=rft sources=[my_pairs] generator=openai generator.base_url=http://host:8000/v1 \\
+    python -m cj2.curate +pipeline=rft sources=[my_pairs] generator=openai \\
+        generator.base_url=http://host:8000/v1 \\
         generator.name_or_path=my-72b
 """
 

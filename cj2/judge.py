@@ -161,7 +161,8 @@ class Judge:
 
         ``format`` (default ``cj2_choice``) picks the default template (:data:`DEFAULT_TEMPLATES`);
         ``template`` names one explicitly. With neither, a folder exported by ``cj2.train`` is prompted with
-        the template it was trained on (its ``cj2_judge.json``). ``dtype="auto"``: bfloat16 on a GPU or CPU that runs it natively,
+        the template it was trained on (its ``cj2_judge.json``). ``dtype="auto"``: bfloat16 on a GPU or
+        CPU that runs it natively,
         else float32; ``device="auto"``: CUDA when available.
         """
         import torch

@@ -2,7 +2,8 @@
 
 The judge writes its critique and verdict greedily for every item twice: responses as given (A/B) and
 swapped (B/A). Verdicts are parsed with :mod:`cj2.verdict`; an unparsable output counts as wrong
-(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline. The cheaper
+(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline.
+The cheaper
 verdict-logit metrics on the embedded benchmark (``val/verdict_logit_acc``, ``val/jbv2_final``) are
 :func:`cj2.evaluation.verdict_logit_metrics`; ``python -m cj2.evaluate`` is the full evaluation.
 """

@@ -71,7 +71,8 @@ class JudgeModule(L.LightningModule):
             ref = copy.deepcopy(model).eval()
             for p in ref.parameters():
                 p.requires_grad_(False)
-            # kept out of state_dict / optimizer on purpose: the frozen reference is rebuilt from the base model
+            # kept out of state_dict / optimizer on purpose: the frozen reference is rebuilt from the
+            # base model
             object.__setattr__(self, "_reference", ref)
 
     # ------------------------------------------------------------------ forward

@@ -1,4 +1,5 @@
-"""Run-time plumbing shared by the entry points: run folders, precision, loggers, secrets, atomic checkpoints."""
+"""Run-time plumbing shared by the entry points: run folders, precision, loggers, secrets, atomic
+checkpoints."""
 
 from __future__ import annotations
 

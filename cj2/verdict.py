@@ -29,7 +29,8 @@ How a text is read
      ``Choice:``, ``**Choice**:``. An ASCII key must not follow a letter, digit or ``_`` (``Multichoice:``
      is no opener); ``胜者`` may follow anything. The value follows after whitespace (up to three ``*``
      allowed): a quoted string in straight or curly, double or single quotes, closed by a quote of the
-     same kind (double or single) on the same line, at most 200 characters. Valid values: ``Model A`` / ``Model B`` ("Model" in any case, the letter uppercase);
+     same kind (double or single) on the same line, at most 200 characters. Valid values: ``Model A`` /
+     ``Model B`` ("Model" in any case, the letter uppercase);
      ``A`` / ``B``; ``yes`` / ``no`` in any case (read as ``"yes"``/``"no"``); whitespace around the value is
      allowed. Anything else, an unquoted value, a missing closing quote or a key at the end of the text is
      an invalid marker: the echoed placeholder ``"Choice": "[Model A or Model B]"``, ``"winner": "C"``,
@@ -334,7 +335,8 @@ def locate_verdict(text: str, format: str) -> tuple[str, int, int] | None:
 
 def locate_marker(text: str, format: str) -> tuple[str, int, int] | None:
     """``(label, start, end)`` like :func:`locate_verdict`, but the span covers the whole final marker,
-    from its key to its end (``Choice": "Model A"``: the key's opening quote is not included; ``[[A]]``), not only
+    from its key to its end (``Choice": "Model A"``: the key's opening quote is not included; ``[[A]]``),
+    not only
     the label: what a caller cuts off to keep the critique that precedes the verdict. ``None`` when there
     is no unambiguous final verdict."""
     found = locate_verdict(text, format)

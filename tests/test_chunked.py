@@ -251,7 +251,8 @@ def test_no_tensor_larger_than_one_chunk_of_logits_and_no_recompute():
 # bf16 matmuls (under bf16 autocast, or for bf16 inputs) against the fp32 path. Each logit and each entry of a
 # gradient product is rounded to bf16 once (relative error <= 2^-9 ~ 2e-3); the log-sum-exp, the softmax and
 # the accumulation of grad_weight over chunks stay in fp32. Tolerance: the loss within BF16_LOSS_RTOL = 1e-3
-# relative; each gradient within BF16_GRAD_TOL = 2e-2 of its largest fp32 entry (max abs error / max abs value).
+# relative; each gradient within BF16_GRAD_TOL = 2e-2 of its largest fp32 entry
+# (max abs error / max abs value).
 # Measured in test_bf16_autocast_matmuls_match_the_fp32_path: loss <= 3e-5 relative, gradients <= 9e-3.
 BF16_LOSS_RTOL = 1e-3
 BF16_GRAD_TOL = 2e-2

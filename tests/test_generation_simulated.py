@@ -1,4 +1,5 @@
-"""The simulated teacher: judgments of built-in items with configured rates of wrong verdicts and flawed checks."""
+"""The simulated teacher: judgments of built-in items with configured rates of wrong verdicts and
+flawed checks."""
 
 from __future__ import annotations
 

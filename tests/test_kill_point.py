@@ -1,4 +1,5 @@
-"""cj2.testing: the test-only kill points fire exactly at the k-th event of the named point, and only there."""
+"""cj2.testing: the test-only kill points fire exactly at the k-th event of the named point, and only
+there."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pytest
 
 from cj2.testing import ENV, kill_callbacks, kill_point, kill_target
 
-_COUNT = "from cj2.testing import kill_point\nfor i in range(1, 6):\n    kill_point('p', {n})\n    print(i, flush=True)\n"
+_COUNT = (
+    "from cj2.testing import kill_point\n"
+    "for i in range(1, 6):\n"
+    "    kill_point('p', {n})\n"
+    "    print(i, flush=True)\n"
+)
 
 
 def _child(spec: str | None, n: int = 1) -> subprocess.CompletedProcess:

@@ -203,7 +203,8 @@ def test_weighted_nll_and_token_logps_by_hand():
     )
     got = weighted_nll(hidden, identity_head(4), targets, torch.tensor([2.0, 0.5]))
     assert got.item() == pytest.approx(2 * math.log(4) + 0.5 * math.log(2.5))
-    # A bias [0, 0, 0, ln 2] on row 0: softmax [1, 1, 1, 2] / 5 -> NLL of token 3 = ln(5/2), of token 0 = ln 5.
+    # A bias [0, 0, 0, ln 2] on row 0: softmax [1, 1, 1, 2] / 5 -> NLL of token 3 = ln(5/2),
+    # of token 0 = ln 5.
     bias = torch.tensor([0.0, 0.0, 0.0, math.log(2)])
     got = weighted_nll(
         hidden[:1].repeat(2, 1), identity_head(4), torch.tensor([3, 0]), torch.ones(2), bias=bias

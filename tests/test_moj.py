@@ -1,4 +1,5 @@
-"""Mix-of-Judgers ground truth (arXiv 2507.09104, Sec. 4.2): majority, Cohen's and Fleiss' kappa, the entry."""
+"""Mix-of-Judgers ground truth (arXiv 2507.09104, Sec. 4.2): majority, Cohen's and Fleiss' kappa,
+the entry."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_majority_vote_options():
 
 
 def test_cohen_kappa_by_hand():
-    # a = A A B B, b = A B B B: p_o = 3/4; p_e = (2/4)(1/4) + (2/4)(3/4) = 1/2; kappa = (3/4 - 1/2) / (1/2) = 1/2
+    # a = A A B B, b = A B B B: p_o = 3/4; p_e = (2/4)(1/4) + (2/4)(3/4) = 1/2;
+    # kappa = (3/4 - 1/2) / (1/2) = 1/2
     assert cohen_kappa(["A", "A", "B", "B"], ["A", "B", "B", "B"]) == (pytest.approx(0.5), 4)
     # abstentions drop the item: a = A A B, c = A B A over items 1, 2, 4
     # p_o = 1/3; p_e = (2/3)(2/3) + (1/3)(1/3) = 5/9; kappa = (1/3 - 5/9) / (4/9) = -1/2

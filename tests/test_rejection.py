@@ -352,7 +352,8 @@ def test_a_changed_listed_shard_is_redrawn(tmp_path):
     assert again.shards_reused == 1 and again.shards_drawn == 1 and again.rows == run.rows
 
 
-_CHILD = textwrap.dedent("""
+_CHILD = textwrap.dedent(
+    """
     import sys
     from cj2.curation.prompts import build_prompts
     from cj2.curation.rejection import rejection_sample
@@ -361,10 +362,12 @@ _CHILD = textwrap.dedent("""
     from cj2.generation.simulated import SimulatedTeacher
 
     prompts = build_prompts(generate_items(24, seed=0), ["cj2_short"], seed=0)
-    run = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(seed=9), draws=4, folder_root=sys.argv[1],
+    run = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(seed=9), draws=4, """
+    """folder_root=sys.argv[1],
                            generator_config={"backend": "simulated"}, shard_size=2)
     print("DONE", run.shards_reused, run.shards_drawn, flush=True)
-""")
+"""
+)
 
 
 @pytest.mark.slow

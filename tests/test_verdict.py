@@ -285,7 +285,8 @@ ROWS: list[tuple[str, str, str, str | None, object]] = [
         SURFACE,
     ),
     ("correct-truncated", "correctness", '"Correct": "ye', None, None),
-    # ---------------------------------------------------------------- length bound: values of at most 200 characters
+    # ---------------------------------------------------------------- length bound:
+    # values of at most 200 characters
     ("bound-value-fits", "cj2_choice", '"Choice": "' + " " * 193 + 'Model A"', "A", SURFACE),
     ("bound-value-too-long", "cj2_choice", '"Choice": "' + " " * 194 + 'Model A"', None, None),
     ("bound-brackets-fit", "brackets", "[[" + " " * 199 + "A]]", "A", SURFACE),

@@ -66,7 +66,8 @@ def default_cache_root() -> Path:
 
 
 def sampling_params(generator: Mapping[str, Any], seed: int) -> Any:
-    """The generator config's ``sampling`` section as :class:`~cj2.generation.SamplingParams`, with ``seed``."""
+    """The generator config's ``sampling`` section as :class:`~cj2.generation.SamplingParams`,
+    with ``seed``."""
     from cj2.generation import SamplingParams
 
     values = dict(generator.get("sampling") or {})

@@ -448,7 +448,8 @@ class Selection:
     stats: dict[str, Any]
 
     def write(self, out_dir: str | Path) -> dict[str, str]:
-        """Write ``train.jsonl``, ``preference.jsonl``, ``zero_pass.jsonl`` and ``stats.json`` (atomically)."""
+        """Write ``train.jsonl``, ``preference.jsonl``, ``zero_pass.jsonl`` and ``stats.json``
+        (atomically)."""
         out = Path(out_dir)
         files = {
             "train": out / "train.jsonl",

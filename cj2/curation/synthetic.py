@@ -319,8 +319,10 @@ def style_judgment(
     )
     reasoning = rng.choice(
         [
-            f"Both responses reach the same result; the user prefers a {pref} answer, which is {party} {winner}'s.",
-            f"Neither response is wrong, so the stated preference decides: {party} {winner} is the {pref} one.",
+            f"Both responses reach the same result; the user prefers a {pref} answer, "
+            f"which is {party} {winner}'s.",
+            "Neither response is wrong, so the stated preference decides: "
+            f"{party} {winner} is the {pref} one.",
         ]
     )
 

@@ -72,7 +72,8 @@ def _render_pair(tokenizer, messages, response: str, record_id: str) -> tuple[st
     if not full.startswith(prompt) or not full[len(prompt) :].startswith(response):
         raise DataError(
             f"record {record_id!r}: the chat template does not render the prompt followed by the verbatim "
-            "response (it rewrites or strips the assistant turn); use a template that keeps the response as is",
+            "response (it rewrites or strips the assistant turn); "
+            "use a template that keeps the response as is",
             field="messages",
         )
     return prompt, full
@@ -233,7 +234,8 @@ class JudgeCollator:
     """Right-pads encoded samples into the batch dict every objective reads.
 
     Keys: ``input_ids``, ``attention_mask``, ``labels`` (``-100`` on prompt and padding), ``verdict_index``,
-    ``verdict_target``, ``verdict_candidates`` (``-1`` padded), ``weights``, ``ids``. With ``pad_to_multiple_of``
+    ``verdict_target``, ``verdict_candidates`` (``-1`` padded), ``weights``, ``ids``.
+    With ``pad_to_multiple_of``
     the length is rounded up (tensor-core friendly on GPU).
     """
 

@@ -1,7 +1,8 @@
 """The LightningDataModule: records -> encoded samples -> step-aware batches.
 
 Sources, in order: the built-in verifiable tasks (``builtin``), JSONL record files (``train_files``,
-``val_files``) and, for ``loss=dpo_seq``, preference files (``preference_files``) or preference pairs made from
+``val_files``) and, for ``loss=dpo_seq``, preference files (``preference_files``)
+or preference pairs made from
 the built-in tasks. Records are encoded once in ``setup``; skipped records are counted per reason, and the
 run stops when more than ``max_skip_fraction`` of a split is skipped.
 """
@@ -407,7 +408,8 @@ class JudgeDataModule(L.LightningDataModule):
         )
 
     def _use_packing(self) -> bool:
-        """``packing`` resolved against the model's attention kernel (:func:`cj2.data.packing.resolve_packing`)."""
+        """``packing`` resolved against the model's attention kernel
+        (:func:`cj2.data.packing.resolve_packing`)."""
         module = self.trainer.lightning_module if self.trainer is not None else None
         config = getattr(getattr(module, "model", None), "config", None)
         packed = resolve_packing(self.packing, getattr(config, "_attn_implementation", None))

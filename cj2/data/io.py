@@ -145,7 +145,8 @@ def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, An
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a kill mid-write never leaves a partial file (write, fsync, rename)."""
+    """Write ``data`` to ``path`` so that a kill mid-write never leaves a partial file
+    (write, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp, which creates 0600: O_EXCL with mode 0666 lets the kernel apply the umask, so the file

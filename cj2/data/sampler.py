@@ -9,7 +9,8 @@ Length grouping: indices are shuffled, cut into windows of ``batch_size * group_
 length inside each window and cut into micro-batches; the micro-batches are shuffled again. Samples of a
 batch have similar lengths (little padding) while the order across batches stays random.
 
-Groups: with ``groups`` (one key per sample), samples that share a key are shuffled, length-sorted and placed as
+Groups: with ``groups`` (one key per sample), samples that share a key are shuffled, length-sorted
+and placed as
 one unit and never split across micro-batches unless the unit is larger than a micro-batch. The training data
 module uses it to keep both orders of a pair (swap augmentation) in the same micro-batch: a letter preference
 then gets equal and opposite gradients inside every batch, and only the content of the pair can lower the

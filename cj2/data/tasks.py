@@ -1562,9 +1562,11 @@ def _prose(b: _Belief, winner: str, party: str, rng: random.Random) -> str:
     qa, qb = b.quoted["A"], b.quoted["B"]
     return rng.choice(
         [
-            f"{_cap(work)}. {party} A gives {qa}, which is {adj['A']}; {party} B gives {qb}, which is {adj['B']}. "
+            f"{_cap(work)}. {party} A gives {qa}, which is {adj['A']}; "
+            f"{party} B gives {qb}, which is {adj['B']}. "
             f"{party} {winner} answers the question correctly.",
-            f"Let me check: {work}. {party} A answers {qa} ({adj['A']}) and {party} B answers {qb} ({adj['B']}). "
+            f"Let me check: {work}. {party} A answers {qa} ({adj['A']}) "
+            f"and {party} B answers {qb} ({adj['B']}). "
             f"{party} {winner} is correct, so it is the better answer.",
             f"My own answer: {work}, so the result is {b.value}. {party} A says {qa}, which is {adj['A']}. "
             f"{party} B says {qb}, which is {adj['B']}. {party} {winner} is better.",

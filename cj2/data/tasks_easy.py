@@ -556,8 +556,12 @@ _DESCRIPTIONS = {
     "a tree": "A tree is a tall plant with a strong trunk and green leaves that gives us shade and fresh air",
     "a city": "A city is a big busy place full of people and cars and shops and tall buildings and parks",
     "the moon": "The moon is a round grey rock that circles the Earth and shines at night in the dark sky",
-    "a kitchen": "A kitchen is a room in a home where people cook food and wash dishes and eat meals together",
-    "rain": "Rain is water that falls from grey clouds and helps plants grow in fields and gardens everywhere",
+    "a kitchen": (
+        "A kitchen is a room in a home where people cook food and wash dishes and eat meals together"
+    ),
+    "rain": (
+        "Rain is water that falls from grey clouds and helps plants grow in fields and gardens everywhere"
+    ),
     "a teacher": "A teacher is a person who helps students learn new things at school and answers questions",
     "a river": "A river is a long stream of fresh water that flows downhill from the hills to the sea",
 }

@@ -156,7 +156,10 @@ def _format_spec(format: str, language: str) -> str:
         return f"{{{v('yes')}}} or {{{v('no')}}}"
     if format == "winner_json":
         key = "分析" if is_chinese(language) else "analysis"
-        return f'{{"{key}": "...", {v("A")}}} {"或" if is_chinese(language) else "or"} {{"{key}": "...", {v("B")}}}'
+        return (
+            f'{{"{key}": "...", {v("A")}}} {"或" if is_chinese(language) else "or"} '
+            f'{{"{key}": "...", {v("B")}}}'
+        )
     return f"{{{v('A')}}} or {{{v('B')}}}"  # cj2_choice
 
 
@@ -374,8 +377,9 @@ register(
         closing="{$verdict}",
         description="the CompassJudger-2 evaluation prompt: brief reasoning, then the Choice dict (Sec. 3)",
         prompt=(
-            "Act as an impartial judge and decide which of the two responses below answers the user's question "
-            "better. Weigh helpfulness, relevance, accuracy, depth, creativity and level of detail.\n"
+            "Act as an impartial judge and decide which of the two responses below answers the user's "
+            "question better. Weigh helpfulness, relevance, accuracy, depth, creativity and level of "
+            "detail.\n"
             "Rules:\n"
             "1. Do not let the order of the responses, their length or the models' names influence you.\n"
             "2. Judge only how well each response addresses the question.\n\n"
@@ -397,12 +401,13 @@ register(
         party="Assistant",
         description="MT-Bench pair-v2 layout: explanation, then the bracketed verdict (C for a tie)",
         system=(
-            "You are an impartial judge. Compare the answers two AI assistants gave to the user question shown "
-            "below and decide which one follows the user's instructions and answers the question better, "
-            "considering helpfulness, relevance, accuracy, depth, creativity and level of detail. Start with a "
-            "short comparison of the two answers and explain your view. The order in which the answers appear "
-            "must not affect your decision, nor may their length or the assistants' names. Be as objective as "
-            "you can. After the explanation, give your final verdict strictly in this form: $format_spec."
+            "You are an impartial judge. Compare the answers two AI assistants gave to the user question "
+            "shown below and decide which one follows the user's instructions and answers the question "
+            "better, considering helpfulness, relevance, accuracy, depth, creativity and level of detail. "
+            "Start with a short comparison of the two answers and explain your view. The order in which the "
+            "answers appear must not affect your decision, nor may their length or the assistants' names. "
+            "Be as objective as you can. After the explanation, give your final verdict strictly in this "
+            "form: $format_spec."
         ),
         prompt=(
             "${style}"
@@ -423,9 +428,10 @@ register(
         description="ArenaHard layout: own answer first, then the comparison, then the arena verdict",
         system=(
             "You will judge the answers of two AI assistants to the user prompt below. Before reading them, "
-            "work out your own answer to the prompt. Then compare each assistant's answer with yours: point out "
-            "mistakes or inaccurate information, and say whether the answer is helpful, relevant and concise. "
-            "Note anything important that is missing. Finish with your verdict, one of: $format_spec. End "
+            "work out your own answer to the prompt. Then compare each assistant's answer with yours: "
+            "point out mistakes or inaccurate information, and say whether the answer is helpful, relevant "
+            "and concise. Note anything important that is missing. Finish with your verdict, one of: "
+            "$format_spec. End "
             'with "My final verdict is" followed by the label.'
         ),
         prompt=(
@@ -445,7 +451,8 @@ register(
         party="Response",
         keys=("analysis",),
         keys_cn=("分析",),
-        description="JudgerBenchV2 layout (Sec. 4): category criterion, delimited blocks, analysis + winner JSON",
+        description="JudgerBenchV2 layout (Sec. 4): category criterion, delimited blocks, "
+        "analysis + winner JSON",
         prompt=(
             "Compare the two responses to the user's question below and decide which one is better.\n"
             "$criterion\n\n"
@@ -476,8 +483,8 @@ register(
         description="pointwise 1-10 rating: assessment, then the rating",
         prompt=(
             "Rate the quality of the AI assistant's response to the user's question below on a scale from 1 "
-            "(useless or wrong) to 10 (excellent). Consider correctness first, then helpfulness, relevance and "
-            "clarity. Explain your assessment briefly, then end with $format_spec.\n\n"
+            "(useless or wrong) to 10 (excellent). Consider correctness first, then helpfulness, relevance "
+            "and clarity. Explain your assessment briefly, then end with $format_spec.\n\n"
             "${style}$reference"
             "[Question]\n$question\n\n"
             "[Response]\n$answer\n[End of Response]"
@@ -492,7 +499,8 @@ register(
         kind="pointwise",
         party="Response",
         keys=("Analysis",),
-        description="pointwise correctness judgment (knowledge-based synthetic data, Sec. 3.1): Analysis, yes/no",
+        description="pointwise correctness judgment (knowledge-based synthetic data, Sec. 3.1): "
+        "Analysis, yes/no",
         prompt=(
             "Decide whether the response below answers the question correctly. Check the result yourself "
             "rather than trusting the response's own reasoning.\n\n"
@@ -529,11 +537,11 @@ register(
         format="cj2_choice",
         kind="pairwise",
         keys=("Truth", "Answers", "Match"),
-        description="the short check format for small models: state the truth, quote each answer, name the answer "
-        "that gives the truth, then choose",
+        description="the short check format for small models: state the truth, quote each answer, "
+        "name the answer that gives the truth, then choose",
         prompt=(
-            "Which answer to the question is correct? First state the correct answer yourself, then check each "
-            "answer against it.\n\n"
+            "Which answer to the question is correct? First state the correct answer yourself, then check "
+            "each answer against it.\n\n"
             "${style}"
             "Question: $question\n\n"
             "Model A: $answer_a\n\n"

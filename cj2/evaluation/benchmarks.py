@@ -1,4 +1,5 @@
-"""Benchmarks read in their native layouts (arXiv 2507.09104, Sec. 4-5), as pairwise items plus how to score them.
+"""Benchmarks read in their native layouts (arXiv 2507.09104, Sec. 4-5), as pairwise items plus how to
+score them.
 
 ===================  ==========================================================  ===================
 ``benchmark.name``   what ``benchmark.path`` is                                  headline metric

@@ -201,7 +201,8 @@ class VerdictLogitScorer:
     def slot(
         self, messages: list[Message], *, language: str = "en", critique: str | None = None
     ) -> VerdictSlot | None:
-        """The verdict slot for a rendered prompt, or ``None`` (counted in ``skipped``) when it is unusable."""
+        """The verdict slot for a rendered prompt, or ``None`` (counted in ``skipped``) when it is
+        unusable."""
         responses = responses_by_label(
             self.template, language=language, analysis=self.analysis, critique=critique
         )

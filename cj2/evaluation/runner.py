@@ -20,7 +20,8 @@ What one run does (arXiv 2507.09104, Sec. 4-5):
    uninterrupted one does;
 5. score (:mod:`cj2.evaluation.scoring`) and write ``metrics.json``, ``report.md``, plots and a wandb run.
 
-The run folder is ``<output_root>/eval/<run_name>`` or, unnamed, ``<output_root>/eval/<benchmark>/<judge>-<hash>``
+The run folder is ``<output_root>/eval/<run_name>`` or, unnamed,
+``<output_root>/eval/<benchmark>/<judge>-<hash>``
 with the hash over everything that changes a result (:func:`fingerprint`; caps, batch sizes and devices
 are left out, so raising a cap resumes). A named folder remembers its fingerprint and refuses a different
 config.
@@ -319,7 +320,8 @@ def _check_state(out: Path, fp: str, overwrite: bool) -> None:
 
 
 def _save_config(out: Path, cfg: Mapping[str, Any]) -> None:
-    """The run's config, secrets redacted, as ``config.yaml`` (written once the folder is known to be ours)."""
+    """The run's config, secrets redacted, as ``config.yaml`` (written once the folder is known to be
+    ours)."""
     from omegaconf import OmegaConf
 
     from cj2.runtime import redact

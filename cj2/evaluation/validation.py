@@ -56,7 +56,8 @@ def verdict_logit_metrics(
     * with model names in ``meta`` (``model_a``/``model_b``): ``<prefix>/jbv2_final``, ``jbv2_accuracy``,
       ``jbv2_normalized_diff``, ``jbv2_rank_diff``, ``jbv2_score_diff``, ``jbv2_kendall_tau``,
       ``jbv2_spearman_rho`` (0-100 scale except the correlations);
-    * with ``both_orders``: ``<prefix>/verdict_logit_swap_consistency``, ``<prefix>/verdict_logit_position_bias``.
+    * with ``both_orders``: ``<prefix>/verdict_logit_swap_consistency``,
+      ``<prefix>/verdict_logit_position_bias``.
     """
     from cj2.evaluation.runner import judge_batch
     from cj2.evaluation.scoring import (

@@ -81,7 +81,8 @@ def grouped_attention(
 
 
 def register() -> None:
-    """Make :data:`GROUPED` a valid ``attn_implementation`` (idempotent); it uses ``eager``'s additive mask."""
+    """Make :data:`GROUPED` a valid ``attn_implementation`` (idempotent); it uses ``eager``'s additive
+    mask."""
     global _registered
     if _registered:
         return

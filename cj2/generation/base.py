@@ -278,7 +278,8 @@ _PIECE = re.compile(r"\s*\S+|\s+")
 
 
 def pieces(text: str) -> list[str]:
-    """Split ``text`` into word pieces (each word with its leading whitespace), a tokenizer-free token unit."""
+    """Split ``text`` into word pieces (each word with its leading whitespace), a tokenizer-free token
+    unit."""
     return _PIECE.findall(text)
 
 

@@ -110,7 +110,8 @@ class ScriptedSampler:
 
 
 def _tokens_covering(toks: list[str], n_chars: int) -> int:
-    """How many leading tokens it takes to cover ``n_chars`` characters (what a model would have generated)."""
+    """How many leading tokens it takes to cover ``n_chars`` characters (what a model would have
+    generated)."""
     total = 0
     for k, tok in enumerate(toks):
         if total >= n_chars:

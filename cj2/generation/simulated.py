@@ -70,7 +70,8 @@ class SimulatedTeacher:
         )
 
     def judge(self, item: Any, template_name: str, seed: int) -> tuple[str, dict[str, Any]]:
-        """One judgment of ``item`` in ``template_name``'s format, drawn with ``seed``; returns (text, meta)."""
+        """One judgment of ``item`` in ``template_name``'s format, drawn with ``seed``; returns
+        (text, meta)."""
         from cj2.data.tasks import build_judgment, default_verdict
         from cj2.data.templates import get_template
 
@@ -124,7 +125,8 @@ class SimulatedTeacher:
 
 
 def _wrong_verdict(item: Any, fmt: str, gold: str, rng: random.Random) -> str:
-    """A verdict that disagrees with ``gold``: the other response, the other answer, a score on the wrong side."""
+    """A verdict that disagrees with ``gold``: the other response, the other answer, a score on the
+    wrong side."""
     if fmt == "correctness":
         return "no" if gold == "yes" else "yes"
     if fmt == "score":

@@ -260,7 +260,8 @@ def chunked_weighted_nll(
     bias: torch.Tensor | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> torch.Tensor:
-    """``sum_i token_weights[i] * NLL_i`` with ``NLL_i = -log_softmax(hidden @ weight.T + bias)[i, targets[i]]``.
+    """``sum_i token_weights[i] * NLL_i`` with
+    ``NLL_i = -log_softmax(hidden @ weight.T + bias)[i, targets[i]]``.
 
     The CE term of arXiv 2507.09104, Sec. 3.3 (Eq. 3, the SFT part), computed chunk by chunk so that
     no logits tensor larger than ``chunk_size x V`` exists in the forward or the backward pass.

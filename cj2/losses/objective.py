@@ -6,7 +6,7 @@ function g of the verdict logits ``z`` (the logits at position k-1 that predict 
 * ``sft``          ``CE_resp``                                        (Table 4 "Baseline")
 * ``margin``       ``CE_resp\\k + w * mean_i mean_topk relu(gamma - (z_gt - z_neg))``  (the paper's method)
 * ``dpo``          ``CE_resp\\k + w * mean_i -log sigmoid(beta (z_gt - z_other))``     (Table 4 "DPO")
-* ``temperature``  ``CE_resp\\k + w * mean_i CE(z / tau, gt)``                          (Table 4 "Temperature")
+* ``temperature``  ``CE_resp\\k + w * mean_i CE(z / tau, gt)``                         (Table 4 "Temperature")
 * ``dpo_seq``      ``w * mean_pairs -log sigmoid(beta * reward margin)``: sequence DPO with a frozen
   reference, the usual preference baseline (not in the paper).
 

@@ -22,7 +22,8 @@ NEGATIVE_REDUCES = ("mean", "sum")
 
 
 def upcast(x: Tensor) -> Tensor:
-    """``x`` in float32 when it is a half type, unchanged otherwise (float32 stays, float64 stays for gradcheck)."""
+    """``x`` in float32 when it is a half type, unchanged otherwise (float32 stays, float64 stays for
+    gradcheck)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
@@ -45,7 +46,8 @@ def _check_rows(logits: Tensor, target: Tensor) -> None:
 
 
 def verdict_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """The verdict rows' logits ``hidden [N, H] @ weight.T (+ bias)`` as ``[N, V]``, in float32 and outside autocast.
+    """The verdict rows' logits ``hidden [N, H] @ weight.T (+ bias)`` as ``[N, V]``, in float32 and
+    outside autocast.
 
     Under bf16 autocast ``F.linear`` would return them rounded to bf16 (8 significant bits: steps of 0.125
     at |z| = 20), so near-tied candidates become exact ties for the margin / DPO / temperature terms and for
@@ -135,7 +137,8 @@ def candidate_logits(logits: Tensor, candidates: Tensor) -> Tensor:
 
 
 def hardest_other(logits: Tensor, target: Tensor, candidates: Tensor) -> Tensor:
-    """Per row, the highest-scoring candidate token id that is not the gold one (``candidates`` [N, C], -1 pad).
+    """Per row, the highest-scoring candidate token id that is not the gold one
+    (``candidates`` [N, C], -1 pad).
 
     Used to pick the DPO negative when a format has more than two candidates (e.g. A / B / tie). The choice
     is a selection, not differentiated through. Raises ``ValueError`` for a row with no other candidate.

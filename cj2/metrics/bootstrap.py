@@ -63,7 +63,8 @@ def bootstrap_ci(
         chunk = statistic(values[torch.randint(len(values), (rows, len(values)), generator=gen)])
         if chunk.shape != (rows,):
             raise ValueError(
-                f"statistic must reduce [n_resamples, N, ...] to [n_resamples], got shape {tuple(chunk.shape)}"
+                "statistic must reduce [n_resamples, N, ...] to [n_resamples], "
+                f"got shape {tuple(chunk.shape)}"
             )
         stats.append(chunk)
     return percentile_interval(torch.cat(stats), alpha)

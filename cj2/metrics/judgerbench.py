@@ -144,7 +144,8 @@ class JudgerBenchV2Score(JudgeMetric):
       :func:`score_opencompass`. Where OpenCompass would crash (it divides by zero when no item parsed, when
       the judge's table holds fewer than two models or the maximum score difference is 0, and takes the max
       of nothing when the table is empty) this metric returns NaN for the values affected (``accuracy``,
-      ``normalized_diff``, ``final``) in that scenario, and so for their means, instead of raising. :meth:`update_from_outputs` parses raw outputs with OpenCompass's rule in this mode.
+      ``normalized_diff``, ``final``) in that scenario, and so for their means, instead of raising.
+      :meth:`update_from_outputs` parses raw outputs with OpenCompass's rule in this mode.
 
     In both modes a model in the items that the given ``gt_win_counts`` does not list is an error, as is a
     scenario it lacks. The scores also carry ``parse_rate`` and rank agreement between the full tables

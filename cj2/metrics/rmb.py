@@ -40,7 +40,8 @@ class RMBScore(JudgeMetric):
     ``bon_average`` and ``total_accuracy`` = the mean of the four, which is OpenCompass's RMB number and the
     one the paper's tables print (so Table 7's "Pair"/"BoN" columns are ``pair_average``/``bon_average``).
     A split without rows is NaN here (OpenCompass prints 0), and so is ``total_accuracy`` then. Rows whose
-    category is neither help nor harm (or not given) count in the overall accuracies and in ``n_uncategorised``.
+    category is neither help nor harm (or not given) count in the overall accuracies and in
+    ``n_uncategorised``.
 
     DDP: a group's rows may sit on different ranks, so rows are ``cat`` states (kind, group id, correct,
     split) and groups are formed after gathering.

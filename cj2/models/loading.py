@@ -349,7 +349,8 @@ def load_tokenizer(
     anything else is a hub id or a local folder. The tokenizer must be a fast (Rust) one: the collator
     needs offset mappings to find the verdict token, the position k_x whose logits the verdict losses
     and the reward of arXiv 2507.09104 (Sec. 3.2, Eq. 6) act on.
-    ``local_files_only=None`` means "hub cache only" when ``HF_HUB_OFFLINE`` is set, else the hub may be asked.
+    ``local_files_only=None`` means "hub cache only" when ``HF_HUB_OFFLINE`` is set, else the hub may
+    be asked.
     """
     name = os.fspath(name_or_path)
     if name in (EMBEDDED, TINY):
@@ -669,7 +670,8 @@ def is_checkpointing(model: torch.nn.Module) -> bool:
 
 
 def describe(model: torch.nn.Module) -> dict[str, Any]:
-    """Facts about a model for logs: parameter counts (tied weights counted once), dtype, attention, architecture."""
+    """Facts about a model for logs: parameter counts (tied weights counted once), dtype, attention,
+    architecture."""
     inner = unwrap_model(model)
     params = {id(p): p for p in inner.parameters()}.values()
     n_params = sum(p.numel() for p in params)

@@ -3,7 +3,8 @@
 Setting (issue "Speed, so that more learning fits the budget"): the embedded SmolLM2-135M-Instruct
 (``cj2.models.load_model("smollm2_135m")``, fp32 master weights, sdpa), bf16 autocast (Lightning's
 ``bf16-mixed``), :class:`cj2.module.JudgeModule`'s loss (``conf/loss/margin.yaml``, ``impl=chunked``), AdamW
-(lr 0: the full update is computed, the weights stay put), batches of 8 built-in judge samples (length-grouped, about 256 tokens each; ``--length``). Options:
+(lr 0: the full update is computed, the weights stay put), batches of 8 built-in judge samples
+(length-grouped, about 256 tokens each; ``--length``). Options:
 
 * ``today``: the chunked CE's three matmuls in fp32 under autocast (the path before this change; emulated
   by making :func:`cj2.losses.chunked._matmul_dtype` return fp32);
@@ -17,7 +18,8 @@ Setting (issue "Speed, so that more learning fits the budget"): the embedded Smo
 Every option trains the same ``--steps`` batches per run; the runs are interleaved, ``--rounds`` rounds with
 the order rotated each round, after one untimed warm-up step per option on two of the samples (thread
 pools, allocator, AdamW state). Each option keeps its own AdamW; with lr 0 all options see the same weights,
-so their losses are comparable (``today`` and ``bf16 CE`` must agree to bf16 rounding). Throughput = real (non-padding) tokens of the batches / wall time of the
+so their losses are comparable (``today`` and ``bf16 CE`` must agree to bf16 rounding). Throughput =
+real (non-padding) tokens of the batches / wall time of the
 steps (forward, backward, optimizer step). The load average is printed: on a shared machine the ratios are
 only as good as the load was steady. The verdict logits are fp32 in every option (cj2.losses.verdict).
 
@@ -48,7 +50,8 @@ OPTIONS = {  # name: (label, chunked matmuls in fp32, trainable_layers, LoRA)
 
 
 def build_batches(tokenizer, steps: int, batch_size: int, length: int, seed: int) -> list[list]:
-    """``steps`` batches of ``batch_size`` built-in judge samples, length-grouped, closest to ``length`` tokens."""
+    """``steps`` batches of ``batch_size`` built-in judge samples, length-grouped, closest to
+    ``length`` tokens."""
     from cj2.data.collator import encode_record
     from cj2.data.datamodule import JudgeDataModule
 
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     modules: dict[str, JudgeModule] = {}
 
     def configure(option: str) -> JudgeModule:
-        """Set requires_grad for ``option`` (the shared model: all trainable, then freeze) and return its module."""
+        """Set requires_grad for ``option`` (the shared model: all trainable, then freeze) and return
+        its module."""
         _, _, n_top, lora = OPTIONS[option]
         if lora:
             target = lora_model

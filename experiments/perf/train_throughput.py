@@ -446,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
             prompts = sorted(_prompt_length(s) for s in chosen)
             responses = sorted(len(s) - _prompt_length(s) for s in chosen)
             print(
-                f"\n{model}: {steps} steps x {args.batch_size} samples from a pool of {args.pool}; prompt tokens "
+                f"\n{model}: {steps} steps x {args.batch_size} samples from a pool of {args.pool}; "
+                "prompt tokens "
                 f"min/median/max {prompts[0]}/{prompts[n // 2]}/{prompts[-1]}, response tokens "
                 f"{responses[0]}/{responses[n // 2]}/{responses[-1]}"
             )
