@@ -4,6 +4,7 @@ checkpoints."""
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +34,46 @@ def run_dir(output_root: str, run_name: str | None, experiment_name: str) -> str
     if run_name not in (None, "", "None", "null"):
         return str(Path(output_root) / "runs" / safe_name(str(run_name)))
     return str(Path(output_root) / safe_name(experiment_name) / _now())
+
+
+def entry_run_dir(cfg: Any) -> Path:
+    """The run folder of an entry point: ``cfg.run_dir`` when set, else Hydra's output folder, else (called
+    from plain Python, no Hydra) :func:`run_dir` of ``output_root``, ``run_name`` and ``experiment_name``."""
+    if cfg.get("run_dir"):
+        return Path(cfg.run_dir)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except ValueError:  # no Hydra run in progress
+        return Path(run_dir(cfg.output_root, cfg.get("run_name"), cfg.get("experiment_name", "default")))
+
+
+def to_plain(cfg: Any) -> Any:
+    """A plain dict/list copy of a (possibly OmegaConf, possibly nested) config, interpolations resolved."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(cfg, Mapping):
+        return {k: to_plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, (list, tuple)):
+        return [to_plain(v) for v in cfg]
+    return cfg
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as JSON can hold it: tensors as numbers or lists, non-finite floats as ``None`` (JSON has no
+    NaN), keys as strings, tuples as lists; recursively."""
+    if torch.is_tensor(obj):
+        obj = obj.item() if obj.numel() == 1 else obj.tolist()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def sweep_dir(output_root: str, run_name: str | None, experiment_name: str) -> str:
