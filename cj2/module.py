@@ -47,10 +47,18 @@ class JudgeModule(L.LightningModule):
         *,
         tokenizer=None,
         on_nonfinite: str = "stop",
-        generated_eval: Any | None = None,
-        verdict_logit_eval: Any | None = None,
+        run_config: Mapping[str, Any] | None = None,
     ):
         super().__init__()
+        # A checkpoint knows its run: the loss, the non-finite policy and the run's resolved config (model,
+        # data, optimizer, ...) go into every .ckpt; model, tokenizer and factories are no hyperparameters.
+        self.save_hyperparameters(
+            {
+                "loss": _plain_loss(loss),
+                "on_nonfinite": on_nonfinite,
+                "run_config": dict(run_config) if run_config is not None else None,
+            }
+        )
         self.model = model
         self.objective = build_objective(loss)
         self.optimizer_factory = optimizer
@@ -60,12 +68,6 @@ class JudgeModule(L.LightningModule):
             raise ValueError(f"on_nonfinite={on_nonfinite!r}; expected 'stop' or 'skip'")
         self.on_nonfinite = on_nonfinite
         self.skipped_nonfinite = 0
-        self.generated_eval = generated_eval  # cj2.judging.GeneratedEval or None
-        self.run_generated_eval = False  # set for the final validation
-        self.generated_every_n_steps = 0
-        self.generated_results: dict[str, float] = {}
-        self.verdict_logit_eval = verdict_logit_eval  # cj2.evaluation.VerdictLogitEval or None
-        self.verdict_logit_results: dict[str, float] = {}
         self._reference: torch.nn.Module | None = None
         if self.objective.needs_reference:
             ref = copy.deepcopy(model).eval()
@@ -192,50 +194,6 @@ class JudgeModule(L.LightningModule):
                 sync_dist=not on_step,
             )
 
-    def _sharded(self) -> bool:
-        """Whether the strategy shards the parameters (FSDP, DeepSpeed ZeRO-3, model parallel): then a forward
-        pass outside the wrapped module sees shards, so the in-loop evaluations are skipped."""
-        name = type(self.trainer.strategy).__name__
-        return any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel"))
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        if (self.verdict_logit_eval is not None or self.generated_eval is not None) and self._sharded():
-            if not getattr(self, "_warned_sharded", False):
-                log.warning(
-                    "%s shards the weights: the in-loop verdict-logit and generated evaluations are "
-                    "skipped; evaluate the exported folder with python -m cj2.evaluate",
-                    type(self.trainer.strategy).__name__,
-                )
-                self._warned_sharded = True
-            return
-        if self.verdict_logit_eval is not None:
-            # every rank scores the same embedded pairs (one forward pass each): equal values, no collective
-            self.verdict_logit_results = self.verdict_logit_eval.run(self.model, self.tokenizer)
-            for k, v in self.verdict_logit_results.items():
-                if math.isfinite(v):
-                    self.log(k, v, sync_dist=False)
-        if self.generated_eval is None:
-            return
-        every = self.generated_every_n_steps
-        periodic = (
-            every > 0 and self.global_step > 0 and self.global_step % every == 0 and self.trainer.training
-        )
-        if not (self.run_generated_eval or periodic):
-            return
-        self.model.eval()
-        results = self.generated_eval.run(
-            self.model,
-            self.tokenizer,
-            tag=f"step{self.global_step}",
-            is_global_zero=self.trainer.is_global_zero,
-        )
-        self.generated_results = results
-        for k, v in results.items():
-            if isinstance(v, (int, float)) and math.isfinite(float(v)):
-                self.log(k, float(v), rank_zero_only=True, sync_dist=False)
-
     # ------------------------------------------------------------------ optim
     def configure_optimizers(self):
         if self.optimizer_factory is None:
@@ -259,7 +217,95 @@ class JudgeModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = (checkpoint.get("hyper_parameters") or {}).get("run_config")
+        current = self.hparams.get("run_config")
+        if saved is not None and current is not None:
+            check_resume_compatible(saved, current)
         self.skipped_nonfinite = int(checkpoint.get("cj2", {}).get("skipped_nonfinite", 0))
+
+
+# What decides the trained weights: a resumed run must agree with its checkpoint on these config keys (and
+# everything under them), or it would continue a different run. Anything else (evaluations, loggers,
+# stop_after_steps, checkpoint frequency, export, output folders) may change between the two.
+RESUME_MUST_MATCH = (
+    "model",
+    "loss",
+    "data",
+    "optimizer",
+    "scheduler",
+    "seed",
+    "on_nonfinite",
+    "trainer.max_steps",
+    "trainer.accumulate_grad_batches",
+    "trainer.precision",
+    "trainer.gradient_clip_val",
+    "trainer.gradient_clip_algorithm",
+    "trainer.strategy",
+    "trainer.devices",
+    "trainer.num_nodes",
+)
+# ... except these, which change how, not what, is computed.
+RESUME_MAY_DIFFER = ("data.num_workers", "model.attn_implementation", "model.gradient_checkpointing")
+
+
+class IncompatibleResumeError(ValueError):
+    pass
+
+
+def _flat(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(cfg, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): cfg}
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Every flattened config key whose value differs: ``{"loss.gamma": (10.0, 5.0), ...}`` (saved, current;
+    a missing key reads ``<absent>``)."""
+    a, b = _flat(saved), _flat(current)
+    absent = "<absent>"
+    return {
+        k: (a.get(k, absent), b.get(k, absent))
+        for k in sorted(set(a) | set(b))
+        if a.get(k, absent) != b.get(k, absent)
+    }
+
+
+def check_resume_compatible(
+    saved: Mapping[str, Any], current: Mapping[str, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """Raise :class:`IncompatibleResumeError` naming every difference between the checkpoint's run config
+    and this run's that changes what is trained (:data:`RESUME_MUST_MATCH`); log the others. Returns all
+    differences."""
+
+    def under(key: str, prefixes: Sequence[str]) -> bool:
+        return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+    diffs = config_differences(saved, current)
+    bad = {k: v for k, v in diffs.items() if under(k, RESUME_MUST_MATCH) and not under(k, RESUME_MAY_DIFFER)}
+    if bad:
+        lines = "\n".join(f"  {k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in bad.items())
+        raise IncompatibleResumeError(
+            "ckpt_path: the checkpoint was trained with a different config; resuming would continue another "
+            f"run:\n{lines}\nStart a new run (another run_name), or resume with the checkpoint's values."
+        )
+    if diffs:
+        log.info(
+            "resuming with config changes that do not change what is trained: %s",
+            ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diffs.items()),
+        )
+    return diffs
+
+
+def _plain_loss(loss: Any) -> dict[str, Any]:
+    """The loss config as a plain dict (a dataclass or a mapping), so a checkpoint loads with weights_only."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(loss):
+        return dataclasses.asdict(loss)
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(loss).items()}
 
 
 def warmup_cosine(
@@ -290,6 +336,9 @@ def constant_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup
 
 __all__: Sequence[str] = (
     "JudgeModule",
+    "IncompatibleResumeError",
+    "check_resume_compatible",
+    "config_differences",
     "warmup_cosine",
     "constant_schedule",
     "decoder_of",

@@ -1,13 +1,15 @@
-"""``python -m cj2.train``: Hydra config -> model, data, objective -> Lightning fit -> metrics, export.
+"""``python -m cj2.train``: Hydra config -> model, data, objective, callbacks -> Lightning fit -> metrics,
+export.
 
-Thin on purpose: everything it calls works from plain Python. ``train(cfg)`` returns the sweep metric
-(``optimized_metric``, by default ``val/judge_acc``).
+Thin on purpose: ``train(cfg)`` composes the run from config (model, data module, Lightning module,
+callbacks in ``conf/callbacks/``, loggers, trainer), fits, validates once more (the final generated
+judgments), writes ``metrics.json``, exports and returns the sweep metric (``optimized_metric``, by default
+``val/judge_acc``). Every piece it builds works from plain Python too.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from pathlib import Path
@@ -15,34 +17,23 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
     CONF_DIR,
     AtomicCheckpointIO,
+    entry_run_dir,
+    json_safe,
     redact,
     register_resolvers,
     reraise_scrubbed,
     resolve_precision,
+    to_plain,
     wandb_mode,
 )
 
 log = logging.getLogger("cj2.train")
 register_resolvers()
-
-
-def _run_dir(cfg: DictConfig) -> Path:
-    if cfg.get("run_dir"):
-        return Path(cfg.run_dir)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # called from Python without Hydra
-        from cj2.runtime import run_dir
-
-        return Path(run_dir(cfg.output_root, cfg.get("run_name"), cfg.experiment_name))
 
 
 def _resolve_ckpt(ckpt_path: str | None, out: Path) -> str | None:
@@ -93,41 +84,10 @@ def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any]) -> list:
     return loggers
 
 
-class StopAfterSteps(L.Callback):
-    def __init__(self, steps: int):
-        self.steps = int(steps)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step >= self.steps:
-            trainer.should_stop = True
-
-
-def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in metrics.items():
-        if torch.is_tensor(v):
-            v = v.item() if v.numel() == 1 else v.tolist()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[k] = v
-    return out
-
-
-def train(cfg: DictConfig) -> float | None:
-    from cj2.data.datamodule import DataPositionCallback, JudgeDataModule
-    from cj2.data.templates import get_template
-    from cj2.judging import GeneratedEval
-    from cj2.losses import build_objective
-    from cj2.models import cache_dir, describe, load_model, load_tokenizer
-    from cj2.models.export import export_hf
-    from cj2.module import JudgeModule
-
-    t0 = time.time()
-    out = _run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    L.seed_everything(int(cfg.seed), workers=True)
+def build_model(cfg: DictConfig) -> tuple[Any, Any]:
+    """The model and tokenizer of ``cfg.model``: loaded (or a tiny random one), PEFT adapters applied, the
+    bottom layers frozen when ``model.trainable_layers`` is set."""
+    from cj2.models import describe, load_model, load_tokenizer
 
     mcfg = cfg.model
     tokenizer = load_tokenizer(mcfg.name_or_path, trust_remote_code=bool(mcfg.trust_remote_code))
@@ -144,128 +104,42 @@ def train(cfg: DictConfig) -> float | None:
     if mcfg.get("peft"):
         from cj2.models import apply_peft
 
-        model = apply_peft(model, OmegaConf.to_container(mcfg.peft, resolve=True))
+        model = apply_peft(model, to_plain(mcfg.peft))
     if mcfg.get("trainable_layers") is not None:  # after PEFT, so adapters train only in the top layers too
         from cj2.models import freeze_bottom_layers
 
         freeze_bottom_layers(model, int(mcfg.trainable_layers))
     log.info("model: %s", describe(model))
+    return model, tokenizer
 
-    loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
-    objective = build_objective(loss_cfg)
-    dcfg = OmegaConf.to_container(cfg.data, resolve=True)
-    dm = JudgeDataModule(
-        tokenizer,
-        **dcfg,
-        seed=int(cfg.seed),
-        accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
-        preference=objective.needs_reference,
-        need_verdict_tokens=objective.uses_verdict,
-    )
 
-    precision = resolve_precision(
-        cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto"))
-    )
-    ckpt = _resolve_ckpt(cfg.get("ckpt_path"), out)
-    # A resumed run reports the untrained baselines it was started with (from the cache) and computes none.
-    resuming = ckpt is not None
-    model_id = f"{mcfg.name_or_path}|{mcfg.dtype}|{mcfg.get('tiny_config')}|seed={cfg.seed}"
-    gcfg = cfg.eval.generated
-    gen_eval = None
-    baseline: dict[str, float] = {}
-    if gcfg.enabled and gcfg.n_items > 0:
-        gen_eval = GeneratedEval(
-            dm.eval_items(int(gcfg.n_items), n_unseen=int(gcfg.get("n_unseen_items", 0))),
-            template=gcfg.template,
-            max_new_tokens=int(gcfg.max_new_tokens),
-            batch_size=int(gcfg.batch_size),
-            out_dir=out,
-            heldout_families=dm.heldout_families(),
-            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None,
-        )
-        if gcfg.untrained_baseline:
-            t = time.time()
-            baseline = gen_eval.baseline(
-                model, tokenizer, model_id=model_id, cache_dir=cache_dir(), lookup_only=resuming
-            )
-            log.info("untrained baseline (%.0fs): %s", time.time() - t, baseline)
+def build_callbacks(cfg: DictConfig, loggers: list) -> list[L.Callback]:
+    """The callbacks of ``conf/callbacks/`` (evaluations, checkpoint), then the plumbing resume relies on:
+    the data position, ``stop_after_steps``, the test-only kill point and, with a logger, the LR monitor."""
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
-    vcfg = cfg.eval.get("verdict_logits")
-    logit_eval = None
-    if vcfg is not None and vcfg.enabled:
-        from cj2.evaluation.validation import VerdictLogitEval
-
-        common = dict(
-            seed=int(cfg.seed),
-            batch_size=int(vcfg.batch_size),
-            both_orders=bool(vcfg.both_orders),
-            autocast_dtype=torch.bfloat16 if precision.startswith("bf16") else None,
-        )
-        if vcfg.get("items", "embedded") == "heldout":  # the generated evaluation's held-out items
-            logit_eval = VerdictLogitEval(
-                dm.eval_items(int(vcfg.n_items), n_unseen=int(vcfg.get("n_unseen_items", 0))),
-                vcfg.template,
-                heldout_families=dm.heldout_families(),
-                **common,
-            )
-        else:  # the embedded JudgerBenchV2-shaped benchmark (hard-tier scenarios)
-            logit_eval = VerdictLogitEval.embedded(
-                vcfg.template, n_queries=int(vcfg.n_queries), scenarios=vcfg.scenarios, **common
-            )
-        t = time.time()
-        if vcfg.untrained_baseline:
-            baseline.update(
-                logit_eval.baseline(
-                    model, tokenizer, model_id=model_id, cache_dir=cache_dir(), lookup_only=resuming
-                )
-            )
-        if "val_untrained/verdict_logit_acc" in baseline:
-            log.info(
-                "untrained verdict-logit baseline on %d pairs (%.0fs): acc %.3f, jbv2_final %.1f",
-                len(logit_eval),
-                time.time() - t,
-                baseline["val_untrained/verdict_logit_acc"],
-                baseline.get("val_untrained/jbv2_final", math.nan),
-            )
-
-    module = JudgeModule(
-        model,
-        loss_cfg,
-        hydra.utils.instantiate(cfg.optimizer),
-        hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        tokenizer=tokenizer,
-        on_nonfinite=cfg.on_nonfinite,
-        generated_eval=gen_eval,
-        verdict_logit_eval=logit_eval,
-    )
-    if gen_eval is not None and int(gcfg.every_n_steps) > 0:
-        module.generated_every_n_steps = int(gcfg.every_n_steps)
-
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-
-    callbacks = [
-        DataPositionCallback(),
-        ModelCheckpoint(
-            dirpath=str(out),
-            filename="step{step}",
-            save_last=True,
-            save_top_k=0,
-            every_n_train_steps=int(cfg.checkpoint_every_n_steps),
-            save_on_train_epoch_end=False,
-            enable_version_counter=False,
-        ),
-    ]
-    if cfg.get("stop_after_steps"):
-        callbacks.append(StopAfterSteps(int(cfg.stop_after_steps)))
+    from cj2.callbacks import StopAfterSteps
+    from cj2.data.datamodule import DataPositionCallback
     from cj2.testing import kill_callbacks  # test-only: CJ2_TEST_KILL_AT=train.step:k, else none
 
+    callbacks = [
+        hydra.utils.instantiate(entry, _convert_="all")
+        for entry in (cfg.get("callbacks") or {}).values()
+        if entry is not None and "_target_" in entry
+    ]
+    callbacks.append(DataPositionCallback())
+    if cfg.get("stop_after_steps"):
+        callbacks.append(StopAfterSteps(int(cfg.stop_after_steps)))
     callbacks += kill_callbacks()
-    loggers = build_loggers(cfg, out, resolved)
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, out: Path, callbacks: list, loggers: list, precision: str) -> L.Trainer:
+    tcfg = to_plain(cfg.trainer)
     tcfg.pop("precision", None)
-    trainer = hydra.utils.instantiate(
+    return hydra.utils.instantiate(
         tcfg,
         callbacks=callbacks,
         logger=loggers or False,
@@ -274,61 +148,104 @@ def train(cfg: DictConfig) -> float | None:
         default_root_dir=str(out),
         _convert_="all",
     )
+
+
+def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, precision: str, t0: float):
+    """What ``metrics.json`` holds: the final validation, every evaluation callback's results and untrained
+    baseline, the run's facts and the data statistics (rejection sampling's at top level)."""
+    metrics: dict[str, Any] = dict(val)
+    for cb in trainer.callbacks:
+        if hasattr(cb, "summary"):
+            metrics.update(cb.summary())
+    metrics.update(
+        {
+            "global_step": trainer.global_step,
+            "wall_time_s": round(time.time() - t0, 1),
+            "loss": cfg.loss.name,
+            "seed": int(cfg.seed),
+            "precision": precision,
+            "skipped_nonfinite": module.skipped_nonfinite,
+            "data_stats": dm.stats,
+        }
+    )
+    metrics.update(dm.stats.get("rft_metrics", {}))  # M, rft/keep_rate, rft/pass_at_m, ... (top level)
+    m = OmegaConf.select(cfg, "data.rejection.m", default=None)
+    if m is not None:
+        metrics["M"] = int(m)
+    return metrics
+
+
+def export(cfg: DictConfig, module, tokenizer, out: Path) -> None:
+    """``<run>/hf``: a plain Hugging Face folder with ``cj2_judge.json`` (the template it was trained on)."""
+    from cj2.data.templates import get_template
+    from cj2.models.export import export_hf
+
+    tpl = get_template(str(OmegaConf.select(cfg, "callbacks.generated.template", default="cj2_check")))
+    card = {"template": tpl.name, "format": tpl.format, "loss": str(cfg.loss.name), "run": str(out.name)}
+    export_hf(module.model, tokenizer, out / "hf", judge_card=card)
+
+
+def train(cfg: DictConfig) -> float | None:
+    from cj2.data.datamodule import JudgeDataModule
+    from cj2.data.io import atomic_write_json
+    from cj2.module import JudgeModule
+
+    t0 = time.time()
+    out = entry_run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = redact(to_plain(cfg))
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    L.seed_everything(int(cfg.seed), workers=True)
+
+    model, tokenizer = build_model(cfg)
+    module = JudgeModule(
+        model,
+        to_plain(cfg.loss),
+        hydra.utils.instantiate(cfg.optimizer),
+        hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        tokenizer=tokenizer,
+        on_nonfinite=cfg.on_nonfinite,
+        run_config=resolved,
+    )
+    dm = JudgeDataModule(
+        tokenizer,
+        **to_plain(cfg.data),
+        seed=int(cfg.seed),
+        accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
+        preference=module.objective.needs_reference,
+        need_verdict_tokens=module.objective.uses_verdict,
+    )
+    precision = resolve_precision(
+        cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto"))
+    )
+    loggers = build_loggers(cfg, out, resolved)
+    trainer = build_trainer(cfg, out, build_callbacks(cfg, loggers), loggers, precision)
     model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=ckpt)
-        # the final validation: teacher-forced diagnostics + generated judgments in both orders
-        module.run_generated_eval = gen_eval is not None
-        val = trainer.validate(module, datamodule=dm, verbose=False)
-        metrics.update(val[0] if val else {})
-        metrics.update(module.generated_results)
-        metrics.update(module.verdict_logit_results)
-        metrics.update(baseline)
-        metrics.update(
-            {
-                "global_step": trainer.global_step,
-                "wall_time_s": round(time.time() - t0, 1),
-                "loss": cfg.loss.name,
-                "seed": int(cfg.seed),
-                "precision": precision,
-                "skipped_nonfinite": module.skipped_nonfinite,
-                "data_stats": dm.stats,
-            }
-        )
-        metrics.update(dm.stats.get("rft_metrics", {}))  # M, rft/keep_rate, rft/pass_at_m, ... (top level)
-        m = OmegaConf.select(cfg, "data.rejection.m", default=None)
-        if m is not None:
-            metrics["M"] = int(m)
+        trainer.fit(module, datamodule=dm, ckpt_path=_resolve_ckpt(cfg.get("ckpt_path"), out))
+        val = trainer.validate(module, datamodule=dm, verbose=False)  # + the final generated judgments
+        metrics = run_metrics(cfg, trainer, module, dm, val[0] if val else {}, precision, t0)
         if trainer.is_global_zero:
-            from cj2.data.io import atomic_write_json
-
-            atomic_write_json(out / "metrics.json", _json_safe(metrics))
+            atomic_write_json(out / "metrics.json", json_safe(metrics))
             if cfg.get("export", False):
-                tpl = get_template(str(OmegaConf.select(cfg, "eval.generated.template", default="cj2_check")))
-                export_hf(
-                    module.model,
-                    tokenizer,
-                    out / "hf",
-                    judge_card={
-                        "template": tpl.name,
-                        "format": tpl.format,
-                        "loss": str(cfg.loss.name),
-                        "run": str(out.name),
-                    },
-                )
+                export(cfg, module, tokenizer, out)
             log.info("run folder: %s", out)
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
         reraise_scrubbed(err)
         raise
     finally:
-        for lg in loggers:
-            if type(lg).__name__ == "WandbLogger":
-                import wandb
-
-                wandb.finish()
+        _finish_wandb(loggers)
     value = metrics.get(cfg.optimized_metric)
     return None if value is None else float(value)
+
+
+def _finish_wandb(loggers: list) -> None:
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

@@ -76,6 +76,16 @@ import unicodedata
 from collections.abc import Iterator
 from typing import NamedTuple
 
+# A verdict's letter in the other order of the two responses (the one copy of this map).
+SWAP = {"A": "B", "B": "A"}
+
+
+def unswap(verdict: str | None) -> str | None:
+    """A verdict given on the swapped pair, expressed in the original order (``"A"`` <-> ``"B"``); any
+    other label (``"tie"``) and ``None`` are returned as they are."""
+    return SWAP.get(verdict, verdict) if verdict is not None else None
+
+
 FORMATS: tuple[str, ...] = ("cj2_choice", "brackets", "arena", "winner_json", "score", "correctness", "none")
 
 _LABELS: dict[str, tuple[str, ...]] = {

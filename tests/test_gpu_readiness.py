@@ -73,7 +73,7 @@ def test_lora_training_keeps_base_weights_and_export_merges_the_adapters(tmp_pat
         "model.peft.lora_dropout=0.0",
         "optimizer.lr=1e-2",
         "export=true",
-        "eval.generated.enabled=false",
+        "callbacks.generated=null",
     )
     train(cfg)
     assert cfg.trainer.max_steps % cfg.checkpoint_every_n_steps == 0  # so last.ckpt holds the final weights

@@ -659,8 +659,8 @@ def test_train_with_trainable_layers_changes_only_the_top_layer(tmp_path, tokeni
         tmp_path,
         "model.trainable_layers=1",
         "optimizer.lr=1e-2",
-        "eval.generated.enabled=false",
-        "eval.verdict_logits.enabled=false",
+        "callbacks.generated=null",
+        "callbacks.verdict_logits=null",
     )
     train(cfg)
     state = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]

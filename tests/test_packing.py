@@ -255,7 +255,7 @@ def test_training_runs_with_packed_batches(tmp_path):
     from cj2.train import train
     from tests.test_train import cfg_for
 
-    cfg = cfg_for(tmp_path, "data.packing=true", "trainer.max_steps=2", "eval.generated.enabled=false")
+    cfg = cfg_for(tmp_path, "data.packing=true", "trainer.max_steps=2", "callbacks.generated=null")
     train(cfg)
     assert (tmp_path / "metrics.json").exists()
 

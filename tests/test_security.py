@@ -51,7 +51,7 @@ def test_training_never_writes_a_secret(tmp_path, monkeypatch, caplog):
         tmp_path,
         "logger=default",
         f"+judge_api_key={SECRET}",
-        "eval.generated.enabled=false",
+        "callbacks.generated=null",
         "trainer.max_steps=2",
     )
     train(cfg)

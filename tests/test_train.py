@@ -30,13 +30,13 @@ TINY_RUN = [
     "trainer.precision=32-true",
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1",
-    "eval.generated.n_items=2",
-    "eval.generated.max_new_tokens=8",
-    "eval.generated.untrained_baseline=false",
+    "callbacks.generated.n_items=2",
+    "callbacks.generated.max_new_tokens=8",
+    "callbacks.generated.untrained_baseline=false",
     "checkpoint_every_n_steps=2",
     "export=false",
     "optimizer.lr=1e-3",
-    "eval.verdict_logits.n_queries=2",
+    "callbacks.verdict_logits.n_queries=2",
 ]
 
 
@@ -148,7 +148,7 @@ def test_resume_from_mid_run_checkpoint_matches_uninterrupted(tmp_path):
         "trainer.max_steps=6",
         "checkpoint_every_n_steps=1",
         "data.builtin.n_train=40",
-        "eval.generated.enabled=false",
+        "callbacks.generated=null",
     ]
     train(cfg_for(full, *common))
     # the interrupted run: stop after 3 steps (same schedule length), then resume to 6
@@ -219,7 +219,7 @@ def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, t
     """On CPU the bf16 generated eval decodes with a bf16 copy: the model in training keeps its fp32 weights
     and its train mode, and the verdicts are parsed and scored as in fp32."""
     from cj2.data.tasks import generate_items
-    from cj2.judging import GeneratedEval
+    from cj2.evaluation.generated import GeneratedEval
 
     items = generate_items(2, split="validation", seed=0)
     tiny_model.train()
@@ -246,16 +246,23 @@ def test_generated_eval_bf16_on_cpu_leaves_the_trained_model_alone(tiny_model, t
 
 
 def test_sharded_strategy_skips_the_in_loop_evaluations(tiny_model, tokenizer):
-    """Under FSDP/DeepSpeed a forward pass outside the wrapped module sees weight shards: the module skips its
-    verdict-logit and generated evaluations (with a warning) instead of failing or hanging."""
+    """Under FSDP/DeepSpeed a forward pass outside the wrapped module sees weight shards: the evaluation
+    callbacks skip their baselines and evaluations (with a warning) instead of failing or hanging."""
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    from cj2.callbacks import GeneratedJudgments, VerdictLogitBenchmark, sharded
     from cj2.module import JudgeModule
 
     calls = []
 
     class Eval:
         def run(self, *args, **kwargs):
-            calls.append(args)
+            calls.append(("run", args))
             return {"val/x": 1.0}
+
+        def baseline(self, *args, **kwargs):
+            calls.append(("baseline", args))
+            return {"val_untrained/x": 0.0}
 
     class FSDPStrategy:
         pass
@@ -263,27 +270,96 @@ def test_sharded_strategy_skips_the_in_loop_evaluations(tiny_model, tokenizer):
     class DDPStrategy:
         pass
 
+    class FakeState:
+        fn = TrainerFn.VALIDATING
+
     class FakeTrainer:
         sanity_checking = False
-        training = False
         is_global_zero = True
+        global_step = 4
+        ckpt_path = None
+        state = FakeState()
 
-    module = JudgeModule(
-        tiny_model,
-        {"name": "sft"},
-        None,
-        tokenizer=tokenizer,
-        generated_eval=Eval(),
-        verdict_logit_eval=Eval(),
-    )
-    module.run_generated_eval = True
+    module = JudgeModule(tiny_model, {"name": "sft"}, None, tokenizer=tokenizer)
     trainer = FakeTrainer()
     trainer.strategy = FSDPStrategy()
-    module.trainer = trainer
-    module.on_validation_epoch_end()
-    assert calls == [] and module._sharded()
-    trainer.strategy = DDPStrategy()
-    assert not module._sharded()
+    module.log = lambda *a, **k: None
+    callbacks = [GeneratedJudgments(), VerdictLogitBenchmark()]
+    for cb in callbacks:
+        cb.evaluator = Eval()
+        cb.on_fit_start(trainer, module)
+        cb.on_validation_epoch_end(trainer, module)
+    assert calls == [] and sharded(trainer)
+    trainer.strategy = DDPStrategy()  # the same hooks, unsharded: both evaluations and baselines run
+    for cb in callbacks:
+        cb.on_fit_start(trainer, module)
+        cb.on_validation_epoch_end(trainer, module)
+    assert not sharded(trainer) and [c for c, _ in calls] == ["baseline", "run", "baseline", "run"]
+    assert callbacks[0].summary() == {"val/x": 1.0, "val_untrained/x": 0.0}
+
+
+def test_generated_judgments_every_n_steps_during_fit(tmp_path, monkeypatch):
+    """callbacks.generated.every_n_steps=2 scores the judge at steps 2 and 4 of fit (a learning curve) and
+    once more in the final validation, each written to the run folder."""
+    import cj2.models
+    from cj2.train import train
+
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    train(
+        cfg_for(
+            tmp_path,
+            "callbacks.generated.every_n_steps=2",
+            "trainer.val_check_interval=2",
+            "callbacks.verdict_logits=null",
+        )
+    )
+    names = sorted(p.name for p in tmp_path.glob("generations_step*.jsonl"))
+    assert names == ["generations_step2.jsonl", "generations_step4.jsonl"]
+    rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    col = header.index("val/judge_acc")
+    steps = [r.split(",")[header.index("step")] for r in rows[1:] if r.split(",")[col] != ""]
+    assert len(steps) >= 2, rows  # logged during fit, not only at the end
+
+
+def test_checkpoint_carries_its_run_config_and_resume_refuses_a_different_one(tmp_path):
+    """A .ckpt knows its loss, data and optimizer (save_hyperparameters, loadable with weights_only); resuming
+    with a config that changes what is trained fails naming each difference; other changes are allowed."""
+    from cj2.module import IncompatibleResumeError
+    from cj2.train import train
+
+    common = ["trainer.max_steps=4", "callbacks.generated=null", "callbacks.verdict_logits=null"]
+    train(cfg_for(tmp_path, *common, "stop_after_steps=2"))
+    ckpt = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    hp = ckpt["hyper_parameters"]
+    assert hp["loss"]["name"] == "margin" and hp["run_config"]["loss"]["name"] == "margin"
+    assert hp["run_config"]["optimizer"]["lr"] == pytest.approx(1e-3)
+    assert hp["run_config"]["data"]["batch_size"] == 4
+    with pytest.raises(IncompatibleResumeError) as err:
+        train(cfg_for(tmp_path, *common, "ckpt_path=last", "optimizer.lr=2e-3", "loss.gamma=5"))
+    msg = str(err.value)
+    assert "optimizer.lr: 0.001 in the checkpoint, 0.002 now" in msg and "loss.gamma" in msg
+    assert "stop_after_steps" not in msg
+    # a change of evaluation, stop point or checkpoint frequency is not a different run
+    train(cfg_for(tmp_path, *common, "ckpt_path=last", "checkpoint_every_n_steps=1"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 4
+
+
+def test_config_differences_name_nested_added_and_removed_keys():
+    from cj2.module import check_resume_compatible, config_differences
+
+    a = {"model": {"name": "x", "peft": None}, "loss": {"gamma": 10}, "logger": {"csv": True}}
+    b = {"model": {"name": "x", "peft": {"r": 8}}, "loss": {"gamma": 10}, "logger": {"csv": False}, "new": 1}
+    d = config_differences(a, b)
+    assert d == {
+        "logger.csv": (True, False),
+        "model.peft": (None, "<absent>"),
+        "model.peft.r": ("<absent>", 8),
+        "new": ("<absent>", 1),
+    }
+    with pytest.raises(ValueError, match="model.peft.r"):
+        check_resume_compatible(a, b)
+    assert check_resume_compatible(a, {**a, "logger": {"csv": False}}) == {"logger.csv": (True, False)}
 
 
 # ------------------------------------------- the verdict term teaches a judgment, not only the format
@@ -397,11 +473,11 @@ def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, mo
             "data.builtin.tiers=[easy]",
             "data.builtin.both_orders=true",
             "data.builtin.templates=[cj2_direct]",
-            "eval.generated.template=cj2_direct",
-            "eval.generated.n_unseen_items=2",
-            "eval.verdict_logits.items=heldout",
-            "eval.verdict_logits.both_orders=true",
-            "eval.verdict_logits.untrained_baseline=false",
+            "callbacks.generated.template=cj2_direct",
+            "callbacks.generated.n_unseen_items=2",
+            "callbacks.verdict_logits.items=heldout",
+            "callbacks.verdict_logits.both_orders=true",
+            "callbacks.verdict_logits.untrained_baseline=false",
             "export=true",
         )
     )

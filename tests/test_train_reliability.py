@@ -37,7 +37,7 @@ def _cmd(root: Path, name: str, *extra: str) -> list[str]:
         "trainer.max_steps=8",
         "checkpoint_every_n_steps=1",
         "data.builtin.n_train=40",
-        "eval.generated.n_items=2",
+        "callbacks.generated.n_items=2",
         f"output_root={root}",
         f"run_name={name}",
         *extra,

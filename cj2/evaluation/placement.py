@@ -26,6 +26,7 @@ import random
 from collections.abc import Sequence
 
 from cj2.data.schema import PairwiseItem
+from cj2.verdict import unswap
 
 PLACEMENTS = ("balanced", "opencompass", "fixed")
 
@@ -112,6 +113,4 @@ def present(item: PairwiseItem, swapped: bool) -> PairwiseItem:
 
 def to_original(verdict: str | None, swapped: bool) -> str | None:
     """A verdict given on the presented pair, in the frame of the item as read (``A`` = first response)."""
-    if verdict is None or not swapped:
-        return verdict
-    return {"A": "B", "B": "A"}.get(verdict, verdict)
+    return unswap(verdict) if swapped else verdict

@@ -16,8 +16,10 @@ from typing import Any
 
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
+from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
 from cj2.evaluation.logits import VerdictLogitScorer
 from cj2.evaluation.placement import balanced_placement
+from cj2.verdict import unswap
 
 
 class _LogitJudge:
@@ -128,7 +130,7 @@ def letter_diagnostics(rows: Sequence[dict[str, Any]], prefix: str) -> dict[str,
         probs = r.get("probs")
         if not probs or "A" not in probs or "B" not in probs:
             continue
-        shown_gold = r["gold"] if r["order"] == "AB" else {"A": "B", "B": "A"}.get(r["gold"], r["gold"])
+        shown_gold = r["gold"] if r["order"] == "AB" else unswap(r["gold"])
         if shown_gold not in by_gold:
             continue
         eps = 1e-12
@@ -201,8 +203,6 @@ class VerdictLogitEval:
     def key(self, model_id: str) -> str:
         """Cache key of the untrained baseline: model, template, placement seed, precision, batch size and
         the items' content."""
-        from cj2.judging import cache_key, item_fingerprint
-
         items = getattr(self.benchmark, "items", self.benchmark)
         tpl = self.template if isinstance(self.template, str) else self.template.name
         return cache_key(
@@ -222,8 +222,6 @@ class VerdictLogitEval:
     ) -> dict[str, float]:
         """The untrained model's verdict-logit metrics (``val_untrained/...``), computed once and cached
         (``lookup_only``: the cached metrics or nothing)."""
-        from cj2.judging import cached_metrics
-
         compute = (
             None if lookup_only else (lambda: self.run(model, tokenizer, prefix=f"{self.prefix}_untrained"))
         )
@@ -245,9 +243,7 @@ class VerdictLogitEval:
         if not self.heldout_families:
             groups = [(self.benchmark, "")]
         else:
-            seen = [it for it in items if it.domain not in self.heldout_families]
-            unseen = [it for it in items if it.domain in self.heldout_families]
-            groups = [(g, x) for g, x in ((seen, ""), (unseen, "_unseen_family")) if g]
+            groups = family_groups(items, self.heldout_families, lambda it: it.domain)
         out: dict[str, float] = {}
         with autocast:
             for group, suffix in groups:

@@ -9,13 +9,8 @@ import torch
 from torch import Tensor
 
 from cj2.metrics._base import JudgeMetric, check_lengths, ratio
-
-_SWAP = {"A": "B", "B": "A"}
-
-
-def unswap(verdict: str | None) -> str | None:
-    """A verdict given on the swapped pair, expressed in the original order (``"A"`` <-> ``"B"``)."""
-    return _SWAP.get(verdict, verdict) if verdict is not None else None
+from cj2.verdict import SWAP as _SWAP
+from cj2.verdict import unswap
 
 
 def _toward(verdict: str | None, side: str) -> int:

@@ -1,19 +1,16 @@
-"""Generated-judgment evaluation on held-out pairwise items, in both orders.
+"""The in-training evaluation by generated judgments on held-out pairwise items, in both orders.
 
 The judge writes its critique and verdict greedily for every item twice: responses as given (A/B) and
-swapped (B/A). Verdicts are parsed with :mod:`cj2.verdict`; an unparsable output counts as wrong
-(strict accuracy). Used by the training loop's validation (``val/judge_acc``) and its untrained baseline.
-The cheaper
-verdict-logit metrics on the embedded benchmark (``val/verdict_logit_acc``, ``val/jbv2_final``) are
-:func:`cj2.evaluation.verdict_logit_metrics`; ``python -m cj2.evaluate`` is the full evaluation.
+swapped (B/A). Verdicts are parsed with :mod:`cj2.verdict`; an unparsable output counts as wrong (strict
+accuracy). The training loop runs it through :class:`cj2.callbacks.GeneratedJudgments` (``val/judge_acc``
+and its untrained baseline). The cheaper verdict-logit metrics are :mod:`cj2.evaluation.validation`;
+``python -m cj2.evaluate`` is the full evaluation and :class:`cj2.judge.Judge` the user-facing API.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,14 +18,12 @@ from typing import Any
 
 import torch
 
-from cj2.data.io import atomic_write_json, write_jsonl
+from cj2.data.io import write_jsonl
 from cj2.data.schema import PairwiseItem
-from cj2.metrics.swap import unswap  # noqa: F401 - the one copy; re-exported for callers of cj2.judging
-from cj2.verdict import parse_verdict
+from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
+from cj2.verdict import parse_verdict, unswap
 
 log = logging.getLogger(__name__)
-
-_OTHER = {"A": "B", "B": "A"}
 
 
 class GeneratedEval:
@@ -122,11 +117,9 @@ class GeneratedEval:
     def score(self, rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         """The headline metrics over the trained families' items and, when there are any, the same metrics
         over the held-out families' items with the suffix ``_unseen_family``."""
-        seen = [r for r in rows if r["domain"] not in self.heldout_families]
-        unseen = [r for r in rows if r["domain"] in self.heldout_families]
-        out = self._score(seen, "") if seen else {}
-        if unseen:
-            out.update(self._score(unseen, "_unseen_family"))
+        out: dict[str, float] = {}
+        for group, suffix in family_groups(rows, self.heldout_families, lambda r: r["domain"]):
+            out.update(self._score(group, suffix))
         return out
 
     def _score(self, rows: Sequence[dict[str, Any]], suffix: str) -> dict[str, float]:
@@ -163,7 +156,7 @@ class GeneratedEval:
         }
         # strict accuracy per gold label as the judge saw it: a letter preference shows as a gap
         for g in ("A", "B"):
-            shown = [r for r in rows if (r["gold"] if r["order"] == "AB" else _OTHER.get(r["gold"])) == g]
+            shown = [r for r in rows if (r["gold"] if r["order"] == "AB" else unswap(r["gold"])) == g]
             if shown:
                 out[f"{p}/judge_acc{x}_gold_{g}"] = sum(bool(r["correct"]) for r in shown) / len(shown)
         return out
@@ -197,29 +190,3 @@ class GeneratedEval:
             return metrics
 
         return cached_metrics(cache_dir, self.key(model_id), model_id, None if lookup_only else compute)
-
-
-def cache_key(*parts: Any) -> str:
-    """A short stable hash of JSON-serialisable ``parts``: the file name of a cached baseline."""
-    return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()[:16]
-
-
-def item_fingerprint(items: Sequence[PairwiseItem]) -> str:
-    """A hash of the items' content (ids, question, responses, label), so a cached score notices a change."""
-    h = hashlib.sha256()
-    for it in items:
-        h.update(json.dumps([it.id, it.question, it.response_a, it.response_b, it.label]).encode())
-    return h.hexdigest()
-
-
-def cached_metrics(cache_dir: str | Path | None, key: str, model_id: str, compute) -> dict[str, float]:
-    """``compute()``'s metrics, cached as ``<cache_dir>/baselines/<key>.json`` (no cache without a dir)."""
-    path = Path(cache_dir) / "baselines" / f"{key}.json" if cache_dir else None
-    if path is not None and path.exists():
-        return {k: float(v) for k, v in json.loads(path.read_text())["metrics"].items()}
-    if compute is None:  # a lookup only (a resumed run reports the baseline it was started with, if cached)
-        return {}
-    metrics = compute()
-    if path is not None:
-        atomic_write_json(path, {"model": model_id, "metrics": metrics})
-    return metrics
