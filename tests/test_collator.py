@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cj2.data.collator import IGNORE_INDEX, JudgeCollator, SkipRecord, encode_preference, encode_record
-from cj2.data.io import DataError
+from cj2.data.collator import IGNORE_INDEX, JudgeCollator, encode_preference, encode_record
+from cj2.data.io import DataError, SkipRecord
 from cj2.data.schema import PreferenceRecord, TrainRecord
 from cj2.verdict import render_verdict
 

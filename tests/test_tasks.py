@@ -573,6 +573,9 @@ def test_preference_records_chosen_gold_rejected_flawed():
 
 
 def test_no_verdict_marker_is_spelled_in_the_tasks_module():
-    source = Path(tasks_module.__file__).read_text(encoding="utf-8")
-    for marker in ('"Choice": "Model', "[[A]]", "[[B]]", '"winner": "', "Rating: [[", '"Correct": "'):
-        assert marker not in source, marker
+    files = sorted(Path(tasks_module.__file__).parent.rglob("*.py"))  # every module of the package
+    assert len(files) > 1
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        for marker in ('"Choice": "Model', "[[A]]", "[[B]]", '"winner": "', "Rating: [[", '"Correct": "'):
+            assert marker not in source, (path.name, marker)

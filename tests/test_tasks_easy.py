@@ -16,7 +16,7 @@ from cj2.data.tasks import (
     held_out_families,
     split_families,
 )
-from cj2.data.tasks_easy import ANTONYMS, CAPITALS, PLURALS, SCIENCE
+from cj2.data.tasks.easy import ANTONYMS, CAPITALS, PLURALS, SCIENCE
 from cj2.data.templates import get_template, template_names
 from cj2.verdict import parse_verdict
 

@@ -21,22 +21,13 @@ from typing import Any
 
 import torch
 
-from cj2.data.io import DataError
+from cj2.data.io import DataError, SkipRecord
 from cj2.data.schema import PreferenceRecord, TrainRecord
 from cj2.verdict import label_surface, labels_for, locate_verdict, single_token_labels
 
 IGNORE_INDEX = -100
 OVERLONG_POLICIES = ("truncate_prompt", "drop", "error")
 TRUNCATION_MARK = "\n[... truncated ...]\n"
-
-
-class SkipRecord(Exception):
-    """A record that is left out on purpose; the caller counts ``reason``."""
-
-    def __init__(self, reason: str, record_id: str, detail: str = ""):
-        self.reason = reason
-        self.record_id = record_id
-        super().__init__(f"record {record_id!r}: {reason}{': ' + detail if detail else ''}")
 
 
 @dataclass

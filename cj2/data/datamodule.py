@@ -18,7 +18,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from cj2.data.collator import EncodedSample, JudgeCollator, SkipRecord, encode_preference, encode_record
+from cj2.data.collator import EncodedSample, JudgeCollator, encode_preference, encode_record
+from cj2.data.io import SkipRecord
 from cj2.data.packing import PackedCollator, resolve_packing
 from cj2.data.records import read_preference_records, read_train_records
 from cj2.data.sampler import MicroBatch, StepBatchSampler

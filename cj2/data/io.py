@@ -1,7 +1,9 @@
 """File I/O at the edges: row readers that name file and line on failure, and atomic writers.
 
 Every reader in cj2 goes through :func:`read_rows`, so a malformed file always gives the same kind of
-error, :class:`DataError`, whose message names ``file:line`` and, where one is at fault, the field.
+error, :class:`DataError`, whose message names ``file:line`` and, where one is at fault, the field. A
+record that is fine but left out on purpose (a stated policy) is a :class:`SkipRecord` instead, wherever
+it is dropped: reading (the adapters) or tokenising (the collator).
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ class DataError(ValueError):
         if field is not None:
             where += f": field {field!r}"
         super().__init__(f"{where}: {message}")
+
+
+class SkipRecord(Exception):
+    """A well-formed record left out on purpose by a stated policy; the caller counts it under ``reason``.
+
+    Not an error: the adapters raise it for a record their policy drops (a PandaLM row whose annotators
+    all disagree: ``no_majority``) and the collator for a training record it cannot encode as asked
+    (``overlong``, ``verdict_not_found``, ...). ``record_id`` names the record when it has one.
+    """
+
+    def __init__(self, reason: str, record_id: str | None = None, detail: str = ""):
+        self.reason = reason
+        self.record_id = record_id
+        if record_id is None:
+            message = detail or reason
+        else:
+            message = f"record {record_id!r}: {reason}{': ' + detail if detail else ''}"
+        super().__init__(message)
 
 
 def _suffix(path: Path) -> str:
