@@ -15,12 +15,17 @@ score them.
 Every benchmark becomes a list of :class:`~cj2.data.schema.PairwiseItem` in the file's order (RMB
 best-of-N groups become one pair per loser, ``meta["bon_group"]``). ``benchmark.gt_path`` replaces the
 labels with a Mix-of-Judgers ground truth written by ``python -m cj2.moj`` (Sec. 4.2).
+
+Each benchmark is one :class:`BenchmarkSpec` in :data:`BENCHMARKS` (its loader, its config keys, its
+scoring kind, default template and benchmark-specific metrics). Adding a benchmark = one loader function
+registered with :func:`register_benchmark` (here or in any module imported before the run) and one
+``conf/benchmark/<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,27 +36,10 @@ from cj2.data.schema import PAIRWISE_LABELS, BestOfNItem, PairwiseItem
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "pairwise")
 JUDGERBENCH_REFERENCE = "gpt-4o-mini-2024-07-18"
 
-# benchmark -> (scoring kind, default template)
-_KIND = {
-    "embedded": ("judgerbench", "cj2_short"),
-    "judgerbenchv2": ("judgerbench", "judgerbenchv2"),
-    "rewardbench": ("rewardbench", "cj2_eval"),
-    "judgebench": ("judgebench", "cj2_eval"),
-    "rmb": ("rmb", "cj2_eval"),
-    "pairwise": ("pairwise", "cj2_eval"),
-}
+# Keys every benchmark accepts; a spec adds its own (BenchmarkSpec.keys).
 _COMMON_KEYS = ("name", "path", "limit", "gt_path", "on_error", "template", "description")
-_KEYS: dict[str, tuple[str, ...]] = {
-    "embedded": ("n_queries", "models", "scenarios", "split", "seed"),
-    "judgerbenchv2": ("compat", "reference_model"),
-    "rewardbench": ("weighting",),
-    "judgebench": (),
-    "rmb": (),
-    "pairwise": ("adapter", "options"),
-}
 # Keys that cap or describe a run without changing any item's result (left out of the resume fingerprint).
 OPERATIONAL_KEYS = ("limit", "description", "on_error")
 
@@ -61,7 +49,7 @@ class Benchmark:
     """Items of one benchmark (file order) and how to score them."""
 
     name: str
-    kind: str  # judgerbench | rewardbench | judgebench | rmb | pairwise
+    kind: str  # its spec's kind: judgerbench | rewardbench | judgebench | rmb | pairwise
     items: list[PairwiseItem]
     template: str
     reference_model: str | None = None
@@ -72,6 +60,62 @@ class Benchmark:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+# loader(cfg, bench): fill ``bench.items`` (file order) and any field of ``bench`` the benchmark sets.
+Loader = Callable[[dict[str, Any], Benchmark], None]
+# scorer(bench, pairs, metrics, bootstrap=, seed=) -> (metrics to add, report extras): the benchmark's own
+# numbers from the headline (item, row) pairs; ``metrics`` holds the common ones (accuracy, swap/...).
+Scored = tuple[dict[str, float], dict[str, Any]]
+Scorer = Callable[..., Scored]
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """Everything cj2 knows about one benchmark: how to read it, which config keys it takes (besides
+    :data:`_COMMON_KEYS`), its scoring kind, its default template, the benchmark-specific metrics
+    (``None``: the common ones only) and a check of the loaded items (``None``: none)."""
+
+    name: str
+    load: Loader
+    kind: str
+    template: str = "cj2_eval"
+    keys: tuple[str, ...] = ()
+    score: Scorer | None = None
+    check: Callable[[Benchmark], None] | None = None
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {}
+
+
+def register_benchmark(
+    name: str,
+    *,
+    kind: str,
+    template: str = "cj2_eval",
+    keys: Sequence[str] = (),
+    score: Scorer | None = None,
+    check: Callable[[Benchmark], None] | None = None,
+) -> Callable[[Loader], Loader]:
+    """Decorator: make the loader ``fn`` selectable as ``benchmark.name=<name>`` (with a
+    ``conf/benchmark/<name>.yaml``), scored by ``score``."""
+
+    def register(fn: Loader) -> Loader:
+        BENCHMARKS[name] = BenchmarkSpec(
+            name=name, load=fn, kind=kind, template=template, keys=tuple(keys), score=score, check=check
+        )
+        return fn
+
+    return register
+
+
+def benchmark_spec(name: Any) -> BenchmarkSpec:
+    """The registered spec of ``name``; an unknown name is a ``ValueError`` listing the registered ones."""
+    if not isinstance(name, str) or name not in BENCHMARKS:
+        raise ValueError(
+            f"benchmark.name={name!r} is not a registered benchmark; registered: {', '.join(BENCHMARKS)}"
+        )
+    return BENCHMARKS[name]
 
 
 def _pairs(items: list) -> list[PairwiseItem]:
@@ -100,7 +144,7 @@ def _require_path(cfg: Mapping[str, Any], name: str) -> Path:
     return path
 
 
-def _load_rmb(path: Path, on_error: str, stats: dict) -> list[PairwiseItem]:
+def _rmb_items(path: Path, on_error: str, stats: dict) -> list[PairwiseItem]:
     """RMB's folder: files under a ``BoN`` folder are best-of-N groups, all others pairwise."""
     files = (
         [path] if path.is_file() else sorted(p for p in path.rglob("*.json*") if not p.name.startswith("."))
@@ -164,71 +208,138 @@ def load_benchmark(cfg: Mapping[str, Any]) -> Benchmark:
     """
     cfg = dict(cfg)
     name = cfg.get("name")
-    if name not in BENCHMARKS:
-        raise ValueError(f"benchmark.name={name!r}; expected one of {BENCHMARKS}")
-    unknown = sorted(set(cfg) - set(_COMMON_KEYS) - set(_KEYS[name]))
+    spec = benchmark_spec(name)
+    unknown = sorted(set(cfg) - set(_COMMON_KEYS) - set(spec.keys))
     if unknown:
         raise ValueError(
             f"benchmark {name!r}: unknown key(s) {unknown}; expected some of "
-            f"{sorted(set(_COMMON_KEYS) | set(_KEYS[name]))}"
+            f"{sorted(set(_COMMON_KEYS) | set(spec.keys))}"
         )
-    kind, default_template = _KIND[name]
-    on_error = cfg.get("on_error") or "raise"
-    stats: dict[str, Any] = {}
-    info: dict[str, Any] = {}
-    bench = Benchmark(
-        name=name,
-        kind=kind,
-        items=[],
-        template=cfg.get("template") or default_template,
-        stats=stats,
-        info=info,
-    )
-    if name == "embedded":
-        from cj2.evaluation.embedded import build_embedded
-
-        models = cfg.get("models")
-        emb = build_embedded(
-            int(cfg.get("n_queries") or 10),
-            dict(models) if models else None,
-            list(cfg["scenarios"]) if cfg.get("scenarios") else None,
-            split=cfg.get("split") or "test",
-            seed=int(cfg.get("seed") or 0),
-        )
-        bench.items = emb.items
-        bench.reference_model = emb.reference_model
-        info.update(models=emb.models, scenarios=emb.scenarios, n_queries=emb.n_queries, gt_wins=emb.gt_wins)
-    elif name == "judgerbenchv2":
-        bench.items = _pairs(
-            load_items(_require_path(cfg, name), "judgerbenchv2", on_error=on_error, stats=stats)
-        )
-        bench.reference_model = cfg.get("reference_model") or JUDGERBENCH_REFERENCE
-        bench.compat = cfg.get("compat")
-    elif name == "rewardbench":
-        bench.items = _pairs(
-            load_items(_require_path(cfg, name), "rewardbench", on_error=on_error, stats=stats)
-        )
-        bench.weighting = cfg.get("weighting") or "official"
-    elif name == "judgebench":
-        bench.items = _pairs(
-            load_items(_require_path(cfg, name), "judgebench", on_error=on_error, stats=stats)
-        )
-    elif name == "rmb":
-        bench.items = _load_rmb(_require_path(cfg, name), on_error, stats)
-    else:
-        options = dict(cfg.get("options") or {})
-        adapter = cfg.get("adapter") or "pairwise"
-        bench.items = _pairs(
-            load_items(_require_path(cfg, name), adapter, on_error=on_error, stats=stats, **options)
-        )
+    bench = Benchmark(name=name, kind=spec.kind, items=[], template=cfg.get("template") or spec.template)
+    spec.load(cfg, bench)
     if not bench.items:
         raise DataError(f"benchmark {name!r} holds no items", path=cfg.get("path"))
     if cfg.get("gt_path"):
-        bench.items = apply_gt(bench.items, read_gt(cfg["gt_path"]), stats)
+        bench.items = apply_gt(bench.items, read_gt(cfg["gt_path"]), bench.stats)
         if not bench.items:
             raise DataError("no benchmark item has a label in the ground-truth file", path=cfg["gt_path"])
-    if kind == "judgerbench":
-        bad = next((it for it in bench.items if not {"model_a", "model_b"} <= set(it.meta)), None)
-        if bad is not None:
-            raise ValueError(f"item {bad.id!r}: JudgerBenchV2 scoring needs meta model_a/model_b")
+    if spec.check is not None:
+        spec.check(bench)
     return bench
+
+
+# --------------------------------------------------------------------------------------------------------
+# The benchmarks: each one scorer (if it has its own numbers) and one registered loader.
+
+
+def _on_error(cfg: Mapping[str, Any]) -> str:
+    return cfg.get("on_error") or "raise"
+
+
+def _score_judgerbench(
+    bench: Benchmark, pairs: Sequence, metrics: Mapping[str, float], *, bootstrap: int, seed: int
+) -> Scored:
+    from cj2.evaluation.scoring import judgerbench_metrics
+
+    jb, tables = judgerbench_metrics(
+        pairs, bench.reference_model or "", bench.compat, bootstrap=bootstrap, seed=seed
+    )
+    return jb, {"win_tables": tables}
+
+
+def _check_judgerbench(bench: Benchmark) -> None:
+    bad = next((it for it in bench.items if not {"model_a", "model_b"} <= set(it.meta)), None)
+    if bad is not None:
+        raise ValueError(f"item {bad.id!r}: JudgerBenchV2 scoring needs meta model_a/model_b")
+
+
+def _score_rewardbench(
+    bench: Benchmark, pairs: Sequence, metrics: Mapping[str, float], *, bootstrap: int, seed: int
+) -> Scored:
+    from cj2.evaluation.scoring import rewardbench_metrics
+
+    return rewardbench_metrics(pairs, bench.weighting), {}
+
+
+def _score_judgebench(
+    bench: Benchmark, pairs: Sequence, metrics: Mapping[str, float], *, bootstrap: int, seed: int
+) -> Scored:
+    # JudgeBench's score is the double-order accuracy (needs the swap pass).
+    if "swap/double_order_accuracy" not in metrics:
+        return {}, {}
+    return {"judgebench/score": metrics["swap/double_order_accuracy"]}, {}
+
+
+def _score_rmb(
+    bench: Benchmark, pairs: Sequence, metrics: Mapping[str, float], *, bootstrap: int, seed: int
+) -> Scored:
+    from cj2.evaluation.scoring import rmb_metrics
+
+    return rmb_metrics(pairs), {}
+
+
+@register_benchmark(
+    "embedded",
+    kind="judgerbench",
+    template="cj2_short",
+    keys=("n_queries", "models", "scenarios", "split", "seed"),
+    score=_score_judgerbench,
+    check=_check_judgerbench,
+)
+def _load_embedded(cfg: dict[str, Any], bench: Benchmark) -> None:
+    from cj2.evaluation.embedded import build_embedded
+
+    models = cfg.get("models")
+    emb = build_embedded(
+        int(cfg.get("n_queries") or 10),
+        dict(models) if models else None,
+        list(cfg["scenarios"]) if cfg.get("scenarios") else None,
+        split=cfg.get("split") or "test",
+        seed=int(cfg.get("seed") or 0),
+    )
+    bench.items = emb.items
+    bench.reference_model = emb.reference_model
+    bench.info.update(
+        models=emb.models, scenarios=emb.scenarios, n_queries=emb.n_queries, gt_wins=emb.gt_wins
+    )
+
+
+@register_benchmark(
+    "judgerbenchv2",
+    kind="judgerbench",
+    template="judgerbenchv2",
+    keys=("compat", "reference_model"),
+    score=_score_judgerbench,
+    check=_check_judgerbench,
+)
+def _load_judgerbenchv2(cfg: dict[str, Any], bench: Benchmark) -> None:
+    path = _require_path(cfg, bench.name)
+    bench.items = _pairs(load_items(path, "judgerbenchv2", on_error=_on_error(cfg), stats=bench.stats))
+    bench.reference_model = cfg.get("reference_model") or JUDGERBENCH_REFERENCE
+    bench.compat = cfg.get("compat")
+
+
+@register_benchmark("rewardbench", kind="rewardbench", keys=("weighting",), score=_score_rewardbench)
+def _load_rewardbench(cfg: dict[str, Any], bench: Benchmark) -> None:
+    path = _require_path(cfg, bench.name)
+    bench.items = _pairs(load_items(path, "rewardbench", on_error=_on_error(cfg), stats=bench.stats))
+    bench.weighting = cfg.get("weighting") or "official"
+
+
+@register_benchmark("judgebench", kind="judgebench", score=_score_judgebench)
+def _load_judgebench(cfg: dict[str, Any], bench: Benchmark) -> None:
+    path = _require_path(cfg, bench.name)
+    bench.items = _pairs(load_items(path, "judgebench", on_error=_on_error(cfg), stats=bench.stats))
+
+
+@register_benchmark("rmb", kind="rmb", score=_score_rmb)
+def _load_rmb(cfg: dict[str, Any], bench: Benchmark) -> None:
+    bench.items = _rmb_items(_require_path(cfg, bench.name), _on_error(cfg), bench.stats)
+
+
+@register_benchmark("pairwise", kind="pairwise", keys=("adapter", "options"))
+def _load_pairwise(cfg: dict[str, Any], bench: Benchmark) -> None:
+    options = dict(cfg.get("options") or {})
+    adapter = cfg.get("adapter") or "pairwise"
+    path = _require_path(cfg, bench.name)
+    bench.items = _pairs(load_items(path, adapter, on_error=_on_error(cfg), stats=bench.stats, **options))

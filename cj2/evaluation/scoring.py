@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from cj2.data.schema import PairwiseItem
-from cj2.evaluation.benchmarks import Benchmark
+from cj2.evaluation.benchmarks import Benchmark, benchmark_spec
 from cj2.evaluation.placement import to_original
 from cj2.metrics import (
     Calibration,
@@ -213,7 +213,9 @@ def score(
     benchmark: Benchmark, items: Sequence[PairwiseItem], rows: Rows, *, bootstrap: int = 1000, seed: int = 0
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """All metrics of one mode's rows over ``items`` (headline pass for accuracies and benchmark scores),
-    and extras for the report (win tables). Items without a headline row are not counted."""
+    and extras for the report (win tables). Items without a headline row are not counted. The benchmark's
+    own numbers come from its registered scorer (:data:`cj2.evaluation.benchmarks.BENCHMARKS`)."""
+    spec = benchmark_spec(benchmark.name)
     pairs = _rows(items, rows, "headline")
     if not pairs:
         return {"n": 0.0}, {}
@@ -222,16 +224,8 @@ def score(
     out.update(calibration_metrics(pairs))
     out.update(style_metrics(items, rows))
     extras: dict[str, Any] = {}
-    if benchmark.kind == "judgerbench":
-        jb, tables = judgerbench_metrics(
-            pairs, benchmark.reference_model or "", benchmark.compat, bootstrap=bootstrap, seed=seed
-        )
-        out.update(jb)
-        extras["win_tables"] = tables
-    elif benchmark.kind == "rewardbench":
-        out.update(rewardbench_metrics(pairs, benchmark.weighting))
-    elif benchmark.kind == "rmb":
-        out.update(rmb_metrics(pairs))
-    elif benchmark.kind == "judgebench" and "swap/double_order_accuracy" in out:
-        out["judgebench/score"] = out["swap/double_order_accuracy"]
+    if spec.score is not None:
+        own, more = spec.score(benchmark, pairs, out, bootstrap=bootstrap, seed=seed)
+        out.update(own)
+        extras.update(more)
     return out, extras

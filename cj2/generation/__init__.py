@@ -10,12 +10,15 @@ mapping whose ``backend`` is one of:
 * ``simulated``: a programmatic teacher for the built-in verifiable tasks, a CPU stand-in for a large
   generator (:class:`~cj2.generation.simulated.SimulatedTeacher`), never the default for real data.
 
-Every backend's text goes through the same stop logic (:func:`finalize`).
+Every backend's text goes through the same stop logic (:func:`finalize`). Each backend is one
+:class:`SamplerSpec` in :data:`SAMPLERS` (its factory and its config keys); adding one = a factory
+registered with :func:`register_sampler` and a ``conf/generator/<name>.yaml``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cj2.generation.base import (
@@ -30,38 +33,35 @@ from cj2.generation.base import (
 )
 from cj2.generation.scripted import ScriptedSampler
 
-BACKENDS = ("hf", "vllm", "openai", "scripted", "simulated")
+# factory(options) -> Sampler; ``options`` is the config without ``backend`` and the caller's keys, and
+# holds only keys the spec lists.
+SamplerFactory = Callable[[dict[str, Any]], Sampler]
 
-# Keys each backend accepts in build_sampler's config (besides "backend"); anything else is a typo.
-_KEYS: dict[str, tuple[str, ...]] = {
-    "hf": (
-        "name_or_path",
-        "tokenizer",
-        "dtype",
-        "batch_size",
-        "device",
-        "seed",
-        "attn_implementation",
-        "trust_remote_code",
-        "verdict_check_every",
-        "share_prefill",
-        "attention",
-    ),
-    "vllm": ("name_or_path", "engine_kwargs"),
-    "openai": (
-        "base_url",
-        "name_or_path",
-        "api_key_env",
-        "max_concurrency",
-        "timeout_s",
-        "max_retries",
-        "backoff_s",
-        "backoff_max_s",
-        "extra_body",
-    ),
-    "scripted": ("outputs",),
-    "simulated": ("p_correct", "p_flawed_given_correct", "p_sound_given_wrong", "template"),
-}
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One generator backend: the factory that builds its sampler and the config keys it accepts (besides
+    ``backend``); any other key is a typo and an error."""
+
+    name: str
+    build: SamplerFactory
+    keys: tuple[str, ...] = ()
+
+
+SAMPLERS: dict[str, SamplerSpec] = {}
+BACKENDS = SAMPLERS  # the older name: iterating it gives the backend names
+
+
+def register_sampler(name: str, *, keys: Sequence[str] = ()) -> Callable[[SamplerFactory], SamplerFactory]:
+    """Decorator: make the factory ``fn`` selectable as ``backend: <name>`` in a generator config."""
+
+    def register(fn: SamplerFactory) -> SamplerFactory:
+        SAMPLERS[name] = SamplerSpec(name=name, build=fn, keys=tuple(keys))
+        return fn
+
+    return register
+
+
 # Keys that belong to the caller (sampling settings, descriptions) and are ignored here.
 _IGNORED = ("sampling", "name", "description")
 
@@ -93,76 +93,118 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     * ``scripted``: ``outputs`` (a mapping prompt key -> list of texts);
     * ``simulated``: ``p_correct``, ``p_flawed_given_correct``, ``p_sound_given_wrong``, ``template``.
 
-    Keys ``sampling``, ``name`` and ``description`` are left to the caller; any other unknown key is an
-    error that names it.
+    A backend added with :func:`register_sampler` takes the keys it was registered with. Keys ``sampling``,
+    ``name`` and ``description`` are left to the caller; any other unknown key is an error that names it,
+    and an unregistered backend is an error that lists the registered ones.
     """
     cfg = _plain(cfg)
     backend = cfg.get("backend")
-    if backend not in BACKENDS:
-        raise ValueError(f"generator config: backend={backend!r} is not one of {BACKENDS}")
+    if not isinstance(backend, str) or backend not in SAMPLERS:
+        raise ValueError(
+            f"generator config: backend={backend!r} is not one of the registered backends: "
+            f"{', '.join(SAMPLERS)}"
+        )
+    spec = SAMPLERS[backend]
     options = {k: v for k, v in cfg.items() if k != "backend" and k not in _IGNORED}
-    unknown = sorted(set(options) - set(_KEYS[backend]))
+    unknown = sorted(set(options) - set(spec.keys))
     if unknown:
         raise ValueError(
             f"generator config (backend {backend!r}): unknown key(s) {unknown}; "
-            f"expected some of {sorted(_KEYS[backend])}"
+            f"expected some of {sorted(spec.keys)}"
         )
-    if backend == "hf":
-        from cj2.generation.hf import HFSampler
-        from cj2.models import EMBEDDED, load_model, load_tokenizer
+    return spec.build(options)
 
-        name = options.get("name_or_path", EMBEDDED)
-        trust = bool(options.get("trust_remote_code", False))
-        tokenizer = load_tokenizer(options.get("tokenizer") or name, trust_remote_code=trust)
-        model = load_model(
-            name,
-            dtype=options.get("dtype", "float32"),
-            tokenizer=tokenizer,
-            seed=int(options.get("seed", 0)),
-            trust_remote_code=trust,
-            attn_implementation=options.get("attn_implementation", "auto"),
-        )
-        if options.get("device") is not None:
-            model = model.to(options["device"])
-        return HFSampler(
-            model,
-            tokenizer,
-            batch_size=int(options.get("batch_size", 8)),
-            device=options.get("device"),
-            verdict_check_every=int(options.get("verdict_check_every", 8)),
-            share_prefill=bool(options.get("share_prefill", True)),
-            attention=options.get("attention", "auto"),
-        )
-    if backend == "vllm":
-        from cj2.generation.vllm_engine import VLLMSampler
 
-        if not options.get("name_or_path"):
-            raise ValueError("generator config (backend 'vllm'): name_or_path is required")
-        return VLLMSampler(name_or_path=options["name_or_path"], engine_kwargs=options.get("engine_kwargs"))
-    if backend == "openai":
-        from cj2.generation.openai_api import OpenAISampler
+# --------------------------------------------------------------------------------------------------------
+# The backends: one registered factory each (heavy imports inside, so `import cj2.generation` stays light).
 
-        for required in ("base_url", "name_or_path"):
-            if not options.get(required):
-                raise ValueError(f"generator config (backend 'openai'): {required} is required")
-        kwargs = {
-            k: options[k]
-            for k in (
-                "api_key_env",
-                "max_concurrency",
-                "timeout_s",
-                "max_retries",
-                "backoff_s",
-                "backoff_max_s",
-                "extra_body",
-            )
-            if k in options
-        }
-        return OpenAISampler(options["base_url"], options["name_or_path"], **kwargs)
-    if backend == "scripted":
-        if "outputs" not in options:
-            raise ValueError("generator config (backend 'scripted'): outputs is required")
-        return ScriptedSampler(options["outputs"])
+
+@register_sampler(
+    "hf",
+    keys=(
+        "name_or_path",
+        "tokenizer",
+        "dtype",
+        "batch_size",
+        "device",
+        "seed",
+        "attn_implementation",
+        "trust_remote_code",
+        "verdict_check_every",
+        "share_prefill",
+        "attention",
+    ),
+)
+def _hf(options: dict[str, Any]) -> Sampler:
+    from cj2.generation.hf import HFSampler
+    from cj2.models import EMBEDDED, load_model, load_tokenizer
+
+    name = options.get("name_or_path", EMBEDDED)
+    trust = bool(options.get("trust_remote_code", False))
+    tokenizer = load_tokenizer(options.get("tokenizer") or name, trust_remote_code=trust)
+    model = load_model(
+        name,
+        dtype=options.get("dtype", "float32"),
+        tokenizer=tokenizer,
+        seed=int(options.get("seed", 0)),
+        trust_remote_code=trust,
+        attn_implementation=options.get("attn_implementation", "auto"),
+    )
+    if options.get("device") is not None:
+        model = model.to(options["device"])
+    return HFSampler(
+        model,
+        tokenizer,
+        batch_size=int(options.get("batch_size", 8)),
+        device=options.get("device"),
+        verdict_check_every=int(options.get("verdict_check_every", 8)),
+        share_prefill=bool(options.get("share_prefill", True)),
+        attention=options.get("attention", "auto"),
+    )
+
+
+@register_sampler("vllm", keys=("name_or_path", "engine_kwargs"))
+def _vllm(options: dict[str, Any]) -> Sampler:
+    from cj2.generation.vllm_engine import VLLMSampler
+
+    if not options.get("name_or_path"):
+        raise ValueError("generator config (backend 'vllm'): name_or_path is required")
+    return VLLMSampler(name_or_path=options["name_or_path"], engine_kwargs=options.get("engine_kwargs"))
+
+
+_OPENAI_OPTIONS = (
+    "api_key_env",
+    "max_concurrency",
+    "timeout_s",
+    "max_retries",
+    "backoff_s",
+    "backoff_max_s",
+    "extra_body",
+)
+
+
+@register_sampler("openai", keys=("base_url", "name_or_path", *_OPENAI_OPTIONS))
+def _openai(options: dict[str, Any]) -> Sampler:
+    from cj2.generation.openai_api import OpenAISampler
+
+    for required in ("base_url", "name_or_path"):
+        if not options.get(required):
+            raise ValueError(f"generator config (backend 'openai'): {required} is required")
+    kwargs = {k: options[k] for k in _OPENAI_OPTIONS if k in options}
+    return OpenAISampler(options["base_url"], options["name_or_path"], **kwargs)
+
+
+@register_sampler("scripted", keys=("outputs",))
+def _scripted(options: dict[str, Any]) -> Sampler:
+    if "outputs" not in options:
+        raise ValueError("generator config (backend 'scripted'): outputs is required")
+    return ScriptedSampler(options["outputs"])
+
+
+@register_sampler(
+    "simulated", keys=("p_correct", "p_flawed_given_correct", "p_sound_given_wrong", "template")
+)
+def _simulated(options: dict[str, Any]) -> Sampler:
     from cj2.generation.simulated import SimulatedTeacher
 
     return SimulatedTeacher(**options)
@@ -196,17 +238,20 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BACKENDS",
     "FINISH_REASONS",
+    "SAMPLERS",
     "GenerationError",
     "HFSampler",
     "OpenAISampler",
     "Sample",
     "Sampler",
+    "SamplerSpec",
     "SamplingParams",
     "ScriptedSampler",
     "SimulatedTeacher",
     "VLLMSampler",
     "build_sampler",
     "finalize",
+    "register_sampler",
     "sample_seed",
     "serve_openai",
     "verdict_end",
