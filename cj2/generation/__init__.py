@@ -66,17 +66,6 @@ _KEYS: dict[str, tuple[str, ...]] = {
 _IGNORED = ("sampling", "name", "description")
 
 
-def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    # Hydra hands over an OmegaConf DictConfig; resolve it into plain containers first.
-    try:
-        from omegaconf import DictConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return dict(cfg)
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
 def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     """Build a sampler from a config mapping: ``{"backend": "hf", "name_or_path": "tiny", ...}``.
 
@@ -96,7 +85,9 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     Keys ``sampling``, ``name`` and ``description`` are left to the caller; any other unknown key is an
     error that names it.
     """
-    cfg = _plain(cfg)
+    from cj2.runtime import to_plain  # here: cj2.runtime loads torch and lightning
+
+    cfg = to_plain(cfg)  # Hydra hands over an OmegaConf DictConfig
     backend = cfg.get("backend")
     if backend not in BACKENDS:
         raise ValueError(f"generator config: backend={backend!r} is not one of {BACKENDS}")
