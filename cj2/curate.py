@@ -17,27 +17,23 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from cj2.runtime import CONF_DIR, redact, register_resolvers, reraise_scrubbed, wandb_mode
+from cj2.runtime import (
+    CONF_DIR,
+    entry_run_dir,
+    redact,
+    register_resolvers,
+    reraise_scrubbed,
+    to_plain,
+    wandb_mode,
+)
 
 log = logging.getLogger("cj2.curate")
 register_resolvers()
-
-
-def _run_dir(cfg: DictConfig) -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:  # called from Python without Hydra
-        from cj2.runtime import run_dir
-
-        return Path(run_dir(cfg.output_root, cfg.get("run_name"), cfg.experiment_name))
 
 
 def flatten(stats: Any, prefix: str = "") -> dict[str, float]:
@@ -56,9 +52,9 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
     from cj2.curation.pipeline import run_pipeline
 
     t0 = time.time()
-    out = _run_dir(cfg)
+    out = entry_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    resolved = redact(to_plain(cfg))
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     run = None
     wcfg = cfg.get("wandb") or {}

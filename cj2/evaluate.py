@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cj2.evaluation.runner import eval_dir, register_resolvers
-from cj2.runtime import CONF_DIR, redact, scrub_text, wandb_mode
+from cj2.runtime import CONF_DIR, redact, reraise_scrubbed, to_plain, wandb_mode
 
 log = logging.getLogger("cj2.evaluate")
 register_resolvers()
@@ -86,14 +86,12 @@ def evaluate(cfg: DictConfig) -> float | None:
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        container = OmegaConf.to_container(cfg, resolve=True)
+        container = to_plain(cfg)
         metrics = run_evaluation(container, out)  # writes config.yaml, secrets redacted
         resolved = redact(container)
         _log_wandb(cfg, out, resolved, metrics)
     except Exception as err:  # keep secrets out of the tracebacks Hydra prints
-        msg = scrub_text(str(err))
-        if msg != str(err):
-            raise type(err)(msg) from None
+        reraise_scrubbed(err)
         raise
     report = (out / "report.md").read_text()
     print(report)

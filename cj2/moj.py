@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import PAIRWISE_LABELS
 from cj2.evaluation.agreement import agreement_report, majority_vote
 from cj2.evaluation.placement import to_original
-from cj2.runtime import CONF_DIR
+from cj2.runtime import CONF_DIR, json_safe, to_plain
 from cj2.verdict import parse_verdict
 
 log = logging.getLogger("cj2.moj")
@@ -124,7 +124,7 @@ def _names(paths: Sequence[str], names: Sequence[str] | None) -> list[str]:
 
 
 def moj(cfg: DictConfig | dict) -> dict[str, Any]:
-    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    cfg = to_plain(cfg)
     paths = [str(p) for p in cfg.get("judges") or []]
     if len(paths) < 2:
         raise ValueError(f"judges=[...] needs at least two judge files, got {paths}")
@@ -138,7 +138,7 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
     out = Path(cfg["out"])
     write_jsonl(out, rows)
     summary["files"] = dict(zip(names, paths))
-    atomic_write_json(out.with_name(out.name + ".agreement.json"), _finite(summary))
+    atomic_write_json(out.with_name(out.name + ".agreement.json"), json_safe(summary))
     log.info(
         "ground truth: %s (%d of %d items labelled, %d without a majority)",
         out,
@@ -153,14 +153,6 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
     lines += [f"  {k}: {v:.3f}" for k, v in summary["agreement"].items() if not k.endswith("_n")]
     print("\n".join(lines))
     return summary
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    return obj
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="moj")

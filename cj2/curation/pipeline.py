@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,22 +41,6 @@ from cj2.data.io import atomic_write_json, write_jsonl
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
 
 log = logging.getLogger(__name__)
-
-
-def plain(cfg: Any) -> Any:
-    """A plain dict/list copy of a (possibly OmegaConf) config, interpolations resolved."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    if isinstance(cfg, Mapping):
-        return {k: plain(v) for k, v in cfg.items()}
-    if isinstance(cfg, (list, tuple)):
-        return [plain(v) for v in cfg]
-    return cfg
 
 
 def default_cache_root() -> Path:
@@ -164,255 +149,385 @@ def _run_rejection(
     return sel, draws
 
 
+@dataclass
+class _Settings:
+    """What every stage shares: the output and cache folders, the seed, the generator (built lazily) with
+    its sampling parameters, the rejection section and the templates drawn by default."""
+
+    out: Path
+    seed: int
+    cache: Path
+    generator: dict[str, Any]
+    sampler: LazySampler
+    params: Any
+    rcfg: dict[str, Any]
+    ties: str
+    templates: list[str]
+    point_templates: list[str]
+
+    def reject(
+        self, name: str, prompts: list[JudgePrompt], *, m: int, rcfg: Mapping[str, Any] | None = None
+    ) -> Selection:
+        """Rejection sampling of ``prompts`` as stage ``name`` with the shared generator (written under
+        ``out/<name>``); returns the selection of M candidates per prompt."""
+        rcfg = self.rcfg if rcfg is None else rcfg
+        sel, _ = _run_rejection(
+            name, prompts, self.sampler, self.generator, self.params, rcfg, self.cache, self.out, m=m
+        )
+        return sel
+
+
+@dataclass
+class _Decontamination:
+    """Drops the items and records whose question overlaps the evaluation sets (no-op without an index);
+    counts what it removes per source in ``per_source``."""
+
+    decon: Decontaminator | None = None
+    report: dict[str, Any] | None = None  # stats.json's "decontamination" entry, None when switched off
+    per_source: dict[str, Any] = field(default_factory=dict)
+
+    def items(self, items: list) -> list:
+        """``items`` without the contaminated ones."""
+        if self.decon is None:
+            return items
+        return self.decon.filter(
+            items, question=lambda i: i.question, source=lambda i: i.source, stats=self.per_source
+        )
+
+    def records(self, records: list[TrainRecord]) -> list[TrainRecord]:
+        """``records`` without the contaminated ones."""
+        if self.decon is None:
+            return records
+        return self.decon.filter(
+            records, question=question_of_record, source=lambda r: r.source, stats=self.per_source
+        )
+
+
+@dataclass
+class _Collected:
+    """The training records of each mixture component and the preference pairs, as the stages add them."""
+
+    components: dict[str, list[TrainRecord]] = field(default_factory=lambda: {c: [] for c in COMPONENTS})
+    preferences: list[PreferenceRecord] = field(default_factory=list)
+
+    def add(self, component: str, sel: Selection) -> None:
+        """A rejection stage's kept records into ``component``, its chosen/rejected pairs into
+        ``preferences``."""
+        self.components[component] += sel.records
+        self.preferences += sel.preferences
+
+
+@dataclass
+class _Routed:
+    """The sources' items by the stage that takes them."""
+
+    reward_groups: list[tuple[SourceSpec, list]] = field(default_factory=list)  # -> RFT
+    judge_items: list[PairwiseItem | PointwiseItem] = field(default_factory=list)  # -> rectification
+
+
 def run_pipeline(
     cfg: Mapping[str, Any], out_dir: str | Path, *, cache_root: str | Path | None = None
 ) -> dict[str, Any]:
     """Run every enabled stage of ``cfg`` (``conf/curate.yaml``'s layout), write the outputs into
     ``out_dir`` and return the statistics (also written to ``stats.json``)."""
-    cfg = plain(cfg)
+    from cj2.runtime import to_plain  # here: the runtime module loads torch and lightning
+
+    cfg = to_plain(cfg)
     t0 = time.time()
+    run = _settings(cfg, out_dir, cache_root)
+    # the keys in stats.json's order; sources and stages are filled below
+    stats: dict[str, Any] = dict(seed=run.seed, generator=run.generator.get("backend"), sources={}, stages={})
+    clean = _decontamination(cfg, run.seed)
+    if clean.report is not None:
+        stats["decontamination"] = clean.report
+    data = _Collected()
+    routed = _read_sources(cfg, run.seed, clean, data, stats["sources"])
+    stages = {  # in this order; each None or empty when switched off or without input
+        "rft": _rft_stage(run, routed.reward_groups, data),
+        "synthetic": _synthetic_stage(run, cfg.get("synthetic"), clean, data),
+        "rectification": _rectification_stage(run, cfg.get("rectification"), routed.judge_items, data),
+    }
+    stats["stages"] = {name: s for name, s in stages.items() if s}
+    stats["mixture"], stats["files"] = _mix_and_write(cfg.get("mixture"), data, run.out, run.seed)
+    hcfg = dict(cfg.get("hf_probe") or {})
+    if hcfg.get("enabled", False):
+        stats["hf_probe"] = _probe(hcfg, run.seed, run.cache, run.out)
+    stats["summary"] = summarize(stats)
+    stats["wall_s"] = round(time.time() - t0, 2)
+    atomic_write_json(run.out / "stats.json", stats)
+    return stats
+
+
+def _settings(cfg: Mapping[str, Any], out_dir: str | Path, cache_root: str | Path | None) -> _Settings:
+    """Create ``out_dir`` and read what the stages share from ``cfg`` (the generator is not built yet);
+    returns them as :class:`_Settings`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed = int(cfg.get("seed", 0))
     cache = Path(cache_root or cfg.get("cache_dir") or default_cache_root())
-    catalog = cfg.get("catalog") or {}
     generator = dict(cfg.get("generator") or {"backend": "simulated"})
     sampler = LazySampler(generator)
     params = sampling_params(generator, seed)
     rcfg = dict(cfg.get("rejection") or {})
-    ties = str(rcfg.get("ties", cfg.get("mixture", {}).get("ties", "drop")))
-    stats: dict[str, Any] = {"seed": seed, "generator": generator.get("backend"), "sources": {}, "stages": {}}
+    return _Settings(
+        out=out,
+        seed=seed,
+        cache=cache,
+        generator=generator,
+        sampler=sampler,
+        params=params,
+        rcfg=rcfg,
+        ties=str(rcfg.get("ties", cfg.get("mixture", {}).get("ties", "drop"))),
+        templates=list(rcfg.get("templates") or ["cj2_critical"]),
+        point_templates=list(rcfg.get("pointwise_templates") or ["correctness"]),
+    )
 
-    # -- decontamination index
+
+def _decontamination(cfg: Mapping[str, Any], seed: int) -> _Decontamination:
+    """The n-gram index of the evaluation sets' questions (``decontamination``); returns the filter every
+    item and record passes through (a pass-through when switched off or without eval sets)."""
     dcfg = dict(cfg.get("decontamination") or {})
-    decon: Decontaminator | None = None
-    decon_stats: dict[str, Any] = {}
-    if dcfg.get("enabled", True) and dcfg.get("eval_sets"):
-        questions, counts = eval_questions(resolve_sources(dcfg["eval_sets"], catalog), seed=seed)
-        decon = Decontaminator(
-            questions, n=int(dcfg.get("ngram", 8)), threshold=float(dcfg.get("threshold", 0.5))
-        )
-        stats["decontamination"] = {
-            "eval_sets": counts,
-            "n": decon.n,
-            "threshold": decon.threshold,
-            "per_source": decon_stats,
-        }
+    if not (dcfg.get("enabled", True) and dcfg.get("eval_sets")):
+        return _Decontamination()
+    questions, counts = eval_questions(
+        resolve_sources(dcfg["eval_sets"], cfg.get("catalog") or {}), seed=seed
+    )
+    decon = Decontaminator(
+        questions, n=int(dcfg.get("ngram", 8)), threshold=float(dcfg.get("threshold", 0.5))
+    )
+    clean = _Decontamination(decon)
+    clean.report = {
+        "eval_sets": counts,
+        "n": decon.n,
+        "threshold": decon.threshold,
+        "per_source": clean.per_source,
+    }
+    return clean
 
-    def clean_items(items: list) -> list:
-        return (
-            items
-            if decon is None
-            else decon.filter(
-                items, question=lambda i: i.question, source=lambda i: i.source, stats=decon_stats
-            )
-        )
 
-    def clean_records(records: list[TrainRecord]) -> list[TrainRecord]:
-        return (
-            records
-            if decon is None
-            else decon.filter(
-                records, question=question_of_record, source=lambda r: r.source, stats=decon_stats
-            )
-        )
-
-    # -- sources
-    reward_groups: list[tuple[SourceSpec, list]] = []
-    judge_items: list[PairwiseItem | PointwiseItem] = []
-    components: dict[str, list[TrainRecord]] = {c: [] for c in COMPONENTS}
-    preferences: list[PreferenceRecord] = []
-    for spec in resolve_sources(cfg.get("sources") or [], catalog):
-        data = load_source(spec, seed=seed)
-        entry = stats["sources"][spec.name] = {"type": spec.type, "kind": spec.kind, **data.stats}
-        if data.skipped_reason:
-            entry["skipped"] = data.skipped_reason
+def _read_sources(
+    cfg: Mapping[str, Any],
+    seed: int,
+    clean: _Decontamination,
+    data: _Collected,
+    source_stats: dict[str, Any],
+) -> _Routed:
+    """Load every source, decontaminate it and route it by kind: general records straight into ``data``,
+    judge items with an original judgment to rectification, the other items (positions balanced) to RFT.
+    Fills ``source_stats`` per source; returns the routed items."""
+    routed = _Routed()
+    for spec in resolve_sources(cfg.get("sources") or [], cfg.get("catalog") or {}):
+        loaded = load_source(spec, seed=seed)
+        entry = source_stats[spec.name] = {"type": spec.type, "kind": spec.kind, **loaded.stats}
+        if loaded.skipped_reason:
+            entry["skipped"] = loaded.skipped_reason
             continue
-        items, records = clean_items(data.items), clean_records(data.records)
+        items, records = clean.items(loaded.items), clean.records(loaded.records)
         if spec.kind == "general":
-            components["general"] += records
+            data.components["general"] += records
             continue
         if spec.kind == "judge":
             with_judgment = [i for i in items if i.judgment and i.judgment.strip()]
-            judge_items += with_judgment
+            routed.judge_items += with_judgment
             items = [i for i in items if not (i.judgment and i.judgment.strip())]
             entry["with_judgment"] = len(with_judgment)
         if items:
             items, entry["positions"] = balance_positions(items, seed=seed, force=bool(spec.position_fixed))
-            reward_groups.append((spec, items))
+            routed.reward_groups.append((spec, items))
+    return routed
 
-    # -- RFT on reward data
-    templates = list(rcfg.get("templates") or ["cj2_critical"])
-    point_templates = list(rcfg.get("pointwise_templates") or ["correctness"])
-    if rcfg.get("enabled", True) and reward_groups:
-        pstats: dict[str, Any] = {}
-        prompts = [
-            p
-            for spec, items in reward_groups
-            for p in build_prompts(
-                items,
-                spec.templates or templates,
-                seed=seed,
-                ties=ties,
-                pointwise_templates=spec.templates or point_templates,
-                stats=pstats,
-            )
-        ]
-        sel, _ = _run_rejection(
-            "rft", prompts, sampler, generator, params, rcfg, cache, out, m=int(rcfg.get("m", 8))
+
+def _rft_stage(
+    run: _Settings, reward_groups: list[tuple[SourceSpec, list]], data: _Collected
+) -> dict[str, Any] | None:
+    """RFT on reward data (``rejection``): prompts in templates drawn per item, rejection sampled, kept
+    records into the ``rft`` component; returns the stage's stats, or None when off or without data."""
+    if not (run.rcfg.get("enabled", True) and reward_groups):
+        return None
+    pstats: dict[str, Any] = {}
+    prompts = [
+        p
+        for spec, items in reward_groups
+        for p in build_prompts(
+            items,
+            spec.templates or run.templates,
+            seed=run.seed,
+            ties=run.ties,
+            pointwise_templates=spec.templates or run.point_templates,
+            stats=pstats,
         )
-        sel.stats["prompt_building"] = pstats
-        stats["stages"]["rft"] = sel.stats
-        components["rft"] += sel.records
-        preferences += sel.preferences
+    ]
+    sel = run.reject("rft", prompts, m=int(run.rcfg.get("m", 8)))
+    sel.stats["prompt_building"] = pstats
+    data.add("rft", sel)
+    return sel.stats
 
-    # -- synthetic data
-    scfg = dict(cfg.get("synthetic") or {})
-    synth_prompts: list[JudgePrompt] = []
-    synth_stats: dict[str, Any] = {}
+
+def _synthetic_stage(
+    run: _Settings, scfg: Mapping[str, Any] | None, clean: _Decontamination, data: _Collected
+) -> dict[str, Any]:
+    """Synthetic data (``synthetic``): knowledge and style prompts judged through one rejection run, kept
+    records into the ``synthetic`` component; returns the stage's stats (empty when nothing is on)."""
+    scfg = dict(scfg or {})
+    prompts: list[JudgePrompt] = []
+    stats: dict[str, Any] = {}
     kcfg = dict(scfg.get("knowledge") or {})
     if kcfg.get("enabled", False):
-        from cj2.curation.synthetic import knowledge_items
-        from cj2.data.tasks import generate_items
-
-        base = generate_items(
-            int(kcfg.get("n", 32)),
-            split=str(kcfg.get("split", "train")),
-            seed=seed + int(kcfg.get("seed_offset", 1)),
-        )
-        items = clean_items(
-            knowledge_items(
-                base,
-                kcfg.get("responders") or {"strong": 0.9, "average": 0.6, "weak": 0.3},
-                seed=seed,
-                source=str(kcfg.get("source", "synthetic_knowledge")),
-            )
-        )
-        kstats: dict[str, Any] = {
-            "questions": len(base),
-            "items": len(items),
-            "correct_responses": sum(bool(i.correct) for i in items),
-        }
-        synth_prompts += build_prompts(
-            items, [], seed=seed, pointwise_templates=kcfg.get("templates") or point_templates, stats=kstats
-        )
-        synth_stats["knowledge"] = kstats
+        knowledge, stats["knowledge"] = _knowledge_prompts(run, kcfg, clean)
+        prompts += knowledge
     stcfg = dict(scfg.get("style") or {})
     if stcfg.get("enabled", False):
-        style_templates = list(stcfg.get("templates") or templates)
-        items, st = _style_items(stcfg, sampler, generator, seed)
-        items = clean_items(items)
-        st["items_after_decontamination"] = len(items)
-        if sampler.simulated:
-            from cj2.curation.synthetic import style_records
+        style, stats["style"] = _style_prompts(run, stcfg, clean, data)
+        prompts += style
+    if prompts:
+        sel = run.reject("synthetic", prompts, m=int(scfg.get("m", run.rcfg.get("m", 8))))
+        stats["rejection"] = sel.stats
+        data.add("synthetic", sel)
+    return stats
 
-            records, rs = style_records(items, style_templates, seed=seed)
-            components["synthetic"] += records
-            st.update(rs, judged_by="programmatic (simulated teacher cannot judge style)")
-        else:
-            synth_prompts += build_prompts(items, style_templates, seed=seed, ties=ties, stats=st)
-            st["judged_by"] = "generator (rejection sampling)"
-        synth_stats["style"] = st
-    if synth_prompts:
-        sel, _ = _run_rejection(
-            "synthetic",
-            synth_prompts,
-            sampler,
-            generator,
-            params,
-            rcfg,
-            cache,
-            out,
-            m=int(scfg.get("m", rcfg.get("m", 8))),
+
+def _knowledge_prompts(
+    run: _Settings, kcfg: Mapping[str, Any], clean: _Decontamination
+) -> tuple[list[JudgePrompt], dict[str, Any]]:
+    """Knowledge-based pointwise items (built-in questions answered by simulated responders of set
+    accuracies), decontaminated; returns their judge prompts and stats."""
+    from cj2.curation.synthetic import knowledge_items
+    from cj2.data.tasks import generate_items
+
+    base = generate_items(
+        int(kcfg.get("n", 32)),
+        split=str(kcfg.get("split", "train")),
+        seed=run.seed + int(kcfg.get("seed_offset", 1)),
+    )
+    items = clean.items(
+        knowledge_items(
+            base,
+            kcfg.get("responders") or {"strong": 0.9, "average": 0.6, "weak": 0.3},
+            seed=run.seed,
+            source=str(kcfg.get("source", "synthetic_knowledge")),
         )
-        synth_stats["rejection"] = sel.stats
-        components["synthetic"] += sel.records
-        preferences += sel.preferences
-    if synth_stats:
-        stats["stages"]["synthetic"] = synth_stats
+    )
+    stats: dict[str, Any] = {
+        "questions": len(base),
+        "items": len(items),
+        "correct_responses": sum(bool(i.correct) for i in items),
+    }
+    templates = kcfg.get("templates") or run.point_templates
+    prompts = build_prompts(items, [], seed=run.seed, pointwise_templates=templates, stats=stats)
+    return prompts, stats
 
-    # -- rectification of public judge data
-    xcfg = dict(cfg.get("rectification") or {})
-    if xcfg.get("enabled", True) and judge_items:
-        from cj2.curation.rectify import DEFAULT_CUTOFF, rewrap_items, split_by_date
 
-        policy = str(xcfg.get("up_to_date", "rewrap"))
-        if policy not in ("rewrap", "rejudge"):
-            raise ValueError(f"rectification.up_to_date={policy!r}; expected 'rewrap' or 'rejudge'")
-        outdated, recent = split_by_date(
-            judge_items, str(xcfg.get("cutoff", DEFAULT_CUTOFF)), undated=str(xcfg.get("undated", "outdated"))
-        )
-        xstats: dict[str, Any] = {
-            "cutoff": str(xcfg.get("cutoff", DEFAULT_CUTOFF)),
-            "outdated": len(outdated),
-            "up_to_date": len(recent),
-            "up_to_date_policy": policy,
-        }
-        if policy == "rejudge":
-            outdated, recent = outdated + recent, []
-        if outdated:
-            pstats = {}
-            prompts = build_prompts(
-                outdated,
-                list(xcfg.get("templates") or templates),
-                seed=seed,
-                ties=ties,
-                pointwise_templates=point_templates,
-                stats=pstats,
-            )
-            sel, _ = _run_rejection(
-                "rectify",
-                prompts,
-                sampler,
-                generator,
-                params,
-                {**rcfg, **xcfg, "draws": None},
-                cache,
-                out,
-                m=int(xcfg.get("m", 1)),
-            )
-            sel.stats["prompt_building"] = pstats
-            xstats["rejudged"] = sel.stats
-            components["public_judge"] += sel.records
-            preferences += sel.preferences
-        if recent:
-            records, rstats = rewrap_items(
-                recent,
-                list(
-                    xcfg.get("rewrap_templates")
-                    or ["cj2_eval", "mtbench_pair", "arena_hard", "judgerbenchv2"]
-                ),
-                seed=seed,
-                ties=ties,
-            )
-            xstats["rewrapped"] = rstats
-            components["public_judge"] += records
-        stats["stages"]["rectification"] = xstats
+def _style_prompts(
+    run: _Settings, stcfg: Mapping[str, Any], clean: _Decontamination, data: _Collected
+) -> tuple[list[JudgePrompt], dict[str, Any]]:
+    """Style-controlled pairs, decontaminated. The simulated teacher cannot judge style, so with it the
+    pairs become records programmatically (straight into ``data``) and no prompts; returns the prompts for
+    the generator and the stats."""
+    style_templates = list(stcfg.get("templates") or run.templates)
+    items, stats = _style_items(stcfg, run.sampler, run.generator, run.seed)
+    items = clean.items(items)
+    stats["items_after_decontamination"] = len(items)
+    if run.sampler.simulated:
+        from cj2.curation.synthetic import style_records
 
-    # -- mixture
-    mcfg = dict(cfg.get("mixture") or {})
+        records, rs = style_records(items, style_templates, seed=run.seed)
+        data.components["synthetic"] += records
+        stats.update(rs, judged_by="programmatic (simulated teacher cannot judge style)")
+        return [], stats
+    prompts = build_prompts(items, style_templates, seed=run.seed, ties=run.ties, stats=stats)
+    stats["judged_by"] = "generator (rejection sampling)"
+    return prompts, stats
+
+
+def _rectification_stage(
+    run: _Settings,
+    xcfg: Mapping[str, Any] | None,
+    judge_items: list[PairwiseItem | PointwiseItem],
+    data: _Collected,
+) -> dict[str, Any] | None:
+    """Rectification of public judge data (``rectification``): split at the cutoff date, outdated
+    judgments re-judged, up-to-date ones re-wrapped (or re-judged too, ``up_to_date=rejudge``), records into
+    the ``public_judge`` component; returns the stage's stats, or None when off or without judge data."""
+    xcfg = dict(xcfg or {})
+    if not (xcfg.get("enabled", True) and judge_items):
+        return None
+    from cj2.curation.rectify import DEFAULT_CUTOFF, split_by_date
+
+    policy = str(xcfg.get("up_to_date", "rewrap"))
+    if policy not in ("rewrap", "rejudge"):
+        raise ValueError(f"rectification.up_to_date={policy!r}; expected 'rewrap' or 'rejudge'")
+    outdated, recent = split_by_date(
+        judge_items, str(xcfg.get("cutoff", DEFAULT_CUTOFF)), undated=str(xcfg.get("undated", "outdated"))
+    )
+    stats: dict[str, Any] = {
+        "cutoff": str(xcfg.get("cutoff", DEFAULT_CUTOFF)),
+        "outdated": len(outdated),
+        "up_to_date": len(recent),
+        "up_to_date_policy": policy,
+    }
+    if policy == "rejudge":
+        outdated, recent = outdated + recent, []
+    if outdated:
+        stats["rejudged"] = _rejudge(run, xcfg, outdated, data)
+    if recent:
+        stats["rewrapped"] = _rewrap(run, xcfg, recent, data)
+    return stats
+
+
+def _rejudge(
+    run: _Settings, xcfg: Mapping[str, Any], items: list[PairwiseItem | PointwiseItem], data: _Collected
+) -> dict[str, Any]:
+    """Judge ``items`` afresh by rejection sampling (``rectification.m`` candidates, one by default), kept
+    records into ``public_judge``; returns the rejection stats."""
+    pstats: dict[str, Any] = {}
+    prompts = build_prompts(
+        items,
+        list(xcfg.get("templates") or run.templates),
+        seed=run.seed,
+        ties=run.ties,
+        pointwise_templates=run.point_templates,
+        stats=pstats,
+    )
+    sel = run.reject("rectify", prompts, m=int(xcfg.get("m", 1)), rcfg={**run.rcfg, **xcfg, "draws": None})
+    sel.stats["prompt_building"] = pstats
+    data.add("public_judge", sel)
+    return sel.stats
+
+
+def _rewrap(
+    run: _Settings, xcfg: Mapping[str, Any], items: list[PairwiseItem | PointwiseItem], data: _Collected
+) -> dict[str, Any]:
+    """Keep ``items``' up-to-date judgments, re-wrapped in a drawn template, as ``public_judge`` records;
+    returns the re-wrap stats."""
+    from cj2.curation.rectify import rewrap_items
+
+    templates = list(
+        xcfg.get("rewrap_templates") or ["cj2_eval", "mtbench_pair", "arena_hard", "judgerbenchv2"]
+    )
+    records, stats = rewrap_items(items, templates, seed=run.seed, ties=run.ties)
+    data.components["public_judge"] += records
+    return stats
+
+
+def _mix_and_write(
+    mcfg: Mapping[str, Any] | None, data: _Collected, out: Path, seed: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Weight and interleave the components (``mixture``), write ``train.jsonl`` and ``preference.jsonl``;
+    returns the realised mix's report and the two files' paths."""
+    mcfg = dict(mcfg or {})
     weights = {c: 1.0 for c in COMPONENTS} | dict(mcfg.get("weights") or {})
-    mixed, report = mix(components, weights, seed=seed)
-    stats["mixture"] = report
+    mixed, report = mix(data.components, weights, seed=seed)
     files = {"train": str(out / "train.jsonl"), "preference": str(out / "preference.jsonl")}
     write_jsonl(out / "train.jsonl", (r.to_json() for r in mixed))
-    write_jsonl(out / "preference.jsonl", (p.to_json() for p in preferences))
-    stats["files"] = files
-
-    # -- real-model probe
-    hcfg = dict(cfg.get("hf_probe") or {})
-    if hcfg.get("enabled", False):
-        stats["hf_probe"] = _probe(hcfg, seed, cache, out)
-
-    stats["summary"] = summarize(stats)
-    stats["wall_s"] = round(time.time() - t0, 2)
-    atomic_write_json(out / "stats.json", stats)
-    return stats
+    write_jsonl(out / "preference.jsonl", (p.to_json() for p in data.preferences))
+    return report, files
 
 
 def _style_items(
     stcfg: Mapping[str, Any], sampler: LazySampler, generator: Mapping[str, Any], seed: int
 ) -> tuple[list[PairwiseItem], dict[str, Any]]:
+    """The style-controlled pairs: built-in ones with the simulated teacher, else answers the generator
+    writes in contrasting styles to MT-Bench (or built-in) questions; returns the pairs and their stats."""
     from cj2.curation.synthetic import builtin_style_items, generated_style_items, load_mtbench
     from cj2.data.tasks import generate_items
 

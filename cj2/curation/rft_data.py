@@ -70,11 +70,12 @@ def builtin_rft(
     training seed of a sweep shares the same draws. ``info`` holds ``stats`` (the selection statistics),
     ``metrics`` (:func:`rft_metrics`) and ``folder`` (the cached candidate shards).
     """
-    from cj2.curation.pipeline import LazySampler, default_cache_root, plain, sampling_params
+    from cj2.curation.pipeline import LazySampler, default_cache_root, sampling_params
     from cj2.curation.prompts import build_prompts
     from cj2.curation.rejection import rejection_sample
+    from cj2.runtime import to_plain
 
-    rejection = plain(dict(rejection))
+    rejection = to_plain(dict(rejection))
     unknown = sorted(set(rejection) - set(_KEYS))
     if unknown:
         raise ValueError(f"data.rejection: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")

@@ -32,10 +32,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from cj2.evaluation.benchmarks import load_benchmark
 from cj2.evaluation.logits import argmax_label
 from cj2.evaluation.placement import compute_placement, present, to_original
 from cj2.evaluation.store import ResultStore
+from cj2.runtime import json_safe, to_plain
 from cj2.testing import kill_point
 
 log = logging.getLogger("cj2.evaluate")
@@ -92,16 +93,6 @@ def _identity(path: str | None) -> Any:
     return [[str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
-def _plain(obj: Any) -> Any:
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return obj
-    if isinstance(obj, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(obj, resolve=True)
-    return obj
-
-
 def fingerprint(
     judge: Mapping[str, Any],
     benchmark: Mapping[str, Any],
@@ -111,7 +102,7 @@ def fingerprint(
 ) -> str:
     """A short hash of everything that changes a judgment row: the judge (model files included), the
     benchmark (data files included), the verdict-logit options, the placement and the seed."""
-    judge, benchmark, evaluate = _plain(judge), _plain(benchmark), _plain(evaluate)
+    judge, benchmark, evaluate = to_plain(judge), to_plain(benchmark), to_plain(evaluate)
     j = {k: v for k, v in judge.items() if k not in _backends.OPERATIONAL_KEYS}
     j["_files"] = _identity(judge.get("name_or_path") or judge.get("path"))
     b = {k: v for k, v in benchmark.items() if k not in _benchmarks.OPERATIONAL_KEYS}
@@ -142,7 +133,7 @@ def eval_dir(
 
     if run_name not in (None, "", "None", "null"):
         return str(Path(output_root) / "eval" / safe_name(str(run_name)))
-    judge, benchmark = _plain(judge), _plain(benchmark)
+    judge, benchmark = to_plain(judge), to_plain(benchmark)
     label = safe_name(
         f"{_backends.judge_label(judge)}-{fingerprint(judge, benchmark, evaluate, placement, seed)}"
     )
@@ -338,15 +329,83 @@ def _on_cpu(judge: Any) -> bool:
     return next(model.parameters()).device.type == "cpu"
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What the config fixes about a run: the ``evaluate`` options, seed, placement kind, judge and
+    benchmark sections and their fingerprint."""
+
+    evaluate: dict[str, Any]
+    seed: int
+    placement: str
+    judge: dict[str, Any]
+    benchmark: dict[str, Any]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the items are judged: the modes and passes, the cap on generated judgments and the time
+    budget (``None``: none), the batch size, the bootstrap resamples and whether the judge runs on a CPU."""
+
+    modes: list[str]
+    passes: list[str]
+    max_generated: int | None
+    time_budget_s: float | None
+    batch_size: int
+    bootstrap: int
+    on_cpu: bool
+    progress: bool
+
+
+@dataclass
+class _ModeRun:
+    """One mode's judging: :func:`run_mode`'s statistics, the items judged in every pass (what is
+    scored), the store's rows and the notes for the report."""
+
+    stats: dict[str, Any]
+    judged: list[PairwiseItem]
+    rows: Mapping[Any, dict[str, Any]]
+    notes: list[str]
+
+
 def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any = None) -> dict[str, Any]:
     """Run one evaluation described by a plain config mapping (``conf/evaluate.yaml``) into ``out``.
 
     ``judge`` (optional) is an already built judge, for callers that hold one. Returns ``metrics.json``'s
     content: ``{"results": {mode: metrics}, "runs": {mode: stats}, ...}``.
     """
-    cfg = _plain(dict(cfg))
+    cfg = to_plain(dict(cfg))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    setup = _read_setup(cfg)
+    _check_state(out, setup.fingerprint, bool(setup.evaluate.get("overwrite", False)))
+    _save_config(out, cfg)
+
+    t0 = time.monotonic()
+    bench, placement, items = _place_items(out, setup)
+    template = get_template(setup.judge.get("template") or _trained_template(setup.judge) or bench.template)
+    if judge is None:
+        judge = _lazy_judge(setup, template)
+    plan = _make_plan(setup, judge)
+    notes = _plan_notes(plan, template, len(items))
+    results: dict[str, dict[str, Any]] = {}
+    runs: dict[str, dict[str, Any]] = {}
+    extras: dict[str, dict[str, Any]] = {}
+    for mode in plan.modes:
+        done = _judge_mode(judge, mode, items, placement, plan, out, setup.seed)
+        runs[mode] = done.stats
+        notes += done.notes
+        results[mode], extras[mode] = _score_mode(bench, judge, done, plan.bootstrap, setup.seed)
+    metrics = _metrics(setup, bench, template, items, results, runs, notes, wall_s=time.monotonic() - t0)
+    atomic_write_json(out / "metrics.json", json_safe(metrics))
+    plots = write_report(out, metrics, extras)
+    metrics["plots"] = [str(p) for p in plots]
+    return metrics
+
+
+def _read_setup(cfg: Mapping[str, Any]) -> _Setup:
+    """Check the ``evaluate`` keys and the judge section (no secret values), fingerprint the run; returns
+    its :class:`_Setup`."""
     ev = dict(cfg.get("evaluate") or {})
     unknown = sorted(set(ev) - set(EVALUATE_KEYS))
     if unknown:
@@ -356,35 +415,47 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     jcfg, bcfg = dict(cfg["judge"]), dict(cfg["benchmark"])
     _backends.check_no_secrets(jcfg)
     fp = fingerprint(jcfg, bcfg, ev, placement_kind, seed)
-    _check_state(out, fp, bool(ev.get("overwrite", False)))
-    _save_config(out, cfg)
+    return _Setup(
+        evaluate=ev, seed=seed, placement=placement_kind, judge=jcfg, benchmark=bcfg, fingerprint=fp
+    )
 
-    t0 = time.monotonic()
-    bench = load_benchmark(bcfg)
-    placement = compute_placement(bench.items, placement_kind, seed)  # over the full benchmark, before caps
+
+def _place_items(out: Path, setup: _Setup) -> tuple[Any, dict[str, bool], list[PairwiseItem]]:
+    """Load the benchmark, fix every pair's placement over the *full* benchmark (saved as
+    ``placement.json``), then apply ``benchmark.limit``; returns the benchmark, the placement and the
+    items to judge."""
+    bench = load_benchmark(setup.benchmark)
+    placement = compute_placement(bench.items, setup.placement, setup.seed)  # before caps
     atomic_write_json(
         out / "placement.json",
         {
-            "kind": placement_kind,
-            "seed": seed,
+            "kind": setup.placement,
+            "seed": setup.seed,
             "order": {i: ("BA" if s else "AB") for i, s in placement.items()},
         },
     )
     items = bench.items
-    if bcfg.get("limit") is not None:
-        items = items[: int(bcfg["limit"])]
-    template = get_template(jcfg.get("template") or _trained_template(jcfg) or bench.template)
-    if judge is None:
-        vl = dict(ev.get("verdict_logits") or {})
-        if set(vl) - {"analysis"}:
-            raise ValueError(
-                f"evaluate.verdict_logits: unknown key(s) {sorted(set(vl) - {'analysis'})}; "
-                "expected 'analysis'"
-            )
-        analysis = str(vl.get("analysis") or "")
-        judge = _backends.LazyJudge(jcfg, template, analysis=analysis)
-    supports_logits = bool(getattr(judge, "supports_logits", False))
-    modes = resolve_modes(str(ev.get("mode") or "auto"), supports_logits)
+    if setup.benchmark.get("limit") is not None:
+        items = items[: int(setup.benchmark["limit"])]
+    return bench, placement, items
+
+
+def _lazy_judge(setup: _Setup, template: Any) -> Any:
+    """The judge of the config, built on first use (``evaluate.verdict_logits`` checked); returns it."""
+    vl = dict(setup.evaluate.get("verdict_logits") or {})
+    if set(vl) - {"analysis"}:
+        raise ValueError(
+            f"evaluate.verdict_logits: unknown key(s) {sorted(set(vl) - {'analysis'})}; expected 'analysis'"
+        )
+    analysis = str(vl.get("analysis") or "")
+    return _backends.LazyJudge(setup.judge, template, analysis=analysis)
+
+
+def _make_plan(setup: _Setup, judge: Any) -> _Plan:
+    """The modes the judge supports, the passes, and the caps (``auto``: capped on a CPU, not otherwise);
+    returns the :class:`_Plan`."""
+    ev = setup.evaluate
+    modes = resolve_modes(str(ev.get("mode") or "auto"), bool(getattr(judge, "supports_logits", False)))
     passes = (
         ["headline"]
         + (["swap"] if ev.get("swap", True) else [])
@@ -395,81 +466,126 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     max_generated = (CPU_MAX_GENERATED if on_cpu else None) if max_generated == "auto" else max_generated
     budget = ev.get("time_budget_s", "auto")
     budget = (CPU_TIME_BUDGET_S if on_cpu else None) if budget == "auto" else budget
-    batch_size = int(ev.get("batch_size") or jcfg.get("batch_size") or 8)
-    bootstrap = int(ev.get("bootstrap", 1000))
-    notes: list[str] = []
+    return _Plan(
+        modes=modes,
+        passes=passes,
+        max_generated=max_generated,
+        time_budget_s=budget,
+        batch_size=int(ev.get("batch_size") or setup.judge.get("batch_size") or 8),
+        bootstrap=int(ev.get("bootstrap", 1000)),
+        on_cpu=on_cpu,
+        progress=bool(ev.get("progress", True)),
+    )
 
+
+def _plan_notes(plan: _Plan, template: Any, n_items: int) -> list[str]:
+    """The report's opening notes: a CPU run's caps and how verdict logits are read; returns them."""
+    notes = []
+    if plan.on_cpu and "generate" in plan.modes:
+        notes.append(
+            "CPU run: headline accuracy over all items from verdict logits; generated judgments "
+            "are capped (evaluate.max_generated, evaluate.time_budget_s)"
+        )
+    if "logits" in plan.modes:
+        notes.append(
+            "verdict logits: P(label) at the verdict slot of a forced answer skeleton "
+            f"(template {template.name!r}), one forward pass per judgment, all {n_items} items"
+        )
+    return notes
+
+
+def _judge_mode(
+    judge: Any,
+    mode: str,
+    items: list[PairwiseItem],
+    placement: Mapping[str, bool],
+    plan: _Plan,
+    out: Path,
+    seed: int,
+) -> _ModeRun:
+    """Judge ``items`` in one mode in every pass, resuming from the mode's file in ``out``; generated
+    judgments go to a seeded subset under the cap and stop at the time budget. Returns a :class:`_ModeRun`
+    whose notes say what a cap or the budget left out."""
+    mode_items = list(items)
+    cap_items = None
+    if mode == "generate":
+        if plan.max_generated is not None:
+            cap_items = max(1, int(plan.max_generated) // len(plan.passes))
+        mode_items = generated_subset(items, cap_items, seed)
+    store = ResultStore(out / FILES[mode], _key)
+    stats = run_mode(
+        judge,
+        mode,
+        mode_items,
+        placement,
+        plan.passes,
+        store,
+        batch_size=plan.batch_size,
+        time_budget_s=plan.time_budget_s if mode == "generate" else None,
+        progress=plan.progress,
+    )
+    stats.update(recovered_torn_bytes=store.recovered_bytes, passes=plan.passes)
+    notes = []
+    if cap_items is not None and cap_items < len(items):
+        budget = plan.time_budget_s
+        notes.append(
+            f"{mode}: capped at {int(plan.max_generated)} generated judgments ({len(mode_items)} of "
+            f"{len(items)} items x {len(plan.passes)} passes, a seeded subset); time budget "
+            f"{budget if budget is not None else 'none'} s"
+        )
+    if stats["stopped_by_time_budget"]:
+        notes.append(
+            f"{mode}: stopped by the time budget after {stats['done_items']} items; re-run the same "
+            "command to continue"
+        )
+    judged = (
+        [it for it in mode_items if all((it.id, p) in store for p in plan.passes)]
+        if stats["stopped_by_time_budget"]
+        else mode_items
+    )
+    return _ModeRun(stats=stats, judged=judged, rows=store.rows, notes=notes)
+
+
+def _score_mode(
+    bench: Any, judge: Any, done: _ModeRun, bootstrap: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score one mode's judged items (:func:`cj2.evaluation.scoring.score`, plus the judge's count of
+    missing judgments); returns the metrics and the extras the plots use."""
     from cj2.evaluation.scoring import score
 
-    results: dict[str, dict[str, Any]] = {}
-    runs: dict[str, dict[str, Any]] = {}
-    extras: dict[str, dict[str, Any]] = {}
-    for mode in modes:
-        mode_items = list(items)
-        cap_items = None
-        if mode == "generate":
-            if max_generated is not None:
-                cap_items = max(1, int(max_generated) // len(passes))
-            mode_items = generated_subset(items, cap_items, seed)
-        store = ResultStore(out / FILES[mode], _key)
-        stats = run_mode(
-            judge,
-            mode,
-            mode_items,
-            placement,
-            passes,
-            store,
-            batch_size=batch_size,
-            time_budget_s=budget if mode == "generate" else None,
-            progress=bool(ev.get("progress", True)),
-        )
-        stats.update(recovered_torn_bytes=store.recovered_bytes, passes=passes)
-        if cap_items is not None and cap_items < len(items):
-            notes.append(
-                f"{mode}: capped at {int(max_generated)} generated judgments ({len(mode_items)} of "
-                f"{len(items)} items x {len(passes)} passes, a seeded subset); time budget "
-                f"{budget if budget is not None else 'none'} s"
-            )
-        if stats["stopped_by_time_budget"]:
-            notes.append(
-                f"{mode}: stopped by the time budget after {stats['done_items']} items; re-run the same "
-                "command to continue"
-            )
-        runs[mode] = stats
-        judged = (
-            [it for it in mode_items if all((it.id, p) in store for p in passes)]
-            if stats["stopped_by_time_budget"]
-            else mode_items
-        )
-        results[mode], extras[mode] = score(bench, judged, store.rows, bootstrap=bootstrap, seed=seed)
-        if getattr(judge, "n_missing", 0):
-            results[mode]["n_missing"] = float(judge.n_missing)
-    if "logits" in modes:
-        notes.insert(
-            0,
-            "verdict logits: P(label) at the verdict slot of a forced answer skeleton "
-            f"(template {template.name!r}), one forward pass per judgment, all {len(items)} items",
-        )
-    if on_cpu and "generate" in modes:
-        notes.insert(
-            0,
-            "CPU run: headline accuracy over all items from verdict logits; generated judgments "
-            "are capped (evaluate.max_generated, evaluate.time_budget_s)",
-        )
+    result, extra = score(bench, done.judged, done.rows, bootstrap=bootstrap, seed=seed)
+    if getattr(judge, "n_missing", 0):
+        result["n_missing"] = float(judge.n_missing)
+    return result, extra
+
+
+def _metrics(
+    setup: _Setup,
+    bench: Any,
+    template: Any,
+    items: Sequence[PairwiseItem],
+    results: dict[str, dict[str, Any]],
+    runs: dict[str, dict[str, Any]],
+    notes: list[str],
+    *,
+    wall_s: float,
+) -> dict[str, Any]:
+    """``metrics.json``'s content (module docstring), the embedded benchmark's design included; returns
+    it."""
     metrics = {
         "benchmark": bench.name,
-        "judge": _backends.judge_label(jcfg),
+        "judge": _backends.judge_label(setup.judge),
         "template": template.name,
-        "placement": placement_kind,
-        "seed": seed,
+        "placement": setup.placement,
+        "seed": setup.seed,
         "n_items": len(items),
         "n_benchmark_items": len(bench.items),
         "benchmark_stats": bench.stats,
         "results": results,
         "runs": runs,
         "notes": notes,
-        "wall_time_s": round(time.monotonic() - t0, 1),
-        "fingerprint": fp,
+        "wall_time_s": round(wall_s, 1),
+        "fingerprint": setup.fingerprint,
     }
     if bench.info.get("models"):
         metrics["embedded"] = {
@@ -477,20 +593,7 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
             "scenarios": bench.info["scenarios"],
             "n_queries": bench.info["n_queries"],
         }
-    atomic_write_json(out / "metrics.json", _json_safe(metrics))
-    plots = write_report(out, metrics, extras)
-    metrics["plots"] = [str(p) for p in plots]
     return metrics
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def write_report(

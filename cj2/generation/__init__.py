@@ -66,17 +66,6 @@ def register_sampler(name: str, *, keys: Sequence[str] = ()) -> Callable[[Sample
 _IGNORED = ("sampling", "name", "description")
 
 
-def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    # Hydra hands over an OmegaConf DictConfig; resolve it into plain containers first.
-    try:
-        from omegaconf import DictConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return dict(cfg)
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
-
-
 def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     """Build a sampler from a config mapping: ``{"backend": "hf", "name_or_path": "tiny", ...}``.
 
@@ -97,7 +86,9 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     ``name`` and ``description`` are left to the caller; any other unknown key is an error that names it,
     and an unregistered backend is an error that lists the registered ones.
     """
-    cfg = _plain(cfg)
+    from cj2.runtime import to_plain  # here: cj2.runtime loads torch and lightning
+
+    cfg = to_plain(cfg)  # Hydra hands over an OmegaConf DictConfig
     backend = cfg.get("backend")
     if not isinstance(backend, str) or backend not in SAMPLERS:
         raise ValueError(
