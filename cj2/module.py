@@ -92,21 +92,13 @@ class JudgeModule(L.LightningModule):
         return head.weight, getattr(head, "bias", None)
 
     def _denominators(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+        """The denominators of this micro-batch's whole optimizer step, from the step totals the data module
+        attached (``None`` without them): the objective's own rule, so they equal its per-batch
+        denominators summed over the step (:meth:`cj2.losses.Objective.denominators_from_counts`)."""
         totals = batch.get("step_totals")
         if totals is None:
             return None
-        obj = self.objective
-        if obj.needs_reference:  # rows are pairs; "tokens" counts the chosen responses' tokens
-            d = {"ce": totals["tokens"], "seq": 2 * totals["rows"], "verdict": 0}
-        else:
-            drop = (
-                obj.uses_verdict and not obj.cfg.answer_token_ce
-            )  # CE_resp\k: the verdict token has g instead
-            d = {
-                "ce": totals["tokens"] - (totals["verdict_rows"] if drop else 0),
-                "seq": totals["rows"],
-                "verdict": totals["verdict_rows"],
-            }
+        d = self.objective.denominators_from_counts(totals)
         return {k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in d.items()}
 
     def compute_loss(self, batch: Mapping[str, Any], *, exact_step_norm: bool) -> dict[str, torch.Tensor]:
