@@ -31,6 +31,24 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+def check_nonfinite_policy(on_nonfinite: str, accumulate_grad_batches: int, world_size: int) -> None:
+    """Refuse ``on_nonfinite=skip`` where skipping one micro-batch would not be exact.
+
+    Skipping returns ``None`` from ``training_step``: that micro-batch adds no gradient. It is the whole
+    optimizer step only with ``accumulate_grad_batches=1`` on one process. Under accumulation the other
+    micro-batches of the step were normalised by the whole step's totals, skipped share included, so the
+    update would be silently shrunk; under data parallelism the rank that skips stops taking part in the
+    gradient all-reduce while the others wait for it.
+    """
+    if on_nonfinite == "skip" and (accumulate_grad_batches > 1 or world_size > 1):
+        raise ValueError(
+            f"on_nonfinite=skip needs accumulate_grad_batches=1 and one process, got "
+            f"accumulate_grad_batches={accumulate_grad_batches} and world_size={world_size}: a skipped "
+            f"micro-batch would leave the step's other micro-batches normalised by totals that include it "
+            f"(and, with several processes, desynchronise the ranks). Use on_nonfinite=stop."
+        )
+
+
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
     """The part of a causal LM that returns final hidden states (no lm_head), for any HF architecture."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -114,6 +132,12 @@ class JudgeModule(L.LightningModule):
         return self.objective(hidden, weight, batch, lm_bias=bias, denominators=den, ref_logps=ref_logps)
 
     # ------------------------------------------------------------------ steps
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            check_nonfinite_policy(
+                self.on_nonfinite, int(self.trainer.accumulate_grad_batches), int(self.trainer.world_size)
+            )
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int):
         out = self.compute_loss(batch, exact_step_norm=True)
         loss = out["loss"]
@@ -124,7 +148,10 @@ class JudgeModule(L.LightningModule):
                 f"record ids: {ids}"
             )
             if self.on_nonfinite == "stop":
-                raise NonFiniteLossError(msg + ". Set on_nonfinite=skip to skip such batches and count them.")
+                raise NonFiniteLossError(
+                    msg + ". Set on_nonfinite=skip (accumulate_grad_batches=1, one process) to skip such "
+                    "batches and count them."
+                )
             self.skipped_nonfinite += 1
             log.warning("%s; skipped (%d so far)", msg, self.skipped_nonfinite)
             self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
@@ -286,4 +313,5 @@ __all__: Sequence[str] = (
     "constant_schedule",
     "decoder_of",
     "NonFiniteLossError",
+    "check_nonfinite_policy",
 )

@@ -70,3 +70,38 @@ def test_verdict_token_without_a_label_is_refused():
     assert build_objective({"name": "sft"}).denominators(batch) == {"ce": 2, "seq": 1, "verdict": 1}
     kept = build_objective({"name": "margin", "answer_token_ce": True}).denominators(batch)
     assert kept == {"ce": 2, "seq": 1, "verdict": 1}
+
+
+# ------------------------------------------------------------------------------ on_nonfinite=skip guard
+@pytest.mark.parametrize("accumulate, world", [(2, 1), (1, 2), (4, 8)])
+def test_skip_is_refused_where_it_would_not_be_exact(accumulate, world):
+    from cj2.module import check_nonfinite_policy
+
+    with pytest.raises(ValueError, match="on_nonfinite=skip needs accumulate_grad_batches=1 and one process"):
+        check_nonfinite_policy("skip", accumulate, world)
+    check_nonfinite_policy("stop", accumulate, world)  # stop is exact anywhere: it raises
+
+
+def test_skip_is_allowed_with_one_micro_batch_per_step_on_one_process():
+    from cj2.module import check_nonfinite_policy
+
+    check_nonfinite_policy("skip", 1, 1)
+    check_nonfinite_policy("stop", 1, 1)
+
+
+def test_training_with_skip_under_accumulation_fails_at_setup(tmp_path):
+    """The tiny run with on_nonfinite=skip and 2 accumulated micro-batches stops before any step."""
+    from cj2.train import train
+    from tests.test_train import cfg_for
+
+    cfg = cfg_for(
+        tmp_path,
+        "on_nonfinite=skip",
+        "trainer.accumulate_grad_batches=2",
+        "eval.generated.enabled=false",
+        "eval.verdict_logits.enabled=false",
+    )
+    with pytest.raises(ValueError, match="on_nonfinite=skip needs accumulate_grad_batches=1") as err:
+        train(cfg)
+    assert "accumulate_grad_batches=2 and world_size=1" in str(err.value)
+    assert not list(tmp_path.rglob("*.ckpt"))  # refused at setup: no step was trained
