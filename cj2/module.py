@@ -192,22 +192,27 @@ class JudgeModule(L.LightningModule):
                     prog_bar=key == "loss",
                 )
         correct = out.get("verdict_correct")
-        if correct is not None and correct.numel():
+        if correct is None:
+            return
+        # rows whose only candidate is the gold one have nothing to get right: not counted at all
+        scored = out.get("verdict_scored", torch.ones_like(correct))
+        n_scored = int(scored.sum())
+        if n_scored:
             # teacher-forced on the gold critique: a diagnostic, circular by construction, never the headline
             self.log(
                 f"{split}/verdict_acc_tf",
-                correct.float().mean(),
+                correct[scored].float().mean(),
                 on_step=on_step,
                 on_epoch=not on_step,
-                batch_size=int(correct.numel()),
+                batch_size=n_scored,
                 sync_dist=not on_step,
             )
             self.log(
                 f"{split}/verdict_margin_tf",
-                out["verdict_margin"].float().mean(),
+                out["verdict_margin"][scored].float().mean(),
                 on_step=on_step,
                 on_epoch=not on_step,
-                batch_size=int(correct.numel()),
+                batch_size=n_scored,
                 sync_dist=not on_step,
             )
 

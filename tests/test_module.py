@@ -105,3 +105,35 @@ def test_training_with_skip_under_accumulation_fails_at_setup(tmp_path):
         train(cfg)
     assert "accumulate_grad_batches=2 and world_size=1" in str(err.value)
     assert not list(tmp_path.rglob("*.ckpt"))  # refused at setup: no step was trained
+
+
+# ------------------------------------------------------------------------------ teacher-forced accuracy
+def test_verdict_accuracy_leaves_out_rows_without_a_competing_candidate(tiny_model):
+    """sft trains formats whose labels share a token, where a row may keep only its gold candidate: such a
+    row is neither right nor wrong and is left out of val/verdict_acc_tf and val/verdict_margin_tf."""
+    # V = H = 6, identity head: the logits predicting the verdict are the hidden state at k - 1 = 1.
+    hidden = torch.zeros(3, 4, 6)
+    hidden[0, 1] = torch.tensor([0.0, 0, 0, 3, 1, 0])  # gold 3 beats 4 by 2: correct
+    hidden[1, 1] = torch.tensor([0.0, 0, 0, 1, 2, 0])  # gold 3 loses to 4 by 1: wrong
+    hidden[2, 1] = torch.tensor([0.0, 0, 0, 1, 5, 0])  # gold 3 is the only candidate: not scored
+    batch = {
+        "input_ids": torch.tensor([[1, 2, 3, 5]] * 3),
+        "labels": torch.tensor([[-100, -100, 3, 5]] * 3),
+        "verdict_index": torch.tensor([2, 2, 2]),
+        "verdict_target": torch.tensor([3, 3, 3]),
+        "verdict_candidates": torch.tensor([[3, 4], [3, 4], [3, -1]]),
+    }
+    module = JudgeModule(tiny_model, {"name": "sft", "impl": "naive"})
+    out = module.objective(hidden, torch.eye(6), batch)
+    assert out["verdict_scored"].tolist() == [True, True, False]
+    logged: dict[str, tuple[float, int]] = {}
+    module.log = lambda name, value, batch_size=None, **kw: logged.__setitem__(
+        name, (float(value), batch_size)
+    )
+    module._log_terms("train", out, 3)
+    assert logged["train/verdict_acc_tf"] == (pytest.approx(0.5), 2)  # was 2/3 with the row counted correct
+    assert logged["train/verdict_margin_tf"] == (pytest.approx((2.0 - 1.0) / 2), 2)  # finite: no +inf row
+    logged.clear()
+    alone = {k: v[2:] for k, v in out.items() if k.startswith("verdict_")}
+    module._log_terms("train", alone, 1)
+    assert not any(k.startswith("train/verdict_") for k in logged)  # nothing scored: nothing logged

@@ -443,6 +443,7 @@ class Objective:
         Returns ``loss`` (with graph), its components ``loss_ce`` and ``loss_verdict`` (verdict objectives)
         or ``loss_dpo_seq`` (``dpo_seq``, where ``loss_ce`` is the chosen responses' CE, logged only), and
         detached diagnostics over the rows with a verdict, for every objective: ``verdict_correct [N]``,
+        ``verdict_scored [N]`` (the rows with a competing candidate, over which accuracy is taken),
         ``verdict_margin [N]``, ``verdict_candidate_logits [N, C]``; ``dpo_seq`` adds ``reward_margin
         [B/2]``. ``denominators`` (summed over an accumulation window) replace this batch's counts.
         """
