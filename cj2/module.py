@@ -21,8 +21,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from torchmetrics import Metric
 
-from cj2.losses import LossConfig, build_objective
+from cj2.losses import LossConfig, Objective, build_objective
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,49 @@ def check_nonfinite_policy(on_nonfinite: str, accumulate_grad_batches: int, worl
             f"micro-batch would leave the step's other micro-batches normalised by totals that include it "
             f"(and, with several processes, desynchronise the ranks). Use on_nonfinite=stop."
         )
+
+
+class EpochLoss(Metric):
+    """One loss of the objective over a whole validation epoch on every rank, as if it were one batch.
+
+    Each term (:attr:`cj2.losses.Objective.loss_terms`) keeps its sum over the batches and the sum of its
+    denominators, both summed over ranks at ``compute``; the term is their ratio (``val/loss_ce`` is the
+    token mean of the CE over the validation set, not a mean of batch means) and ``loss`` combines the
+    terms as the objective does (:meth:`cj2.losses.Objective.total`).
+    """
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, objective: Objective, key: str) -> None:
+        super().__init__()
+        self.objective = objective
+        self.terms = dict(objective.loss_terms)
+        if key != "loss" and key not in self.terms:
+            raise ValueError(f"{key!r} is not a loss of {objective.cfg.name} (terms: {sorted(self.terms)})")
+        self.key = key
+        n = len(self.terms)
+        self.add_state("sums", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, out: Mapping[str, torch.Tensor], denominators: Mapping[str, Any]) -> None:
+        """One batch: its terms ``out`` and the denominators they were divided by
+        (:meth:`cj2.losses.Objective.denominators` of the batch)."""
+        dens = torch.stack(
+            [
+                torch.as_tensor(denominators[d], dtype=torch.float64).to(self.sums.device)
+                for d in self.terms.values()
+            ]
+        )
+        values = torch.stack([out[t].detach().to(self.sums.device, torch.float64) for t in self.terms])
+        # the objective divides each sum by max(denominator, 1): multiplying back gives the batch's sum
+        self.sums = self.sums + values * dens.clamp_min(1)
+        self.counts = self.counts + dens
+
+    def compute(self) -> torch.Tensor:
+        ratios = self.sums / self.counts.clamp_min(1)
+        terms = {t: ratios[i] for i, t in enumerate(self.terms)}
+        return self.objective.total(terms) if self.key == "loss" else terms[self.key]
 
 
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -176,21 +220,48 @@ class JudgeModule(L.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         out = self.compute_loss(batch, exact_step_norm=False)
+        denominators = self.objective.denominators(batch)
+        for metric in self._epoch_losses().values():
+            metric.update(out, denominators)
         self._log_terms("val", out, batch["input_ids"].shape[0])
+
+    def _epoch_losses(self) -> dict[str, EpochLoss]:
+        """``loss`` and its terms over the validation epoch (:class:`EpochLoss`), made on first use. Kept
+        outside the module tree: they hold no weights and no checkpointed state."""
+        metrics = self.__dict__.get("_epoch_loss_metrics")
+        if metrics is None:
+            metrics = {key: EpochLoss(self.objective, key) for key in ("loss", *self.objective.loss_terms)}
+            object.__setattr__(self, "_epoch_loss_metrics", metrics)
+        for metric in metrics.values():
+            if metric.device != self.device:
+                metric.to(self.device)
+        return metrics
 
     def _log_terms(self, split: str, out: Mapping[str, torch.Tensor], batch_size: int) -> None:
         on_step = split == "train"
-        for key, value in out.items():
-            if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
+        if split == "val":
+            # whole-epoch values: Lightning computes (syncing the sums over ranks) and resets them per epoch
+            for key, metric in self._epoch_losses().items():
                 self.log(
-                    f"{split}/{key}",
-                    value.detach().float(),
-                    on_step=on_step,
-                    on_epoch=not on_step,
-                    batch_size=batch_size,
-                    sync_dist=not on_step,
+                    f"val/{key}",
+                    metric,
+                    on_step=False,
+                    on_epoch=True,
                     prog_bar=key == "loss",
+                    metric_attribute=f"_epoch_loss_metrics.{key}",
                 )
+        else:
+            for key, value in out.items():
+                if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
+                    self.log(
+                        f"{split}/{key}",
+                        value.detach().float(),
+                        on_step=on_step,
+                        on_epoch=not on_step,
+                        batch_size=batch_size,
+                        sync_dist=not on_step,
+                        prog_bar=key == "loss",
+                    )
         correct = out.get("verdict_correct")
         if correct is None:
             return
@@ -319,4 +390,5 @@ __all__: Sequence[str] = (
     "decoder_of",
     "NonFiniteLossError",
     "check_nonfinite_policy",
+    "EpochLoss",
 )

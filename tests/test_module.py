@@ -137,3 +137,83 @@ def test_verdict_accuracy_leaves_out_rows_without_a_competing_candidate(tiny_mod
     alone = {k: v[2:] for k, v in out.items() if k.startswith("verdict_")}
     module._log_terms("train", alone, 1)
     assert not any(k.startswith("train/verdict_") for k in logged)  # nothing scored: nothing logged
+
+
+# ------------------------------------------------------------------------------ validation losses
+@pytest.mark.parametrize("loss", [{"name": "margin"}, {"name": "sft", "sft_normalization": "sequence_sum"}])
+def test_validation_losses_are_over_the_whole_set_not_batch_means(tokenizer, tiny_model, loss):
+    """Uneven validation batches (3, 3, 1 samples of different lengths and weights): val/loss_ce is the
+    (weighted) token mean over the whole set, i.e. the loss of the set as one batch, and so are the other
+    terms and val/loss; a second validation starts afresh."""
+    import lightning as L
+
+    from cj2.data.collator import JudgeCollator
+
+    dm = JudgeDataModule(
+        tokenizer, builtin={"n_train": 4, "n_val": 7}, eval_batch_size=3, need_verdict_tokens=True
+    )
+    dm.setup("fit")
+    for i, sample in enumerate(dm.val_set.samples):
+        sample.weight = (1.0, 0.5, 2.0)[i % 3]
+    # the last batch's one sample trains only its last few tokens: a batch mean of few tokens
+    last = dm.val_set.samples[-1]
+    last.labels = [-100] * (last.verdict_index) + last.labels[last.verdict_index :]
+    batches = list(dm.val_dataloader())
+    assert [len(b["ids"]) for b in batches] == [3, 3, 1]
+    module = JudgeModule(tiny_model, {**loss, "impl": "naive"})
+    tiny_model.eval()
+    with torch.no_grad():
+        # sharper logits than at initialisation, so that tokens' losses (and batches' means) differ
+        tiny_model.get_output_embeddings().weight.mul_(30.0)
+        whole = module.compute_loss(
+            JudgeCollator(tokenizer.pad_token_id)(dm.val_set.samples), exact_step_norm=False
+        )
+        per_batch = [module.compute_loss(b, exact_step_norm=False) for b in batches]
+    rows = [len(b["ids"]) for b in batches]
+    old = sum(float(o["loss_ce"]) * n for o, n in zip(per_batch, rows)) / sum(rows)  # the former val/loss_ce
+    # uneven enough to tell apart: 100 times the tolerance of the checks below
+    assert abs(old / float(whole["loss_ce"]) - 1) > 1e-3
+
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        precision="32-true",
+    )
+    for _ in range(2):
+        metrics = trainer.validate(module, dataloaders=dm.val_dataloader(), verbose=False)[0]
+        keys = {k for k in metrics if k.startswith("val/loss")}
+        assert keys == {f"val/{k}" for k in whole if k.startswith("loss")}
+        for key in keys:
+            assert metrics[key] == pytest.approx(
+                float(whole[key.removeprefix("val/")]), rel=1e-5, abs=1e-6
+            ), key
+
+
+def test_epoch_loss_states_add_up_over_ranks(tokenizer, tiny_model):
+    """Two ranks' EpochLoss states merged by their reduction (a sum, as the DDP sync does) give the loss
+    of both ranks' batches as one."""
+    from cj2.data.collator import JudgeCollator
+    from cj2.module import EpochLoss
+
+    dm = JudgeDataModule(tokenizer, builtin={"n_train": 4, "n_val": 5}, need_verdict_tokens=True)
+    dm.setup("fit")
+    samples = dm.val_set.samples
+    collate = JudgeCollator(tokenizer.pad_token_id)
+    module = JudgeModule(tiny_model, {"name": "margin", "impl": "naive"})
+    with torch.no_grad():
+        whole = module.compute_loss(collate(samples), exact_step_norm=False)
+        ranks = []
+        for part in (samples[:1], samples[1:]):
+            batch = collate(part)
+            metric = EpochLoss(module.objective, "loss")
+            metric.update(
+                module.compute_loss(batch, exact_step_norm=False), module.objective.denominators(batch)
+            )
+            ranks.append(metric)
+    ranks[0].merge_state(ranks[1])
+    assert float(ranks[0].compute()) == pytest.approx(float(whole["loss"]), rel=1e-5)
+    with pytest.raises(ValueError, match="not a loss of margin"):
+        EpochLoss(module.objective, "loss_dpo_seq")

@@ -402,6 +402,31 @@ class Objective:
         return self.denominators_from_counts(self.counts(batch))
 
     # ------------------------------------------------------------------------------------------- the loss
+    @property
+    def loss_terms(self) -> dict[str, str]:
+        """The loss's terms, each with the key of the denominator it divides its sum by: ``loss_ce`` (``ce``,
+        or ``seq`` for ``sft_normalization=sequence_sum``; ``dpo_seq``: ``ce``), ``loss_verdict``
+        (``verdict``) for the verdict objectives, ``loss_dpo_seq`` (``seq``) for ``dpo_seq``.
+
+        Each term's sum over several batches divided by its denominator summed over them is the term of
+        those batches as one (the validation epoch's losses, :class:`cj2.module.JudgeModule`).
+        """
+        if self.needs_reference:
+            return {"loss_ce": "ce", "loss_dpo_seq": "seq"}
+        terms = {"loss_ce": "ce" if self.cfg.sft_normalization == "token" else "seq"}
+        if self.uses_verdict:
+            terms["loss_verdict"] = "verdict"
+        return terms
+
+    def total(self, terms: Mapping[str, Tensor]) -> Tensor:
+        """``loss`` from its terms: ``loss_ce + w * loss_verdict`` (verdict objectives), ``loss_ce``
+        (``sft``), ``w * loss_dpo_seq`` (``dpo_seq``, whose ``loss_ce`` is logged only)."""
+        if self.needs_reference:
+            return self.cfg.weight * terms["loss_dpo_seq"]
+        if not self.uses_verdict:
+            return terms["loss_ce"]
+        return terms["loss_ce"] + self.cfg.weight * terms["loss_verdict"]
+
     def response_logps(
         self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], *, lm_bias: Tensor | None = None
     ) -> Tensor:
@@ -493,10 +518,10 @@ class Objective:
             impl=cfg.impl,
             chunk_size=cfg.chunk_size,
         )
-        loss_ce = ce_sum / denominator("ce" if cfg.sft_normalization == "token" else "seq")
-        out["loss_ce"] = loss_ce
+        terms = self.loss_terms
+        out["loss_ce"] = ce_sum / denominator(terms["loss_ce"])
         if not self.uses_verdict:
-            out["loss"] = loss_ce
+            out["loss"] = self.total(out)
             return out
         # z.sum() of an empty [0, V] is a 0 attached to the graph: a batch without verdicts still backprops.
         term_sum = (
@@ -504,9 +529,8 @@ class Objective:
             if rows.numel()
             else z.sum()
         )
-        loss_verdict = term_sum / denominator("verdict")
-        out["loss_verdict"] = loss_verdict
-        out["loss"] = loss_ce + cfg.weight * loss_verdict
+        out["loss_verdict"] = term_sum / denominator(terms["loss_verdict"])
+        out["loss"] = self.total(out)
         return out
 
     def _dpo_seq(
@@ -541,14 +565,15 @@ class Objective:
             policy[:half], policy[half:], ref[:half], ref[half:], beta=self.cfg.dpo_seq_beta, reduction="sum"
         )
         # seq counts rows; pairs are half of them, so this is the mean over the window's pairs.
-        loss_dpo_seq = pair_sum * 2 / denominator("seq")
-        chosen_nll = -token_lp[row_of < half].sum() / denominator("ce")
+        terms = self.loss_terms
+        loss_dpo_seq = pair_sum * 2 / denominator(terms["loss_dpo_seq"])
+        chosen_nll = -token_lp[row_of < half].sum() / denominator(terms["loss_ce"])
         reward_margin = dpo_logits(
             policy[:half], policy[half:], ref[:half], ref[half:], self.cfg.dpo_seq_beta
         )
         return {
             "loss_ce": chosen_nll.detach(),
             "loss_dpo_seq": loss_dpo_seq,
-            "loss": self.cfg.weight * loss_dpo_seq,
+            "loss": self.total({"loss_dpo_seq": loss_dpo_seq}),
             "reward_margin": reward_margin.detach(),
         }
