@@ -21,14 +21,76 @@ from typing import Any
 
 import lightning as L
 import torch
+from torchmetrics import Metric
 
-from cj2.losses import LossConfig, build_objective
+from cj2.losses import LossConfig, Objective, build_objective
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     pass
+
+
+def check_nonfinite_policy(on_nonfinite: str, accumulate_grad_batches: int, world_size: int) -> None:
+    """Refuse ``on_nonfinite=skip`` where skipping one micro-batch would not be exact.
+
+    Skipping returns ``None`` from ``training_step``: that micro-batch adds no gradient. It is the whole
+    optimizer step only with ``accumulate_grad_batches=1`` on one process. Under accumulation the other
+    micro-batches of the step were normalised by the whole step's totals, skipped share included, so the
+    update would be silently shrunk; under data parallelism the rank that skips stops taking part in the
+    gradient all-reduce while the others wait for it.
+    """
+    if on_nonfinite == "skip" and (accumulate_grad_batches > 1 or world_size > 1):
+        raise ValueError(
+            f"on_nonfinite=skip needs accumulate_grad_batches=1 and one process, got "
+            f"accumulate_grad_batches={accumulate_grad_batches} and world_size={world_size}: a skipped "
+            f"micro-batch would leave the step's other micro-batches normalised by totals that include it "
+            f"(and, with several processes, desynchronise the ranks). Use on_nonfinite=stop."
+        )
+
+
+class EpochLoss(Metric):
+    """One loss of the objective over a whole validation epoch on every rank, as if it were one batch.
+
+    Each term (:attr:`cj2.losses.Objective.loss_terms`) keeps its sum over the batches and the sum of its
+    denominators, both summed over ranks at ``compute``; the term is their ratio (``val/loss_ce`` is the
+    token mean of the CE over the validation set, not a mean of batch means) and ``loss`` combines the
+    terms as the objective does (:meth:`cj2.losses.Objective.total`).
+    """
+
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, objective: Objective, key: str) -> None:
+        super().__init__()
+        self.objective = objective
+        self.terms = dict(objective.loss_terms)
+        if key != "loss" and key not in self.terms:
+            raise ValueError(f"{key!r} is not a loss of {objective.cfg.name} (terms: {sorted(self.terms)})")
+        self.key = key
+        n = len(self.terms)
+        self.add_state("sums", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(n, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, out: Mapping[str, torch.Tensor], denominators: Mapping[str, Any]) -> None:
+        """One batch: its terms ``out`` and the denominators they were divided by
+        (:meth:`cj2.losses.Objective.denominators` of the batch)."""
+        dens = torch.stack(
+            [
+                torch.as_tensor(denominators[d], dtype=torch.float64).to(self.sums.device)
+                for d in self.terms.values()
+            ]
+        )
+        values = torch.stack([out[t].detach().to(self.sums.device, torch.float64) for t in self.terms])
+        # the objective divides each sum by max(denominator, 1): multiplying back gives the batch's sum
+        self.sums = self.sums + values * dens.clamp_min(1)
+        self.counts = self.counts + dens
+
+    def compute(self) -> torch.Tensor:
+        ratios = self.sums / self.counts.clamp_min(1)
+        terms = {t: ratios[i] for i, t in enumerate(self.terms)}
+        return self.objective.total(terms) if self.key == "loss" else terms[self.key]
 
 
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -94,21 +156,13 @@ class JudgeModule(L.LightningModule):
         return head.weight, getattr(head, "bias", None)
 
     def _denominators(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+        """The denominators of this micro-batch's whole optimizer step, from the step totals the data module
+        attached (``None`` without them): the objective's own rule, so they equal its per-batch
+        denominators summed over the step (:meth:`cj2.losses.Objective.denominators_from_counts`)."""
         totals = batch.get("step_totals")
         if totals is None:
             return None
-        obj = self.objective
-        if obj.needs_reference:  # rows are pairs; "tokens" counts the chosen responses' tokens
-            d = {"ce": totals["tokens"], "seq": 2 * totals["rows"], "verdict": 0}
-        else:
-            drop = (
-                obj.uses_verdict and not obj.cfg.answer_token_ce
-            )  # CE_resp\k: the verdict token has g instead
-            d = {
-                "ce": totals["tokens"] - (totals["verdict_rows"] if drop else 0),
-                "seq": totals["rows"],
-                "verdict": totals["verdict_rows"],
-            }
+        d = self.objective.denominators_from_counts(totals)
         return {k: torch.as_tensor(v, dtype=torch.float64, device=self.device) for k, v in d.items()}
 
     def compute_loss(self, batch: Mapping[str, Any], *, exact_step_norm: bool) -> dict[str, torch.Tensor]:
@@ -124,6 +178,12 @@ class JudgeModule(L.LightningModule):
         return self.objective(hidden, weight, batch, lm_bias=bias, denominators=den, ref_logps=ref_logps)
 
     # ------------------------------------------------------------------ steps
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            check_nonfinite_policy(
+                self.on_nonfinite, int(self.trainer.accumulate_grad_batches), int(self.trainer.world_size)
+            )
+
     def training_step(self, batch: Mapping[str, Any], batch_idx: int):
         out = self.compute_loss(batch, exact_step_norm=True)
         loss = out["loss"]
@@ -134,7 +194,10 @@ class JudgeModule(L.LightningModule):
                 f"record ids: {ids}"
             )
             if self.on_nonfinite == "stop":
-                raise NonFiniteLossError(msg + ". Set on_nonfinite=skip to skip such batches and count them.")
+                raise NonFiniteLossError(
+                    msg + ". Set on_nonfinite=skip (accumulate_grad_batches=1, one process) to skip such "
+                    "batches and count them."
+                )
             self.skipped_nonfinite += 1
             log.warning("%s; skipped (%d so far)", msg, self.skipped_nonfinite)
             self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
@@ -159,38 +222,70 @@ class JudgeModule(L.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         out = self.compute_loss(batch, exact_step_norm=False)
+        denominators = self.objective.denominators(batch)
+        for metric in self._epoch_losses().values():
+            metric.update(out, denominators)
         self._log_terms("val", out, batch["input_ids"].shape[0])
+
+    def _epoch_losses(self) -> dict[str, EpochLoss]:
+        """``loss`` and its terms over the validation epoch (:class:`EpochLoss`), made on first use. Kept
+        outside the module tree: they hold no weights and no checkpointed state."""
+        metrics = self.__dict__.get("_epoch_loss_metrics")
+        if metrics is None:
+            metrics = {key: EpochLoss(self.objective, key) for key in ("loss", *self.objective.loss_terms)}
+            object.__setattr__(self, "_epoch_loss_metrics", metrics)
+        for metric in metrics.values():
+            if metric.device != self.device:
+                metric.to(self.device)
+        return metrics
 
     def _log_terms(self, split: str, out: Mapping[str, torch.Tensor], batch_size: int) -> None:
         on_step = split == "train"
-        for key, value in out.items():
-            if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
+        if split == "val":
+            # whole-epoch values: Lightning computes (syncing the sums over ranks) and resets them per epoch
+            for key, metric in self._epoch_losses().items():
                 self.log(
-                    f"{split}/{key}",
-                    value.detach().float(),
-                    on_step=on_step,
-                    on_epoch=not on_step,
-                    batch_size=batch_size,
-                    sync_dist=not on_step,
+                    f"val/{key}",
+                    metric,
+                    on_step=False,
+                    on_epoch=True,
                     prog_bar=key == "loss",
+                    metric_attribute=f"_epoch_loss_metrics.{key}",
                 )
+        else:
+            for key, value in out.items():
+                if key.startswith("loss") and torch.is_tensor(value) and value.dim() == 0:
+                    self.log(
+                        f"{split}/{key}",
+                        value.detach().float(),
+                        on_step=on_step,
+                        on_epoch=not on_step,
+                        batch_size=batch_size,
+                        sync_dist=not on_step,
+                        prog_bar=key == "loss",
+                    )
         correct = out.get("verdict_correct")
-        if correct is not None and correct.numel():
+        if correct is None:
+            return
+        # rows whose only candidate is the gold one have nothing to get right: not counted at all
+        scored = out.get("verdict_scored", torch.ones_like(correct))
+        n_scored = int(scored.sum())
+        if n_scored:
             # teacher-forced on the gold critique: a diagnostic, circular by construction, never the headline
             self.log(
                 f"{split}/verdict_acc_tf",
-                correct.float().mean(),
+                correct[scored].float().mean(),
                 on_step=on_step,
                 on_epoch=not on_step,
-                batch_size=int(correct.numel()),
+                batch_size=n_scored,
                 sync_dist=not on_step,
             )
             self.log(
                 f"{split}/verdict_margin_tf",
-                out["verdict_margin"].float().mean(),
+                out["verdict_margin"][scored].float().mean(),
                 on_step=on_step,
                 on_epoch=not on_step,
-                batch_size=int(correct.numel()),
+                batch_size=n_scored,
                 sync_dist=not on_step,
             )
 
@@ -343,4 +438,6 @@ __all__: Sequence[str] = (
     "constant_schedule",
     "decoder_of",
     "NonFiniteLossError",
+    "check_nonfinite_policy",
+    "EpochLoss",
 )

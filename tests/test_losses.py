@@ -152,6 +152,7 @@ def test_verdict_diagnostics():
         logits, torch.tensor([1, 3, 1]), torch.tensor([[1, 2, -1], [1, 3, 2], [1, 2, -1]])
     )
     assert diag["verdict_correct"].tolist() == [True, False, False]  # row 2 is a tie: not correct
+    assert diag["verdict_scored"].tolist() == [True, True, True]
     torch.testing.assert_close(diag["verdict_margin"], torch.tensor([1.0, -1.5, 0.0]))
     inf = float("-inf")
     torch.testing.assert_close(
@@ -169,6 +170,21 @@ def test_sequence_dpo_by_hand():
     assert pair0 == pytest.approx(softplus(-0.2)) and pair1 == pytest.approx(softplus(0.1))
     assert sequence_dpo_loss(pc, pr, rc, rr, beta=0.1).item() == pytest.approx((pair0 + pair1) / 2)
     assert sequence_dpo_loss(pc, pr, rc, rr, beta=0.1, reduction="sum").item() == pytest.approx(pair0 + pair1)
+
+
+def test_verdict_diagnostics_leave_out_rows_without_a_competitor():
+    """A row whose only candidate is the gold token (the rest -1 pad, or the gold id again) has no choice to
+    get right: not scored, and not counted correct."""
+    logits = torch.tensor([[0.0, 2.0, 1.0, 0.5], [0.0, 2.0, 1.0, 0.5], [0.0, 1.0, 3.0, 0.0]])
+    target = torch.tensor([1, 1, 2])
+    candidates = torch.tensor([[1, -1, -1], [1, 2, -1], [2, 2, -1]])
+    diag = verdict_diagnostics(logits, target, candidates)
+    assert diag["verdict_scored"].tolist() == [False, True, False]
+    assert diag["verdict_correct"].tolist() == [False, True, False]
+    assert diag["verdict_margin"][1].item() == pytest.approx(1.0)
+    assert math.isinf(diag["verdict_margin"][0].item()) and math.isinf(diag["verdict_margin"][2].item())
+    none = verdict_diagnostics(logits[:2], target[:2], torch.empty(2, 0, dtype=torch.long))
+    assert none["verdict_scored"].tolist() == none["verdict_correct"].tolist() == [False, False]
 
 
 def test_sequence_dpo_never_trains_the_reference():

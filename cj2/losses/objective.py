@@ -293,14 +293,33 @@ class Objective:
                 f"(arena, score) train with loss.name=sft."
             )
 
-    def _ce_mask(self, batch: Mapping[str, Any], rows: Tensor, k: Tensor) -> Tensor:
-        """``[B, T-1]``: positions t whose next token t+1 is trained (labels[t+1] != -100)."""
+    def _labelled(self, batch: Mapping[str, Any], rows: Tensor, k: Tensor) -> Tensor:
+        """``[B, T-1]``: positions t whose next token t+1 has a label (labels[t+1] != -100), verdict token
+        included; for ``dpo_seq`` only the chosen rows (the first half), whose CE is logged.
+
+        When g replaces the verdict token's CE, the verdict token must be one of them: the denominators
+        (:meth:`denominators_from_counts`) count it among the response tokens and take it back out.
+        """
         labels = self._tensor(batch, "labels")
         mask = labels[:, 1:] != IGNORE_INDEX
         if self.needs_reference:
             # dpo_seq trains no CE; the logged CE is the chosen responses' (first half of the rows).
             mask[labels.shape[0] // 2 :] = False
-        elif self._drop_verdict_ce:
+        elif self._drop_verdict_ce and rows.numel():
+            unlabelled = ~mask[rows, k - 1]
+            if bool(unlabelled.any()):
+                i = int(unlabelled.nonzero()[0, 0])
+                raise ValueError(
+                    f"{_verdict_name(batch, i, int(rows[i]))}: the verdict token at verdict_index="
+                    f"{int(k[i])} has no label (-100); loss.name={self.cfg.name} replaces its CE by the "
+                    f"verdict term, so it must be a labelled response token"
+                )
+        return mask
+
+    def _ce_mask(self, batch: Mapping[str, Any], rows: Tensor, k: Tensor) -> Tensor:
+        """``[B, T-1]``: positions t whose next token t+1 is trained by the CE."""
+        mask = self._labelled(batch, rows, k)
+        if self._drop_verdict_ce:
             mask[rows, k - 1] = False
         return mask
 
@@ -325,26 +344,89 @@ class Objective:
             return torch.ones(n, dtype=dtype, device=device)
         return w.reshape(n)
 
+    def counts(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
+        """This batch's raw counts, the quantities the data module sums over an optimizer step into
+        ``step_totals`` (:mod:`cj2.data.sampler`):
+
+        * ``tokens``: (weighted) response tokens with a label, the verdict token included (``dpo_seq``: the
+          chosen responses' only, as the sampler counts them);
+        * ``rows``: (weighted) samples (``dpo_seq``: pairs; packed batches: ``n_sequences``);
+        * ``verdict_rows``: (weighted) samples with a verdict.
+
+        :meth:`denominators_from_counts` turns them, or their sums over a step, into the denominators.
+        """
+        rows, k = self._verdict_positions(batch)
+        labels = self._tensor(batch, "labels")
+        labelled = self._labelled(batch, rows, k)
+        if "n_sequences" in batch:  # a packed row holds several sequences: the collator says how many
+            n = torch.tensor(int(batch["n_sequences"]), device=labels.device)
+            return {
+                "tokens": labelled.sum(),
+                "rows": n / 2 if self.needs_reference else n,
+                "verdict_rows": torch.tensor(rows.numel(), device=labels.device),
+            }
+        w = self._row_weights(batch, torch.float64, labels.device)
+        return {
+            "tokens": (labelled * w.unsqueeze(1)).sum(),
+            "rows": w.sum() / 2 if self.needs_reference else w.sum(),
+            "verdict_rows": w[rows].sum(),
+        }
+
+    def denominators_from_counts(self, counts: Mapping[str, Any]) -> dict[str, Any]:
+        """The denominators ``ce``, ``seq``, ``verdict`` from raw counts (``tokens``, ``rows``,
+        ``verdict_rows``): this batch's :meth:`counts`, or the totals of a whole optimizer step over every
+        rank (the data module's ``step_totals``, which the Lightning module passes here). The one rule for
+        both, so a step's denominators are exactly the sum of its micro-batches'.
+
+        ``ce`` is the CE's token count: the verdict token is taken out where g replaces its CE (every verdict
+        row has its verdict token among the labelled tokens). ``dpo_seq`` has no verdict term, and its
+        ``seq`` counts rows, twice the pairs.
+        """
+        tokens, rows, verdict_rows = counts["tokens"], counts["rows"], counts["verdict_rows"]
+        if self.needs_reference:
+            return {"ce": tokens, "seq": 2 * rows, "verdict": 0}
+        return {
+            "ce": tokens - verdict_rows if self._drop_verdict_ce else tokens,
+            "seq": rows,
+            "verdict": verdict_rows,
+        }
+
     def denominators(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
-        """This batch's counts: ``ce`` trained CE tokens, ``seq`` rows, ``verdict`` rows with a verdict.
+        """This batch's denominators: ``ce`` trained CE tokens, ``seq`` rows, ``verdict`` rows with a verdict
+        (:meth:`denominators_from_counts` of :meth:`counts`).
 
         Sum them over a gradient-accumulation window (and over data-parallel ranks) and pass the totals to
         :meth:`__call__` to normalise by the whole window. For ``dpo_seq``, ``ce`` counts the chosen
         responses' tokens (the logged CE) and the DPO term is divided by ``seq / 2`` pairs.
         """
-        rows, k = self._verdict_positions(batch)
-        labels = self._tensor(batch, "labels")
-        mask = self._ce_mask(batch, rows, k)
-        if "n_sequences" in batch:  # a packed row holds several sequences: the collator says how many
-            return {
-                "ce": mask.sum(),
-                "seq": torch.tensor(int(batch["n_sequences"]), device=labels.device),
-                "verdict": torch.tensor(rows.numel(), device=labels.device),
-            }
-        w = self._row_weights(batch, torch.float64, labels.device)
-        return {"ce": (mask * w.unsqueeze(1)).sum(), "seq": w.sum(), "verdict": w[rows].sum()}
+        return self.denominators_from_counts(self.counts(batch))
 
     # ------------------------------------------------------------------------------------------- the loss
+    @property
+    def loss_terms(self) -> dict[str, str]:
+        """The loss's terms, each with the key of the denominator it divides its sum by: ``loss_ce`` (``ce``,
+        or ``seq`` for ``sft_normalization=sequence_sum``; ``dpo_seq``: ``ce``), ``loss_verdict``
+        (``verdict``) for the verdict objectives, ``loss_dpo_seq`` (``seq``) for ``dpo_seq``.
+
+        Each term's sum over several batches divided by its denominator summed over them is the term of
+        those batches as one (the validation epoch's losses, :class:`cj2.module.JudgeModule`).
+        """
+        if self.needs_reference:
+            return {"loss_ce": "ce", "loss_dpo_seq": "seq"}
+        terms = {"loss_ce": "ce" if self.cfg.sft_normalization == "token" else "seq"}
+        if self.uses_verdict:
+            terms["loss_verdict"] = "verdict"
+        return terms
+
+    def total(self, terms: Mapping[str, Tensor]) -> Tensor:
+        """``loss`` from its terms: ``loss_ce + w * loss_verdict`` (verdict objectives), ``loss_ce``
+        (``sft``), ``w * loss_dpo_seq`` (``dpo_seq``, whose ``loss_ce`` is logged only)."""
+        if self.needs_reference:
+            return self.cfg.weight * terms["loss_dpo_seq"]
+        if not self.uses_verdict:
+            return terms["loss_ce"]
+        return terms["loss_ce"] + self.cfg.weight * terms["loss_verdict"]
+
     def response_logps(
         self, hidden: Tensor, lm_weight: Tensor, batch: Mapping[str, Any], *, lm_bias: Tensor | None = None
     ) -> Tensor:
@@ -386,6 +468,7 @@ class Objective:
         Returns ``loss`` (with graph), its components ``loss_ce`` and ``loss_verdict`` (verdict objectives)
         or ``loss_dpo_seq`` (``dpo_seq``, where ``loss_ce`` is the chosen responses' CE, logged only), and
         detached diagnostics over the rows with a verdict, for every objective: ``verdict_correct [N]``,
+        ``verdict_scored [N]`` (the rows with a competing candidate, over which accuracy is taken),
         ``verdict_margin [N]``, ``verdict_candidate_logits [N, C]``; ``dpo_seq`` adds ``reward_margin
         [B/2]``. ``denominators`` (summed over an accumulation window) replace this batch's counts.
         """
@@ -435,10 +518,10 @@ class Objective:
             impl=cfg.impl,
             chunk_size=cfg.chunk_size,
         )
-        loss_ce = ce_sum / denominator("ce" if cfg.sft_normalization == "token" else "seq")
-        out["loss_ce"] = loss_ce
+        terms = self.loss_terms
+        out["loss_ce"] = ce_sum / denominator(terms["loss_ce"])
         if not self.uses_verdict:
-            out["loss"] = loss_ce
+            out["loss"] = self.total(out)
             return out
         # z.sum() of an empty [0, V] is a 0 attached to the graph: a batch without verdicts still backprops.
         term_sum = (
@@ -446,9 +529,8 @@ class Objective:
             if rows.numel()
             else z.sum()
         )
-        loss_verdict = term_sum / denominator("verdict")
-        out["loss_verdict"] = loss_verdict
-        out["loss"] = loss_ce + cfg.weight * loss_verdict
+        out["loss_verdict"] = term_sum / denominator(terms["loss_verdict"])
+        out["loss"] = self.total(out)
         return out
 
     def _dpo_seq(
@@ -483,14 +565,15 @@ class Objective:
             policy[:half], policy[half:], ref[:half], ref[half:], beta=self.cfg.dpo_seq_beta, reduction="sum"
         )
         # seq counts rows; pairs are half of them, so this is the mean over the window's pairs.
-        loss_dpo_seq = pair_sum * 2 / denominator("seq")
-        chosen_nll = -token_lp[row_of < half].sum() / denominator("ce")
+        terms = self.loss_terms
+        loss_dpo_seq = pair_sum * 2 / denominator(terms["loss_dpo_seq"])
+        chosen_nll = -token_lp[row_of < half].sum() / denominator(terms["loss_ce"])
         reward_margin = dpo_logits(
             policy[:half], policy[half:], ref[:half], ref[half:], self.cfg.dpo_seq_beta
         )
         return {
             "loss_ce": chosen_nll.detach(),
             "loss_dpo_seq": loss_dpo_seq,
-            "loss": self.cfg.weight * loss_dpo_seq,
+            "loss": self.total({"loss_dpo_seq": loss_dpo_seq}),
             "reward_margin": reward_margin.detach(),
         }

@@ -162,17 +162,25 @@ def verdict_diagnostics(logits: Tensor, target: Tensor, candidates: Tensor) -> d
     """Detached per-row verdict statistics over the format's candidate tokens (logged for every objective).
 
     * ``verdict_candidate_logits [N, C]``: the candidates' logits, ``-inf`` at the -1 pad;
+    * ``verdict_scored [N]``: the row has a candidate other than the gold one, so there is a choice to get
+      right; verdict accuracy and the mean margin are taken over these rows only;
     * ``verdict_margin [N]``: ``z_gt`` minus the best *other* candidate's logit (``+inf`` with no other);
     * ``verdict_correct [N]``: the gold token strictly beats every other candidate (a tie counts as wrong,
-      so the statistic never depends on argmax's tie order).
+      so the statistic never depends on argmax's tie order); ``False`` for a row that is not scored.
     """
     logits = logits.detach()
     scores = candidate_logits(logits, candidates)
     z_gt = gold_logit(upcast(logits), target)
     others = (candidates >= 0) & (candidates != target.unsqueeze(1))
+    scored = others.any(dim=1)
     if candidates.shape[1] == 0:
         best_other = torch.full_like(z_gt, float("-inf"))
     else:
         best_other = scores.masked_fill(~others, float("-inf")).max(dim=1).values
     margin = z_gt - best_other
-    return {"verdict_correct": margin > 0, "verdict_margin": margin, "verdict_candidate_logits": scores}
+    return {
+        "verdict_correct": (margin > 0) & scored,
+        "verdict_scored": scored,
+        "verdict_margin": margin,
+        "verdict_candidate_logits": scores,
+    }
