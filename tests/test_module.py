@@ -98,8 +98,8 @@ def test_training_with_skip_under_accumulation_fails_at_setup(tmp_path):
         tmp_path,
         "on_nonfinite=skip",
         "trainer.accumulate_grad_batches=2",
-        "eval.generated.enabled=false",
-        "eval.verdict_logits.enabled=false",
+        "callbacks.generated=null",
+        "callbacks.verdict_logits=null",
     )
     with pytest.raises(ValueError, match="on_nonfinite=skip needs accumulate_grad_batches=1") as err:
         train(cfg)
