@@ -60,7 +60,8 @@ class _InLoopEvaluation(L.Callback):
 
     def __init__(self, *, untrained_baseline: bool = True):
         self.untrained_baseline = untrained_baseline
-        self.evaluator: Any = None
+        self.evaluator: Any = None  # None after build(): nothing to evaluate
+        self._built = False
         self.results: dict[str, float] = {}
         self.baseline: dict[str, float] = {}
         self._warned = False
@@ -74,11 +75,11 @@ class _InLoopEvaluation(L.Callback):
 
     # -------------------------------------------------------------- hooks
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.evaluator is None:
-            self.evaluator = self.build(trainer)
+        if not self._built:
+            self.evaluator, self._built = self.build(trainer), True
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.untrained_baseline or self.baseline or self._skipped(trainer):
+        if self.evaluator is None or not self.untrained_baseline or self.baseline or self._skipped(trainer):
             return
         t = time.time()
         self.baseline = self.evaluator.baseline(
@@ -92,7 +93,7 @@ class _InLoopEvaluation(L.Callback):
         log.info("untrained %s baseline (%.0fs): %s", self.kind, time.time() - t, self.baseline)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self._skipped(trainer):
+        if self.evaluator is None or trainer.sanity_checking or self._skipped(trainer):
             return
         results = self.evaluate(trainer, pl_module)
         if results is None:
@@ -155,6 +156,8 @@ class GeneratedJudgments(_InLoopEvaluation):
     def build(self, trainer: L.Trainer) -> Any:
         from cj2.evaluation.generated import GeneratedEval
 
+        if self.n_items + self.n_unseen_items <= 0:  # no items asked for: nothing to evaluate
+            return None
         dm = trainer.datamodule
         return GeneratedEval(
             dm.eval_items(self.n_items, n_unseen=self.n_unseen_items),

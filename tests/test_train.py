@@ -505,3 +505,22 @@ def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, mo
         "loss": "margin",
         "run": tmp_path.name,
     }
+
+
+def test_generated_judgments_with_no_items_evaluate_nothing(tmp_path):
+    """callbacks.generated with n_items=0 and n_unseen_items=0 asks for nothing: no generation, no
+    val/judge_acc, and the run still trains and writes its metrics."""
+    from cj2.train import train
+
+    value = train(
+        cfg_for(
+            tmp_path,
+            "trainer.max_steps=2",
+            "callbacks.generated.n_items=0",
+            "callbacks.generated.n_unseen_items=0",
+            "callbacks.verdict_logits=null",
+        )
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert value is None and "val/judge_acc" not in metrics and metrics["global_step"] == 2
+    assert not list(tmp_path.glob("generations_*.jsonl"))
