@@ -23,7 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
-    CONF_DIR,
+    CONF_MODULE,
     entry_run_dir,
     redact,
     register_resolvers,
@@ -93,7 +93,7 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
             wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="curate")
+@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="curate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     curate(cfg)

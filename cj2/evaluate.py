@@ -26,7 +26,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cj2.evaluation.runner import eval_dir, register_resolvers
-from cj2.runtime import CONF_DIR, redact, reraise_scrubbed, to_plain, wandb_mode
+from cj2.runtime import CONF_MODULE, redact, reraise_scrubbed, to_plain, wandb_mode
 
 log = logging.getLogger("cj2.evaluate")
 register_resolvers()
@@ -105,7 +105,7 @@ def evaluate(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return evaluate(cfg)

@@ -29,7 +29,7 @@ from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import PAIRWISE_LABELS
 from cj2.evaluation.agreement import agreement_report, majority_vote
 from cj2.evaluation.placement import to_original
-from cj2.runtime import CONF_DIR, json_safe, to_plain
+from cj2.runtime import CONF_MODULE, json_safe, to_plain
 from cj2.verdict import parse_verdict
 
 log = logging.getLogger("cj2.moj")
@@ -155,7 +155,7 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="moj")
+@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="moj")
 def main(cfg: DictConfig) -> None:
     moj(cfg)
 

@@ -21,8 +21,10 @@ SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|authorization)$"
 REDACTED = "<redacted>"
 
 
-# The Hydra configs beside the package (an absolute path, so console scripts find them as `python -m` does).
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+# The Hydra configs ship inside the package (cj2/conf/, package data): the entries find them by module, so a
+# wheel installed anywhere works from any directory. CONF_PATH is a filesystem path to the same tree.
+CONF_MODULE = "pkg://cj2.conf"
+CONF_PATH = Path(__file__).resolve().parent / "conf"
 
 
 def _now() -> str:

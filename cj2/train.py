@@ -20,7 +20,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
-    CONF_DIR,
+    CONF_MODULE,
     AtomicCheckpointIO,
     entry_run_dir,
     json_safe,
@@ -248,7 +248,7 @@ def _finish_wandb(loggers: list) -> None:
             wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return train(cfg)

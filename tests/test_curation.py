@@ -35,7 +35,7 @@ from cj2.data.templates import get_template
 from cj2.generation import SamplingParams, ScriptedSampler
 from cj2.verdict import parse_verdict
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "cj2" / "conf"
 
 
 def _pair(i: int, label: str = "A", **kw) -> PairwiseItem:

@@ -25,7 +25,7 @@ from cj2.evaluation.runner import eval_dir, fingerprint, generated_subset, run_e
 from cj2.evaluation.store import ResultStore
 from cj2.verdict import render_verdict
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "cj2" / "conf"
 FLIP = {"A": "B", "B": "A", "tie": "tie"}
 
 

@@ -11,7 +11,7 @@ from cj2.evaluation.backends import build_judge, check_no_secrets
 from cj2.generation import ScriptedSampler
 from cj2.generation.serve import serve_openai
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "cj2" / "conf"
 SECRET = "sk-test-0123456789abcdef-SECRET"
 
 

@@ -265,7 +265,7 @@ def test_length_grouping_keeps_padding_under_5_percent_on_builtin_data(tokenizer
     """The default data config (built-in tasks, default batch size): padding < 5% of processed tokens."""
     from cj2.data.datamodule import JudgeDataModule
 
-    defaults = yaml.safe_load((ROOT / "conf" / "data" / "builtin.yaml").read_text())
+    defaults = yaml.safe_load((ROOT / "cj2" / "conf" / "data" / "builtin.yaml").read_text())
     builtin = {k: v for k, v in defaults["builtin"].items() if k != "seed"}
     builtin["n_val"] = 0
     dm = JudgeDataModule(

@@ -138,7 +138,7 @@ def test_builtin_benchmarks_are_registered():
         s.score for n, s in BENCHMARKS.items() if n != "pairwise"
     )
     for name in BENCHMARKS:
-        assert (Path(__file__).resolve().parents[1] / "conf" / "benchmark" / f"{name}.yaml").exists()
+        assert (Path(__file__).resolve().parents[1] / "cj2" / "conf" / "benchmark" / f"{name}.yaml").exists()
 
 
 # -------------------------------------------------------------------------------------------- samplers
@@ -200,4 +200,6 @@ def test_builtin_samplers_are_registered():
     assert SAMPLERS["scripted"].keys == ("outputs",) and "engine_kwargs" in SAMPLERS["vllm"].keys
     for name in SAMPLERS:
         if name != "scripted":  # scripted is for tests; it has no config file
-            assert (Path(__file__).resolve().parents[1] / "conf" / "generator" / f"{name}.yaml").exists()
+            assert (
+                Path(__file__).resolve().parents[1] / "cj2" / "conf" / "generator" / f"{name}.yaml"
+            ).exists()

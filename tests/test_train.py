@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from cj2.runtime import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "cj2" / "conf"
 register_resolvers()
 
 TINY_RUN = [

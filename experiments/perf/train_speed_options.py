@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         .to(device)
         .train()
     )
-    loss_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "margin.yaml"))
+    loss_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "cj2" / "conf" / "loss" / "margin.yaml"))
     loss_cfg["impl"] = "chunked"
     collate = JudgeCollator(tokenizer.pad_token_id)
     groups = build_batches(tokenizer, args.steps, args.batch_size, args.length, args.seed)
@@ -151,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
 
     lora_model = None
     if any(OPTIONS[o][3] for o in args.options):
-        peft_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / "peft" / "lora.yaml"))
+        peft_cfg = OmegaConf.to_container(
+            OmegaConf.load(ROOT / "cj2" / "conf" / "model" / "peft" / "lora.yaml")
+        )
         lora_model = apply_peft(copy.deepcopy(model), peft_cfg).train()
     optimizers: dict[str, torch.optim.Optimizer] = {}
     modules: dict[str, JudgeModule] = {}

@@ -193,7 +193,7 @@ def _load(model_name: str, device):
     tiny_config = None
     if model_name == "tiny":
         tiny_config = OmegaConf.to_container(
-            OmegaConf.load(ROOT / "conf" / "model" / "tiny.yaml").tiny_config
+            OmegaConf.load(ROOT / "cj2" / "conf" / "model" / "tiny.yaml").tiny_config
         )
     model = load_model(
         model_name,
@@ -210,7 +210,7 @@ def loss_config() -> dict:
     """The default training loss (``conf/loss/margin.yaml``) with the chunked CE."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "loss" / "margin.yaml"))
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "cj2" / "conf" / "loss" / "margin.yaml"))
     cfg["impl"] = "chunked"
     return cfg
 
