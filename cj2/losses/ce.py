@@ -6,8 +6,12 @@ padding or prompt tokens. ``impl`` picks how the ``[N, V]`` logits are (or are n
 
 * ``naive``   -- the reference: full ``[N, V]`` logits, ``log_softmax`` in float32.
 * ``chunked`` -- :func:`cj2.losses.chunked.chunked_weighted_nll`, never holding more than one chunk of logits.
-* ``cce``     -- Apple's Cut Cross-Entropy (``pip install 'cj2[gpu]'``).
-* ``liger``   -- Liger-Kernel's fused linear cross-entropy (``pip install 'cj2[gpu]'``).
+* ``cce``     -- Apple's Cut Cross-Entropy (``pip install 'cj2[gpu]'``), with exact gradients (no
+  gradient filtering): :func:`cj2.losses.chunked.cce_weighted_nll`.
+* ``liger``   -- Liger-Kernel's fused linear cross-entropy (``pip install 'cj2[gpu]'``):
+  :func:`cj2.losses.chunked.liger_weighted_nll`.
+
+Every backend applies any token weights exactly (the objective passes each row's sample weight).
 
 A new backend is one function registered with :func:`register_ce_backend`; every backend must match
 ``naive`` in loss and gradients.
@@ -18,7 +22,6 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -87,13 +90,8 @@ def _chunked(
     return chunked_weighted_nll(hidden, weight, targets, token_weights, bias=bias, chunk_size=chunk_size)
 
 
-def _gpu_extra_missing(impl: str, package: str, error: ImportError) -> ImportError:
-    return ImportError(
-        f"loss.impl={impl} needs the optional package {package!r}: pip install 'cj2[gpu]' "
-        f"(or use loss.impl=naive / chunked). Import failed with: {error}"
-    )
-
-
+# The fused GPU kernels have one wrapper each, in cj2.losses.chunked (also used by the tests and
+# experiments/perf): exact for any token weights, CCE without its approximate gradient filter.
 @register_ce_backend("cce")
 def _cce(
     hidden: Tensor,
@@ -103,15 +101,9 @@ def _cce(
     bias: Tensor | None,
     chunk_size: int,
 ) -> Tensor:
-    try:
-        from cut_cross_entropy import linear_cross_entropy
-    except ImportError as error:
-        raise _gpu_extra_missing("cce", "cut-cross-entropy", error) from error
-    # CCE's Triton kernels need CUDA; its torch.compile path runs anywhere.
-    impl = "cce" if hidden.is_cuda else "torch_compile"
-    nll = linear_cross_entropy(hidden, weight, targets.long(), bias=bias, reduction="none", impl=impl)
-    nll = upcast(nll)
-    return (nll * token_weights.to(nll.dtype)).sum()
+    from cj2.losses.chunked import cce_weighted_nll
+
+    return cce_weighted_nll(hidden, weight, targets, token_weights, bias=bias)
 
 
 @register_ce_backend("liger")
@@ -123,20 +115,9 @@ def _liger(
     bias: Tensor | None,
     chunk_size: int,
 ) -> Tensor:
-    try:
-        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
-    except ImportError as error:
-        raise _gpu_extra_missing("liger", "liger-kernel", error) from error
-    # Liger computes its gradients inside the forward for a scalar loss, so only a uniform token weight
-    # (what the objective passes: 1 or 1/denominator) can be applied, outside the kernel.
-    first = token_weights[:1]
-    if not torch.equal(token_weights, first.expand_as(token_weights)):
-        raise ValueError(
-            "loss.impl=liger supports only uniform token_weights; use loss.impl=naive or chunked"
-        )
-    total = liger_fused_linear_cross_entropy(hidden, weight, targets.long(), bias=bias, reduction="sum")
-    total = upcast(total)
-    return total * first.to(total.dtype).squeeze(0)
+    from cj2.losses.chunked import liger_weighted_nll
+
+    return liger_weighted_nll(hidden, weight, targets, token_weights, bias=bias)
 
 
 def weighted_nll(

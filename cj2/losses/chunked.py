@@ -25,7 +25,8 @@ to bf16 once (relative error ~2^-9 per logit / gradient entry) and then upcast. 
 they stay in float32 (fp16's range is too small for logits and gradients without loss scaling).
 
 :func:`cce_weighted_nll` and :func:`liger_weighted_nll` are thin wrappers around the optional GPU
-kernels (``pip install "cj2[gpu]"``) with the same weighted-sum semantics.
+kernels (``pip install "cj2[gpu]"``) with the same weighted-sum semantics, exact for any token weights;
+they are the only wrappers (``loss.impl=cce|liger`` in :mod:`cj2.losses.ce` dispatches to them).
 """
 
 from __future__ import annotations
@@ -296,8 +297,21 @@ def chunked_weighted_nll(
     )
 
 
-def _weighted_sum_of_rows(per_row: torch.Tensor, token_weights: torch.Tensor) -> torch.Tensor:
-    return (per_row.float() * token_weights.to(torch.float32)).sum()
+def _zero_attached(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """A 0 of ``dtype`` attached to the graph of every input (sums of empty slices: no NaN from inf)."""
+    zero = hidden[:0].sum() + weight[:0].sum()
+    if bias is not None:
+        zero = zero + bias[:0].sum()
+    return zero.to(dtype)
+
+
+def _missing_extra(impl: str, package: str, error: ImportError) -> ImportError:
+    return ImportError(
+        f"loss.impl={impl} needs the optional package {package!r}; {_GPU_EXTRA_HINT} "
+        f"(or use loss.impl=chunked / naive). Import failed with: {error}"
+    )
 
 
 def cce_weighted_nll(
@@ -306,34 +320,46 @@ def cce_weighted_nll(
     targets: torch.Tensor,
     token_weights: torch.Tensor,
     bias: torch.Tensor | None = None,
-    impl: str = "cce",
+    impl: str | None = None,
     filter_eps: float | str | None = None,
 ) -> torch.Tensor:
     """The same weighted NLL through Cut Cross-Entropy (``cut_cross_entropy.linear_cross_entropy``).
 
-    ``impl="cce"`` needs a CUDA GPU; ``impl="torch_compile"`` also runs on CPU (it materialises the
-    logits inside a compiled graph, so it saves no memory there). The per-row NLL comes from
-    ``reduction="none"``, whose backward takes a per-row upstream gradient, so the weighting is exact.
-    Rows with weight 0 are dropped before the call. ``filter_eps`` is passed through when given: CCE's
-    default skips gradient entries below a threshold (approximate gradients, by design).
+    This is the one CCE wrapper: ``loss.impl=cce`` (:mod:`cj2.losses.ce`) calls it too.
+
+    ``impl`` is CCE's: ``"cce"`` (Triton kernels, CUDA only) or ``"torch_compile"`` (runs on CPU too, but
+    materialises the logits inside a compiled graph, so it saves no memory there); ``None`` picks ``"cce"``
+    for CUDA inputs and ``"torch_compile"`` otherwise. The per-row NLL comes from ``reduction="none"``,
+    whose backward takes a per-row upstream gradient, so any token weights are applied exactly. Rows with
+    weight 0 are dropped before the call.
+
+    ``filter_eps`` is always passed. Its default ``None`` turns CCE's gradient filtering off: exact
+    gradients, as every other ``loss.impl`` computes. CCE's own default (``"auto"``) skips the gradient
+    entries whose softmax value falls below a threshold, an approximation; pass ``"auto"`` or a float
+    to opt into it.
+
+    Returns a scalar in float32 (float64 for float64 inputs), attached to the graph also when every
+    weight is 0.
     """
     try:
         from cut_cross_entropy import linear_cross_entropy
-    except ImportError as exc:  # pragma: no cover - depends on the optional extra
-        raise ImportError(f"loss impl 'cce' needs the cut-cross-entropy package; {_GPU_EXTRA_HINT}") from exc
+    except ImportError as exc:
+        raise _missing_extra("cce", "cut-cross-entropy", exc) from exc
     _check_inputs(hidden, weight, targets, token_weights, bias, 1)
-    keep = (token_weights != 0).nonzero().squeeze(1)
+    cdt = _compute_dtype(hidden.dtype, weight.dtype)
+    w = token_weights.detach()
+    keep = (w != 0).nonzero().squeeze(1)
     if keep.numel() == 0:
-        return (hidden.sum() * 0.0 + weight.sum() * 0.0).float()  # zero, still attached to the graph
-    kwargs: dict[str, Any] = {"reduction": "none", "impl": impl}
+        return _zero_attached(hidden, weight, bias, cdt)
+    if keep.numel() < w.numel():
+        hidden, targets, w = (x.index_select(0, keep) for x in (hidden, targets, w))
+    if impl is None:
+        impl = "cce" if hidden.is_cuda else "torch_compile"
+    kwargs: dict[str, Any] = {"reduction": "none", "impl": impl, "filter_eps": filter_eps}
     if bias is not None:
         kwargs["bias"] = bias  # only recent cut-cross-entropy versions accept a bias
-    if filter_eps is not None:
-        kwargs["filter_eps"] = filter_eps
-    per_row = linear_cross_entropy(
-        hidden.index_select(0, keep), weight, targets.index_select(0, keep), **kwargs
-    )
-    return _weighted_sum_of_rows(per_row, token_weights.index_select(0, keep).detach())
+    per_row = linear_cross_entropy(hidden, weight, targets.long(), **kwargs)
+    return (per_row.to(cdt) * w.to(cdt)).sum()
 
 
 def liger_weighted_nll(
@@ -345,23 +371,34 @@ def liger_weighted_nll(
 ) -> torch.Tensor:
     """The same weighted NLL through Liger-Kernel's fused linear cross-entropy (CUDA only).
 
+    This is the one Liger wrapper: ``loss.impl=liger`` (:mod:`cj2.losses.ce`) calls it too.
+
     Liger's fused kernel computes its gradients in the forward pass and scales them by a *scalar*
     upstream gradient, and older releases get ``reduction="none"`` wrong in the backward pass. So each
-    distinct token weight gets its own ``reduction="sum"`` call on its rows: exact for any weights,
-    and one call in the common cases (``sft_normalization=token`` gives every row the same weight;
-    ``sequence_sum`` one weight per sequence). Rows with weight 0 are dropped.
+    distinct token weight gets its own ``reduction="sum"`` call on its rows, scaled outside the kernel:
+    exact for any weights. Training passes the rows' sample weights (``batch["weights"]``), so that is
+    one call without sample weights and one per distinct sample weight with them. Each call holds its
+    own ``V x H`` weight gradient until the backward pass, so many distinct weights in one batch cost
+    memory. Rows with weight 0 are dropped.
+
+    Returns a scalar in float32 (float64 for float64 inputs), attached to the graph also when every
+    weight is 0.
     """
     try:
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
-    except ImportError as exc:  # pragma: no cover - depends on the optional extra
-        raise ImportError(f"loss impl 'liger' needs the liger-kernel package; {_GPU_EXTRA_HINT}") from exc
+    except ImportError as exc:
+        raise _missing_extra("liger", "liger-kernel", exc) from exc
     _check_inputs(hidden, weight, targets, token_weights, bias, 1)
+    cdt = _compute_dtype(hidden.dtype, weight.dtype)
     w = token_weights.detach()
-    total = (hidden.sum() * 0.0 + weight.sum() * 0.0).float()  # zero, attached even with no rows
-    for value in torch.unique(w[w != 0]).tolist():
+    total = _zero_attached(hidden, weight, bias, cdt)
+    values = torch.unique(w[w != 0])
+    for value in values:
         rows = (w == value).nonzero().squeeze(1)
-        part = liger_fused_linear_cross_entropy(
-            hidden.index_select(0, rows), weight, targets.index_select(0, rows), bias=bias, reduction="sum"
-        )
-        total = total + part.float() * value
+        if rows.numel() < w.numel():
+            h_rows, t_rows = hidden.index_select(0, rows), targets.index_select(0, rows)
+        else:
+            h_rows, t_rows = hidden, targets
+        part = liger_fused_linear_cross_entropy(h_rows, weight, t_rows.long(), bias=bias, reduction="sum")
+        total = total + part.to(cdt) * value.to(cdt)
     return total
