@@ -1,7 +1,7 @@
 """Where curation data comes from: a source spec names a reader and the component its data feeds.
 
-A source is a mapping (the ``conf/source/*.yaml`` files form the catalog ``python -m cj2.curate`` picks from
-by name)::
+A source is a mapping (the ``cj2/conf/source/*.yaml`` files, and ``source/`` folders on ``CJ2_CONFIG_PATH``,
+form the catalog ``python -m cj2.curate`` picks from by name)::
 
     name: my_pairs
     type: file            # file | builtin | builtin_judged | mtbench | records
@@ -99,8 +99,9 @@ def resolve_sources(
         if isinstance(entry, str):
             if entry not in catalog:
                 raise KeyError(
-                    f"unknown source {entry!r}; the catalog has {sorted(catalog)} (add one under "
-                    f"conf/source/ and to curate.yaml's defaults, or give a mapping inline)"
+                    f"unknown source {entry!r}; the catalog has {sorted(catalog)} (put a <name>.yaml in a "
+                    f"source/ folder of your own on CJ2_CONFIG_PATH and add +source@catalog.{entry}=<name>, "
+                    "or give a mapping inline)"
                 )
             specs.append(SourceSpec.from_mapping(entry, catalog[entry]))
         elif isinstance(entry, Mapping):

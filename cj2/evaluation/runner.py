@@ -30,6 +30,7 @@ config.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -609,6 +610,9 @@ def write_report(
     notes = list(metrics.get("notes", [])) + [f"total wall time {metrics['wall_time_s']} s"]
     atomic_write_text(out / "report.md", render_markdown(title, metrics["results"], metrics["runs"], notes))
     plots = []
+    if importlib.util.find_spec("matplotlib") is None:
+        log.warning('matplotlib is not installed: report.md written without plots (pip install "cj2[plots]")')
+        return plots
     p = plot_domains(metrics["results"], out / "domains.png")
     if p is not None:
         plots.append(p)

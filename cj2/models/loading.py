@@ -114,6 +114,11 @@ def _gguf_path() -> Path:
     for location in locations:
         path = Path(location) / _GGUF_FILE
         if path.is_file():
+            if importlib.util.find_spec("gguf") is None:
+                raise ModelNotFoundError(
+                    f"the embedded model {EMBEDDED!r} is read from {path} with the `gguf` package, which is "
+                    'not installed: pip install "cj2[embedded]"'
+                )
             return path
     raise ModelNotFoundError(
         f"the embedded model {EMBEDDED!r} needs the file {_GGUF_FILE} from the PyPI package "

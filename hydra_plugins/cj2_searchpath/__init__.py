@@ -1,7 +1,7 @@
 """Hydra search-path plugin of cj2: folders named in ``CJ2_CONFIG_PATH`` join the config search path.
 
 A researcher keeps their own ``experiment/``, ``source/``, ``model/`` ... files in a folder of their own and
-sets ``CJ2_CONFIG_PATH=/path/to/my_conf`` (several folders: separated by ``os.pathsep``); every cj2 entry
+sets ``CJ2_CONFIG_PATH=/path/to/my_conf`` (plain paths; several separated by ``os.pathsep``); every entry
 (``cj2-train``, ``cj2-curate``, ``cj2-evaluate``, ``cj2-moj`` and their ``python -m`` forms, and Hydra's
 ``compose`` API) then finds ``+experiment=my_run`` or ``source@catalog.mine=my_pairs`` there without editing
 cj2. The folders are searched before cj2's own configs, so a file of the same name overrides cj2's. The
@@ -30,8 +30,6 @@ def user_config_dirs(value: str | None = None) -> list[Path]:
         part = part.strip()
         if not part:
             continue
-        if part.startswith("file://"):
-            part = part[len("file://") :]
         path = Path(part).expanduser().resolve()
         if not path.is_dir():
             raise FileNotFoundError(f"{ENV_VAR}: config folder {part!r} does not exist (resolved: {path})")
