@@ -7,6 +7,9 @@ top-p 1. Rejection sampling draws exactly this (arXiv 2507.09104, Sec. 3.2: M ca
 
 * ``baseline``: for each prompt, one ``model.generate(do_sample=True, temperature=0.7,
   num_return_sequences=M, max_new_tokens=96)`` call, the usual way to draw M samples;
+* ``batched baseline``: what a user who batches would write: all prompts in one left-padded ``generate``
+  call with ``num_return_sequences=M`` and a static KV cache (``--batched-cache dynamic`` for the default
+  cache); padded to the longest prompt, every row decodes until the longest finishes;
 * ``cj2 hf sampler``: :class:`cj2.generation.hf.HFSampler` with the same settings: prompts sorted by
   length, each repeated M times, cut into batches of ``--batch-size`` sequences, left-padded, KV cache,
   per-sample seeded sampling.
@@ -105,6 +108,42 @@ def baseline(model, tokenizer, prompts, m: int, max_new_tokens: int, temperature
     return time.perf_counter() - start, tokens
 
 
+def batched_baseline(
+    model, tokenizer, prompts, m: int, max_new_tokens: int, temperature: float, cache: str | None
+) -> tuple[float, int]:
+    """The batched loop a user would write: every prompt in ONE left-padded ``generate`` call with
+    ``num_return_sequences=m`` (and a static KV cache when ``cache="static"``); (seconds, new tokens)."""
+    eos = tokenizer.eos_token_id
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        texts = [
+            tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
+        ]
+        enc = tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt").to(model.device)
+    finally:
+        tokenizer.padding_side = side
+    extra = {"cache_implementation": cache} if cache else {}
+    start = time.perf_counter()
+    out = model.generate(
+        **enc,
+        do_sample=True,
+        temperature=temperature,
+        top_p=1.0,
+        top_k=0,
+        num_return_sequences=m,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos,
+        **extra,
+    )
+    seconds = time.perf_counter() - start
+    tokens = 0
+    for row in out[:, enc["input_ids"].shape[1] :].tolist():
+        tokens += next((k + 1 for k, t in enumerate(row) if t == eos), len(row))
+    return seconds, tokens
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=EMBEDDED)
@@ -128,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         "2-core machine up to 10x slower)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--batched-cache",
+        default="static",
+        help="KV cache of the batched baseline's generate call: static (default) or dynamic",
+    )
     parser.add_argument(
         "--random-weights",
         action="store_true",
@@ -160,11 +204,18 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         baseline(model, tokenizer, [prompts[i] for i in short], args.m, 4, args.temperature)
     sampler.generate([prompts[i] for i in short], args.m, SamplingParams(max_new_tokens=4, temperature=0.7))
+    cache = None if args.batched_cache == "dynamic" else args.batched_cache
+    with torch.inference_mode():
+        batched_baseline(model, tokenizer, [prompts[i] for i in short], args.m, 4, args.temperature, cache)
 
     load_before = os.getloadavg()[0]
     with torch.inference_mode():
         base_s, base_tokens = baseline(
             model, tokenizer, prompts, args.m, args.max_new_tokens, args.temperature
+        )
+    with torch.inference_mode():
+        batched_s, batched_tokens = batched_baseline(
+            model, tokenizer, prompts, args.m, args.max_new_tokens, args.temperature, cache
         )
     start = time.perf_counter()
     samples = sampler.generate(prompts, args.m, params)
@@ -198,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| baseline: generate(num_return_sequences={args.m}) per prompt | {base_s:.1f} | {base_tokens} | "
         f"{base_tokens / base_s:.1f} | 1.00 |"
     )
+    print(
+        f"| batched baseline: one left-padded generate(num_return_sequences={args.m}), "
+        f"{args.batched_cache} cache | {batched_s:.1f} | {batched_tokens} | {batched_tokens / batched_s:.1f} "
+        f"| {batched_s / base_s:.2f} |"
+    )
     print(f"| cj2 hf sampler | {ours_s:.1f} | {ours_tokens} | {ours_tokens / ours_s:.1f} | {ratio:.2f} |")
+    print(f"\ncj2 hf sampler time / batched baseline time: {ours_s / batched_s:.2f}")
     print()
     print(f"sampler finish reasons: stop={finishes.count('stop')}, length={finishes.count('length')}")
     met = ratio <= 1 / 3
