@@ -129,7 +129,10 @@ class GeneratedJudgments(_InLoopEvaluation):
 
     ``n_items`` new questions of the trained families (the headline) and ``n_unseen_items`` of the families
     held out whole (``..._unseen_family``), from the data module's held-out split. Every generation is
-    written to the run folder (``generations_step<N>.jsonl``, ``generations_latest.jsonl``).
+    written to the run folder (``generations_step<N>.jsonl``, ``generations_latest.jsonl``), and the first
+    ``table_rows`` judgments go to every logger that takes tables (``val/judgments``, a ``wandb.Table``
+    with wandb; the others, CSV among them, get none). ``progress``: a bar over the prompts on stderr while
+    the judge decodes, shown only when the trainer shows its own progress bar and stderr is a TTY.
     """
 
     kind = "generated-judgment evaluation"
@@ -144,8 +147,12 @@ class GeneratedJudgments(_InLoopEvaluation):
         template: str = "cj2_check",
         every_n_steps: int = 0,
         untrained_baseline: bool = True,
+        table_rows: int = 32,
+        progress: bool = True,
     ):
         super().__init__(untrained_baseline=untrained_baseline)
+        self.table_rows = int(table_rows)
+        self.progress = bool(progress)
         self.n_items = int(n_items)
         self.n_unseen_items = int(n_unseen_items)
         self.max_new_tokens = int(max_new_tokens)
@@ -167,6 +174,8 @@ class GeneratedJudgments(_InLoopEvaluation):
             out_dir=Path(trainer.default_root_dir),
             heldout_families=dm.heldout_families(),
             autocast_dtype=autocast_dtype(trainer),
+            # Lightning's switch (trainer.enable_progress_bar) decides for this bar too
+            progress=self.progress and trainer.progress_bar_callback is not None,
         )
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float] | None:
@@ -176,9 +185,24 @@ class GeneratedJudgments(_InLoopEvaluation):
         periodic = trainer.state.fn == TrainerFn.FITTING and every > 0 and step > 0 and step % every == 0
         if not (final or periodic):
             return None
-        return self.evaluator.run(
+        results = self.evaluator.run(
             pl_module.model, pl_module.tokenizer, tag=f"step{step}", is_global_zero=trainer.is_global_zero
         )
+        if trainer.is_global_zero:
+            self.log_table(trainer)
+        return results
+
+    def log_table(self, trainer: L.Trainer) -> None:
+        """The first ``table_rows`` judgments of the last run as ``<prefix>/judgments`` in every logger with
+        a ``log_table`` (Lightning's WandbLogger); nothing (and no wandb import) without one."""
+        takers = [lg for lg in getattr(trainer, "loggers", ()) if callable(getattr(lg, "log_table", None))]
+        if not takers or self.table_rows <= 0 or not self.evaluator.last_rows:
+            return
+        columns, data = self.evaluator.table(self.evaluator.last_rows, self.table_rows)
+        for lg in takers:
+            lg.log_table(
+                key=f"{self.evaluator.prefix}/judgments", columns=columns, data=data, step=trainer.global_step
+            )
 
 
 class VerdictLogitBenchmark(_InLoopEvaluation):

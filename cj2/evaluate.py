@@ -54,7 +54,7 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         return
     import wandb
 
-    from cj2.evaluation.report import flatten
+    from cj2.evaluation.report import domain_rows, flatten
 
     run = wandb.init(
         project=wcfg.get("project", "cj2"),
@@ -73,6 +73,9 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         run.log(summary)
         for key, value in summary.items():
             run.summary[key] = value
+        columns, rows = domain_rows(metrics["results"])
+        if rows:  # the per-domain table of report.md, as a table
+            run.log({"domains": wandb.Table(columns=columns, data=rows)})
         for plot in metrics.get("plots", []):
             run.log({f"plots/{Path(plot).stem}": wandb.Image(str(plot))})
     finally:

@@ -7,6 +7,8 @@ import datetime as _dt
 import math
 import os
 import re
+import secrets
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from cj2.data.io import atomic_write_bytes
+from cj2.data.io import atomic_write_bytes, atomic_write_text
 
 # Config keys whose values never leave the process (saved configs, wandb, logs, error messages).
 SECRET_KEY_RE = re.compile(r"(api[_-]?key|token|secret|password|authorization)$", re.IGNORECASE)
@@ -178,6 +180,29 @@ def wandb_mode(configured: str | None) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+WANDB_ID_FILE = "wandb_run_id"
+"""The file in a training run's folder that holds its wandb run id (written at the first start)."""
+
+
+def wandb_run_id(run_dir: str | os.PathLike, *, resume: bool, save: bool = True) -> str:
+    """The wandb run id of the training run in ``run_dir``.
+
+    Resuming (``resume``), the id saved in ``<run_dir>/wandb_run_id`` at the first start, so the resumed run
+    continues the same wandb run; otherwise (or when none was saved) a new id, written there atomically when
+    ``save`` (rank zero only: the other ranks log nothing to wandb).
+    """
+    path = Path(run_dir) / WANDB_ID_FILE
+    if resume and path.exists():
+        saved = path.read_text(encoding="utf-8").strip()
+        if saved:
+            return saved
+    alphabet = string.ascii_lowercase + string.digits
+    new = "".join(secrets.choice(alphabet) for _ in range(8))
+    if save:
+        atomic_write_text(path, new + "\n")
+    return new
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

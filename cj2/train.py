@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
     CONF_MODULE,
+    WANDB_ID_FILE,
     AtomicCheckpointIO,
     entry_run_dir,
     json_safe,
@@ -30,6 +31,7 @@ from cj2.runtime import (
     resolve_precision,
     to_plain,
     wandb_mode,
+    wandb_run_id,
 )
 
 log = logging.getLogger("cj2.train")
@@ -51,7 +53,9 @@ def _resolve_ckpt(ckpt_path: str | None, out: Path) -> str | None:
     return str(ckpt_path)
 
 
-def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any]) -> list:
+def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any], *, resume: bool = False) -> list:
+    """The run's loggers (``conf/logger/``): CSV and/or wandb. The wandb run's id is kept in the run folder
+    (``wandb_run_id``), so a run resumed from a checkpoint (``resume``) continues the same wandb run."""
     loggers: list = []
     lcfg = cfg.logger
     if lcfg.get("csv", {}).get("enabled", False):
@@ -60,8 +64,12 @@ def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any]) -> list:
         loggers.append(CSVLogger(save_dir=str(out), name="csv", version=""))
     wcfg = lcfg.get("wandb", {})
     if wcfg.get("enabled", False):
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
         from lightning.pytorch.loggers import WandbLogger
 
+        rank_zero = int(getattr(rank_zero_only, "rank", 0) or 0) == 0
+        run_id = wandb_run_id(out, resume=resume, save=rank_zero)
+        log.info("wandb run id %s (%s)", run_id, out / WANDB_ID_FILE)
         mode = wandb_mode(wcfg.get("mode"))
         loss_name = cfg.loss.name
         m = OmegaConf.select(cfg, "data.rejection.m", default=None)
@@ -78,7 +86,8 @@ def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any]) -> list:
                 tags=tags,
                 name=name,
                 config=resolved,
-                id=None,
+                id=run_id,
+                resume="allow",
             )
         )
     return loggers
@@ -218,12 +227,13 @@ def train(cfg: DictConfig) -> float | None:
     precision = resolve_precision(
         cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto"))
     )
-    loggers = build_loggers(cfg, out, resolved)
+    ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), out)
+    loggers = build_loggers(cfg, out, resolved, resume=ckpt_path is not None)
     trainer = build_trainer(cfg, out, build_callbacks(cfg, loggers), loggers, precision)
     model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=_resolve_ckpt(cfg.get("ckpt_path"), out))
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
         val = trainer.validate(module, datamodule=dm, verbose=False)  # + the final generated judgments
         metrics = run_metrics(cfg, trainer, module, dm, val[0] if val else {}, precision, t0)
         if trainer.is_global_zero:

@@ -582,6 +582,43 @@ def test_evaluate_entry_in_process(tmp_path, capsys):
     assert (folder / "config.yaml").exists() and "JudgerBenchV2" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("mode", ["offline", "disabled"])
+def test_evaluate_logs_the_domain_table_to_wandb(tmp_path, monkeypatch, mode):
+    """With wandb on, the per-domain table of report.md is logged as a wandb.Table (``domains``); offline,
+    its file in the run's wandb folder holds report.md's columns and rows. wandb disabled: nothing fails."""
+    from cj2.evaluate import evaluate
+    from cj2.evaluation.report import domain_rows
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic", "dates"]}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
+    cfg = _compose(
+        [
+            "judge=predictions",
+            f"judge.path={preds}",
+            "benchmark.n_queries=1",
+            "benchmark.scenarios=[arithmetic,dates]",
+            f"output_root={tmp_path}",
+            "logger.wandb.enabled=true",
+            f"logger.wandb.mode={mode}",
+            "evaluate.bootstrap=0",
+            "evaluate.progress=false",
+        ]
+    )
+    evaluate(cfg)
+    folder = next((tmp_path / "eval" / "embedded").iterdir())
+    results = json.loads((folder / "metrics.json").read_text())["results"]
+    columns, rows = domain_rows(results)
+    assert columns == ["domain", "n", "generate/accuracy"] and len(rows) == 2 and rows[0][2] == 1.0
+    assert "| arithmetic | 6 | 100.0 |" in (folder / "report.md").read_text()
+    tables = list(folder.glob("wandb/offline-run-*/files/media/table/domains_*.table.json"))
+    if mode == "disabled":
+        assert tables == []
+        return
+    assert len(tables) == 1
+    assert json.loads(tables[0].read_text()) == {"columns": columns, "data": rows}
+
+
 def test_time_budget_stops_cleanly_and_a_rerun_finishes(tmp_path):
     bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
     preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")

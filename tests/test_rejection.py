@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -424,3 +425,98 @@ def test_sigkill_at_a_random_shard_then_resume_equals_uninterrupted(tmp_path, po
     assert resumed.cache_hit and resumed.rows == clean.rows
     assert list(resumed.rows) == [p.id for p in prompts]  # every prompt exactly once, in order
     assert resumed.select().stats == clean.select().stats
+
+
+class _TTY(io.StringIO):
+    """A stderr that says it is a terminal (where a progress bar is shown)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class _Bar:
+    def __init__(self, **kwargs):
+        self.kwargs, self.updates, self.closed = kwargs, [], False
+
+    def update(self, n: int = 1) -> None:
+        self.updates.append(n)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_progress_bar_counts_the_prompts_and_obeys_its_switch(tmp_path, monkeypatch):
+    """One bar over the prompts (not a log line per shard), advanced after every generate call; a rerun
+    starts it at the prompts already drawn; rejection.progress=false switches it off."""
+    import cj2.curation.rejection as rejection
+
+    bars: list[_Bar] = []
+    monkeypatch.setattr(rejection, "progress_bar", lambda **kw: bars.append(_Bar(**kw)) or bars[-1])
+    prompts = _sim_prompts(10)
+
+    def run(**kwargs):
+        return rejection_sample(
+            prompts,
+            SimulatedTeacher(),
+            SamplingParams(seed=0),
+            draws=2,
+            folder_root=tmp_path,
+            generator_config=SIM,
+            shard_size=4,
+            **kwargs,
+        )
+
+    first = run()
+    assert len(bars) == 1 and bars[0].closed
+    assert bars[0].kwargs["total"] == 10 and bars[0].kwargs["initial"] == 0 and bars[0].kwargs["enabled"]
+    assert sum(bars[0].updates) == 10 and len(bars[0].updates) >= first.shards_drawn == 3
+    again = run(progress=False)
+    assert again.cache_hit and bars[1].kwargs["initial"] == 10 and bars[1].updates == []
+    assert bars[1].kwargs["enabled"] is False
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path, monkeypatch):
+    """The real bar: written to stderr when it is a TTY (the final count shown), nothing when the switch is
+    off or stderr is a file or pipe (CI logs)."""
+    prompts = _sim_prompts(6)
+    for i, (stream, progress, shown) in enumerate(
+        [(_TTY(), True, True), (_TTY(), False, False), (io.StringIO(), True, False)]
+    ):
+        monkeypatch.setattr(sys, "stderr", stream)
+        rejection_sample(
+            prompts,
+            SimulatedTeacher(),
+            SamplingParams(seed=0),
+            draws=2,
+            folder_root=tmp_path / str(i),
+            generator_config=SIM,
+            shard_size=4,
+            name="rft",
+            progress=progress,
+        )
+        text = stream.getvalue()
+        assert ("6/6" in text and "rft" in text and "prompt" in text) == shown, (i, text)
+
+
+def test_curation_passes_rejection_progress_through(tmp_path, monkeypatch):
+    """python -m cj2.curate's switch: rejection.progress (default true)."""
+    import cj2.curation.pipeline as pipeline
+
+    seen = []
+    real = pipeline.rejection_sample
+    monkeypatch.setattr(
+        pipeline, "rejection_sample", lambda *a, **k: seen.append(k["progress"]) or real(*a, **k)
+    )
+    for rcfg in ({"progress": False}, {}):
+        pipeline._run_rejection(
+            "rft",
+            _sim_prompts(4),
+            SimulatedTeacher(),
+            SIM,
+            SamplingParams(seed=0),
+            rcfg,
+            tmp_path / "cache",
+            tmp_path / "out",
+            m=1,
+        )
+    assert seen == [False, True]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.pytorch.loggers.logger import Logger
 from omegaconf import OmegaConf
 
 from cj2.runtime import register_resolvers
@@ -524,3 +526,192 @@ def test_generated_judgments_with_no_items_evaluate_nothing(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert value is None and "val/judge_acc" not in metrics and metrics["global_step"] == 2
     assert not list(tmp_path.glob("generations_*.jsonl"))
+
+
+# --------------------------------------------------------------------------------------------- loggers
+WANDB_RUN = [
+    "logger=default",  # wandb (offline here) and CSV
+    "trainer.max_steps=4",
+    "callbacks.verdict_logits=null",
+    "callbacks.generated.n_unseen_items=1",
+    "callbacks.generated.table_rows=4",
+]
+
+
+def test_resume_continues_the_same_wandb_run_and_logs_judgment_tables(tmp_path, monkeypatch):
+    """Through real offline wandb: the first start saves its wandb run id in the run folder, ckpt_path=last
+    continues that run (same id, the run folders wandb writes carry it), and every generated validation
+    logs its judgments as a wandb.Table (table_rows of them, the columns of GeneratedEval.table)."""
+    import cj2.models
+    import cj2.train as train_mod
+    from cj2.evaluation.generated import TABLE_COLUMNS
+
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    ids = []
+    finish = train_mod._finish_wandb
+
+    def record_then_finish(loggers):
+        import wandb
+
+        ids.append(wandb.run.id)  # the live run, as wandb itself knows it
+        finish(loggers)
+
+    monkeypatch.setattr(train_mod, "_finish_wandb", record_then_finish)
+    train_mod.train(cfg_for(tmp_path, *WANDB_RUN, "stop_after_steps=2"))
+    saved = (tmp_path / "wandb_run_id").read_text().strip()
+    train_mod.train(cfg_for(tmp_path, *WANDB_RUN, "ckpt_path=last"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 4
+    assert ids == [saved, saved] and (tmp_path / "wandb_run_id").read_text().strip() == saved
+    folders = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert folders and {f.name.rsplit("-", 1)[1] for f in folders} == {saved}
+    tables = sorted(tmp_path.glob("wandb/offline-run-*/files/media/table/val/judgments_*.table.json"))
+    assert len(tables) >= 2  # the final validation of each start
+    for path in tables:
+        table = json.loads(path.read_text())
+        assert table["columns"] == list(TABLE_COLUMNS) and len(table["data"]) == 4
+        row = dict(zip(table["columns"], table["data"][0]))
+        assert row["order"] == "AB" and row["question"] and row["gold"] in ("A", "B", "tie")
+        assert isinstance(row["correct"], bool)
+
+
+def test_wandb_disabled_trains_and_logs_nothing(tmp_path, monkeypatch):
+    """logger.wandb.mode=disabled: the run (judgment tables included) goes through wandb's no-op run."""
+    import cj2.models
+    from cj2.train import train
+
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    overrides = [a for a in WANDB_RUN if not a.startswith("logger=")]
+    train(cfg_for(tmp_path, *overrides, "logger=wandb", "logger.wandb.mode=disabled", "trainer.max_steps=2"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 2
+    assert not list(tmp_path.glob("wandb/*run-*"))
+
+
+def test_wandb_run_id_is_new_at_a_fresh_start_and_kept_on_resume(tmp_path):
+    from cj2.runtime import WANDB_ID_FILE, wandb_run_id
+
+    assert wandb_run_id(tmp_path, resume=True, save=False) != ""  # nothing saved yet: a new id
+    assert not (tmp_path / WANDB_ID_FILE).exists()
+    first = wandb_run_id(tmp_path, resume=False)
+    assert (tmp_path / WANDB_ID_FILE).read_text().strip() == first
+    assert wandb_run_id(tmp_path, resume=True) == first == wandb_run_id(tmp_path, resume=True, save=False)
+    fresh = wandb_run_id(tmp_path, resume=False)  # a fresh start in the same folder is a new wandb run
+    assert fresh != first and wandb_run_id(tmp_path, resume=True) == fresh
+
+
+class _TableLogger(Logger):
+    """A logger that takes tables (as WandbLogger does) and keeps them."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: list[tuple] = []
+
+    @property
+    def name(self) -> str:
+        return "tables"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_table(self, key, columns=None, data=None, dataframe=None, step=None) -> None:
+        self.tables.append((key, columns, data, step))
+
+
+@pytest.mark.parametrize("logger", ["csv", "none"])
+def test_judgment_tables_without_wandb(tmp_path, monkeypatch, logger):
+    """wandb blocked (any import of it fails): logger=csv and logger=none train as before, write no wandb
+    id, and a logger that takes tables gets one per generated validation, capped at table_rows, with the
+    responses in the order the judge saw them."""
+    import cj2.models
+    import cj2.train as train_mod
+    from cj2.evaluation.generated import TABLE_COLUMNS
+
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    taker = _TableLogger()
+    build = train_mod.build_loggers
+    monkeypatch.setattr(train_mod, "build_loggers", lambda *a, **k: [*build(*a, **k), taker])
+    train_mod.train(
+        cfg_for(
+            tmp_path,
+            f"logger={logger}",
+            "trainer.max_steps=4",
+            "callbacks.verdict_logits=null",
+            "callbacks.generated.n_unseen_items=1",
+            "callbacks.generated.table_rows=5",
+            "callbacks.generated.every_n_steps=2",
+            "trainer.val_check_interval=2",
+        )
+    )
+    assert not (tmp_path / "wandb_run_id").exists() and not (tmp_path / "wandb").exists()
+    assert [(key, step) for key, _, _, step in taker.tables] == [
+        ("val/judgments", 2),
+        ("val/judgments", 4),
+        ("val/judgments", 4),  # the final validation
+    ]
+    for _, columns, data, _ in taker.tables:
+        assert columns == list(TABLE_COLUMNS) and len(data) == 5  # 3 items x 2 orders, capped at 5
+        rows = [dict(zip(columns, r)) for r in data]
+        ab, ba = rows[0], rows[1]
+        assert (ab["id"], ab["order"], ba["id"], ba["order"]) == (ab["id"], "AB", ab["id"], "BA")
+        assert (ab["response A"], ab["response B"]) == (ba["response B"], ba["response A"])
+        assert ba["gold"] == {"A": "B", "B": "A", "tie": "tie"}[ab["gold"]]  # gold as shown, too
+        assert all(r["correct"] == (r["verdict"] == r["gold"]) for r in rows)
+
+
+class _TTY(io.StringIO):
+    """A stderr that says it is a terminal (where a progress bar is shown)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_generated_eval_progress_bar_counts_the_prompts(tiny_model, tokenizer, monkeypatch):
+    """The bar over the prompts (both orders of every item) is advanced per decoded batch to the total, on
+    stderr when it is a TTY; nothing is written with progress off or stderr not a terminal."""
+    from cj2.data.tasks import generate_items
+    from cj2.evaluation.generated import GeneratedEval
+
+    items = generate_items(3, split="validation", seed=0)
+    for stream, progress, shown in [
+        (_TTY(), True, True),
+        (_TTY(), False, False),
+        (io.StringIO(), True, False),
+    ]:
+        monkeypatch.setattr(sys, "stderr", stream)
+        ev = GeneratedEval(items, max_new_tokens=4, batch_size=4, progress=progress)
+        ev.run(tiny_model, tokenizer)
+        assert len(ev.last_rows) == 6
+        text = stream.getvalue()
+        assert ("6/6" in text and "val: generated judgments" in text) == shown, text
+
+
+def test_generated_eval_bar_follows_the_trainers_progress_bar(tmp_path):
+    """callbacks.generated.progress shows the bar only where the trainer shows its own."""
+    from cj2.callbacks import GeneratedJudgments
+    from cj2.data.tasks import generate_items
+
+    class DataModule:
+        def eval_items(self, n, n_unseen=0):
+            return generate_items(n, split="validation", seed=0)
+
+        def heldout_families(self):
+            return []
+
+    class Trainer:
+        datamodule = DataModule()
+        default_root_dir = str(tmp_path)
+        precision = "32-true"
+
+    for bar, switch, expected in [(object(), True, True), (None, True, False), (object(), False, False)]:
+        trainer = Trainer()
+        trainer.progress_bar_callback = bar
+        evaluator = GeneratedJudgments(n_items=1, progress=switch).build(trainer)
+        assert evaluator.progress is expected

@@ -124,6 +124,7 @@ def _run_rejection(
         shard_size=int(rcfg.get("shard_size", 64)),
         stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)),
         name=name,
+        progress=bool(rcfg.get("progress", True)),
     )
     sel = draws.select(m, max_keep=rcfg.get("max_keep"), weight=str(rcfg.get("weight", "uniform")))
     sel.stats["cache"] = {
@@ -251,7 +252,9 @@ def run_pipeline(
     stats["mixture"], stats["files"] = _mix_and_write(cfg.get("mixture"), data, run.out, run.seed)
     hcfg = dict(cfg.get("hf_probe") or {})
     if hcfg.get("enabled", False):
-        stats["hf_probe"] = _probe(hcfg, run.seed, run.cache, run.out)
+        stats["hf_probe"] = _probe(
+            hcfg, run.seed, run.cache, run.out, progress=bool(run.rcfg.get("progress", True))
+        )
     stats["summary"] = summarize(stats)
     stats["wall_s"] = round(time.time() - t0, 2)
     atomic_write_json(run.out / "stats.json", stats)
@@ -554,7 +557,9 @@ def _style_items(
     return items, st
 
 
-def _probe(hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path) -> dict[str, Any]:
+def _probe(
+    hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path, *, progress: bool = True
+) -> dict[str, Any]:
     """A small real-model rejection run on built-in prompts; its pass@M is reported, its data kept apart."""
     from cj2.data.tasks import generate_items
 
@@ -578,7 +583,7 @@ def _probe(hcfg: Mapping[str, Any], seed: int, cache: Path, out: Path) -> dict[s
             LazySampler(generator),
             generator,
             params,
-            {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True},
+            {"shard_size": hcfg.get("shard_size", 8), "stop_on_verdict": True, "progress": progress},
             cache,
             out,
             m=int(hcfg.get("m", 4)),

@@ -43,6 +43,7 @@ from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import Message, PreferenceRecord, TrainRecord
+from cj2.progress import progress_bar
 from cj2.testing import kill_point
 from cj2.verdict import labels_for, parse_verdict
 
@@ -238,10 +239,16 @@ def candidate_rows(prompt: JudgePrompt, samples: Sequence[Any]) -> list[dict[str
 
 
 def _draw_shard(
-    sampler: Any, prompts: Sequence[JudgePrompt], draws: int, params: Any, stop_on_verdict: bool
+    sampler: Any,
+    prompts: Sequence[JudgePrompt],
+    draws: int,
+    params: Any,
+    stop_on_verdict: bool,
+    on_prompts: Callable[[int], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Draw ``draws`` candidates for each prompt; one generate call per verdict format (stop_on_verdict
-    takes one format per call). Seeds are keyed by prompt id, so the grouping does not change samples."""
+    takes one format per call). Seeds are keyed by prompt id, so the grouping does not change samples.
+    ``on_prompts(n)`` is called after each generate call with the number of prompts it drew for."""
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(prompts):
         groups.setdefault(p.format, []).append(i)
@@ -270,6 +277,8 @@ def _draw_shard(
                     f"{prompts[i].id!r}, {draws} were asked for"
                 )
             by_index[i] = candidate_rows(prompts[i], samples)
+        if on_prompts is not None:
+            on_prompts(len(idxs))
     return [row for i in range(len(prompts)) for row in by_index[i]]
 
 
@@ -339,13 +348,16 @@ def rejection_sample(
     shard_size: int = 64,
     stop_on_verdict: bool = True,
     name: str = "rft",
+    progress: bool = True,
 ) -> RejectionDraws:
     """Draw ``draws`` candidates per prompt, resumably, into ``folder_root/<key>`` (module docstring).
 
     ``sampler`` is a sampler or a zero-argument factory, called only when something must be drawn (a cache
     hit never loads a model). ``params`` is a :class:`~cj2.generation.SamplingParams`; with
     ``stop_on_verdict`` each prompt's generation ends at its template's verdict marker. Two processes on one
-    folder take turns (a file lock).
+    folder take turns (a file lock). ``progress``: a bar over the prompts on stderr (rate, ETA), advanced
+    after every generate call (it stands in for the backend's own bar, e.g. vLLM's); off when stderr is
+    not a TTY.
     """
     from filelock import FileLock
 
@@ -383,18 +395,31 @@ def rejection_sample(
                 "complete": False,
             }
         was_complete = bool(manifest.get("complete"))
-        built: Any = None
-        rows: dict[str, list[dict[str, Any]]] = {}
-        reused = drawn = 0
+        # the listed shards first (checked against the manifest), so the bar starts at what is done
+        by_shard: dict[int, list[dict[str, Any]]] = {}
         for index, shard in enumerate(shards):
             entry = manifest["shards"].get(str(index))
             shard_rows = _load_shard(folder, entry, shard, draws) if entry else None
             if shard_rows is not None:
-                reused += 1
-            else:
+                by_shard[index] = shard_rows
+        reused = len(by_shard)
+        done = sum(len(shards[i]) for i in by_shard)
+        built: Any = None
+        drawn = 0
+        bar = progress_bar(
+            total=len(prompts),
+            initial=done,
+            desc=f"{name}: prompts x {draws}",
+            unit="prompt",
+            enabled=progress,
+        )
+        try:
+            for index, shard in enumerate(shards):
+                if index in by_shard:
+                    continue
                 if built is None:
                     built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
-                shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict)
+                shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict, on_prompts=bar.update)
                 path = folder / _shard_file(index)
                 write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
                 kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
@@ -407,10 +432,15 @@ def rejection_sample(
                 atomic_write_json(manifest_path, manifest)  # the shard counts only once listed
                 kill_point("rejection.shard_listed")  # test-only: written and listed
                 drawn += 1
-                log.info(
+                by_shard[index] = shard_rows
+                log.debug(
                     "%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard), draws
                 )
-            for row in shard_rows:
+        finally:
+            bar.close()
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for index in range(len(shards)):
+            for row in by_shard[index]:
                 rows.setdefault(row["prompt_id"], []).append(row)
         if not manifest.get("complete"):
             manifest["complete"] = True

@@ -21,9 +21,25 @@ import torch
 from cj2.data.io import write_jsonl
 from cj2.data.schema import PairwiseItem
 from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
+from cj2.progress import progress_bar
 from cj2.verdict import parse_verdict, unswap
 
 log = logging.getLogger(__name__)
+
+
+TABLE_COLUMNS = (
+    "id",
+    "domain",
+    "order",
+    "question",
+    "response A",
+    "response B",
+    "judgment",
+    "verdict",
+    "gold",
+    "correct",
+)
+"""The columns of :meth:`GeneratedEval.table` (one row per generated judgment)."""
 
 
 class GeneratedEval:
@@ -38,6 +54,7 @@ class GeneratedEval:
         out_dir: str | Path | None = None,
         autocast_dtype: torch.dtype | None = None,
         heldout_families: Sequence[str] = (),
+        progress: bool = False,
     ):
         from cj2.data.templates import get_template
 
@@ -51,6 +68,9 @@ class GeneratedEval:
         self.prefix = prefix
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.autocast_dtype = autocast_dtype  # e.g. bfloat16 when training runs bf16-mixed
+        # a bar over the prompts on stderr, advanced per decoded batch (off when stderr is not a TTY)
+        self.progress = progress
+        self.last_rows: list[dict[str, Any]] = []  # the rows of the last run(), for the judgment table
 
     def key(self, model_id: str) -> str:
         return cache_key(
@@ -64,7 +84,7 @@ class GeneratedEval:
         )
 
     @torch.no_grad()
-    def generate(self, model, tokenizer) -> list[dict[str, Any]]:
+    def generate(self, model, tokenizer, *, desc: str = "generated judgments") -> list[dict[str, Any]]:
         from cj2.generation.base import SamplingParams
         from cj2.generation.hf import HFSampler
 
@@ -79,6 +99,7 @@ class GeneratedEval:
         model.eval()
         device = next(model.parameters()).device
         autocast = contextlib.nullcontext()
+        bar = None
         try:
             decoder = model
             if self.autocast_dtype == torch.bfloat16 and device.type == "cpu":
@@ -89,9 +110,12 @@ class GeneratedEval:
             elif self.autocast_dtype is not None:
                 autocast = torch.autocast(device.type, dtype=self.autocast_dtype)
             sampler = HFSampler(decoder, tokenizer, batch_size=self.batch_size)
+            bar = progress_bar(total=len(prompts), desc=desc, unit="prompt", enabled=self.progress)
             with autocast:
-                samples = sampler.generate(prompts, 1, params)
+                samples = sampler.generate(prompts, 1, params, on_batch=bar.update)
         finally:
+            if bar is not None:
+                bar.close()
             model.train(was_training)
         rows = []
         for i, item in enumerate(self.items):
@@ -164,13 +188,39 @@ class GeneratedEval:
     def run(self, model, tokenizer, *, tag: str = "final", is_global_zero: bool = True) -> dict[str, float]:
         if not is_global_zero:
             return {}
-        rows = self.generate(model, tokenizer)
+        rows = self.generate(model, tokenizer, desc=f"{self.prefix}: generated judgments")
+        self.last_rows = rows
         if self.out_dir is not None:
             write_jsonl(self.out_dir / f"generations_{tag}.jsonl", rows)
             write_jsonl(
                 self.out_dir / "generations_latest.jsonl", rows
             )  # what a sweep's paired comparison reads
         return self.score(rows)
+
+    def table(self, rows: Sequence[dict[str, Any]], max_rows: int) -> tuple[list[str], list[list[Any]]]:
+        """``(columns, data)``: the first ``max_rows`` judgments of ``rows`` as the judge saw them (responses,
+        verdict and gold in the order it was shown: ``order`` BA has the responses swapped), for a table in
+        the run's logger (a ``wandb.Table``)."""
+        items = {item.id: item for item in self.items}
+        data = []
+        for r in list(rows)[: max(0, int(max_rows))]:
+            item = items[r["id"]]
+            shown = item if r["order"] == "AB" else item.swapped()
+            data.append(
+                [
+                    r["id"],
+                    r["domain"],
+                    r["order"],
+                    shown.question,
+                    shown.response_a,
+                    shown.response_b,
+                    r["output"],
+                    r["parsed"],
+                    shown.label,
+                    bool(r["correct"]),
+                ]
+            )
+        return list(TABLE_COLUMNS), data
 
     def baseline(
         self, model, tokenizer, *, model_id: str, cache_dir: str | Path | None, lookup_only: bool = False
@@ -181,7 +231,7 @@ class GeneratedEval:
         def compute() -> dict[str, float]:
             saved_prefix, self.prefix = self.prefix, f"{self.prefix}_untrained"
             try:
-                rows = self.generate(model, tokenizer)
+                rows = self.generate(model, tokenizer, desc=f"{self.prefix}: generated judgments")
                 metrics = self.score(rows)
             finally:
                 self.prefix = saved_prefix

@@ -70,20 +70,38 @@ def headline_table(results: Mapping[str, Mapping[str, Any]], runs: Mapping[str, 
     return "\n".join(lines) + "\n"
 
 
-def domain_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+def domain_rows(results: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The per-domain table as ``(columns, rows)``: domain, n, then each mode's strict accuracy (a fraction;
+    None where the mode has none). What ``report.md`` shows and the wandb run logs (``domains``)."""
     domains = sorted({k.split("/", 1)[1] for m in results.values() for k in m if k.startswith("accuracy/")})
-    if not domains:
+    modes = list(results)
+    columns = ["domain", "n", *(f"{x}/accuracy" for x in modes)]
+    rows = []
+    for d in domains:
+        n = next((int(m[f"n/{d}"]) for m in results.values() if f"n/{d}" in m), 0)
+        rows.append([d, n, *(_finite(results[x].get(f"accuracy/{d}")) for x in modes)])
+    return columns, rows
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def domain_table(results: Mapping[str, Mapping[str, Any]]) -> str:
+    _, rows = domain_rows(results)
+    if not rows:
         return ""
     modes = list(results)
     lines = [
         "| domain | n | " + " | ".join(f"{MODE_TITLES.get(x, x)} acc. %" for x in modes) + " |",
         "|" + "---|" * (len(modes) + 2),
     ]
-    for d in domains:
-        n = next((int(m[f"n/{d}"]) for m in results.values() if f"n/{d}" in m), 0)
-        lines.append(
-            f"| {d} | {n} | " + " | ".join(_pct(results[x].get(f"accuracy/{d}")) for x in modes) + " |"
-        )
+    for d, n, *accs in rows:
+        lines.append(f"| {d} | {n} | " + " | ".join(_pct(a) for a in accs) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,7 @@ import inspect
 import logging
 import random
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -330,7 +330,10 @@ class HFSampler:
         params: SamplingParams,
         *,
         keys: Sequence[PromptKey] | None = None,
+        on_batch: Callable[[int], Any] | None = None,
     ) -> list[list[Sample]]:
+        """``n`` samples of each prompt, decoded ``batch_size`` (prompt, sample) rows at a time;
+        ``on_batch(rows)`` is called after each batch (a progress bar's ``update``)."""
         keys = check_request(prompts, n, keys)
         encoded = [self.encode(list(p)) for p in prompts]
         # Longest first (an out-of-memory batch fails at once), ties by position: a deterministic order.
@@ -343,6 +346,8 @@ class HFSampler:
                 batch = rows[start : start + self.batch_size]
                 for (i, j), sample in zip(batch, self._generate_batch(batch, encoded, keys, params, eos_ids)):
                     results[i][j] = sample
+                if on_batch is not None:
+                    on_batch(len(batch))
         return [list(r) for r in results]  # type: ignore[arg-type]
 
     def _generate_batch(

@@ -101,6 +101,8 @@ class VLLMSampler:
             return []
         request_seeds = [sample_seed(params.seed, key, 0) for key in keys]
         request_params = [self._request_params(n, params, seed) for seed in request_seeds]
+        # vLLM's own bar is off: the callers drive one bar per generate call (rejection sampling over
+        # prompts, the evaluation over batches), which would otherwise interleave with it
         outputs = self.llm.chat([list(p) for p in prompts], sampling_params=request_params, use_tqdm=False)
         if len(outputs) != len(prompts):
             raise GenerationError(f"vllm returned {len(outputs)} results for {len(prompts)} prompts")
