@@ -35,7 +35,7 @@ from typing import Any
 from cj2.curation.hygiene import Decontaminator, balance_positions
 from cj2.curation.mixture import COMPONENTS, mix
 from cj2.curation.prompts import build_prompts
-from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, rejection_sample
+from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, parse_worker, rejection_sample
 from cj2.curation.sources import SourceSpec, eval_questions, load_source, question_of_record, resolve_sources
 from cj2.data.io import atomic_write_json, write_jsonl
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
@@ -125,7 +125,12 @@ def _run_rejection(
         stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)),
         name=name,
         progress=bool(rcfg.get("progress", True)),
+        worker=parse_worker(rcfg.get("worker")),
     )
+    if draws.worker is not None:  # a worker's share: the selection is made by the merge run
+        share = {"prompts": len(draws.prompts), "shards_drawn": draws.shards_drawn}
+        share |= {"shards_reused": draws.shards_reused, "folder": str(draws.folder)}
+        return Selection(name, m, [], [], [], {"worker": list(draws.worker), **share}), draws
     sel = draws.select(m, max_keep=rcfg.get("max_keep"), weight=str(rcfg.get("weight", "uniform")))
     sel.stats["cache"] = {
         "folder": str(draws.folder),
@@ -249,6 +254,16 @@ def run_pipeline(
         "rectification": _rectification_stage(run, cfg.get("rectification"), routed.judge_items, data),
     }
     stats["stages"] = {name: s for name, s in stages.items() if s}
+    worker = parse_worker(run.rcfg.get("worker"))
+    if worker is not None:  # this worker's shards are drawn; the merge run writes the data and stats.json
+        stats["worker"] = list(worker)
+        stats["summary"] = {
+            name: {k: st[k] for k in ("prompts", "shards_drawn", "shards_reused") if k in st}
+            for name, st in stats["stages"].items()
+        }
+        stats["wall_s"] = round(time.time() - t0, 2)
+        atomic_write_json(run.out / f"worker_{worker[0]}-of-{worker[1]}.json", stats)
+        return stats
     stats["mixture"], stats["files"] = _mix_and_write(cfg.get("mixture"), data, run.out, run.seed)
     hcfg = dict(cfg.get("hf_probe") or {})
     if hcfg.get("enabled", False):

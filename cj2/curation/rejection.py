@@ -309,6 +309,63 @@ def _load_shard(
     return rows
 
 
+Worker = tuple[int, int]  # (index, count): this process draws the shards whose index % count == index
+
+
+def parse_worker(spec: Any, env: Mapping[str, str] | None = None) -> Worker | None:
+    """The share of the shards this process draws, from ``rejection.worker``: ``None`` (all of them),
+    ``"i/N"`` (worker ``i`` of ``N``, counted from 0), ``"slurm"`` (a SLURM job array: the task's index
+    among ``SLURM_ARRAY_TASK_MIN..MAX``, as many workers as the array has tasks) or ``"rank"`` (a
+    data-parallel launch: ``RANK`` of ``WORLD_SIZE``)."""
+    import os
+
+    env = os.environ if env is None else env
+    if spec in (None, "", "null", "None"):
+        return None
+    text = str(spec).strip()
+    if text == "slurm":
+        try:
+            task, lo = int(env["SLURM_ARRAY_TASK_ID"]), int(env.get("SLURM_ARRAY_TASK_MIN", 0))
+            count = int(env.get("SLURM_ARRAY_TASK_COUNT") or int(env["SLURM_ARRAY_TASK_MAX"]) - lo + 1)
+        except (KeyError, ValueError) as err:
+            raise ValueError(
+                f"rejection.worker=slurm outside a SLURM job array (missing or bad {err}); use i/N"
+            ) from None
+        index = task - lo
+    elif text == "rank":
+        try:
+            index, count = int(env["RANK"]), int(env["WORLD_SIZE"])
+        except (KeyError, ValueError) as err:
+            raise ValueError(
+                f"rejection.worker=rank without RANK/WORLD_SIZE (missing or bad {err})"
+            ) from None
+    else:
+        head, sep, tail = text.partition("/")
+        if not sep or not head.strip().isdigit() or not tail.strip().isdigit():
+            raise ValueError(f"rejection.worker={spec!r}: expected 'i/N' (e.g. 0/4), 'slurm' or 'rank'")
+        index, count = int(head), int(tail)
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"rejection.worker={spec!r}: worker {index} of {count} does not exist")
+    return index, count
+
+
+def _worker_manifest(folder: Path, worker: Worker) -> Path:
+    return folder / "workers" / f"{worker[0]:04d}-of-{worker[1]:04d}.json"
+
+
+def _listed_elsewhere(folder: Path) -> dict[str, dict[str, Any]]:
+    """Shard entries listed by the workers' manifests (``workers/*.json``), by shard index."""
+    entries: dict[str, dict[str, Any]] = {}
+    for path in sorted((folder / "workers").glob("*.json")):
+        try:
+            listed = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            log.warning("%s: unreadable worker manifest, ignored (its shards are drawn again)", path)
+            continue
+        entries.update(listed.get("shards", {}))
+    return entries
+
+
 @dataclass
 class RejectionDraws:
     """Every candidate drawn for every prompt, in prompt order (``rows[prompt_id]``: ``draws`` rows)."""
@@ -322,6 +379,7 @@ class RejectionDraws:
     cache_hit: bool = False
     shards_reused: int = 0
     shards_drawn: int = 0
+    worker: Worker | None = None  # set: only this worker's share of the shards is in ``rows``
 
     def select(
         self, m: int | None = None, *, max_keep: int | None = None, weight: str = "uniform"
@@ -349,6 +407,7 @@ def rejection_sample(
     stop_on_verdict: bool = True,
     name: str = "rft",
     progress: bool = True,
+    worker: Worker | None = None,
 ) -> RejectionDraws:
     """Draw ``draws`` candidates per prompt, resumably, into ``folder_root/<key>`` (module docstring).
 
@@ -358,8 +417,30 @@ def rejection_sample(
     folder take turns (a file lock). ``progress``: a bar over the prompts on stderr (rate, ETA), advanced
     after every generate call (it stands in for the backend's own bar, e.g. vLLM's); off when stderr is
     not a TTY.
+
+    ``worker=(i, N)``: draw only the shards whose index is ``i`` modulo ``N`` and list them in
+    ``workers/<i>-of-<N>.json`` (one file per worker, so N processes on a shared folder never wait on each
+    other); the returned draws hold that share only. A run without ``worker`` afterwards is the merge: it
+    takes every shard a worker listed (checked by its hash), draws what none did, and returns the same draws,
+    shard files and selection as a run that drew everything itself (per-sample seeds: a shard's rows do not
+    depend on who drew it).
     """
     from filelock import FileLock
+
+    if worker is not None:
+        return _draw_worker_share(
+            prompts,
+            sampler,
+            params,
+            draws=draws,
+            folder_root=folder_root,
+            generator_config=generator_config,
+            shard_size=shard_size,
+            stop_on_verdict=stop_on_verdict,
+            name=name,
+            progress=progress,
+            worker=worker,
+        )
 
     prompts = list(prompts)
     if draws < 1:
@@ -397,9 +478,15 @@ def rejection_sample(
         was_complete = bool(manifest.get("complete"))
         # the listed shards first (checked against the manifest), so the bar starts at what is done
         by_shard: dict[int, list[dict[str, Any]]] = {}
+        from_workers = _listed_elsewhere(folder)
         for index, shard in enumerate(shards):
             entry = manifest["shards"].get(str(index))
             shard_rows = _load_shard(folder, entry, shard, draws) if entry else None
+            if shard_rows is None and str(index) in from_workers:  # drawn by a worker: list it here
+                entry = from_workers[str(index)]
+                shard_rows = _load_shard(folder, entry, shard, draws)
+                if shard_rows is not None:
+                    manifest["shards"][str(index)] = entry
             if shard_rows is not None:
                 by_shard[index] = shard_rows
         reused = len(by_shard)
@@ -459,6 +546,124 @@ def rejection_sample(
         cache_hit=was_complete and drawn == 0,
         shards_reused=reused,
         shards_drawn=drawn,
+    )
+
+
+def _draw_worker_share(
+    prompts: Sequence[JudgePrompt],
+    sampler: Any | Callable[[], Any],
+    params: Any,
+    *,
+    draws: int,
+    folder_root: str | Path,
+    generator_config: Mapping[str, Any],
+    shard_size: int,
+    stop_on_verdict: bool,
+    name: str,
+    progress: bool,
+    worker: Worker,
+) -> RejectionDraws:
+    """One worker's share of :func:`rejection_sample` (see there): its shards, resumably, listed in its own
+    manifest under its own lock."""
+    from filelock import FileLock
+
+    index_w, count = worker
+    prompts = list(prompts)
+    if draws < 1 or shard_size < 1:
+        raise ValueError(f"draws={draws}, shard_size={shard_size}: expected >= 1")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ValueError(f"prompt ids must be distinct (they key the per-sample seeds); {dup!r} repeats")
+    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
+    folder = Path(folder_root) / key
+    own = _worker_manifest(folder, worker)
+    own.parent.mkdir(parents=True, exist_ok=True)
+    shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
+    mine = [i for i in range(len(shards)) if i % count == index_w]
+    with FileLock(str(own.with_suffix(".lock"))):
+        manifest: dict[str, Any] = {}
+        if own.exists():
+            manifest = json.loads(own.read_text())
+            if manifest.get("key") != key or manifest.get("shard_size") != shard_size:
+                log.warning("%s: manifest of another configuration; starting over", own)
+                manifest = {}
+        if not manifest:
+            manifest = {
+                "key": key,
+                "name": name,
+                "material": material,
+                "draws": draws,
+                "shard_size": shard_size,
+                "worker": [index_w, count],
+                "shards": {},
+            }
+        main_path = folder / "manifest.json"
+        main = json.loads(main_path.read_text()).get("shards", {}) if main_path.exists() else {}
+        by_shard: dict[int, list[dict[str, Any]]] = {}
+        for index in mine:
+            for entry in (manifest["shards"].get(str(index)), main.get(str(index))):
+                shard_rows = _load_shard(folder, entry, shards[index], draws) if entry else None
+                if shard_rows is not None:
+                    by_shard[index] = shard_rows
+                    manifest["shards"][str(index)] = entry
+                    break
+        reused, drawn, built = len(by_shard), 0, None
+        bar = progress_bar(
+            total=sum(len(shards[i]) for i in mine),
+            initial=sum(len(shards[i]) for i in by_shard),
+            desc=f"{name} worker {index_w}/{count}: prompts x {draws}",
+            unit="prompt",
+            enabled=progress,
+        )
+        try:
+            for index in mine:
+                if index in by_shard:
+                    continue
+                if built is None:
+                    built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
+                shard_rows = _draw_shard(built, shards[index], draws, params, stop_on_verdict, bar.update)
+                path = folder / _shard_file(index)
+                write_jsonl(path, shard_rows)
+                kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
+                manifest["shards"][str(index)] = {
+                    "file": _shard_file(index),
+                    "prompts": len(shards[index]),
+                    "rows": len(shard_rows),
+                    "sha256": _sha256(path),
+                }
+                atomic_write_json(own, manifest)
+                kill_point("rejection.shard_listed")
+                by_shard[index] = shard_rows
+                drawn += 1
+        finally:
+            bar.close()
+        atomic_write_json(own, manifest)
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for index in mine:
+        for row in by_shard[index]:
+            rows.setdefault(row["prompt_id"], []).append(row)
+    log.info(
+        "%s: worker %d of %d: %d of %d shards (%d drawn, %d reused); merge with a run without "
+        "rejection.worker",
+        name,
+        index_w,
+        count,
+        len(mine),
+        len(shards),
+        drawn,
+        reused,
+    )
+    return RejectionDraws(
+        name=name,
+        folder=folder,
+        key=key,
+        draws=draws,
+        prompts=[p for i in mine for p in shards[i]],
+        rows=rows,
+        shards_reused=reused,
+        shards_drawn=drawn,
+        worker=worker,
     )
 
 
