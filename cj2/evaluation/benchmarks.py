@@ -12,6 +12,11 @@ score them.
 ``pairwise``         any file a curation adapter reads (``benchmark.adapter``)   accuracy
 ===================  ==========================================================  ===================
 
+``rewardbench``, ``judgebench`` and ``pairwise`` also take a hub dataset as ``benchmark.path``
+(``hf://org/name[@revision][:[config:]split]``, :mod:`cj2.data.hub`; ``pip install "cj2[hub]"``), read
+through the same adapter; what was read is in the stats' ``origin``. JudgerBenchV2 and RMB take folders
+only (their file names carry the scenario and the best-of-N split).
+
 Every benchmark becomes a list of :class:`~cj2.data.schema.PairwiseItem` in the file's order (RMB
 best-of-N groups become one pair per loser, ``meta["bon_group"]``). ``benchmark.gt_path`` replaces the
 labels with a Mix-of-Judgers ground truth written by ``python -m cj2.moj`` (Sec. 4.2).
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from cj2.data.adapters import load_items
+from cj2.data.hub import is_hub_uri
 from cj2.data.io import DataError, read_rows
 from cj2.data.schema import PAIRWISE_LABELS, BestOfNItem, PairwiseItem
 
@@ -133,11 +139,20 @@ def _pairs(items: list) -> list[PairwiseItem]:
     return out
 
 
-def _require_path(cfg: Mapping[str, Any], name: str) -> Path:
+def _require_path(cfg: Mapping[str, Any], name: str, *, hub: bool = True) -> Path | str:
+    """``benchmark.path`` checked: a local path that exists, or (``hub``) an ``hf://`` hub dataset, which
+    :func:`load_items` reads like a file (:mod:`cj2.data.hub`)."""
     if not cfg.get("path"):
         raise ValueError(
             f"benchmark {name!r} needs benchmark.path (where its files are); only 'embedded' is built in"
         )
+    if is_hub_uri(cfg["path"]):
+        if not hub:
+            raise ValueError(
+                f"benchmark {name!r} reads a folder whose file names carry meaning; benchmark.path="
+                f"{cfg['path']!r} (a hub dataset) cannot say them: download it and give the folder"
+            )
+        return str(cfg["path"])
     path = Path(str(cfg["path"])).expanduser()
     if not path.exists():
         raise DataError("file not found (benchmark.path)", path=path)
@@ -313,7 +328,7 @@ def _load_embedded(cfg: dict[str, Any], bench: Benchmark) -> None:
     check=_check_judgerbench,
 )
 def _load_judgerbenchv2(cfg: dict[str, Any], bench: Benchmark) -> None:
-    path = _require_path(cfg, bench.name)
+    path = _require_path(cfg, bench.name, hub=False)
     bench.items = _pairs(load_items(path, "judgerbenchv2", on_error=_on_error(cfg), stats=bench.stats))
     bench.reference_model = cfg.get("reference_model") or JUDGERBENCH_REFERENCE
     bench.compat = cfg.get("compat")
@@ -334,7 +349,7 @@ def _load_judgebench(cfg: dict[str, Any], bench: Benchmark) -> None:
 
 @register_benchmark("rmb", kind="rmb", score=_score_rmb)
 def _load_rmb(cfg: dict[str, Any], bench: Benchmark) -> None:
-    bench.items = _rmb_items(_require_path(cfg, bench.name), _on_error(cfg), bench.stats)
+    bench.items = _rmb_items(_require_path(cfg, bench.name, hub=False), _on_error(cfg), bench.stats)
 
 
 @register_benchmark("pairwise", kind="pairwise", keys=("adapter", "options"))

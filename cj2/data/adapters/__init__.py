@@ -32,9 +32,10 @@ leaves out (a PandaLM row whose three annotators all disagree). Every ``DataErro
 Sources whose better answer always sits in one position (chosen/rejected layouts, RMB, RM-Bench) keep the
 label ``"A"`` and set ``meta["position_fixed"] = True``; balancing positions is the mixture's job.
 
-:func:`load_items` reads a file, a folder of files or (with ``datasets`` installed and a hub reachable) a
-Hugging Face dataset id, runs an adapter over every record, and fills a stats dict: ``read`` (records
-read), ``kept`` (items returned), ``skipped`` with ``skipped_by_reason``, and ``empty_responses``.
+:func:`load_items` reads a file, a folder of files, a ``save_to_disk`` folder or a Hugging Face hub dataset
+(``hf://org/name[@revision][:[config:]split]``, :mod:`cj2.data.hub`; ``pip install "cj2[hub]"``), runs an
+adapter over every record, and fills a stats dict: ``read`` (records read), ``kept`` (items returned),
+``skipped`` with ``skipped_by_reason``, and ``empty_responses``.
 
 Where things live:
 

@@ -16,6 +16,15 @@ from typing import Any
 
 from cj2.data.adapters.fields import Item, _error
 from cj2.data.adapters.registry import ADAPTERS
+from cj2.data.hub import (
+    DEFAULT_SPLIT,
+    HubRef,
+    hub_rows,
+    is_hub_uri,
+    is_saved_dataset,
+    parse_hub_uri,
+    saved_rows,
+)
 from cj2.data.io import DataError, SkipRecord, read_rows
 from cj2.data.schema import PairwiseItem, PointwiseItem
 
@@ -43,49 +52,55 @@ def _data_files(root: Path) -> list[Path]:
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_TRUE = ("1", "true", "yes", "on")
-
-
-def _hub_rows(source: str, split: str, name: str | None) -> Iterator[tuple[str, int, dict]]:
-    """Rows of a Hugging Face dataset id; any failure says the path does not exist and no hub is reachable."""
-    prefix = "path does not exist and no hub is reachable"
-    if any(os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        raise _error("not_found", f"{prefix} (offline mode is set)", path=source, line=None)
-    try:
-        import datasets  # optional: only needed for hub ids
-    except ImportError:
-        raise _error(
-            "not_found",
-            f"{prefix} to read it as a dataset id (the `datasets` package is not "
-            "installed: pip install datasets)",
-            path=source,
-            line=None,
-        ) from None
-    try:
-        dataset = datasets.load_dataset(source, name, split=split)
-    except Exception as err:  # noqa: BLE001 -- network, auth, missing dataset: all mean "cannot read it"
-        raise _error(
-            "not_found",
-            f"{prefix} that serves it as a dataset id ({type(err).__name__}: {err})",
-            path=source,
-            line=None,
-        ) from None
-    label = f"hf://{source}" + (f"/{name}" if name else "") + f"[{split}]"
-    for i, row in enumerate(dataset, start=1):
-        yield label, i, row
 
 
 def _source_rows(
-    source: str, *, tolerant: bool, split: str, name: str | None
+    source: str | os.PathLike,
+    st: dict,
+    *,
+    tolerant: bool,
+    split: str | None,
+    name: str | None,
+    revision: str | None,
 ) -> Iterator[tuple[str, int, dict | DataError]]:
-    path = Path(os.path.expanduser(str(source)))
+    """Rows of ``source`` as ``(file, line, row)``; a hub or saved dataset is described in
+    ``st["origin"]``."""
+    text = str(source)
+    if is_hub_uri(text):
+        try:
+            ref = parse_hub_uri(text, split=split, revision=revision, config=name)
+        except ValueError as err:
+            raise _error("not_found", str(err), path=text, line=None) from None
+        rows = hub_rows(ref)
+        st["origin"] = rows.origin
+        yield from rows
+        return
+    path = Path(os.path.expanduser(text))
     if not path.exists():
-        text = str(source)
         looks_local = text.startswith((".", "/", "~")) or _suffix(path) in _DATA_SUFFIXES or "\\" in text
         if looks_local or not _HUB_ID.match(text):
             raise _error("not_found", "file not found", path=source, line=None)
-        yield from _hub_rows(text, split, name)
+        # A bare id (org/name) that is not a local path: read from the hub, as hf://org/name would be.
+        try:
+            ref = HubRef(text, split=split or DEFAULT_SPLIT, revision=revision, config=name)
+        except ValueError as err:
+            raise _error("not_found", str(err), path=text, line=None) from None
+        rows = hub_rows(ref, prefix="path does not exist and no hub is reachable")
+        st["origin"] = rows.origin
+        yield from rows
         return
+    if is_saved_dataset(path):
+        rows = saved_rows(path, split)
+        st["origin"] = rows.origin
+        yield from rows
+        return
+    if revision is not None or name is not None:
+        raise _error(
+            "not_found",
+            "revision and config (name) apply to hub datasets, not local files",
+            path=path,
+            line=None,
+        )
     for file in _data_files(path):
         # A JSON array or parquet file that cannot be parsed is lost as a whole: that always raises.
         for line, row in read_rows(file, bad_lines="yield" if tolerant else "raise"):
@@ -118,7 +133,7 @@ def _adapter_options(adapter: str, fn: Callable, options: dict[str, Any]) -> Non
     if unknown:
         raise TypeError(
             f"adapter {adapter!r} has no option {unknown[0]!r}; its options: "
-            f"{', '.join(allowed) or 'none'} (and load_items' drop_empty, split, name, source_name)"
+            f"{', '.join(allowed) or 'none'} (and load_items' drop_empty, split, name, revision, source_name)"
         )
 
 
@@ -130,8 +145,9 @@ def iter_items(
     stats: dict | None = None,
     limit: int | None = None,
     drop_empty: bool = False,
-    split: str = "train",
+    split: str | None = None,
     name: str | None = None,
+    revision: str | None = None,
     source_name: str | None = None,
     **options: Any,
 ) -> Iterator[Item]:
@@ -160,6 +176,7 @@ def iter_items(
         drop_empty=drop_empty,
         split=split,
         name=name,
+        revision=revision,
         source_name=source_name,
         options=options,
     )
@@ -173,8 +190,9 @@ def _generate(
     on_error: str,
     limit: int | None,
     drop_empty: bool,
-    split: str,
+    split: str | None,
     name: str | None,
+    revision: str | None,
     source_name: str | None,
     options: dict[str, Any],
 ) -> Iterator[Item]:
@@ -187,7 +205,8 @@ def _generate(
     if limit == 0:
         return
     kept = 0
-    for path, line, row in _source_rows(source, tolerant=on_error == "skip", split=split, name=name):
+    rows = _source_rows(source, st, tolerant=on_error == "skip", split=split, name=name, revision=revision)
+    for path, line, row in rows:
         st["read"] += 1
         try:
             if isinstance(row, DataError):
@@ -230,9 +249,15 @@ def load_items(
     """Read judge items from ``source`` with the named adapter (see :data:`ADAPTERS`).
 
     ``source`` is a file (``.json``, ``.jsonl``, ``.jsonl.gz``, ``.json.gz``, ``.parquet``), a folder (all
-    data files under it, sorted; JudgerBenchV2 and RMB ship folders of ``.json``), or a Hugging Face
-    dataset id when the path does not exist (``datasets`` installed and a hub reachable; ``split`` and
-    ``name`` pick the split and config).
+    data files under it, sorted; JudgerBenchV2 and RMB ship folders of ``.json``), a folder written by
+    ``datasets``' ``save_to_disk`` (``split`` picks the split), or a Hugging Face hub dataset:
+    ``hf://org/name[@revision][:[config:]split]``, or a bare ``org/name`` that is not a local path
+    (:mod:`cj2.data.hub`: a local copy under ``$CJ2_HUB_MIRROR`` or the hub; needs ``pip install
+    "cj2[hub]"``). ``split``, ``revision`` and ``name`` (the config) fill what the hub id does not say.
+    A hub row's "file" is the canonical ``hf://org/name[@rev][:config]:split`` and its "line" the 1-based
+    row index, so its errors read like a file's. ``stats["origin"]`` records what was read (hub and saved
+    datasets only; a file's counters stay as they were): the saved dataset's path, or the hub id, config,
+    split, revision, the resolved ``hash`` and ``datasets``' ``fingerprint``.
 
     ``on_error="raise"``: the first bad record raises :class:`DataError` naming ``file:line: field``.
     ``on_error="skip"``: bad records are skipped and counted in ``stats["skipped"]`` and
