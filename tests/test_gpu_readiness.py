@@ -235,8 +235,10 @@ def test_gpu_check_dry_run_on_cpu():
         "chunked CE vs naive": "PASS",
         "FSDP, 1 process (torch.distributed)": "PASS",
         "Lightning FSDP + JudgeModule": "SKIP",
+        "training utilisation (MFU)": "PASS",
     }
     assert "export_hf folder reloads exactly" in result.stdout
+    assert re.search(r"measured bf16 peak [\d.]+ TFLOP/s = MFU [\d.]+%", result.stdout)
 
 
 @pytest.mark.slow

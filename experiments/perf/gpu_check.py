@@ -19,6 +19,10 @@ Checks (issue "Performance", item "GPU readiness"):
 8. ``Lightning FSDP + JudgeModule``: ``cj2.distributed.fsdp_strategy`` with cj2's LightningModule, a few
    steps, a sharded checkpoint, consolidated and exported with ``cj2.models.export.export_hf``.
 
+9. ``training utilisation (MFU)``: tokens/s of cj2's training step on a Qwen2.5-0.5B-shaped random model
+   (flash-attention when installed, bf16 autocast, chunked loss, fused AdamW) as a share of the bf16 matmul
+   peak measured in the same run (goal >= 45% on one H100/H200-class GPU).
+
 With one GPU FSDP runs as NO_SHARD (torch switches to it at world size 1): wrapping, mixed precision,
 checkpointing and state-dict gathering are exercised, cross-GPU sharding is not.
 
@@ -637,6 +641,99 @@ class _StubTokenizer:
 
 
 # ------------------------------------------------------------------------------------------- main
+def measured_peak(device: torch.device, n: int, repeats: int = 10) -> float:
+    """The hardware's bf16 matmul peak as measured here: the best of ``repeats`` ``n x n @ n x n`` products
+    (2 n^3 FLOP each) after a warm-up, in FLOP/s."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+@check("training utilisation (MFU)")
+def check_utilisation(ctx: Ctx) -> str:
+    """Model FLOPs utilisation of cj2's training step on a Qwen2.5-0.5B-shaped random model (the dry run: the
+    small model) with flash-attention when installed, bf16 autocast over fp32 weights, the chunked loss and
+    AdamW: 6 x parameters x tokens per second over the bf16 matmul peak measured just before. Goal on one
+    H100/H200-class GPU: >= 45%."""
+    _need("transformers")
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from cj2.module import JudgeModule
+
+    if ctx.cpu:
+        config = _hf_config(ctx)
+        rows, seq, steps = ctx.batch, ctx.seq, 2
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+        vocab = config.vocab_size
+    else:
+        vocab = 151_936
+        config = Qwen2Config(
+            vocab_size=vocab,
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            max_position_embeddings=8192,
+            tie_word_embeddings=True,
+        )
+        rows, seq, steps = 8, 2048, 6
+        torch.manual_seed(0)
+        model = Qwen2ForCausalLM(config)
+    attn = "flash_attention_2" if ctx.cuda and _has("flash_attn") else "sdpa"
+    model = model.to(ctx.device)
+    if attn != "sdpa":
+        model.set_attn_implementation(attn)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    module = JudgeModule(model, {"name": "margin", "impl": "chunked"})
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=ctx.cuda)
+    old_vocab, ctx.vocab = ctx.vocab, vocab
+    try:
+        batches = [judge_batch(ctx, rows, seq, seed=s) for s in range(steps + 1)]
+    finally:
+        ctx.vocab = old_vocab
+    autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+
+    def step(batch: dict[str, Any]) -> None:
+        with autocast:
+            loss = module.compute_loss(batch, exact_step_norm=False)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step(batches[0])  # warm-up: kernels, allocator, optimizer state
+    peak = measured_peak(ctx.device, 8192 if ctx.cuda else 1024)
+    _sync(ctx)
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        step(batch)
+    _sync(ctx)
+    seconds = time.perf_counter() - start
+    tokens = rows * seq * steps
+    mfu = 6 * n_params * tokens / seconds / peak
+    goal = "" if ctx.cpu else f" (goal >= 45%: {'met' if mfu >= 0.45 else 'NOT met'})"
+    return (
+        f"{n_params / 1e6:.1f}M params, {attn}, bf16 autocast, {rows}x{seq} tokens x {steps} steps: "
+        f"{tokens / seconds:,.0f} tokens/s, {6 * n_params * tokens / seconds / 1e12:.3f} TFLOP/s of a "
+        f"measured bf16 peak {peak / 1e12:.2f} TFLOP/s = MFU {100 * mfu:.1f}%{goal}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu", action="store_true", help="dry run on the CPU with small sizes")
