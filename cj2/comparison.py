@@ -2,6 +2,12 @@
 
 :func:`compare` reads every ``metrics.json`` under a sweep folder and writes ``comparison.csv`` and
 ``comparison.md`` there. :class:`ComparisonCallback` runs it when a Hydra multirun ends.
+
+A run that failed is in the table too, never silently missing: training writes ``failed.json`` (the
+exception's type and message) in its folder before it re-raises (:func:`write_failure`), cj2's submitit
+launchers write it for an arm whose process died (killed, out of memory, time limit), and an arm folder
+Hydra made that holds neither file is reported as killed before it could write anything
+(:func:`collect_failures`). Each arm's row then names its failed seeds and why, in the ``failed`` column.
 """
 
 from __future__ import annotations
@@ -51,9 +57,91 @@ def _fmt(values: Sequence[float]) -> str:
     return f"{mean:.4g} ± {statistics.stdev(values):.2g}"
 
 
+FAILED_FILE = "failed.json"
+METRICS_FILE = "metrics.json"
+NO_RESULT = (
+    "neither metrics.json nor failed.json: the process was killed (out of memory, time limit, a signal) "
+    "before it could write either; see the arm's log"
+)
+
+
+def arm_keys(cfg: Any) -> dict[str, Any]:
+    """The keys a run is filed under in the table (loss, M, seed) from its (composed) config."""
+    from omegaconf import OmegaConf
+
+    keys = {
+        "loss": OmegaConf.select(cfg, "loss.name", default=None),
+        "seed": OmegaConf.select(cfg, "seed", default=None),
+    }
+    m = OmegaConf.select(cfg, "data.rejection.m", default=None)
+    if m is not None:
+        keys["M"] = m
+    return keys
+
+
+def write_failure(
+    run_dir: str | Path, error: str, message: str, *, keys: dict[str, Any], details: str = "", by: str
+) -> Path:
+    """Write ``<run_dir>/failed.json``: why the run failed (``error``: an exception's type or the launcher's
+    reason, ``message``), the run's arm ``keys`` and ``details`` (a traceback or a log's tail). Secret
+    values are scrubbed from the text."""
+    from cj2.data.io import atomic_write_json
+    from cj2.runtime import json_safe, scrub_text
+
+    record = {
+        "status": "failed",
+        "error": error,
+        "message": scrub_text(message)[:2000],
+        "by": by,
+        **keys,
+        "details": scrub_text(details)[-8000:],
+    }
+    path = Path(run_dir) / FAILED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, json_safe(record))
+    return path
+
+
+def collect_failures(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """The runs under ``sweep_dir`` without a ``metrics.json``: those with a ``failed.json``, and the arm
+    folders Hydra made (``.hydra/config.yaml``) that hold neither file."""
+    root = Path(sweep_dir)
+    finished = {p.parent for p in root.rglob(METRICS_FILE)}
+    failures, seen = [], set(finished)
+    for path in sorted(root.rglob(FAILED_FILE)):
+        if path.parent in finished:
+            continue
+        seen.add(path.parent)
+        try:
+            failures.append({"_path": str(path.parent), **json.loads(path.read_text())})
+        except (OSError, json.JSONDecodeError) as err:
+            failures.append(
+                {"_path": str(path.parent), "error": "unreadable failed.json", "message": str(err)}
+            )
+    for path in sorted(root.rglob("config.yaml")):
+        arm = path.parent.parent
+        if path.parent.name != ".hydra" or arm in seen:
+            continue
+        from omegaconf import OmegaConf
+
+        try:
+            keys = arm_keys(OmegaConf.load(path))
+        except Exception:  # noqa: BLE001 - an unreadable config: report the arm without its keys
+            keys = {}
+        failures.append({"_path": str(arm), "error": "no result", "message": NO_RESULT, **keys})
+    return failures
+
+
+def _reason(f: dict[str, Any]) -> str:
+    """One line for the table: ``seed=1: RuntimeError: the first line of the message``."""
+    first = next((ln.strip() for ln in str(f.get("message", "")).splitlines() if ln.strip()), "")
+    text = f"{f.get('error', 'failed')}: {first}"[:240].replace("|", "/")
+    return f"seed={f.get('seed', '?')}: {text}"
+
+
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     runs = []
-    for path in sorted(Path(sweep_dir).rglob("metrics.json")):
+    for path in sorted(Path(sweep_dir).rglob(METRICS_FILE)):
         try:
             runs.append({"_path": str(path.parent), **json.loads(path.read_text())})
         except (OSError, json.JSONDecodeError) as err:  # a run killed mid-write: say so, leave it out
@@ -64,6 +152,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 PAIRED_BASELINE = "sft"
 PAIRED_FILE = "generations_latest.jsonl"
+PAIRED_COLUMN = "Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"
 
 
 def _item_correct(run_dir: str | Path) -> dict[tuple[str, str], float] | None:
@@ -126,17 +215,20 @@ def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
 
 
 def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, write: bool = True) -> str:
-    runs = collect(sweep_dir)
+    runs, failures = collect(sweep_dir), collect_failures(sweep_dir)
     arms: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    failed: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         arms[tuple(r.get(k) for k in ARM_KEYS)].append(r)
+    for f in failures:
+        failed[tuple(f.get(k) for k in ARM_KEYS)].append(f)
+        arms.setdefault(tuple(f.get(k) for k in ARM_KEYS), [])
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
     paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
         r.get("loss") != PAIRED_BASELINE for r in runs
     )
-    header = [*ARM_KEYS, "seeds", *present] + (
-        ["Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"] if paired else []
-    )
+    header = [*ARM_KEYS, "seeds", *present] + ([PAIRED_COLUMN] if paired else [])
+    header += ["failed"] if failures else []
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         row = {k: ("" if v is None else v) for k, v in zip(ARM_KEYS, arm)}
@@ -147,7 +239,10 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
             ]
             row[c] = _fmt(vals)
         if paired:
-            row[header[-1]] = _paired_column(rs, runs)
+            row[PAIRED_COLUMN] = _paired_column(rs, runs)
+        if failures:
+            fs = sorted(failed.get(arm, []), key=lambda f: str(f.get("seed")))
+            row["failed"] = "; ".join(_reason(f) for f in fs)
         rows.append(row)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=header)
@@ -158,18 +253,41 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
     table = "\n".join(md) + "\n"
     if write:
         atomic_write_text(Path(sweep_dir) / "comparison.csv", buf.getvalue())
-        atomic_write_text(
-            Path(sweep_dir) / "comparison.md", f"# Sweep comparison ({len(runs)} runs)\n\n" + table
-        )
+        count = f"{len(runs)} runs" + (f", {len(failures)} failed" if failures else "")
+        atomic_write_text(Path(sweep_dir) / "comparison.md", f"# Sweep comparison ({count})\n\n" + table)
     return table
 
 
+class SweepArmsFailed(SystemExit):
+    """Raised at the end of a multirun whose table lists failed runs: the sweep exits with status 1 and this
+    message. A ``SystemExit`` because Hydra turns an ``Exception`` raised by a callback into a warning."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)  # uncaught: Python prints the message to stderr and exits with status 1
+
+
 class ComparisonCallback(Callback):
-    """Hydra callback: at the end of a multirun, write and print the comparison table."""
+    """Hydra callback: at the end of a multirun, write and print the comparison table.
+
+    It runs once, in the process that launched the sweep (with the submitit launchers too: the arms run in
+    their own processes or cluster jobs, the table is written after all of them ended). Failed runs get
+    their rows (the ``failed`` column); with ``fail_on_failed_arms`` (the default) the multirun then ends
+    with :class:`SweepArmsFailed`, so a sweep with a failed arm exits non-zero after writing the table
+    (other ``hydra.callbacks`` listed after this one run before it: Hydra calls them in reverse order).
+    """
+
+    def __init__(self, fail_on_failed_arms: bool = True) -> None:
+        self.fail_on_failed_arms = fail_on_failed_arms
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
         table = compare(sweep_dir)
-        print(f"\nComparison of {sweep_dir} (also in comparison.md / comparison.csv):\n{table}")
+        print(f"\nComparison of {sweep_dir} (also in comparison.md / comparison.csv):\n{table}", flush=True)
+        failures = collect_failures(sweep_dir)
+        if failures and self.fail_on_failed_arms:
+            where = "; ".join(f"{f['_path']}: {_reason(f)}" for f in failures)
+            raise SweepArmsFailed(
+                f"{len(failures)} run(s) of the sweep failed (rows in comparison.md): {where}"
+            )

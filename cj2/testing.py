@@ -15,6 +15,8 @@ counter reaches ``k``. The points, each placed right after something was made du
   i.e. after step ``k`` and the checkpoint saved at its end (:func:`kill_callbacks`, added by
   :mod:`cj2.train`).
 
+``CJ2_TEST_FAIL_ARM`` (:func:`fail_arm`) makes chosen arms of a sweep fail at the start of training.
+
 Never set the variable outside tests. When it is unset a kill point costs one environment lookup.
 """
 
@@ -85,3 +87,33 @@ def kill_callbacks() -> list[Any]:
                 _die(TRAIN_STEP, k)
 
     return [KillAtStep()]
+
+
+FAIL_ARM_ENV = "CJ2_TEST_FAIL_ARM"
+
+
+def fail_arm(cfg: Any) -> None:
+    """Make one arm of a sweep fail, deterministically, at the start of training. Test-only.
+
+    ``CJ2_TEST_FAIL_ARM`` holds ``;``-separated ``<config key>=<value>[:raise|:kill]`` entries: a run whose
+    ``<config key>`` (e.g. ``loss.name``) equals ``<value>`` raises ``RuntimeError`` (``raise``, the default)
+    or SIGKILLs itself (``kill``: no cleanup, what an out-of-memory kill or a node failure does). Runs that
+    match no entry are left alone. When the variable is unset this costs one environment lookup.
+    """
+    spec = os.environ.get(FAIL_ARM_ENV)
+    if not spec:
+        return
+    from omegaconf import OmegaConf
+
+    for entry in filter(None, (e.strip() for e in spec.split(";"))):
+        cond, how = entry, "raise"
+        if entry.rsplit(":", 1)[-1] in ("raise", "kill"):
+            cond, how = entry.rsplit(":", 1)
+        key, sep, value = cond.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{FAIL_ARM_ENV}={spec!r}: expected '<key>=<value>[:raise|:kill]' entries")
+        if str(OmegaConf.select(cfg, key.strip(), default=None)) != value.strip():
+            continue
+        if how == "kill":
+            _die(f"{FAIL_ARM_ENV} {cond}", 1)
+        raise RuntimeError(f"{FAIL_ARM_ENV}: test failure of the arm with {cond}")

@@ -5,6 +5,11 @@ Thin on purpose: ``train(cfg)`` composes the run from config (model, data module
 callbacks in ``conf/callbacks/``, loggers, trainer), fits, validates once more (the final generated
 judgments), writes ``metrics.json``, exports and returns the sweep metric (``optimized_metric``, by default
 ``val/judge_acc``). Every piece it builds works from plain Python too.
+
+A run that raises writes ``failed.json`` (the exception's type, message and traceback) in its folder first,
+so a sweep's comparison table lists it as failed. In a Hydra multirun the entry then logs the error and
+returns instead of re-raising: the other arms still run, whichever launcher runs them (basic, submitit
+local or SLURM), and the sweep ends with the table and a non-zero exit (:mod:`cj2.comparison`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -195,16 +201,36 @@ def export(cfg: DictConfig, module, tokenizer, out: Path) -> None:
 
 
 def train(cfg: DictConfig) -> float | None:
+    """Train one run (see the module docstring); on an exception, ``failed.json`` in the run folder first."""
+    from cj2.comparison import FAILED_FILE, arm_keys, write_failure
+
+    out = entry_run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FAILED_FILE).unlink(missing_ok=True)  # a rerun in the same folder: its own outcome only
+    try:
+        return _train(cfg, out)
+    except Exception as err:
+        try:
+            keys = arm_keys(cfg)
+        except Exception:  # noqa: BLE001 - the config itself may be what failed
+            keys = {}
+        write_failure(
+            out, type(err).__name__, str(err), keys=keys, details=traceback.format_exc(), by="cj2.train"
+        )
+        raise
+
+
+def _train(cfg: DictConfig, out: Path) -> float | None:
     from cj2.data.datamodule import JudgeDataModule
     from cj2.data.io import atomic_write_json
     from cj2.module import JudgeModule
+    from cj2.testing import fail_arm  # test-only: CJ2_TEST_FAIL_ARM=<key>=<value>[:kill], else nothing
 
     t0 = time.time()
-    out = entry_run_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
     resolved = redact(to_plain(cfg))
     (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     L.seed_everything(int(cfg.seed), workers=True)
+    fail_arm(cfg)
 
     model, tokenizer = build_model(cfg)
     module = JudgeModule(
@@ -261,7 +287,23 @@ def _finish_wandb(loggers: list) -> None:
 @hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return train(cfg)
+    if not _in_multirun():
+        return train(cfg)
+    try:
+        return train(cfg)
+    except Exception:  # the arm's failed.json has it; the table lists it; the sweep exits non-zero at the end
+        log.exception("this sweep arm failed; the other arms go on (failed.json in %s)", entry_run_dir(cfg))
+        return None
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not inside a Hydra run
+        return False
 
 
 if __name__ == "__main__":

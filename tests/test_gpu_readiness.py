@@ -126,10 +126,14 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
         "run_name=sweep",
         "hydra.launcher.partition=gpu",
         "hydra.launcher.timeout_min=90",
+        "hydra.launcher.account=proj",
+        "hydra.launcher.qos=high",
+        "hydra.launcher.array_parallelism=2",
+        "+hydra.launcher.additional_parameters.reservation=r1",
         hydra_config=True,
     )
     launcher_cfg = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert launcher_cfg["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher_cfg["_target_"] == "hydra_plugins.cj2_submitit.SlurmLauncher"  # reports dead arms
     launcher = hydra.utils.instantiate(launcher_cfg)
     launcher.setup(hydra_context=None, task_function=lambda c: None, config=cfg)
 
@@ -138,6 +142,7 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
     def fake_map_array(executor, fn, *args):
         seen["jobs"] = list(zip(*args))
         seen["script"] = executor._executor._make_submission_file_text("python -m cj2.train", "uid")
+        seen["array_parallelism"] = executor._executor.parameters["array_parallelism"]  # the array's %N
 
         class Job:
             def results(self):
@@ -149,6 +154,7 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
     sweep = [[f"loss={loss}", f"seed={seed}"] for loss in ("sft", "dpo", "margin") for seed in (0, 1)]
     assert launcher.launch(sweep, initial_job_idx=0) == ["done"] * 6
     assert [job[0] for job in seen["jobs"]] == sweep
+    assert seen["array_parallelism"] == 2
     script = seen["script"]
     for line in (
         "--partition=gpu",
@@ -158,6 +164,9 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
         "--nodes=1",
         "--cpus-per-task=8",
         "--mem=512GB",
+        "--account=proj",
+        "--qos=high",
+        "--reservation=r1",
     ):
         assert f"#SBATCH {line}\n" in script, line
     assert str(tmp_path / "sweeps" / "sweep" / ".submitit") in script
