@@ -464,7 +464,7 @@ def model_label(cfg: Mapping[str, Any] | None) -> str:
 
     if cfg.get("backend") in ("hf", "vllm", "openai", "predictions"):
         return judge_label(cfg)
-    return str(cfg.get("name_or_path") or cfg.get("backend"))
+    return str(cfg.get("name_or_path") or cfg.get("name") or cfg.get("backend"))
 
 
 def refine_dir(
