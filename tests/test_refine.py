@@ -419,3 +419,20 @@ def test_cli_run_killed_after_an_item_then_resumed_equals_an_uninterrupted_run(t
     assert (b["run"]["reused_items"], b["run"]["new_items"]) == (4, 1)
     rows = lambda d: sorted((d / "refine.jsonl").read_text().splitlines())  # noqa: E731
     assert rows(folder) == rows(ref_dir)
+
+
+def test_the_default_config_is_the_embedded_demonstration():
+    from hydra import compose, initialize_config_module
+
+    import cj2.refine  # noqa: F401 - registers the run-folder resolver
+
+    with initialize_config_module(config_module="cj2.conf", version_base="1.3"):
+        cfg = compose(config_name="refine", return_hydra_config=True)
+        scored = compose(config_name="refine", overrides=["+judge@scorer=hf"], return_hydra_config=True)
+    assert cfg.policy.name_or_path == "smollm2_135m" and cfg.second_critic.name_or_path == "smollm2_135m"
+    assert cfg.judge.name_or_path == "outputs/runs/quickstart/hf"
+    assert list(cfg.questions.tiers) == ["easy"] and cfg.questions.source == "builtin"
+    assert list(cfg.refine.controls) == ["self_refine", "second_critic"]
+    assert cfg.hydra.run.dir.startswith("outputs/refine/smollm2_135m-quickstart_hf-")
+    # a scorer only compares open-ended answers: built-in questions keep their folder
+    assert scored.scorer.backend == "hf" and scored.hydra.run.dir == cfg.hydra.run.dir
