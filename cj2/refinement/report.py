@@ -170,7 +170,7 @@ def verifiable_table(metrics: Mapping[str, Any]) -> str:
         "right → wrong",
         "wrong → right",
         "parsed %",
-        "critic verdict agrees %",
+        "critic verdict parsed % / agrees %",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.append(
@@ -186,7 +186,9 @@ def verifiable_table(metrics: Mapping[str, Any]) -> str:
             _transition(m["right_to_wrong"]),
             _transition(m["wrong_to_right"]),
             _pct(m["revision_parse_rate"]),
-            _pct(m.get("critique_agreement")) if arm != "self_refine" else "–",
+            f"{_pct(m.get('critique_parse_rate'))} / {_pct(m.get('critique_agreement'))}"
+            if arm != "self_refine"
+            else "–",
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
