@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cj2-installed
 
-.PHONY: setup train test test-fast lint ablation evaluate curate clean-venv
+.PHONY: setup train test test-fast lint ablation evaluate curate refine clean-venv
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ curate: $(STAMP)
 
 evaluate: $(STAMP)
 	$(BIN)/python -m cj2.evaluate
+
+refine: $(STAMP)
+	$(BIN)/python -m cj2.refine
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -17,6 +17,12 @@ Example::
 
 Verdicts are in the order the responses were given (``"A"`` = ``response_a``), ``None`` when the output
 holds no unambiguous final verdict.
+
+A judge also critiques a single answer (what is wrong, what to fix, whether it is correct), the feedback
+``python -m cj2.refine`` hands a policy to revise with (arXiv 2507.09104, Table 5)::
+
+    c = judge.critique("What is 17 * 3?", "41")
+    c.verdict, c.critique                          # "no", '{"Problems": "17 * 3 is 51 ...", "Fix": ...'
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cj2.data.schema import PairwiseItem
+from cj2.data.schema import PairwiseItem, PointwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
 from cj2.verdict import single_token_labels
 
@@ -39,6 +45,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
     "brackets": "mtbench_pair",
     "arena": "arena_hard",
 }
+# The template of :meth:`Judge.critique` unless one is named: a pointwise critique ending in "Correct".
+DEFAULT_CRITIQUE_TEMPLATE = "cj2_critique"
 
 
 @dataclass
@@ -76,6 +84,23 @@ def resolve_template(format: str | None = None, template: str | JudgeTemplate | 
         tpl = get_template(DEFAULT_TEMPLATES[fmt])
     if tpl.kind != "pairwise":
         raise ValueError(f"template {tpl.name!r} is {tpl.kind}; a Judge compares two responses")
+    return tpl
+
+
+def resolve_critique_template(template: str | JudgeTemplate | None = None) -> JudgeTemplate:
+    """The template of single-answer critiques: ``template`` (a pointwise template whose format has the
+    labels ``yes``/``no``) or :data:`DEFAULT_CRITIQUE_TEMPLATE`."""
+    tpl = (
+        template
+        if isinstance(template, JudgeTemplate)
+        else get_template(template or DEFAULT_CRITIQUE_TEMPLATE)
+    )
+    if tpl.kind != "pointwise" or tpl.format != "correctness":
+        raise ValueError(
+            f"template {tpl.name!r} ({tpl.kind}, format {tpl.format!r}) cannot write a critique: it needs a "
+            "pointwise template in the 'correctness' format (yes/no), e.g. "
+            f"{DEFAULT_CRITIQUE_TEMPLATE!r}"
+        )
     return tpl
 
 
@@ -125,8 +150,10 @@ class Judge:
         max_new_tokens: int = 512,
         verdict_probs: bool = True,
         analysis: str = "",
+        critique_template: str | JudgeTemplate | None = None,
     ):
         self.template = template
+        self.critique_template = resolve_critique_template(critique_template)
         self.sampler = sampler
         self.model = model
         self.tokenizer = tokenizer
@@ -156,6 +183,7 @@ class Judge:
         verdict_probs: bool = True,
         trust_remote_code: bool = False,
         analysis: str = "",
+        critique_template: str | JudgeTemplate | None = None,
     ) -> Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
@@ -199,6 +227,7 @@ class Judge:
             max_new_tokens=max_new_tokens,
             verdict_probs=verdict_probs,
             analysis=analysis,
+            critique_template=critique_template,
         )
 
     @classmethod
@@ -229,6 +258,60 @@ class Judge:
     def prompt(self, item: PairwiseItem, *, style_note: str | None = None) -> list[dict[str, str]]:
         """The chat messages the judge sees for ``item`` (as given: ``response_a`` is Model A)."""
         return self.template.render(item, style_note=style_note)
+
+    def critique(
+        self,
+        question: str,
+        answer: str,
+        *,
+        reference: str | None = None,
+        conversation: list | None = None,
+        domain: str | None = None,
+        language: str = "en",
+    ) -> JudgeResult:
+        """Critique one answer with :attr:`critique_template` (default ``cj2_critique``): the result's
+        ``critique`` says what is wrong and what to fix, its ``verdict`` is ``"yes"`` (the judge calls the
+        answer correct), ``"no"``, or ``None`` when the output holds no unambiguous verdict."""
+        pair = {
+            "question": question,
+            "answer": answer,
+            "reference": reference,
+            "conversation": conversation,
+            "domain": domain,
+            "language": language,
+        }
+        return self.critique_batch([pair])[0]
+
+    def critique_batch(
+        self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
+    ) -> list[JudgeResult]:
+        """Critique many answers, in order: ``(question, answer)`` tuples, mappings with ``question`` and
+        ``answer`` (optional ``reference``, ``conversation``, ``domain``, ``language``) or
+        :class:`~cj2.data.schema.PointwiseItem`. ``keys`` (one per answer) seed the sampler per prompt,
+        as in :meth:`judge_items`. Greedy, at most ``max_new_tokens`` tokens, stops at the verdict."""
+        from cj2.generation.base import SamplingParams
+
+        if not answers:
+            return []
+        tpl = self.critique_template
+        prompts = [tpl.render(_as_answer(a, i)) for i, a in enumerate(answers)]
+        params = SamplingParams(
+            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=tpl.format
+        )
+        samples = self.sampler.generate(prompts, 1, params, keys=list(keys) if keys is not None else None)
+        results = []
+        for s in (row[0] for row in samples):
+            verdict, critique = split_critique(s.text, tpl.format)
+            results.append(
+                JudgeResult(
+                    verdict=verdict,
+                    critique=critique,
+                    output=s.text,
+                    finish_reason=s.finish_reason,
+                    n_tokens=s.n_tokens,
+                )
+            )
+        return results
 
     def judge(
         self,
@@ -316,6 +399,30 @@ class Judge:
                 "probabilities need the hf backend and a format like cj2_choice"
             )
         return self._scorer.score_items(items, style_note=style_note, critiques=critiques)
+
+
+def _as_answer(answer: Any, index: int) -> PointwiseItem:
+    """One answer to critique, given as an item, a mapping (question, answer, ...) or a 2-tuple."""
+    if isinstance(answer, PointwiseItem):
+        return answer
+    if isinstance(answer, Mapping):
+        missing = [k for k in ("question", "answer") if answer.get(k) is None]
+        if missing:
+            raise ValueError(f"answer {index}: missing {missing}")
+        extra = {
+            k: answer[k]
+            for k in ("reference", "conversation", "domain", "language")
+            if answer.get(k) is not None
+        }
+        return PointwiseItem(
+            id=str(answer.get("id", index)), question=answer["question"], response=answer["answer"], **extra
+        )
+    if isinstance(answer, (tuple, list)) and len(answer) == 2:
+        return PointwiseItem(id=str(index), question=answer[0], response=answer[1])
+    raise TypeError(
+        f"answer {index}: expected a PointwiseItem, a mapping or a (question, answer) tuple, "
+        f"got {type(answer).__name__}"
+    )
 
 
 def split_critique(text: str, format: str) -> tuple[str | None, str]:

@@ -25,7 +25,7 @@ from cj2.evaluation import build_embedded
 from cj2.verdict import SWAP, render_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRIES = ("train", "curate", "evaluate", "moj")
+ENTRIES = ("train", "curate", "evaluate", "moj", "refine")
 pytestmark = pytest.mark.slow
 
 

@@ -30,6 +30,7 @@ EXPECTED = {  # name: (format, kind)
     "judgerbenchv2": ("winner_json", "pairwise"),
     "pointwise_score": ("score", "pointwise"),
     "correctness": ("correctness", "pointwise"),
+    "cj2_critique": ("correctness", "pointwise"),
     "cj2_short": ("cj2_choice", "pairwise"),
     "cj2_check": ("cj2_choice", "pairwise"),
     "cj2_direct": ("cj2_choice", "pairwise"),
@@ -87,7 +88,7 @@ def test_registry_has_the_templates_with_their_formats_and_kinds():
 
 
 def test_template_names_by_kind():
-    assert set(template_names("pointwise")) == {"pointwise_score", "correctness"}
+    assert set(template_names("pointwise")) == {"pointwise_score", "correctness", "cj2_critique"}
     assert set(template_names("pairwise")) == {n for n, (_, k) in EXPECTED.items() if k == "pairwise"}
     with pytest.raises(ValueError, match="kind"):
         template_names("listwise")

@@ -514,6 +514,28 @@ register(
 
 register(
     JudgeTemplate(
+        name="cj2_critique",
+        format="correctness",
+        kind="pointwise",
+        party="Response",
+        keys=("Problems", "Fix"),
+        description="a critique of one response for critique -> revision (cj2.refine): what is wrong, what "
+        "to change, and whether it is correct",
+        prompt=(
+            "Review the response below to the user's question, so that its author can improve it. Work out "
+            "the answer yourself rather than trusting the response's reasoning. Say what is wrong with the "
+            'response (or "nothing" when it is right), what its author should change to fix it, and '
+            "whether the response is correct as it stands.\n\n"
+            "${style}$reference"
+            "[Question]\n$question\n\n"
+            "[Response]\n$answer\n[End of Response]\n\n"
+            "Reply with a JSON object holding exactly these keys, in this order: $skeleton"
+        ),
+    )
+)
+
+register(
+    JudgeTemplate(
         name="cj2_short",
         format="cj2_choice",
         kind="pairwise",
