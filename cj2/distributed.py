@@ -168,6 +168,7 @@ def gathered(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         for m in units:
             m.reshard()
 
+
 class FSDP2Strategy(ModelParallelStrategy):
     """Lightning's ModelParallelStrategy as plain fully sharded data parallelism: every process is a
     data-parallel rank (no tensor parallelism) and :meth:`shard_module` applies :func:`shard_model`
@@ -207,7 +208,6 @@ class FSDP2Strategy(ModelParallelStrategy):
             activation_checkpointing=self.activation_checkpointing,
             reshard_after_forward=self.reshard_after_forward,
         )
-
 
 
 def fsdp_strategy(

@@ -87,7 +87,6 @@ def kill_callbacks() -> list[Any]:
     return [KillAtStep()]
 
 
-
 def step_losses() -> Any:
     """Test-only Lightning callback (``+callbacks.step_losses._target_=cj2.testing.step_losses``) that
     records every micro-batch's share of its optimizer step's loss, as the objective computed it (normalised
