@@ -32,8 +32,17 @@ log = logging.getLogger(__name__)
 def sharded(trainer: L.Trainer) -> bool:
     """Whether the strategy shards the parameters (FSDP, DeepSpeed ZeRO-3, model parallel): then a forward
     pass outside the wrapped module sees shards."""
-    name = type(trainer.strategy).__name__
-    return any(s in name for s in ("FSDP", "DeepSpeed", "ModelParallel"))
+    from cj2.distributed import shards_weights
+
+    return shards_weights(trainer.strategy)
+
+
+def _gathers(pl_module: L.LightningModule) -> bool:
+    """Whether the model is sharded with FSDP2 (``trainer=fsdp``): the evaluations then run on the full
+    parameters gathered on every rank (:func:`cj2.distributed.gathered`)."""
+    from cj2.distributed import is_fsdp2
+
+    return is_fsdp2(pl_module.model)
 
 
 def model_id(pl_module: L.LightningModule) -> str:
@@ -53,8 +62,9 @@ def autocast_dtype(trainer: L.Trainer) -> torch.dtype | None:
 
 class _InLoopEvaluation(L.Callback):
     """What both in-training evaluations do alike: build their items once the data module is set up, score
-    the untrained model at the start of fit, skip (warning once) under a strategy that shards the weights,
-    log their metrics and hand them to ``metrics.json``."""
+    the untrained model at the start of fit, run on the full parameters gathered on every rank when the model
+    is sharded with FSDP2 (``trainer=fsdp``), skip (warning once) under another strategy that shards the
+    weights (DeepSpeed ZeRO-3, Lightning's FSDP1), log their metrics and hand them to ``metrics.json``."""
 
     kind = "evaluation"
 
@@ -79,23 +89,33 @@ class _InLoopEvaluation(L.Callback):
             self.evaluator, self._built = self.build(trainer), True
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.evaluator is None or not self.untrained_baseline or self.baseline or self._skipped(trainer):
+        if self.evaluator is None or not self.untrained_baseline or self.baseline:
             return
+        if self._skipped(trainer, pl_module):
+            return
+        from cj2.distributed import gathered
+
         t = time.time()
-        self.baseline = self.evaluator.baseline(
-            pl_module.model,
-            pl_module.tokenizer,
-            model_id=model_id(pl_module),
-            cache_dir=_cache_dir(),
-            # a resumed run reports the baseline it was started with (from the cache) and computes none
-            lookup_only=trainer.ckpt_path is not None,
-        )
+        with gathered(pl_module.model) as model:
+            self.baseline = self.evaluator.baseline(
+                model,
+                pl_module.tokenizer,
+                model_id=model_id(pl_module),
+                cache_dir=_cache_dir(),
+                # a resumed run reports the baseline it was started with (from the cache) and computes none
+                lookup_only=trainer.ckpt_path is not None,
+            )
         log.info("untrained %s baseline (%.0fs): %s", self.kind, time.time() - t, self.baseline)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.evaluator is None or trainer.sanity_checking or self._skipped(trainer):
+        if self.evaluator is None or trainer.sanity_checking or self._skipped(trainer, pl_module):
             return
-        results = self.evaluate(trainer, pl_module)
+        if not self.due(trainer):
+            return
+        from cj2.distributed import gathered
+
+        with gathered(pl_module.model):  # every rank, also those that score nothing
+            results = self.evaluate(trainer, pl_module)
         if results is None:
             return
         self.results = results
@@ -109,13 +129,17 @@ class _InLoopEvaluation(L.Callback):
         """The last results and the untrained baseline, for the run's ``metrics.json``."""
         return {**self.results, **self.baseline}
 
-    def _skipped(self, trainer: L.Trainer) -> bool:
-        if not sharded(trainer):
+    def due(self, trainer: L.Trainer) -> bool:
+        """Whether this validation evaluates (the same answer on every rank)."""
+        return True
+
+    def _skipped(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        if not sharded(trainer) or _gathers(pl_module):
             return False
         if not self._warned:
             log.warning(
-                "%s shards the weights: the in-loop %s is skipped; evaluate the exported folder with "
-                "python -m cj2.evaluate",
+                "%s shards the weights outside FSDP2: the in-loop %s is skipped; evaluate the exported "
+                "folder with python -m cj2.evaluate",
                 type(trainer.strategy).__name__,
                 self.kind,
             )
@@ -178,15 +202,20 @@ class GeneratedJudgments(_InLoopEvaluation):
             progress=self.progress and trainer.progress_bar_callback is not None,
         )
 
-    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float] | None:
+    def due(self, trainer: L.Trainer) -> bool:
         final = trainer.state.fn == TrainerFn.VALIDATING  # train() validates once after fit
-        step = trainer.global_step
-        every = self.every_n_steps
+        step, every = trainer.global_step, self.every_n_steps
         periodic = trainer.state.fn == TrainerFn.FITTING and every > 0 and step > 0 and step % every == 0
-        if not (final or periodic):
+        return final or periodic
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float] | None:
+        if not self.due(trainer):
             return None
         results = self.evaluator.run(
-            pl_module.model, pl_module.tokenizer, tag=f"step{step}", is_global_zero=trainer.is_global_zero
+            pl_module.model,
+            pl_module.tokenizer,
+            tag=f"step{trainer.global_step}",
+            is_global_zero=trainer.is_global_zero,
         )
         if trainer.is_global_zero:
             self.log_table(trainer)

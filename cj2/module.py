@@ -99,6 +99,34 @@ def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
     return base.get_decoder()
 
 
+def _fully_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _hidden_through_root(model: torch.nn.Module, inputs: Mapping[str, Any]) -> torch.Tensor:
+    """The decoder's final hidden states of a model sharded with FSDP2 (:mod:`cj2.distributed`).
+
+    The decoder cannot be called on its own: the embeddings and the output layer are the root unit's
+    parameters, gathered only by the root's forward, which also schedules the gradients' reduce-scatter.
+    So the root runs (computing the logits of one position only) and a hook keeps the decoder's output;
+    the root keeps its parameters gathered after its forward, so the output-layer weight the objective
+    reads next is the full one and its gradient is reduce-scattered with the root's.
+    """
+    seen: list[torch.Tensor] = []
+
+    def keep(module, args, out) -> None:
+        seen.append(out[0] if isinstance(out, tuple) else out.last_hidden_state)
+
+    handle = decoder_of(model).register_forward_hook(keep)
+    try:
+        model(**inputs, logits_to_keep=1)
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
 class JudgeModule(L.LightningModule):
     def __init__(
         self,
@@ -143,12 +171,15 @@ class JudgeModule(L.LightningModule):
     def _hidden(self, model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         # Packed batches (cj2.data.packing) have no attention_mask but position_ids restarting per sample;
         # with use_cache=False transformers reads the restarts as sequence boundaries.
-        out = decoder_of(model)(
+        inputs = dict(
             input_ids=batch["input_ids"],
             attention_mask=batch.get("attention_mask"),
             position_ids=batch.get("position_ids"),
             use_cache=False,
         )
+        if _fully_sharded(model):
+            return _hidden_through_root(model, inputs)
+        out = decoder_of(model)(**inputs)
         return out[0] if isinstance(out, tuple) else out.last_hidden_state
 
     def _lm_head(self, model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -178,6 +209,13 @@ class JudgeModule(L.LightningModule):
         return self.objective(hidden, weight, batch, lm_bias=bias, denominators=den, ref_logps=ref_logps)
 
     # ------------------------------------------------------------------ steps
+    def configure_model(self) -> None:
+        """Under a sharding strategy with ``shard_module`` (``trainer=fsdp``, :mod:`cj2.distributed`): shard
+        the model (once; Lightning calls this hook at every fit/validate)."""
+        shard = getattr(self._trainer.strategy, "shard_module", None) if self._trainer is not None else None
+        if shard is not None:
+            shard(self.model)
+
     def setup(self, stage: str) -> None:
         if stage == "fit":
             check_nonfinite_policy(

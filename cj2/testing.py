@@ -117,3 +117,29 @@ def fail_arm(cfg: Any) -> None:
         if how == "kill":
             _die(f"{FAIL_ARM_ENV} {cond}", 1)
         raise RuntimeError(f"{FAIL_ARM_ENV}: test failure of the arm with {cond}")
+
+
+def step_losses() -> Any:
+    """Test-only Lightning callback (``+callbacks.step_losses._target_=cj2.testing.step_losses``) that
+    records every micro-batch's share of its optimizer step's loss, as the objective computed it (normalised
+    by the whole step's totals: the shares of one step, summed over its micro-batches and ranks, are the
+    step's loss), and writes them in order to ``<run>/step_losses.rank<r>.json`` at the end of fit."""
+    import json
+    from pathlib import Path
+
+    import lightning as L
+
+    class StepLosses(L.Callback):
+        def __init__(self) -> None:
+            self.shares: list[float] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            # Lightning hands back the returned loss divided by accumulate_grad_batches; JudgeModule returned
+            # the objective's loss times accumulate_grad_batches * world_size.
+            self.shares.append(float(outputs["loss"]) / trainer.world_size)
+
+        def on_fit_end(self, trainer, pl_module) -> None:
+            path = Path(trainer.default_root_dir) / f"step_losses.rank{trainer.global_rank}.json"
+            path.write_text(json.dumps(self.shares))
+
+    return StepLosses()

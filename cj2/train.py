@@ -190,14 +190,21 @@ def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, prec
     return metrics
 
 
-def export(cfg: DictConfig, module, tokenizer, out: Path) -> None:
-    """``<run>/hf``: a plain Hugging Face folder with ``cj2_judge.json`` (the template it was trained on)."""
+def export(cfg: DictConfig, module, tokenizer, out: Path, is_global_zero: bool = True) -> None:
+    """``<run>/hf``: a plain Hugging Face folder with ``cj2_judge.json`` (the template it was trained on).
+
+    Call it on every rank: a model sharded with FSDP2 is gathered (every rank taking part) into a full copy
+    on rank 0, which alone writes the folder (PEFT adapters merged, as unsharded)."""
     from cj2.data.templates import get_template
+    from cj2.distributed import full_model, is_fsdp2
     from cj2.models.export import export_hf
 
+    model = full_model(module.model) if is_fsdp2(module.model) else module.model
+    if not is_global_zero:
+        return
     tpl = get_template(str(OmegaConf.select(cfg, "callbacks.generated.template", default="cj2_check")))
     card = {"template": tpl.name, "format": tpl.format, "loss": str(cfg.loss.name), "run": str(out.name)}
-    export_hf(module.model, tokenizer, out / "hf", judge_card=card)
+    export_hf(model, tokenizer, out / "hf", judge_card=card)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -223,6 +230,7 @@ def train(cfg: DictConfig) -> float | None:
 def _train(cfg: DictConfig, out: Path) -> float | None:
     from cj2.data.datamodule import JudgeDataModule
     from cj2.data.io import atomic_write_json
+    from cj2.distributed import is_fsdp2
     from cj2.module import JudgeModule
     from cj2.testing import fail_arm  # test-only: CJ2_TEST_FAIL_ARM=<key>=<value>[:kill], else nothing
 
@@ -264,8 +272,9 @@ def _train(cfg: DictConfig, out: Path) -> float | None:
         metrics = run_metrics(cfg, trainer, module, dm, val[0] if val else {}, precision, t0)
         if trainer.is_global_zero:
             atomic_write_json(out / "metrics.json", json_safe(metrics))
-            if cfg.get("export", False):
-                export(cfg, module, tokenizer, out)
+        if cfg.get("export", False) and (trainer.is_global_zero or is_fsdp2(module.model)):
+            export(cfg, module, tokenizer, out, trainer.is_global_zero)  # sharded: every rank gathers
+        if trainer.is_global_zero:
             log.info("run folder: %s", out)
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
         reraise_scrubbed(err)

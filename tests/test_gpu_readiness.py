@@ -174,26 +174,26 @@ def test_slurm_launcher_composes_and_writes_the_sbatch_script(tmp_path, monkeypa
 
 # ------------------------------------------------------------------------------------- FSDP, DeepSpeed
 def test_fsdp_config_builds_a_strategy_on_cpu(tokenizer):
-    """trainer=fsdp composes and its strategy object builds without starting anything; the wrap policy
-    picks exactly the decoder layers, for wrapping and for activation checkpointing."""
+    """trainer=fsdp composes and its strategy object builds without starting anything: FSDP2 through
+    Lightning's ModelParallelStrategy, bf16 compute with fp32 reduce, activation checkpointing, one full
+    checkpoint file; the wrap units are exactly the decoder layers. (Training with it on 2 CPU processes:
+    tests/test_sharded.py.)"""
     import hydra
-    from lightning.pytorch.strategies import FSDPStrategy
+    from lightning.pytorch.strategies import ModelParallelStrategy
 
+    from cj2.distributed import FSDP2Strategy, is_decoder_layer
     from cj2.models import load_model
 
     cfg = _compose("model=tiny", "trainer=fsdp")
-    assert cfg.trainer.accelerator == "gpu"
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "32-true"
     strategy = hydra.utils.instantiate(cfg.trainer.strategy)
-    assert isinstance(strategy, FSDPStrategy)
-    assert strategy.sharding_strategy.name == "FULL_SHARD" and strategy._state_dict_type == "sharded"
-    policy = strategy.kwargs["auto_wrap_policy"]
-    ckpt_policy = strategy._activation_checkpointing_kwargs["auto_wrap_policy"]
+    assert isinstance(strategy, FSDP2Strategy) and isinstance(strategy, ModelParallelStrategy)
+    assert (strategy.param_dtype, strategy.reduce_dtype) == (torch.bfloat16, torch.float32)
+    assert strategy.activation_checkpointing and strategy.reshard_after_forward
+    assert strategy._save_distributed_checkpoint is False and strategy._tensor_parallel_size == 1
     model = load_model("tiny", tokenizer=tokenizer)
-    chosen = {
-        type(m).__name__ for m in model.modules() if policy(module=m, recurse=False, nonwrapped_numel=1)
-    }
-    assert chosen == {"LlamaDecoderLayer"}
-    assert sum(ckpt_policy(module=m, recurse=False, nonwrapped_numel=1) for m in model.modules()) == 2
+    assert {type(m).__name__ for m in model.modules() if is_decoder_layer(m)} == {"LlamaDecoderLayer"}
+    assert sum(is_decoder_layer(m) for m in model.modules()) == 2
 
 
 def test_deepspeed_config_composes_and_names_the_missing_package():

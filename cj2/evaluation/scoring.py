@@ -39,6 +39,16 @@ from cj2.verdict import parse_opencompass
 Rows = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
+def _local() -> bool:
+    return False
+
+
+LOCAL: dict[str, Any] = {"sync_on_compute": False, "distributed_available_fn": _local}
+"""Metric options for the scoring functions here: they receive every row to score, so their metrics never
+sync across ranks (under data parallelism every rank scores the same rows: a sync would count them once per
+rank, and a rank scoring alone would wait for the others)."""
+
+
 def _f(value: Any) -> float:
     if torch.is_tensor(value):
         return float(value.item())
@@ -53,7 +63,7 @@ def accuracy_metrics(
     pairs: Sequence[tuple[PairwiseItem, Mapping]], *, bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, float]:
     """Strict and lenient accuracy, parse rate, per-domain accuracy and their intervals."""
-    acc = JudgeAccuracy()
+    acc = JudgeAccuracy(**LOCAL)
     acc.update(
         [r["verdict"] for _, r in pairs], [it.label for it, _ in pairs], [it.domain for it, _ in pairs]
     )
@@ -95,7 +105,7 @@ def swap_metrics(items: Sequence[PairwiseItem], rows: Rows) -> dict[str, float]:
         target.append(it.label)
     if not ab:
         return {}
-    m = SwapConsistency()
+    m = SwapConsistency(**LOCAL)
     m.update(ab, ba, target)
     res = {k: _f(v) for k, v in m.compute().items()}
     return {
@@ -121,7 +131,7 @@ def calibration_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[s
         p_gold.append(float(probs.get(gold_shown, 0.0)))
     if not conf:
         return {}
-    cal = Calibration()
+    cal = Calibration(**LOCAL)
     cal.update(conf, right, p_gold)
     res = {k: _f(v) for k, v in cal.compute().items()}
     return {
@@ -146,7 +156,7 @@ def judgerbench_metrics(
     In ``compat="opencompass"`` mode, generated outputs are re-read with OpenCompass's own parser (the last
     ``"winner"`` match); verdict-logit rows have no text and keep their verdict.
     """
-    metric = JudgerBenchV2Score(reference_model, compat=compat)
+    metric = JudgerBenchV2Score(reference_model, compat=compat, **LOCAL)
     verdicts = []
     for _, r in pairs:
         v = r["verdict"]
@@ -169,13 +179,13 @@ def judgerbench_metrics(
 
 
 def rewardbench_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]], weighting: str) -> dict[str, float]:
-    m = RewardBenchScore(weighting=weighting)
+    m = RewardBenchScore(weighting=weighting, **LOCAL)
     m.update([it.domain for it, _ in pairs], [float(r["verdict"] == it.label) for it, r in pairs])
     return {f"rewardbench/{k}": _f(v) for k, v in m.compute().items()}
 
 
 def rmb_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[str, float]:
-    m = RMBScore()
+    m = RMBScore(**LOCAL)
     kinds = ["bon" if "bon_group" in it.meta else "pair" for it, _ in pairs]
     groups = [str(it.meta.get("bon_group", it.id)) for it, _ in pairs]
     categories = [it.domain for it, _ in pairs]  # RMB's goal: Helpfulness / Harmlessness

@@ -403,6 +403,9 @@ class HFSampler:
             generation_config=config,
             logits_processor=processors,
             stopping_criteria=criteria,
+            # transformers would step every rank in lockstep for an FSDP-managed model; cj2 generates from
+            # a sharded model only with its weights gathered (cj2.distributed.gathered): no collective
+            synced_gpus=False,
             **extra,
         )
         new = out[:, width:].cpu()

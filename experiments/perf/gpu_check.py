@@ -16,8 +16,10 @@ Checks (issue "Performance", item "GPU readiness"):
 7. ``FSDP, 1 process``: ``torch.distributed`` with world size 1, decoder layers as wrap units
    (``cj2.distributed.is_decoder_layer``), bf16 mixed precision, activation checkpointing, the cj2
    objective computed inside the wrapped forward; a full state dict saved as a plain HF folder that reloads.
-8. ``Lightning FSDP + JudgeModule``: ``cj2.distributed.fsdp_strategy`` with cj2's LightningModule, a few
-   steps, a sharded checkpoint, consolidated and exported with ``cj2.models.export.export_hf``.
+8. ``Lightning FSDP + JudgeModule``: ``cj2.distributed.fsdp_strategy`` (FSDP2 through Lightning's
+   ModelParallelStrategy, bf16 params, fp32 reduce) with cj2's LightningModule, a few steps, a sharded
+   (per-rank) checkpoint, consolidated and exported with ``cj2.models.export.export_hf``. On CPU the same
+   strategy is tested on 2 gloo processes by ``tests/test_sharded.py``.
 
 9. ``training utilisation (MFU)``: tokens/s of cj2's training step on a Qwen2.5-0.5B-shaped random model
    (flash-attention when installed, bf16 autocast, chunked loss, fused AdamW) as a share of the bf16 matmul
@@ -520,7 +522,7 @@ def check_fsdp(ctx: Ctx) -> str:
 @check("Lightning FSDP + JudgeModule")
 def check_lightning_fsdp(ctx: Ctx) -> str:
     if not ctx.cuda:
-        raise Skip("Lightning's FSDPStrategy needs a GPU accelerator")
+        raise Skip("CUDA only (on CPU: tests/test_sharded.py, 2 gloo processes)")
     _need("transformers")
     L = _need("lightning")
 
@@ -545,8 +547,10 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
     trainer = L.Trainer(
         accelerator="cuda",
         devices=1,
-        strategy=fsdp_strategy(),
-        precision="bf16-mixed",
+        strategy=fsdp_strategy(
+            param_dtype="bfloat16", reduce_dtype="float32", save_distributed_checkpoint=True
+        ),
+        precision="32-true",  # bf16 compute from the strategy's MixedPrecisionPolicy, as trainer=fsdp
         max_steps=4,
         logger=False,
         enable_checkpointing=False,
@@ -563,7 +567,7 @@ def check_lightning_fsdp(ctx: Ctx) -> str:
     weights = _plain_weights(_consolidate(ckpt), plain)
     n_files = len(list(ckpt.iterdir()))
     return (
-        f"4 steps bf16-mixed, activation checkpointing; sharded checkpoint ({n_files} files) -> "
+        f"4 steps FSDP2 bf16 params, activation checkpointing; sharded checkpoint ({n_files} files) -> "
         f"consolidated -> " + _export_and_reload(ctx, plain, weights, "lightning_hf")
     )
 
