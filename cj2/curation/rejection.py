@@ -366,6 +366,49 @@ def _listed_elsewhere(folder: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def _check_inputs(prompts: Sequence[JudgePrompt], draws: int, shard_size: int) -> None:
+    if draws < 1:
+        raise ValueError(f"draws={draws}: expected >= 1 candidates per prompt")
+    if shard_size < 1:
+        raise ValueError(f"shard_size={shard_size}: expected >= 1 prompts per shard")
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise ValueError(f"prompt ids must be distinct (they key the per-sample seeds); {dup!r} repeats")
+
+
+def _open_manifest(path: Path, key: str, shard_size: int, fresh: dict[str, Any]) -> dict[str, Any]:
+    """The manifest at ``path`` when it belongs to this configuration, else ``fresh`` (a new one)."""
+    if path.exists():
+        manifest = json.loads(path.read_text())
+        if manifest.get("key") == key and manifest.get("shard_size") == shard_size:
+            return manifest
+        log.warning("%s: manifest of another configuration; starting over", path)
+    return fresh
+
+
+def _write_and_list(
+    folder: Path,
+    index: int,
+    n_prompts: int,
+    shard_rows: list[dict[str, Any]],
+    manifest_path: Path,
+    manifest: dict,
+) -> None:
+    """Write shard ``index`` atomically, then list it in ``manifest`` (it counts only once listed)."""
+    path = folder / _shard_file(index)
+    write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
+    kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
+    manifest["shards"][str(index)] = {
+        "file": _shard_file(index),
+        "prompts": n_prompts,
+        "rows": len(shard_rows),
+        "sha256": _sha256(path),
+    }
+    atomic_write_json(manifest_path, manifest)
+    kill_point("rejection.shard_listed")  # test-only: written and listed
+
+
 @dataclass
 class RejectionDraws:
     """Every candidate drawn for every prompt, in prompt order (``rows[prompt_id]``: ``draws`` rows)."""
@@ -443,28 +486,19 @@ def rejection_sample(
         )
 
     prompts = list(prompts)
-    if draws < 1:
-        raise ValueError(f"draws={draws}: expected >= 1 candidates per prompt")
-    if shard_size < 1:
-        raise ValueError(f"shard_size={shard_size}: expected >= 1 prompts per shard")
+    _check_inputs(prompts, draws, shard_size)
     ids = [p.id for p in prompts]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, c in Counter(ids).items() if c > 1)
-        raise ValueError(f"prompt ids must be distinct (they key the per-sample seeds); {dup!r} repeats")
     key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
     folder = Path(folder_root) / key
     folder.mkdir(parents=True, exist_ok=True)
     shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
     with FileLock(str(folder / ".lock")):
         manifest_path = folder / "manifest.json"
-        manifest: dict[str, Any] = {}
-        if manifest_path.exists():
-            manifest = json.loads(manifest_path.read_text())
-            if manifest.get("key") != key or manifest.get("shard_size") != shard_size:
-                log.warning("%s: manifest of another configuration; starting over", manifest_path)
-                manifest = {}
-        if not manifest:
-            manifest = {
+        manifest = _open_manifest(
+            manifest_path,
+            key,
+            shard_size,
+            {
                 "key": key,
                 "name": name,
                 "material": material,
@@ -474,7 +508,8 @@ def rejection_sample(
                 "n_shards": len(shards),
                 "shards": {},
                 "complete": False,
-            }
+            },
+        )
         was_complete = bool(manifest.get("complete"))
         # the listed shards first (checked against the manifest), so the bar starts at what is done
         by_shard: dict[int, list[dict[str, Any]]] = {}
@@ -507,17 +542,7 @@ def rejection_sample(
                 if built is None:
                     built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
                 shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict, on_prompts=bar.update)
-                path = folder / _shard_file(index)
-                write_jsonl(path, shard_rows)  # atomic: a kill leaves the old file or none
-                kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
-                manifest["shards"][str(index)] = {
-                    "file": _shard_file(index),
-                    "prompts": len(shard),
-                    "rows": len(shard_rows),
-                    "sha256": _sha256(path),
-                }
-                atomic_write_json(manifest_path, manifest)  # the shard counts only once listed
-                kill_point("rejection.shard_listed")  # test-only: written and listed
+                _write_and_list(folder, index, len(shard), shard_rows, manifest_path, manifest)
                 drawn += 1
                 by_shard[index] = shard_rows
                 log.debug(
@@ -569,12 +594,7 @@ def _draw_worker_share(
 
     index_w, count = worker
     prompts = list(prompts)
-    if draws < 1 or shard_size < 1:
-        raise ValueError(f"draws={draws}, shard_size={shard_size}: expected >= 1")
-    ids = [p.id for p in prompts]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, c in Counter(ids).items() if c > 1)
-        raise ValueError(f"prompt ids must be distinct (they key the per-sample seeds); {dup!r} repeats")
+    _check_inputs(prompts, draws, shard_size)
     key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
     folder = Path(folder_root) / key
     own = _worker_manifest(folder, worker)
@@ -582,14 +602,11 @@ def _draw_worker_share(
     shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
     mine = [i for i in range(len(shards)) if i % count == index_w]
     with FileLock(str(own.with_suffix(".lock"))):
-        manifest: dict[str, Any] = {}
-        if own.exists():
-            manifest = json.loads(own.read_text())
-            if manifest.get("key") != key or manifest.get("shard_size") != shard_size:
-                log.warning("%s: manifest of another configuration; starting over", own)
-                manifest = {}
-        if not manifest:
-            manifest = {
+        manifest = _open_manifest(
+            own,
+            key,
+            shard_size,
+            {
                 "key": key,
                 "name": name,
                 "material": material,
@@ -597,7 +614,8 @@ def _draw_worker_share(
                 "shard_size": shard_size,
                 "worker": [index_w, count],
                 "shards": {},
-            }
+            },
+        )
         main_path = folder / "manifest.json"
         main = json.loads(main_path.read_text()).get("shards", {}) if main_path.exists() else {}
         by_shard: dict[int, list[dict[str, Any]]] = {}
@@ -623,17 +641,7 @@ def _draw_worker_share(
                 if built is None:
                     built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
                 shard_rows = _draw_shard(built, shards[index], draws, params, stop_on_verdict, bar.update)
-                path = folder / _shard_file(index)
-                write_jsonl(path, shard_rows)
-                kill_point("rejection.shard_written")  # test-only (CJ2_TEST_KILL_AT): written, not listed
-                manifest["shards"][str(index)] = {
-                    "file": _shard_file(index),
-                    "prompts": len(shards[index]),
-                    "rows": len(shard_rows),
-                    "sha256": _sha256(path),
-                }
-                atomic_write_json(own, manifest)
-                kill_point("rejection.shard_listed")
+                _write_and_list(folder, index, len(shards[index]), shard_rows, own, manifest)
                 by_shard[index] = shard_rows
                 drawn += 1
         finally:
