@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=EMBEDDED)
     parser.add_argument(
-        "--dtype", default="bfloat16", help="bfloat16 (1.6-2x faster on CPUs with AMX) or float32"
+        "--dtype",
+        default="bfloat16",
+        help="bfloat16 (1.6-2x faster on CPUs with AVX-512 BF16 or AMX) or float32",
     )
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--m", type=int, default=4)

@@ -406,6 +406,21 @@ def _machine(device: str) -> str:
     return text
 
 
+def _matrix_features(device: str) -> str:
+    """The CPU flags that bound the bf16 peak: with AVX-512 BF16 alone (no AMX) a bf16 dot product does two
+    products per fp32 lane, so bf16 matmuls reach at most about 2x the fp32 rate; AMX tiles reach far more."""
+    if device != "cpu":
+        return "n/a (not a CPU)"
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    found = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
+    return ", ".join(found) if found else "none of avx512_bf16 / amx_bf16 (or no /proc/cpuinfo)"
+
+
 def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Path, precision: str) -> dict:
     cmd = [
         sys.executable,
@@ -567,7 +582,18 @@ def main(argv: list[str] | None = None) -> int:
                     "peak": statistics.median(x["peak_bytes"] for x in arm_runs),
                 }
             peak_values = [x[peak_key] / 1e9 for x in peaks]
-            rows.append((model, n, rounds, summary, statistics.median(peak_values), _spread(peak_values)))
+            bf16_over_fp32 = statistics.median(x["bf16"] / x["fp32"] for x in peaks)
+            rows.append(
+                (
+                    model,
+                    n,
+                    rounds,
+                    summary,
+                    statistics.median(peak_values),
+                    _spread(peak_values),
+                    bf16_over_fp32,
+                )
+            )
     print(f"\nload average at end: {os.getloadavg()}; wall time {time.perf_counter() - started:.0f} s")
     print(
         "\n| model | arm | trained tokens/s (median, range) | MFU (median, range) | padding "
@@ -581,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         "cj2+compile": "cj2 + torch.compile per decoder layer",
     }
     ok = True
-    for model, n, rounds, summary, peak, peak_spread in rows:
+    for model, n, rounds, summary, peak, peak_spread, bf16_over_fp32 in rows:
         ok &= summary["cj2"]["ratio"] >= TARGET
         for arm, s in summary.items():
             speed = (
@@ -599,6 +625,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\n{model}: measured peak {peak:.0f} GFLOP/s ({peak_spread}) in "
             f"{'bf16' if precision == 'bf16-mixed' else 'fp32'}; "
             "MFU = 6 x parameters x trained tokens / s / peak"
+        )
+        print(
+            f"{model}: measured bf16 / fp32 matmul peak = {bf16_over_fp32:.2f}; matrix instructions of this "
+            f"device: {_matrix_features(args.device)}"
         )
     print(f"\nprecision {precision}, attention sdpa, batch {args.batch_size}, torch {torch.__version__}")
     if args.json:
