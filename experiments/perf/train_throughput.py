@@ -394,16 +394,20 @@ def _spread(values: list[float], fmt: str = ".0f") -> str:
 def _machine(device: str) -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if device == "cuda":
         text += f", {torch.cuda.get_device_name()}"
     return text
+
+
+def _cpuinfo(key: str) -> str:
+    """The value of the first ``key`` line of /proc/cpuinfo ("" where there is none)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    return ""
 
 
 def _matrix_features(device: str) -> str:
@@ -411,12 +415,7 @@ def _matrix_features(device: str) -> str:
     products per fp32 lane, so bf16 matmuls reach at most about 2x the fp32 rate; AMX tiles reach far more."""
     if device != "cpu":
         return "n/a (not a CPU)"
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
+    flags = set(_cpuinfo("flags").split())
     found = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
     return ", ".join(found) if found else "none of avx512_bf16 / amx_bf16 (or no /proc/cpuinfo)"
 
