@@ -34,6 +34,7 @@ import contextlib
 import inspect
 import logging
 import random
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -62,8 +63,26 @@ from cj2.generation.base import (
     sample_seed,
     verdict_complete,
 )
+from cj2.generation.continuous import Engine, unsupported_reason
 
 log = logging.getLogger(__name__)
+
+# ``continuous``: cj2.generation.continuous (slots refilled as rows finish); ``legacy``: one
+# ``model.generate`` call per batch of rows; ``auto``: continuous where the model is supported.
+ENGINES = ("auto", "continuous", "legacy")
+
+
+def decoding_dtype(device: str | torch.device = "cpu") -> torch.dtype:
+    """The dtype to decode in on ``device``: bfloat16 where the hardware runs it natively (a CUDA GPU with
+    bf16, a CPU with AVX-512 BF16 or AMX), else float32 -- ``precision=auto``'s rule
+    (:func:`cj2.runtime.resolve_precision`). Without native bf16 a CPU emulates it: a bf16 matmul measured
+    200x slower than fp32 on an AVX2-only CPU."""
+    from cj2.runtime import resolve_precision
+
+    kind = torch.device(device).type
+    precision = resolve_precision("auto", "cuda" if kind == "cuda" else "cpu")
+    return torch.bfloat16 if precision.startswith("bf16") else torch.float32
+
 
 # A verdict marker usually ends with one of these (a closing quote or bracket, or the line break after
 # it); the verdict check runs on a sequence when its newest token holds one, and every few tokens anyway.
@@ -257,6 +276,10 @@ class HFSampler:
         verdict_check_every: int = 8,
         share_prefill: bool = True,
         attention: str = "auto",
+        engine: str = "auto",
+        fuse: bool = False,
+        sync_every: int | None = None,
+        refill: bool = True,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}: expected >= 1")
@@ -274,6 +297,19 @@ class HFSampler:
         if attention not in ("auto", "grouped", "model"):
             raise ValueError(f"attention={attention!r}: expected 'auto', 'grouped' or 'model'")
         self.attention = attention
+        if engine not in ENGINES:
+            raise ValueError(f"engine={engine!r}: expected one of {', '.join(ENGINES)}")
+        self.engine = engine
+        self.fuse = bool(fuse)
+        if sync_every is not None and int(sync_every) < 1:
+            raise ValueError(f"sync_every={sync_every!r}: expected an integer >= 1")
+        # On a CPU reading the device costs nothing and every extra step of a finished row costs a full
+        # row of compute: look after every step. On a GPU a read waits for the queue to drain.
+        self.sync_every = (
+            int(sync_every) if sync_every is not None else (8 if self.device.type == "cuda" else 1)
+        )
+        self.refill = bool(refill)
+        self.last_stats: dict[str, Any] = {}
         self._closer_ids: torch.Tensor | None = None
         if self.tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no pad token; set one (left padding needs it)")
@@ -323,6 +359,18 @@ class HFSampler:
             self.model.train(was_training)
 
     # ---------------------------------------------------------------------------------------------
+    def engine_for(self, model_capacity: int | None = None) -> str:
+        """The engine a call uses: ``continuous`` where :mod:`cj2.generation.continuous` supports the model
+        (and ``share_prefill`` is on), else ``legacy``."""
+        if self.engine == "legacy":
+            return "legacy"
+        reason = unsupported_reason(self.model, model_capacity)
+        if self.engine == "continuous" and reason is not None:
+            raise ValueError(f"engine='continuous' cannot run this model: {reason}")
+        if self.engine == "auto" and (reason is not None or not self.share_prefill):
+            return "legacy"
+        return "continuous"
+
     def generate(
         self,
         prompts: Sequence[list[Message]],
@@ -332,8 +380,9 @@ class HFSampler:
         keys: Sequence[PromptKey] | None = None,
         on_batch: Callable[[int], Any] | None = None,
     ) -> list[list[Sample]]:
-        """``n`` samples of each prompt, decoded ``batch_size`` (prompt, sample) rows at a time;
-        ``on_batch(rows)`` is called after each batch (a progress bar's ``update``)."""
+        """``n`` samples of each prompt; ``on_batch(rows)`` is called as rows finish (a progress bar's
+        ``update``): after each batch of ``batch_size`` rows (``legacy``), or each step that finished some
+        (``continuous``). :attr:`last_stats` then holds the call's engine, times and counts."""
         keys = check_request(prompts, n, keys)
         encoded = [self.encode(list(p)) for p in prompts]
         # Longest first (an out-of-memory batch fails at once), ties by position: a deterministic order.
@@ -341,14 +390,103 @@ class HFSampler:
         rows = [(i, j) for i in order for j in range(n)]
         results: list[list[Sample | None]] = [[None] * n for _ in prompts]
         eos_ids = self._eos_ids()
+        if not rows:
+            return []
+        engine = self.engine_for(max(len(e) for e in encoded) + params.max_new_tokens)
+        start = time.perf_counter()
         with self._eval_mode(), generation_attention(self.model, self.attention, self.device):
-            for start in range(0, len(rows), self.batch_size):
-                batch = rows[start : start + self.batch_size]
-                for (i, j), sample in zip(batch, self._generate_batch(batch, encoded, keys, params, eos_ids)):
-                    results[i][j] = sample
-                if on_batch is not None:
-                    on_batch(len(batch))
+            if engine == "continuous":
+                seeds = [sample_seed(params.seed, keys[i], j) for i, j in rows]
+
+                def finish(r: int, tokens: list[int], n_tokens: int, n_text: int, raw: str) -> None:
+                    i, j = rows[r]
+                    results[i][j] = self._sample(tokens, n_tokens, n_text, raw, params, i, j, seeds[r])
+
+                runner = Engine(self, fuse=self.fuse, sync_every=self.sync_every, refill=self.refill)
+                runner.run(rows, encoded, seeds, params, eos_ids, finish, on_batch)
+                stats: dict[str, Any] = dict(runner.stats)
+            else:
+                for begin in range(0, len(rows), self.batch_size):
+                    batch = rows[begin : begin + self.batch_size]
+                    samples = self._generate_batch(batch, encoded, keys, params, eos_ids)
+                    for (i, j), sample in zip(batch, samples):
+                        results[i][j] = sample
+                    if on_batch is not None:
+                        on_batch(len(batch))
+                stats = {}
+        stats.update(engine=engine, seconds=time.perf_counter() - start)
+        stats["new_tokens"] = sum(s.n_tokens for r in results for s in r if s is not None)
+        self.last_stats = stats
         return [list(r) for r in results]  # type: ignore[arg-type]
+
+    def _warpers(self, params: SamplingParams) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Temperature, top-k and top-p on a batch of logits, in that order (transformers' warpers)."""
+        warpers: list[LogitsProcessor] = []
+        if params.greedy:
+            return lambda scores: scores
+        if params.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k > 0:
+            warpers.append(TopKLogitsWarper(top_k=params.top_k))
+        if params.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(top_p=params.top_p))
+
+        def apply(scores: torch.Tensor) -> torch.Tensor:
+            for w in warpers:
+                scores = w(None, scores)  # type: ignore[arg-type]  # these warpers ignore input_ids
+            return scores
+
+        return apply
+
+    def _sample(
+        self,
+        tokens: list[int],
+        n_tokens: int,
+        n_text: int,
+        raw: str,
+        params: SamplingParams,
+        i: int,
+        j: int,
+        seed: int,
+    ) -> Sample:
+        """A finished row as a Sample; ``meta["token_ids"]`` are the generated ids of the kept text.
+
+        Those are the tokens through the one where :func:`finalize` cut the text (that token included when
+        the cut falls inside it); when nothing was cut, all ``n_tokens`` (an end-of-sequence token
+        included: it was generated, though it has no text).
+        """
+        full = self.tokenizer.decode(tokens[:n_text], skip_special_tokens=True)
+        text, finish = finalize(full, raw, params)
+        kept = list(tokens[:n_tokens])
+        if text != full:
+            kept = tokens[: self._tokens_covering(tokens[:n_text], len(text))]
+        return Sample(
+            text=text,
+            finish_reason=finish,
+            prompt_index=i,
+            sample_index=j,
+            seed=seed,
+            n_tokens=n_tokens,
+            meta={"token_ids": kept},
+        )
+
+    def _tokens_covering(self, tokens: list[int], chars: int) -> int:
+        """The fewest leading ``tokens`` whose text holds at least ``chars`` characters (binary search, then
+        a step back where a partial multi-byte character made the text shorter)."""
+
+        def length(k: int) -> int:
+            return len(self.tokenizer.decode(tokens[:k], skip_special_tokens=True))
+
+        lo, hi = 0, len(tokens)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if length(mid) >= chars:
+                hi = mid
+            else:
+                lo = mid + 1
+        while lo > 0 and length(lo - 1) >= chars:
+            lo -= 1
+        return lo
 
     def _generate_batch(
         self,
@@ -423,18 +561,7 @@ class HFSampler:
                     n_tokens, n_text, raw = len(tokens), len(tokens), "length"
                     if n_tokens < params.max_new_tokens:
                         raise AssertionError(f"row {row} ended after {n_tokens} tokens without eos or stop")
-            text = self.tokenizer.decode(tokens[:n_text], skip_special_tokens=True)
-            text, finish = finalize(text, raw, params)
-            samples.append(
-                Sample(
-                    text=text,
-                    finish_reason=finish,
-                    prompt_index=i,
-                    sample_index=j,
-                    seed=seeds[row],
-                    n_tokens=n_tokens,
-                )
-            )
+            samples.append(self._sample(tokens, n_tokens, n_text, raw, params, i, j, seeds[row]))
         return samples
 
     def _shared_prefill(

@@ -40,7 +40,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -50,6 +49,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak.py beside this file, however it is run
+from peak import machine, matmul_peak, matrix_features  # noqa: E402
+
 TARGET = 1.4
 PROMPT_RANGE = (150, 900)
 RESPONSE_RANGE = (80, 400)
@@ -351,30 +353,13 @@ def worker(args: argparse.Namespace) -> dict:
 
 # --------------------------------------------------------------------------------------------- peak
 def peak_worker(args: argparse.Namespace) -> dict:
-    """The hardware's measured matmul peak on this device and thread count: the best of several timed
-    ``n x n @ n x n`` products (2 n^3 FLOP each) in bf16 and in fp32, after a warm-up."""
+    """The hardware's measured matmul peak on this device and thread count, in bf16 and in fp32
+    (:func:`peak.matmul_peak`, shared with sampling_throughput.py)."""
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    out = {"arm": "peak", "load_after": 0.0}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        n = args.peak_size
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        for _ in range(2):
-            a @ b
-        best = 0.0
-        for _ in range(args.peak_repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            a @ b
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = max(best, 2 * n**3 / (time.perf_counter() - start))
-        out[name] = best
+    out = {"arm": "peak", **matmul_peak(args.device, n=args.peak_size, repeats=args.peak_repeats)}
     out["load_after"] = os.getloadavg()[0]
     return out
 
@@ -391,35 +376,6 @@ def _spread(values: list[float], fmt: str = ".0f") -> str:
 
 
 # --------------------------------------------------------------------------------------------- main
-def _machine(device: str) -> str:
-    import torch
-
-    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if device == "cuda":
-        text += f", {torch.cuda.get_device_name()}"
-    return text
-
-
-def _cpuinfo(key: str) -> str:
-    """The value of the first ``key`` line of /proc/cpuinfo ("" where there is none)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(key):
-                return line.split(":", 1)[1].strip()
-    return ""
-
-
-def _matrix_features(device: str) -> str:
-    """The CPU flags that bound the bf16 peak: with AVX-512 BF16 alone (no AMX) a bf16 dot product does two
-    products per fp32 lane, so bf16 matmuls reach at most about 2x the fp32 rate; AMX tiles reach far more."""
-    if device != "cpu":
-        return "n/a (not a CPU)"
-    flags = set(_cpuinfo("flags").split())
-    found = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16") if f in flags]
-    return ", ".join(found) if found else "none of avx512_bf16 / amx_bf16 (or no /proc/cpuinfo)"
-
-
 def _run_worker(args: argparse.Namespace, model: str, arm: str, samples_file: Path, precision: str) -> dict:
     cmd = [
         sys.executable,
@@ -506,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     precision = resolve_precision(args.precision, args.device)
     if precision not in ("bf16-mixed", "32-true"):
         precision = "32-true"
-    print(f"machine: {_machine(args.device)}")
+    print(f"machine: {machine(args.device)}")
     print(
         f"precision: {precision}; loss: {loss_config()}; batch: {args.batch_size} samples per optimizer step"
     )
@@ -627,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{model}: measured bf16 / fp32 matmul peak = {bf16_over_fp32:.2f}; matrix instructions of this "
-            f"device: {_matrix_features(args.device)}"
+            f"device: {matrix_features(args.device)}"
         )
     print(f"\nprecision {precision}, attention sdpa, batch {args.batch_size}, torch {torch.__version__}")
     if args.json:
