@@ -195,9 +195,18 @@ class Engine:
     After :meth:`run`, :attr:`stats` holds the prefill and decode times and counts.
     """
 
-    def __init__(self, sampler: Any, *, fuse: bool = False, sync_every: int = 1, refill: bool = True):
+    def __init__(
+        self,
+        sampler: Any,
+        *,
+        fuse: bool = False,
+        sync_every: int = 1,
+        refill: bool = True,
+        bucket_slots: bool = False,
+    ):
         self.sampler = sampler
         self.refill = refill
+        self.bucket_slots = bucket_slots
         self.fuse = fuse
         self.sync_every = max(1, int(sync_every))
         self.stats: dict[str, float] = {}
@@ -354,20 +363,28 @@ class Engine:
                             admit(slot, pending.pop())
             elif not pending:
                 in_use = [s for s in range(active) if slot_row[s] is not None]
-                target = 1 << max(len(in_use) - 1, 0).bit_length()
-                if in_use and target <= active // 2:
-                    # Static shapes: the step runs on a power-of-two prefix of the slots.
-                    index = torch.tensor(in_use, device=device)
-                    k = len(in_use)
-                    for kbuf, vbuf in cache:
-                        kbuf[:k] = kbuf[index]
-                        vbuf[:k] = vbuf[index]
-                    for tensor in (tok, pos, count, live, uniforms):
-                        if tensor is not None:
-                            tensor[:k] = tensor[index]
-                    for host in (slot_row, offset, generated):
-                        host[:k] = [host[s] for s in in_use]
-                    for s in range(k, target):
+                k = len(in_use)
+                # Without pending rows a finished row's slot would decode padding: the live rows move into
+                # the slots [0, k) -- each live row above k into a free slot below it, so only as many
+                # cache rows are copied as rows finished -- and the step runs k slots (rounded up to a power
+                # of two with bucket_slots, for a few static shapes).
+                target = 1 << max(k - 1, 0).bit_length() if self.bucket_slots else k
+                if k and target < active:
+                    holes = [s for s in range(k) if slot_row[s] is None]
+                    movers = [s for s in in_use if s >= k]
+                    if movers:
+                        src = torch.tensor(movers, device=device)
+                        dst = torch.tensor(holes, device=device)
+                        for kbuf, vbuf in cache:
+                            kbuf[dst] = kbuf[src]
+                            vbuf[dst] = vbuf[src]
+                        for tensor in (tok, pos, count, live, uniforms):
+                            if tensor is not None:
+                                tensor[dst] = tensor[src]
+                        for host in (slot_row, offset, generated):
+                            for h, m in zip(holes, movers):
+                                host[h] = host[m]
+                    for s in range(k, active):
                         release(s)
                     active = target
         self.stats = stats
