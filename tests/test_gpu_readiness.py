@@ -245,6 +245,7 @@ def test_gpu_check_dry_run_on_cpu():
         "FSDP, 1 process (torch.distributed)": "PASS",
         "Lightning FSDP + JudgeModule": "SKIP",
         "training utilisation (MFU)": "PASS",
+        "decode throughput (cj2 sampler vs vLLM)": "PASS",
     }
     assert "export_hf folder reloads exactly" in result.stdout
     assert re.search(r"measured bf16 peak [\d.]+ TFLOP/s = MFU [\d.]+%", result.stdout)

@@ -24,6 +24,9 @@ Checks (issue "Performance", item "GPU readiness"):
 9. ``training utilisation (MFU)``: tokens/s of cj2's training step on a Qwen2.5-0.5B-shaped random model
    (flash-attention when installed, bf16 autocast, chunked loss, fused AdamW) as a share of the bf16 matmul
    peak measured in the same run (goal >= 45% on one H100/H200-class GPU).
+10. ``decode throughput (cj2 sampler vs vLLM)``: cj2's hf sampler (continuous batching, and the legacy
+   ``generate`` path) at batch 64 and 256 in bf16 on a random SmolLM2-135M-shaped model, its decode
+   utilisation, and vLLM on the same weights when installed.
 
 With one GPU FSDP runs as NO_SHARD (torch switches to it at world size 1): wrapping, mixed precision,
 checkpointing and state-dict gathering are exercised, cross-GPU sharding is not.
@@ -55,6 +58,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak.py, sampling_throughput.py beside this file
+from peak import matmul_peak  # noqa: E402
 
 IGNORE = -100
 
@@ -646,22 +652,9 @@ class _StubTokenizer:
 
 # ------------------------------------------------------------------------------------------- main
 def measured_peak(device: torch.device, n: int, repeats: int = 10) -> float:
-    """The hardware's bf16 matmul peak as measured here: the best of ``repeats`` ``n x n @ n x n`` products
-    (2 n^3 FLOP each) after a warm-up, in FLOP/s."""
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    for _ in range(3):
-        a @ b
-    best = 0.0
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = max(best, 2 * n**3 / (time.perf_counter() - start))
-    return best
+    """The hardware's bf16 matmul peak as measured here (FLOP/s): :func:`peak.matmul_peak`, the helper every
+    perf script shares."""
+    return matmul_peak(device, ("bf16",), n=n, repeats=repeats)["bf16"]
 
 
 @check("training utilisation (MFU)")
@@ -721,7 +714,8 @@ def check_utilisation(ctx: Ctx) -> str:
         opt.zero_grad(set_to_none=True)
 
     step(batches[0])  # warm-up: kernels, allocator, optimizer state
-    peak = measured_peak(ctx.device, 8192 if ctx.cuda else 1024)
+    # the dry run: a small peak matmul (bf16 is emulated, about 0.3 GFLOP/s, on an AVX2-only CPU)
+    peak = measured_peak(ctx.device, 8192 if ctx.cuda else 256)
     _sync(ctx)
     start = time.perf_counter()
     for batch in batches[1:]:
@@ -736,6 +730,102 @@ def check_utilisation(ctx: Ctx) -> str:
         f"{tokens / seconds:,.0f} tokens/s, {6 * n_params * tokens / seconds / 1e12:.3f} TFLOP/s of a "
         f"measured bf16 peak {peak / 1e12:.2f} TFLOP/s = MFU {100 * mfu:.1f}%{goal}"
     )
+
+
+@check("decode throughput (cj2 sampler vs vLLM)")
+def check_decode(ctx: Ctx) -> str:
+    """New tokens/s of cj2's hf sampler (continuous engine, and the legacy ``generate`` path) on a random
+    model of SmolLM2-135M's shape in bf16 at sampler batch 64 and 256 (2 batches of rows each: M=4 samples of
+    prompts from sampling_throughput.py, 96 new tokens; random weights never stop early), the decode
+    utilisation 2 x parameters x tok/s over the bf16 matmul peak measured here, and vLLM on the same
+    weights and prompts (``ignore_eos``) when it is installed. The dry run: a tiny model in fp32, batch 4 and
+    8, 8 new tokens."""
+    _need("transformers")
+    try:
+        import sampling_throughput  # noqa: F401
+
+        import cj2.generation.hf  # noqa: F401
+        from cj2.models import load_tokenizer
+    except ImportError as err:
+        raise Skip(f"cj2 does not import: {err}") from err
+    tokenizer = load_tokenizer("tiny")
+    if ctx.cpu:  # a tiny model: a second thread only waits (seconds per step on a busy machine)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _decode_runs(ctx, tokenizer)
+        finally:
+            torch.set_num_threads(threads)
+    return _decode_runs(ctx, tokenizer)
+
+
+def _decode_runs(ctx: Ctx, tokenizer: Any) -> str:
+    from sampling_throughput import SMOLLM2_SHAPE, make_prompts
+
+    from cj2.generation import SamplingParams
+    from cj2.generation.hf import HFSampler
+    from cj2.models import load_model
+
+    dtype = torch.bfloat16 if ctx.cuda else torch.float32
+    shape = (
+        SMOLLM2_SHAPE
+        if ctx.cuda
+        else {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2}
+    )
+    model = load_model("tiny", dtype=dtype, tokenizer=tokenizer, tiny_config=shape, seed=0)
+    model = model.to(ctx.device).eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    m, max_new = 4, (96 if ctx.cuda else 8)
+    batches = (64, 256) if ctx.cuda else (4, 8)
+    key = "bf16" if ctx.cuda else "fp32"
+    peak = matmul_peak(ctx.device, (key,), n=8192 if ctx.cuda else 256)[key]
+    params = SamplingParams(max_new_tokens=max_new, temperature=0.7, seed=0)
+    parts = [f"{n_params / 1e6:.1f}M params, {key}, peak {peak / 1e12:.2f} TFLOP/s"]
+    workloads = {batch: make_prompts(2 * batch // m, seed=0) for batch in batches}
+    for batch, prompts in workloads.items():
+        for engine in ("continuous", "legacy"):
+            sampler = HFSampler(model, tokenizer, batch_size=batch, engine=engine)
+            sampler.generate(prompts[:2], m, SamplingParams(max_new_tokens=4, temperature=0.7))  # warm-up
+            _sync(ctx)
+            start = time.perf_counter()
+            out = sampler.generate(prompts, m, params)
+            _sync(ctx)
+            seconds = time.perf_counter() - start
+            tokens = sum(s.n_tokens for row in out for s in row)
+            _expect(tokens == len(prompts) * m * max_new, f"{engine}: {tokens} new tokens, random weights")
+            parts.append(
+                f"batch {batch} {engine}: {tokens / seconds:,.0f} tok/s "
+                f"({100 * 2 * n_params * tokens / seconds / peak:.1f}% of peak)"
+            )
+    if not ctx.cuda:
+        parts.append("vLLM: CUDA only")
+    elif not _has("vllm"):
+        parts.append("vLLM: not installed")
+    else:
+        import vllm
+
+        folder = ctx.tmp / "decode-model"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        llm = vllm.LLM(
+            model=str(folder), dtype="bfloat16", seed=0, max_num_seqs=max(batches), gpu_memory_utilization=0.5
+        )
+        for batch, prompts in workloads.items():
+            texts = [
+                tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
+            ]
+            sp = vllm.SamplingParams(n=m, temperature=0.7, max_tokens=max_new, ignore_eos=True, seed=0)
+            llm.generate(texts[:2], vllm.SamplingParams(max_tokens=4), use_tqdm=False)
+            start = time.perf_counter()
+            outs = llm.generate(texts, sp, use_tqdm=False)
+            seconds = time.perf_counter() - start
+            tokens = sum(len(c.token_ids) for o in outs for c in o.outputs)
+            parts.append(
+                f"batch {batch} vLLM (max_num_seqs {max(batches)}): {tokens / seconds:,.0f} tok/s "
+                f"({100 * 2 * n_params * tokens / seconds / peak:.1f}% of peak)"
+            )
+        del llm
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
