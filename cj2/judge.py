@@ -69,7 +69,7 @@ class JudgeResult:
 class JudgeProtocol(Protocol):
     """What every judge is, whatever computes it: the one shape ``cj2.evaluate``, ``cj2.refine`` and the
     in-training evaluation pass around (:class:`Judge`, :class:`cj2.evaluation.backends.LazyJudge`,
-    :class:`cj2.evaluation.backends.PredictionsJudge`, :class:`cj2.evaluation.validation.LogitJudge`).
+    :class:`cj2.evaluation.backends.PredictionsJudge`, :class:`cj2.evaluation.backends.LogitJudge`).
 
     * :meth:`judge_items` judges pairwise items *in the order given* (``response_a`` shown as Model A):
       one :class:`JudgeResult` per item, its ``verdict`` in that frame (``"A"``, ``"B"``, ``"tie"``, or

@@ -278,7 +278,7 @@ def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
     from cj2.data.templates import get_template
     from cj2.evaluation.backends import LazyJudge, PredictionsJudge, build_judge
     from cj2.evaluation.logits import VerdictLogitScorer
-    from cj2.evaluation.validation import LogitJudge
+    from cj2.evaluation.backends import LogitJudge
     from cj2.generation import ScriptedSampler
     from cj2.judge import Judge, JudgeProtocol
 

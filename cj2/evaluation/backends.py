@@ -144,6 +144,38 @@ class PredictionsJudge:
         raise ValueError(f"{self!r}: recorded predictions cannot critique new answers")
 
 
+class LogitJudge:
+    """A judge that only scores verdict logits (:class:`cj2.judge.JudgeProtocol`, no generation): the
+    in-training validation's judge over the model in training, and the ``logits`` judge kind.
+    ``score(items, style_note=..., critiques=...)`` gives ``label -> P(label)`` per item."""
+
+    supports_logits = True
+    writes = False
+    n_missing = 0
+
+    def __init__(self, score: Callable[..., list[dict[str, float] | None]], *, on_cpu: bool):
+        self.score = score
+        self.on_cpu = on_cpu
+
+    def __repr__(self) -> str:
+        return "LogitJudge()"
+
+    def verdict_probs_for(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
+        return self.score(items, style_note=style_note, critiques=critiques)
+
+    def judge_items(self, items: Sequence[PairwiseItem], **_: Any) -> list[JudgeResult]:
+        raise ValueError("a verdict-logit judge writes no judgments; use evaluate.mode=logits")
+
+    def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
+        raise ValueError("a verdict-logit judge writes no critiques; use a judge that generates")
+
+
 def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
     """Refuse secret values in a config (an API key belongs in an environment variable)."""
     for key, value in cfg.items():
@@ -231,8 +263,6 @@ def _hf_judge(options: dict[str, Any], template: JudgeTemplate, settings: dict[s
 def _logits_judge(
     options: dict[str, Any], template: JudgeTemplate, settings: dict[str, Any]
 ) -> JudgeProtocol:
-    from cj2.evaluation.validation import LogitJudge
-
     judge = _hf_judge({**options, "verdict_probs": True}, template, settings)
     if not judge.supports_logits:
         raise ValueError(

@@ -11,48 +11,16 @@ their models, and the calibration of P(verdict).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
+from cj2.evaluation.backends import LogitJudge
 from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
 from cj2.evaluation.logits import VerdictLogitScorer
 from cj2.evaluation.placement import balanced_placement
-from cj2.judge import JudgeResult
 from cj2.verdict import unswap
-
-
-class LogitJudge:
-    """A judge that only scores verdict logits (:class:`cj2.judge.JudgeProtocol`, no generation): the
-    in-training validation's judge over the model in training, and the ``logits`` judge kind.
-    ``score(items, style_note=..., critiques=...)`` gives ``label -> P(label)`` per item."""
-
-    supports_logits = True
-    writes = False
-    n_missing = 0
-
-    def __init__(self, score: Callable[..., list[dict[str, float] | None]], *, on_cpu: bool):
-        self.score = score
-        self.on_cpu = on_cpu
-
-    def __repr__(self) -> str:
-        return "LogitJudge()"
-
-    def verdict_probs_for(
-        self,
-        items: Sequence[PairwiseItem],
-        *,
-        style_note: str | None = None,
-        critiques: Sequence[str | None] | None = None,
-    ) -> list[dict[str, float] | None]:
-        return self.score(items, style_note=style_note, critiques=critiques)
-
-    def judge_items(self, items: Sequence[PairwiseItem], **_: Any) -> list[JudgeResult]:
-        raise ValueError("a verdict-logit judge writes no judgments; use evaluate.mode=logits")
-
-    def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
-        raise ValueError("a verdict-logit judge writes no critiques; use a judge that generates")
 
 
 def verdict_logit_metrics(
