@@ -28,9 +28,9 @@ A judge also critiques a single answer (what is wrong, what to fix, whether it i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cj2.data.schema import PairwiseItem, PointwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
@@ -63,6 +63,63 @@ class JudgeResult:
     finish_reason: str | None = None
     n_tokens: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class JudgeProtocol(Protocol):
+    """What every judge is, whatever computes it: the one shape ``cj2.evaluate``, ``cj2.refine`` and the
+    in-training evaluation pass around (:class:`Judge`, :class:`cj2.evaluation.backends.LazyJudge`,
+    :class:`cj2.evaluation.backends.PredictionsJudge`, :class:`cj2.evaluation.backends.LogitJudge`).
+
+    * :meth:`judge_items` judges pairwise items *in the order given* (``response_a`` shown as Model A):
+      one :class:`JudgeResult` per item, its ``verdict`` in that frame (``"A"``, ``"B"``, ``"tie"``, or
+      ``None`` when unparsed); ``keys`` (one per item) seed the judge per prompt and name a recorded
+      output; ``on_batch`` is told how many judgments each finished batch holds (a progress bar);
+      (:attr:`writes` is ``False`` for a judge that only scores verdict logits; it then raises);
+    * :meth:`verdict_probs_for` scores P(label) at the verdict slot without generating (arXiv
+      2507.09104, Sec. 3.2) where :attr:`supports_logits`; else it raises;
+    * :meth:`critique_batch` critiques single answers (what is wrong, what to fix, ``yes``/``no``), the
+      feedback ``cj2.refine`` hands a policy; a judge that cannot write text raises;
+    * :attr:`on_cpu`: whether judging computes on this machine's CPU (caps a run); :attr:`n_missing`: the
+      judgments asked for that the judge did not have (recorded predictions; 0 otherwise).
+
+    A judge that cannot do one of these raises a ``ValueError`` that says why. Build one from a config
+    with :func:`cj2.evaluation.backends.build_judge` (any kind registered in
+    :data:`cj2.generation.SAMPLERS`).
+    """
+
+    @property
+    def writes(self) -> bool: ...
+
+    @property
+    def supports_logits(self) -> bool: ...
+
+    @property
+    def on_cpu(self) -> bool: ...
+
+    @property
+    def n_missing(self) -> int: ...
+
+    def judge_items(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        keys: Sequence[Any] | None = None,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> list[JudgeResult]: ...
+
+    def verdict_probs_for(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]: ...
+
+    def critique_batch(
+        self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
+    ) -> list[JudgeResult]: ...
 
 
 def resolve_template(format: str | None = None, template: str | JudgeTemplate | None = None) -> JudgeTemplate:
@@ -251,6 +308,20 @@ class Judge:
         """Whether the judge can score verdict probabilities (a local model and a single-token format)."""
         return self._scorer is not None
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the judge computes on this machine's CPU (a local model there); a judge over a remote
+        endpoint costs this machine nothing."""
+        return self.model is not None and next(self.model.parameters()).device.type == "cpu"
+
+    @property
+    def n_missing(self) -> int:
+        return 0  # a generating judge has every judgment it is asked for
+
+    @property
+    def writes(self) -> bool:
+        return True
+
     def __repr__(self) -> str:
         return f"Judge(template={self.template.name!r}, format={self.format!r}, sampler={self.sampler!r})"
 
@@ -289,29 +360,9 @@ class Judge:
         ``answer`` (optional ``reference``, ``conversation``, ``domain``, ``language``) or
         :class:`~cj2.data.schema.PointwiseItem`. ``keys`` (one per answer) seed the sampler per prompt,
         as in :meth:`judge_items`. Greedy, at most ``max_new_tokens`` tokens, stops at the verdict."""
-        from cj2.generation.base import SamplingParams
-
-        if not answers:
-            return []
         tpl = self.critique_template
         prompts = [tpl.render(_as_answer(a, i)) for i, a in enumerate(answers)]
-        params = SamplingParams(
-            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=tpl.format
-        )
-        samples = self.sampler.generate(prompts, 1, params, keys=list(keys) if keys is not None else None)
-        results = []
-        for s in (row[0] for row in samples):
-            verdict, critique = split_critique(s.text, tpl.format)
-            results.append(
-                JudgeResult(
-                    verdict=verdict,
-                    critique=critique,
-                    output=s.text,
-                    finish_reason=s.finish_reason,
-                    n_tokens=s.n_tokens,
-                )
-            )
-        return results
+        return self._generate(prompts, tpl.format, keys)
 
     def judge(
         self,
@@ -349,30 +400,16 @@ class Judge:
         *,
         style_note: str | None = None,
         keys: Sequence[Any] | None = None,
+        on_batch: Callable[[int], Any] | None = None,
     ) -> list[JudgeResult]:
         """Judge pairwise items as presented. ``keys`` (one per item) seed the sampler per prompt, so a
-        result does not depend on what else is in the call."""
-        from cj2.generation.base import SamplingParams
-
+        result does not depend on what else is in the call; ``on_batch`` is called with the number of
+        prompts in each decoded batch (a sampler whose ``generate`` takes ``on_batch``, as
+        :class:`~cj2.generation.HFSampler` does)."""
         if not items:
             return []
         prompts = [self.prompt(it, style_note=style_note) for it in items]
-        params = SamplingParams(
-            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=self.format
-        )
-        samples = self.sampler.generate(prompts, 1, params, keys=list(keys) if keys is not None else None)
-        results = []
-        for s in (row[0] for row in samples):
-            verdict, critique = split_critique(s.text, self.format)
-            results.append(
-                JudgeResult(
-                    verdict=verdict,
-                    critique=critique,
-                    output=s.text,
-                    finish_reason=s.finish_reason,
-                    n_tokens=s.n_tokens,
-                )
-            )
+        results = self._generate(prompts, self.format, keys, on_batch)
         if self._scorer is not None and self.verdict_probs:
             # P(verdict) after the judge's own critique: one forward pass per item up to the verdict slot.
             probs = self._scorer.score_messages(
@@ -382,6 +419,38 @@ class Judge:
                 r.probs = p
                 if p is not None and r.verdict in p:
                     r.prob = p[r.verdict]
+        return results
+
+    def _generate(
+        self,
+        prompts: list[list[dict[str, str]]],
+        format: str,
+        keys: Sequence[Any] | None,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> list[JudgeResult]:
+        """One greedy sample per prompt (at most ``max_new_tokens`` tokens, stopping at the verdict of
+        ``format``), split into critique and verdict: the path of judgments and critiques alike."""
+        from cj2.generation.base import SamplingParams
+
+        if not prompts:
+            return []
+        params = SamplingParams(max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=format)
+        kwargs = {} if on_batch is None else {"on_batch": on_batch}
+        samples = self.sampler.generate(
+            prompts, 1, params, keys=list(keys) if keys is not None else None, **kwargs
+        )
+        results = []
+        for s in (row[0] for row in samples):
+            verdict, critique = split_critique(s.text, format)
+            results.append(
+                JudgeResult(
+                    verdict=verdict,
+                    critique=critique,
+                    output=s.text,
+                    finish_reason=s.finish_reason,
+                    n_tokens=s.n_tokens,
+                )
+            )
         return results
 
     def verdict_probs_for(

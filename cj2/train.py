@@ -190,6 +190,16 @@ def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, prec
     return metrics
 
 
+def trained_template(cfg: DictConfig) -> str:
+    """The template the judge is trained on, for its card: the first of ``data.builtin.templates``; with
+    no built-in data (the prompts of record files come rendered), the generated evaluation's template."""
+    names = OmegaConf.select(cfg, "data.builtin.templates", default=None) if cfg.data.get("builtin") else None
+    names = [names] if isinstance(names, str) else list(names or [])
+    if names:
+        return str(names[0])
+    return str(OmegaConf.select(cfg, "callbacks.generated.template", default="cj2_check"))
+
+
 def export(cfg: DictConfig, module, tokenizer, out: Path, is_global_zero: bool = True) -> None:
     """``<run>/hf``: a plain Hugging Face folder with ``cj2_judge.json`` (the template it was trained on).
 
@@ -202,7 +212,7 @@ def export(cfg: DictConfig, module, tokenizer, out: Path, is_global_zero: bool =
     model = full_model(module.model) if is_fsdp2(module.model) else module.model
     if not is_global_zero:
         return
-    tpl = get_template(str(OmegaConf.select(cfg, "callbacks.generated.template", default="cj2_check")))
+    tpl = get_template(trained_template(cfg))
     card = {"template": tpl.name, "format": tpl.format, "loss": str(cfg.loss.name), "run": str(out.name)}
     export_hf(model, tokenizer, out / "hf", judge_card=card)
 

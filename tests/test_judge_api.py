@@ -77,7 +77,7 @@ def test_from_pretrained_tiny_end_to_end():
 
 
 def test_an_exported_judge_is_prompted_with_the_template_it_was_trained_on(tokenizer, tiny_model, tmp_path):
-    from cj2.evaluation.runner import _trained_template
+    from cj2.evaluation.backends import trained_template
     from cj2.models.export import JUDGE_CARD, export_hf, read_judge_card
 
     out = export_hf(
@@ -92,8 +92,8 @@ def test_an_exported_judge_is_prompted_with_the_template_it_was_trained_on(token
     # an explicit template or format still wins over the card
     assert Judge.from_pretrained(str(out), template="cj2_short", device="cpu").template.name == "cj2_short"
     assert Judge.from_pretrained(str(out), format="cj2_choice", device="cpu").template.name == "cj2_short"
-    assert _trained_template({"name_or_path": str(out)}) == "cj2_direct"
-    assert _trained_template({"name_or_path": "smollm2_135m"}) is None
+    assert trained_template({"name_or_path": str(out)}) == "cj2_direct"
+    assert trained_template({"name_or_path": "smollm2_135m"}) is None
     (out / JUDGE_CARD).write_text("[1, 2]")
     with pytest.raises(ValueError, match="judge card"):
         read_judge_card(out)

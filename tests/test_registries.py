@@ -15,7 +15,6 @@ from cj2.evaluation.benchmarks import BENCHMARKS, Benchmark, load_benchmark, reg
 from cj2.evaluation.runner import run_evaluation
 from cj2.evaluation.scoring import score
 from cj2.generation import (
-    BACKENDS,
     SAMPLERS,
     Sample,
     SamplingParams,
@@ -170,7 +169,7 @@ def echo_backend():
 
 
 def test_a_registered_sampler_is_built_and_generates(echo_backend):
-    assert "echo" in SAMPLERS and "echo" in BACKENDS  # one registry under both names
+    assert "echo" in SAMPLERS
     sampler = build_sampler({"backend": "echo", "upper": True, "suffix": " stop here", "sampling": {}})
     assert isinstance(sampler, EchoSampler)
     out = sampler.generate([[{"role": "user", "content": "hi there"}]], 2, SamplingParams(stop=(" STOP",)))
@@ -196,10 +195,111 @@ def test_unknown_sampler_lists_the_registered_ones(echo_backend):
 
 
 def test_builtin_samplers_are_registered():
-    assert list(SAMPLERS) == ["hf", "vllm", "openai", "scripted", "simulated"]
+    import cj2.evaluation.backends  # noqa: F401 - registers the judge kinds
+    from cj2.generation import generators
+
+    assert generators() == ["hf", "vllm", "openai", "scripted", "simulated"]
+    # the judge kinds that are not generators, in the same registry
+    assert {n for n, s in SAMPLERS.items() if not s.generates} == {"predictions", "logits"}
+    assert SAMPLERS["hf"].judge is not None and SAMPLERS["hf"].local and SAMPLERS["hf"].verdict_logits
     assert SAMPLERS["scripted"].keys == ("outputs",) and "engine_kwargs" in SAMPLERS["vllm"].keys
-    for name in SAMPLERS:
+    for name in generators():
         if name != "scripted":  # scripted is for tests; it has no config file
             assert (
                 Path(__file__).resolve().parents[1] / "cj2" / "conf" / "generator" / f"{name}.yaml"
             ).exists()
+
+
+# ------------------------------------------------------------------------------------------ judges
+@pytest.fixture
+def user_generator():
+    import importlib
+
+    import tests.user_generator as module
+
+    importlib.reload(module)  # registers it (again, after an earlier test's unregister)
+    yield module.NAME
+    module.unregister()
+
+
+def test_a_generator_registered_in_a_user_module_judges_evaluate_refine_and_training(
+    user_generator, sums_benchmark, tmp_path
+):
+    """One registry: the user's generator (always the first choice) is the judge of cj2.evaluate, the
+    critic of cj2.refine and the judge of the in-training generated evaluation, from its config alone."""
+    from cj2.data.tasks import generate_items
+    from cj2.evaluation.backends import build_judge
+    from cj2.evaluation.generated import GeneratedEval
+    from cj2.judge import JudgeProtocol
+    from cj2.refinement import run_refine
+
+    judge_cfg = {"backend": user_generator, "note": "Looked at both.", "max_new_tokens": 32}
+    # cj2.evaluate: every verdict is "A" as shown, so the first-shown response always wins
+    cfg = {
+        "judge": judge_cfg,
+        "benchmark": {"name": "sums", "n": 8},
+        "placement": "balanced",
+        "seed": 0,
+        "evaluate": {"swap": True, "bootstrap": 0, "progress": False},
+    }
+    metrics = run_evaluation(cfg, tmp_path / "eval")
+    assert list(metrics["results"]) == ["generate"]  # mode auto: a generator has no verdict logits
+    res = metrics["results"]["generate"]
+    assert res["parse_rate"] == 1.0 and res["n"] == 8
+    assert res["swap/prefer_first_rate"] == 1.0 and res["swap/consistency"] == 0.0
+    assert res["swap/double_order_accuracy"] == 0.0  # never right in both orders
+    # cj2.refine: the critic (and the policy) from configs naming the user's kind
+    refine = {
+        "seed": 0,
+        "policy": {"backend": user_generator},
+        "judge": judge_cfg,
+        "questions": {"source": "builtin", "n": 2, "split": "test", "families": ["small_arithmetic"]},
+        "refine": {"rounds": 1, "bootstrap": 0, "progress": False, "max_items": None, "time_budget_s": None},
+    }
+    m = run_refine(refine, tmp_path / "refine")
+    assert m["critics"] == {"critic": user_generator} and m["n_items"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "refine" / "refine.jsonl").read_text().splitlines()]
+    steps = [r["arms"]["critic"]["rounds"][0] for r in rows]
+    assert [s["critique"]["verdict"] for s in steps] == ["yes", "yes"]
+    assert all(s["critique"]["output"].startswith("Looked at both.") for s in steps)
+    # the in-training evaluation: the same rows and metrics route, with the user's judge
+    judge = build_judge(judge_cfg, GeneratedEval([]).template)
+    assert isinstance(judge, JudgeProtocol)
+    items = generate_items(3, split="validation", seed=0, tiers=["easy"])
+    ev = GeneratedEval(items, template="cj2_short")
+    scores = ev.score(ev.judge_rows(judge))
+    assert scores["val/parse_rate"] == 1.0 and scores["val/n_judgments"] == 6
+    assert scores["val/position_bias"] == 1.0 and scores["val/swap_consistency"] == 0.0
+
+
+def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
+    """Judge, LazyJudge, PredictionsJudge and the verdict-logit judge all have the JudgeProtocol shape, and
+    the kinds that cannot write or critique say so."""
+    from cj2.data.templates import get_template
+    from cj2.evaluation.backends import LazyJudge, PredictionsJudge, build_judge
+    from cj2.evaluation.logits import VerdictLogitScorer
+    from cj2.evaluation.backends import LogitJudge
+    from cj2.generation import ScriptedSampler
+    from cj2.judge import Judge, JudgeProtocol
+
+    tpl = get_template("cj2_short")
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"id": "x", "order": "AB", "output": "{[[A]]}"}) + "\n")
+    scorer = VerdictLogitScorer(tiny_model, tokenizer, tpl)
+    judges = [
+        Judge.from_sampler(ScriptedSampler({}), template=tpl),
+        LazyJudge({"backend": "hf", "name_or_path": "tiny", "device": "cpu"}, tpl),
+        build_judge({"backend": "predictions", "path": str(preds)}, tpl),
+        LogitJudge(scorer.score_items, on_cpu=True),
+    ]
+    for judge in judges:
+        assert isinstance(judge, JudgeProtocol), judge
+    lazy = judges[1]
+    assert lazy.supports_logits and lazy.on_cpu and lazy.writes and not lazy.built  # known, nothing loaded
+    assert isinstance(judges[2], PredictionsJudge) and judges[2].writes and not judges[2].supports_logits
+    item = PairwiseItem("x", "q?", "a", "b", "A")
+    with pytest.raises(ValueError, match="cannot critique"):
+        judges[2].critique_batch([("q?", "a")])
+    with pytest.raises(ValueError, match="writes no judgments"):
+        judges[3].judge_items([item])
+    assert set(judges[3].verdict_probs_for([item])[0]) == {"A", "B"}

@@ -509,6 +509,28 @@ def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, mo
     }
 
 
+def test_the_judge_card_names_the_training_template_with_the_generated_evaluation_off(tmp_path):
+    """The exported card names the template the data was rendered with (cj2_short here, not the default
+    cj2_check), with no generated evaluation to take it from; Judge.from_pretrained then prompts with it."""
+    from cj2.judge import Judge
+    from cj2.models.export import read_judge_card
+    from cj2.train import train
+
+    train(
+        cfg_for(
+            tmp_path,
+            "data.builtin.templates=[cj2_short]",
+            "trainer.max_steps=1",
+            "callbacks.generated=null",
+            "callbacks.verdict_logits=null",
+            "export=true",
+        )
+    )
+    card = read_judge_card(tmp_path / "hf")
+    assert (card["template"], card["format"]) == ("cj2_short", "cj2_choice")
+    assert Judge.from_pretrained(str(tmp_path / "hf"), device="cpu").template.name == "cj2_short"
+
+
 def test_generated_judgments_with_no_items_evaluate_nothing(tmp_path):
     """callbacks.generated with n_items=0 and n_unseen_items=0 asks for nothing: no generation, no
     val/judge_acc, and the run still trains and writes its metrics."""

@@ -1,7 +1,13 @@
-"""Judge backends for ``python -m cj2.evaluate``: ``hf``, ``vllm``, ``openai`` and ``predictions``.
+"""The judges of ``python -m cj2.evaluate`` and ``python -m cj2.refine``, from one registry.
 
-The first three are a :class:`cj2.Judge` over the curation samplers (greedy decoding); ``predictions``
-scores outputs recorded earlier (by cj2 or any other tool) without running a model.
+Every kind in :data:`cj2.generation.SAMPLERS` is a judge (:class:`cj2.judge.JudgeProtocol`):
+:func:`build_judge` makes a greedy :class:`cj2.Judge` over any registered generator (``vllm``, ``openai``,
+``scripted``, one registered by a user with ``@register_sampler``), and the kinds that build their judge
+another way register it here with :func:`cj2.generation.register_judge`:
+
+* ``hf``: a local model (:meth:`cj2.Judge.from_pretrained`), with P(verdict) and verdict-logit scoring;
+* ``predictions``: outputs recorded earlier (by cj2 or any other tool), scored without running a model;
+* ``logits``: a local model that only scores verdict logits (no generation; ``evaluate.mode=logits``).
 
 A predictions file is JSONL (or any layout :func:`cj2.data.io.read_rows` reads), one row per judgment:
 ``{"id": <item id>, "order": "AB" | "BA", "output": <the judge's raw text>}``. ``order`` says where the
@@ -15,47 +21,26 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from cj2.data.io import DataError, read_rows
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import JudgeTemplate
-from cj2.judge import Judge, JudgeResult, split_critique
+from cj2.generation import SAMPLERS, SamplerSpec, build_sampler, config_on_cpu, register_judge
+from cj2.generation.base import Lazy
+from cj2.judge import Judge, JudgeProtocol, JudgeResult, split_critique
 from cj2.runtime import SECRET_KEY_RE
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("hf", "vllm", "openai", "predictions")
 ORDERS = ("AB", "BA")
 
-# Keys of each backend's config (besides ``backend``); anything else is a typo and an error.
-_KEYS: dict[str, tuple[str, ...]] = {
-    "hf": (
-        "name_or_path",
-        "template",
-        "dtype",
-        "device",
-        "batch_size",
-        "max_new_tokens",
-        "verdict_probs",
-        "trust_remote_code",
-    ),
-    "vllm": ("name_or_path", "template", "batch_size", "max_new_tokens", "engine_kwargs"),
-    "openai": (
-        "name_or_path",
-        "template",
-        "base_url",
-        "api_key_env",
-        "batch_size",
-        "max_new_tokens",
-        "max_concurrency",
-        "timeout_s",
-        "max_retries",
-    ),
-    "predictions": ("path", "template", "missing", "batch_size"),
-}
+# The judge's own keys, besides its kind's: the prompt template and the greedy decoding's batch and length.
+JUDGE_KEYS = ("template", "batch_size", "max_new_tokens")
+# Keys of a local model's judge (the ``hf`` and ``logits`` kinds).
+_LOCAL_KEYS = ("name_or_path", "dtype", "device", "trust_remote_code")
 # Keys that change how fast a run goes, not what it computes (left out of the resume fingerprint).
 OPERATIONAL_KEYS = ("batch_size", "device", "max_concurrency", "timeout_s", "max_retries", "engine_kwargs")
 
@@ -69,6 +54,8 @@ class PredictionsJudge:
     """
 
     supports_logits = False
+    on_cpu = False  # recorded: judging costs this machine nothing
+    writes = True
 
     def __init__(self, path: str | os.PathLike, template: JudgeTemplate, *, missing: str = "error"):
         if missing not in ("error", "unparsed"):
@@ -125,6 +112,7 @@ class PredictionsJudge:
         *,
         style_note: str | None = None,
         keys: Sequence[tuple[str, str, bool]] | None = None,
+        on_batch: Callable[[int], Any] | None = None,
     ) -> list[JudgeResult]:
         if keys is None:
             raise ValueError("the predictions judge needs keys=[(item id, order, style), ...]")
@@ -145,7 +133,47 @@ class PredictionsJudge:
                 continue
             verdict, critique = split_critique(text, self.format)
             results.append(JudgeResult(verdict=verdict, critique=critique, output=text))
+        if on_batch is not None:
+            on_batch(len(results))
         return results
+
+    def verdict_probs_for(self, items: Sequence[PairwiseItem], **_: Any) -> list[dict[str, float] | None]:
+        raise ValueError(f"{self!r}: recorded outputs hold no verdict logits; use evaluate.mode=generate")
+
+    def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
+        raise ValueError(f"{self!r}: recorded predictions cannot critique new answers")
+
+
+class LogitJudge:
+    """A judge that only scores verdict logits (:class:`cj2.judge.JudgeProtocol`, no generation): the
+    in-training validation's judge over the model in training, and the ``logits`` judge kind.
+    ``score(items, style_note=..., critiques=...)`` gives ``label -> P(label)`` per item."""
+
+    supports_logits = True
+    writes = False
+    n_missing = 0
+
+    def __init__(self, score: Callable[..., list[dict[str, float] | None]], *, on_cpu: bool):
+        self.score = score
+        self.on_cpu = on_cpu
+
+    def __repr__(self) -> str:
+        return "LogitJudge()"
+
+    def verdict_probs_for(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
+        return self.score(items, style_note=style_note, critiques=critiques)
+
+    def judge_items(self, items: Sequence[PairwiseItem], **_: Any) -> list[JudgeResult]:
+        raise ValueError("a verdict-logit judge writes no judgments; use evaluate.mode=logits")
+
+    def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
+        raise ValueError("a verdict-logit judge writes no critiques; use a judge that generates")
 
 
 def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
@@ -160,126 +188,178 @@ def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
             check_no_secrets(value, f"{where}.{key}")
 
 
+def judge_spec(cfg: Mapping[str, Any]) -> SamplerSpec:
+    """The registered kind of a judge config's ``backend`` (an error that lists the kinds otherwise)."""
+    backend = cfg.get("backend")
+    if not isinstance(backend, str) or backend not in SAMPLERS:
+        raise ValueError(
+            f"judge.backend={backend!r}; expected one of the registered kinds: {', '.join(SAMPLERS)}"
+        )
+    return SAMPLERS[backend]
+
+
+def judge_keys(backend: str) -> tuple[str, ...]:
+    """The keys a judge config of kind ``backend`` accepts besides ``backend`` and ``name``."""
+    spec = judge_spec({"backend": backend})
+    return (*(spec.judge_keys if spec.judge is not None else spec.keys), *JUDGE_KEYS)
+
+
 def build_judge(
-    cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = ""
-) -> Judge | PredictionsJudge:
-    """The judge of an ``evaluate`` config's ``judge`` section (see ``conf/judge/*.yaml``). ``analysis`` is
-    the text of the forced answer skeleton's analysis fields in verdict-logit scoring."""
+    cfg: Mapping[str, Any],
+    template: JudgeTemplate,
+    *,
+    analysis: str = "",
+    critique_template: str | JudgeTemplate | None = None,
+) -> JudgeProtocol:
+    """The judge of a judge config (``conf/judge/*.yaml``: ``backend`` names a kind of
+    :data:`cj2.generation.SAMPLERS`), prompting pairs with ``template`` (and answers to critique with
+    ``critique_template``). ``analysis`` is the text of the forced answer skeleton's analysis fields in
+    verdict-logit scoring."""
     cfg = dict(cfg)
     check_no_secrets(cfg)
-    backend = cfg.pop("backend", None)
-    if backend not in BACKENDS:
-        raise ValueError(f"judge.backend={backend!r}; expected one of {BACKENDS}")
-    cfg.pop("name", None)
-    unknown = sorted(set(cfg) - set(_KEYS[backend]))
+    spec = judge_spec(cfg)
+    options = {k: v for k, v in cfg.items() if k not in ("backend", "name")}
+    unknown = sorted(set(options) - set(judge_keys(spec.name)))
     if unknown:
         raise ValueError(
-            f"judge (backend {backend!r}): unknown key(s) {unknown}; expected some of "
-            f"{sorted(_KEYS[backend])}"
+            f"judge (backend {spec.name!r}): unknown key(s) {unknown}; expected some of "
+            f"{sorted(judge_keys(spec.name))}"
         )
-    batch_size = int(cfg.get("batch_size") or 8)
-    max_new_tokens = int(cfg.get("max_new_tokens") or 512)
-    if backend == "predictions":
-        if not cfg.get("path"):
-            raise ValueError(
-                "judge.path is required for the predictions backend (a JSONL of recorded outputs)"
-            )
-        return PredictionsJudge(cfg["path"], template, missing=cfg.get("missing") or "error")
-    if backend == "hf":
-        return Judge.from_pretrained(
-            cfg.get("name_or_path") or "smollm2_135m",
-            template=template,
-            dtype=cfg.get("dtype") or "auto",
-            device=cfg.get("device") or "auto",
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            verdict_probs=bool(cfg.get("verdict_probs", True)),
-            trust_remote_code=bool(cfg.get("trust_remote_code")),
-            analysis=analysis,
-        )
-    from cj2.generation import build_sampler
-
-    if backend == "vllm":
-        sampler = build_sampler(
-            {
-                "backend": "vllm",
-                "name_or_path": cfg.get("name_or_path"),
-                "engine_kwargs": dict(cfg.get("engine_kwargs") or {}),
-            }
-        )
-    else:
-        options = {
-            k: cfg[k]
-            for k in (
-                "base_url",
-                "name_or_path",
-                "api_key_env",
-                "max_concurrency",
-                "timeout_s",
-                "max_retries",
-            )
-            if cfg.get(k) is not None
-        }
-        sampler = build_sampler({"backend": "openai", **options})
+    settings = {
+        "batch_size": int(options.pop("batch_size", None) or 8),
+        "max_new_tokens": int(options.pop("max_new_tokens", None) or 512),
+        "analysis": analysis,
+        "critique_template": critique_template,
+    }
+    options.pop("template", None)  # the caller resolved it
+    if spec.judge is not None:
+        return spec.judge(options, template, settings)
     return Judge.from_sampler(
-        sampler, template=template, batch_size=batch_size, max_new_tokens=max_new_tokens
+        build_sampler({"backend": spec.name, **options}),
+        template=template,
+        batch_size=settings["batch_size"],
+        max_new_tokens=settings["max_new_tokens"],
+        critique_template=critique_template,
     )
 
 
-class LazyJudge:
-    """A judge built on first use, so a re-run whose results are all stored never loads a model.
+@register_judge("hf", keys=(*_LOCAL_KEYS, "verdict_probs"), verdict_logits=True)
+def _hf_judge(options: dict[str, Any], template: JudgeTemplate, settings: dict[str, Any]) -> Judge:
+    return Judge.from_pretrained(
+        options.get("name_or_path") or "smollm2_135m",
+        template=template,
+        dtype=options.get("dtype") or "auto",
+        device=options.get("device") or "auto",
+        batch_size=settings["batch_size"],
+        max_new_tokens=settings["max_new_tokens"],
+        verdict_probs=bool(options.get("verdict_probs", True)),
+        trust_remote_code=bool(options.get("trust_remote_code")),
+        analysis=settings["analysis"],
+        critique_template=settings["critique_template"],
+    )
 
-    What the run needs to know beforehand (whether verdict logits are available, whether the judge
-    computes on this machine's CPU) is read from the config.
-    """
 
-    def __init__(self, cfg: Mapping[str, Any], template: JudgeTemplate, *, analysis: str = ""):
+@register_judge("logits", keys=_LOCAL_KEYS, local=True, verdict_logits=True, writes=False)
+def _logits_judge(
+    options: dict[str, Any], template: JudgeTemplate, settings: dict[str, Any]
+) -> JudgeProtocol:
+    judge = _hf_judge({**options, "verdict_probs": True}, template, settings)
+    if not judge.supports_logits:
+        raise ValueError(
+            f"judge (backend 'logits'): template {template.name!r} has no single-token verdict labels; "
+            "verdict-logit scoring needs a format like cj2_choice"
+        )
+    return LogitJudge(judge.verdict_probs_for, on_cpu=judge.on_cpu)
+
+
+@register_judge("predictions", keys=("path", "missing"), eager=True)
+def _predictions_judge(
+    options: dict[str, Any], template: JudgeTemplate, settings: dict[str, Any]
+) -> PredictionsJudge:
+    if not options.get("path"):
+        raise ValueError("judge.path is required for the predictions backend (a JSONL of recorded outputs)")
+    return PredictionsJudge(options["path"], template, missing=options.get("missing") or "error")
+
+
+class LazyJudge(Lazy):
+    """A judge built from its config on first use (:func:`build_judge`), so a re-run whose results are all
+    stored never loads a model. What a run needs beforehand (verdict logits, whether it writes judgments,
+    whether it computes on this machine's CPU) comes from the kind's registry entry and the config."""
+
+    def __init__(
+        self,
+        cfg: Mapping[str, Any],
+        template: JudgeTemplate,
+        *,
+        analysis: str = "",
+        critique_template: str | JudgeTemplate | None = None,
+    ):
         from cj2.verdict import single_token_labels
 
         self.cfg = dict(cfg)
         self.template = template
-        self.analysis = analysis
-        self.backend = self.cfg.get("backend")
         check_no_secrets(self.cfg)
-        self._judge: Judge | PredictionsJudge | None = None
-        self.supports_logits = self.backend == "hf" and single_token_labels(template.format)
-        if self.backend == "predictions":  # read (and check) the file now: a bad file fails fast
-            self._judge = build_judge(self.cfg, template, analysis=analysis)
+        spec = judge_spec(self.cfg)
+        self.backend = spec.name
+        self.writes = spec.writes
+        self.supports_logits = spec.verdict_logits and single_token_labels(template.format)
+        self.on_cpu = config_on_cpu(self.cfg)
+        super().__init__(
+            lambda: build_judge(self.cfg, template, analysis=analysis, critique_template=critique_template)
+        )
+        if spec.eager:  # e.g. a recorded file is read (and checked) now: a bad file fails fast
+            self.get()
 
     @property
-    def on_cpu(self) -> bool:
-        if self.backend != "hf":
-            return False  # remote or recorded judges cost this machine nothing
-        device = str(self.cfg.get("device") or "auto")
-        if device == "auto":
-            import torch
-
-            return not torch.cuda.is_available()
-        return device == "cpu"
-
-    @property
-    def judge(self) -> Judge | PredictionsJudge:
-        if self._judge is None:
-            self._judge = build_judge(self.cfg, self.template, analysis=self.analysis)
-        return self._judge
+    def judge(self) -> JudgeProtocol:
+        return self.get()
 
     @property
     def n_missing(self) -> int:
-        return getattr(self._judge, "n_missing", 0)
+        return self.get().n_missing if self.built else 0
 
-    def judge_items(self, *args: Any, **kwargs: Any) -> list[JudgeResult]:
-        return self.judge.judge_items(*args, **kwargs)
+    def judge_items(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        keys: Sequence[Any] | None = None,
+        on_batch: Callable[[int], Any] | None = None,
+    ) -> list[JudgeResult]:
+        return self.get().judge_items(items, style_note=style_note, keys=keys, on_batch=on_batch)
 
-    def verdict_probs_for(self, *args: Any, **kwargs: Any) -> list[dict[str, float] | None]:
-        return self.judge.verdict_probs_for(*args, **kwargs)  # type: ignore[union-attr]
+    def verdict_probs_for(
+        self,
+        items: Sequence[PairwiseItem],
+        *,
+        style_note: str | None = None,
+        critiques: Sequence[str | None] | None = None,
+    ) -> list[dict[str, float] | None]:
+        return self.get().verdict_probs_for(items, style_note=style_note, critiques=critiques)
+
+    def critique_batch(
+        self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
+    ) -> list[JudgeResult]:
+        return self.get().critique_batch(answers, keys=keys)
+
+
+def trained_template(cfg: Mapping[str, Any]) -> str | None:
+    """The template an exported cj2 judge was trained on (its ``cj2_judge.json``) when the config's model is
+    such a folder, else ``None``."""
+    from cj2.models.export import read_judge_card
+
+    path = cfg.get("name_or_path")
+    return read_judge_card(str(path)).get("template") if path else None
 
 
 def judge_label(cfg: Mapping[str, Any]) -> str:
-    """A short readable name for a judge config (run folder names, reports)."""
+    """A short readable name for a judge or generator config (run folder names, reports): the last two
+    parts of its model or file path, else its ``name``, else its kind."""
     backend = cfg.get("backend")
-    if backend == "predictions":
-        source = str(cfg.get("path") or "predictions")
-    else:
-        source = str(cfg.get("name_or_path") or ("smollm2_135m" if backend == "hf" else backend))
-    parts = [p for p in Path(source).parts if p not in ("/", ".", "..")][-2:]
+    spec = SAMPLERS.get(backend) if isinstance(backend, str) else None
+    default = "smollm2_135m" if spec is not None and spec.local else None
+    source = cfg.get("path") if backend == "predictions" else cfg.get("name_or_path") or default
+    if source is None:
+        return str(cfg.get("name") or backend)
+    parts = [p for p in Path(str(source)).parts if p not in ("/", ".", "..")][-2:]
     return "_".join(parts) or str(backend)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ import torch
 from cj2.data.io import write_jsonl
 from cj2.data.schema import PairwiseItem
 from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
+from cj2.evaluation.placement import present, to_original
+from cj2.judge import JudgeProtocol
 from cj2.progress import progress_bar
-from cj2.verdict import parse_verdict, unswap
+from cj2.verdict import unswap
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +87,11 @@ class GeneratedEval:
 
     @torch.no_grad()
     def generate(self, model, tokenizer, *, desc: str = "generated judgments") -> list[dict[str, Any]]:
-        from cj2.generation.base import SamplingParams
+        """The rows of ``model`` judging every item in both orders, greedily (:meth:`judge_rows` over a
+        :class:`cj2.Judge` on the model in training)."""
         from cj2.generation.hf import HFSampler
+        from cj2.judge import Judge
 
-        prompts = []
-        for item in self.items:
-            prompts.append(self.template.render(item))
-            prompts.append(self.template.render(item.swapped()))
-        params = SamplingParams(
-            max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=self.template.format
-        )
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -109,27 +106,41 @@ class GeneratedEval:
                 decoder = copy.deepcopy(model).to(torch.bfloat16).eval()
             elif self.autocast_dtype is not None:
                 autocast = torch.autocast(device.type, dtype=self.autocast_dtype)
-            sampler = HFSampler(decoder, tokenizer, batch_size=self.batch_size)
-            bar = progress_bar(total=len(prompts), desc=desc, unit="prompt", enabled=self.progress)
+            judge = Judge.from_sampler(
+                HFSampler(decoder, tokenizer, batch_size=self.batch_size),
+                template=self.template,
+                batch_size=self.batch_size,
+                max_new_tokens=self.max_new_tokens,
+            )
+            bar = progress_bar(total=2 * len(self.items), desc=desc, unit="prompt", enabled=self.progress)
             with autocast:
-                samples = sampler.generate(prompts, 1, params, on_batch=bar.update)
+                rows = self.judge_rows(judge, on_batch=bar.update)
         finally:
             if bar is not None:
                 bar.close()
             model.train(was_training)
+        return rows
+
+    def judge_rows(
+        self, judge: JudgeProtocol, *, on_batch: Callable[[int], Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of any judge (:class:`cj2.judge.JudgeProtocol`) judging every item as given (``AB``)
+        and swapped (``BA``), all in one call: verdicts in the item's frame, unparsed ones wrong."""
+        shown = [present(item, swapped) for item in self.items for swapped in (False, True)]
+        results = judge.judge_items(shown, on_batch=on_batch)
         rows = []
         for i, item in enumerate(self.items):
-            for order, s in (("AB", samples[2 * i][0]), ("BA", samples[2 * i + 1][0])):
-                raw = parse_verdict(s.text, self.template.format)
-                verdict = raw if order == "AB" else unswap(raw)
+            for k, order in enumerate(("AB", "BA")):
+                r = results[2 * i + k]
+                verdict = to_original(r.verdict, order == "BA")
                 rows.append(
                     {
                         "id": item.id,
                         "order": order,
                         "domain": item.domain,
-                        "output": s.text,
-                        "finish_reason": s.finish_reason,
-                        "parsed": raw,
+                        "output": r.output,
+                        "finish_reason": r.finish_reason,
+                        "parsed": r.verdict,
                         "verdict": verdict,
                         "gold": item.label,
                         "correct": verdict == item.label,
@@ -147,43 +158,35 @@ class GeneratedEval:
         return out
 
     def _score(self, rows: Sequence[dict[str, Any]], suffix: str) -> dict[str, float]:
-        from cj2.metrics import JudgeAccuracy, SwapConsistency, binomial_ci
+        """One group's metrics, by the definitions ``cj2.evaluate`` scores with
+        (:func:`cj2.evaluation.scoring.accuracy_metrics`, :func:`~cj2.evaluation.scoring.swap_metrics`):
+        every judgment counts once in the accuracies, the items judged in both orders in the swap metrics."""
+        from cj2.evaluation.scoring import accuracy_metrics, swap_metrics
 
-        # rank zero scores its own generations: no cross-rank sync (the other ranks are not computing)
-        acc = JudgeAccuracy(sync_on_compute=False)
-        acc.update([r["verdict"] for r in rows], [r["gold"] for r in rows], [r["domain"] for r in rows])
-        a = {k: float(v) for k, v in acc.compute().items()}
-        ab = {r["id"]: r for r in rows if r["order"] == "AB"}
-        ba = {r["id"]: r for r in rows if r["order"] == "BA"}
-        ids = [i for i in ab if i in ba]
-        swap = SwapConsistency(sync_on_compute=False)
-        swap.update(
-            [ab[i]["parsed"] for i in ids], [ba[i]["parsed"] for i in ids], [ab[i]["gold"] for i in ids]
-        )
-        s = {k: float(v) for k, v in swap.compute().items()}
-        n_parsed = int(a["n_parsed"])
-        k = round(a["accuracy_parsed"] * n_parsed) if n_parsed else 0
-        low, high = binomial_ci(k, n_parsed) if n_parsed else (float("nan"), float("nan"))
-        n_correct = sum(bool(r["correct"]) for r in rows)
-        s_low, _ = binomial_ci(n_correct, len(rows)) if rows else (float("nan"), float("nan"))
+        items = {item.id: item for item in self.items}
+        acc = accuracy_metrics([(items[r["id"]], r) for r in rows], bootstrap=0)
+        by_pass = {(r["id"], "headline" if r["order"] == "AB" else "swap"): r for r in rows}
+        sw = swap_metrics([items[i] for i in dict.fromkeys(r["id"] for r in rows)], by_pass)
+        n_parsed = int(acc["n_parsed"])
+        nan = float("nan")
         p, x = self.prefix, suffix
         out = {
-            f"{p}/judge_acc{x}": a["accuracy"],
-            f"{p}/judge_acc{x}_ci_low": float(s_low),  # Wilson lower bound of the strict accuracy
-            f"{p}/judge_acc_parsed{x}": a["accuracy_parsed"] if n_parsed else float("nan"),
-            f"{p}/judge_acc_parsed{x}_ci_low": float(low),
-            f"{p}/judge_acc_parsed{x}_ci_high": float(high),
-            f"{p}/parse_rate{x}": a["parse_rate"],
+            f"{p}/judge_acc{x}": acc["accuracy"],
+            f"{p}/judge_acc{x}_ci_low": acc["accuracy_ci_low"],  # Wilson lower bound of the strict accuracy
+            f"{p}/judge_acc_parsed{x}": acc["accuracy_parsed"] if n_parsed else nan,
+            f"{p}/judge_acc_parsed{x}_ci_low": acc["accuracy_parsed_ci_low"],
+            f"{p}/judge_acc_parsed{x}_ci_high": acc["accuracy_parsed_ci_high"],
+            f"{p}/parse_rate{x}": acc["parse_rate"],
             f"{p}/n_judgments{x}": float(len(rows)),
-            f"{p}/swap_consistency{x}": s["consistency"],
-            f"{p}/position_bias{x}": s["position_bias"],
+            f"{p}/swap_consistency{x}": sw.get("swap/consistency", nan),
+            f"{p}/position_bias{x}": sw.get("swap/position_bias", nan),
         }
         # strict accuracy per gold label as the judge saw it: a letter preference shows as a gap
         for g in ("A", "B"):
             shown = [r for r in rows if (r["gold"] if r["order"] == "AB" else unswap(r["gold"])) == g]
             if shown:
                 out[f"{p}/judge_acc{x}_gold_{g}"] = sum(bool(r["correct"]) for r in shown) / len(shown)
-        return out
+        return {k: float(v) for k, v in out.items()}
 
     def run(self, model, tokenizer, *, tag: str = "final", is_global_zero: bool = True) -> dict[str, float]:
         if not is_global_zero:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import time
@@ -48,7 +47,9 @@ from cj2.evaluation import benchmarks as _benchmarks
 from cj2.evaluation.benchmarks import load_benchmark
 from cj2.evaluation.logits import argmax_label
 from cj2.evaluation.placement import compute_placement, present, to_original
+from cj2.evaluation.runfolder import check_state, cpu_cap, file_identity, save_config, short_hash
 from cj2.evaluation.store import ResultStore
+from cj2.judge import JudgeProtocol
 from cj2.runtime import json_safe, to_plain
 from cj2.testing import kill_point
 
@@ -79,21 +80,6 @@ EVALUATE_KEYS = (
 
 
 # --------------------------------------------------------------------------------------------- folders
-def _identity(path: str | None) -> Any:
-    """What a local file or folder currently is (sizes and modification times), so results computed from
-    an older version of it are not reused; ``None`` for names that are not local paths."""
-    if not path:
-        return None
-    p = Path(str(path)).expanduser()
-    if not p.exists():
-        return None
-    if p.is_file():
-        st = p.stat()
-        return [p.name, st.st_size, st.st_mtime_ns]
-    files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))[:2000]
-    return [[str(f.relative_to(p)), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
-
-
 def fingerprint(
     judge: Mapping[str, Any],
     benchmark: Mapping[str, Any],
@@ -105,10 +91,10 @@ def fingerprint(
     benchmark (data files included), the verdict-logit options, the placement and the seed."""
     judge, benchmark, evaluate = to_plain(judge), to_plain(benchmark), to_plain(evaluate)
     j = {k: v for k, v in judge.items() if k not in _backends.OPERATIONAL_KEYS}
-    j["_files"] = _identity(judge.get("name_or_path") or judge.get("path"))
+    j["_files"] = file_identity(judge.get("name_or_path") or judge.get("path"))
     b = {k: v for k, v in benchmark.items() if k not in _benchmarks.OPERATIONAL_KEYS}
-    b["_files"] = _identity(benchmark.get("path"))
-    b["_gt_files"] = _identity(benchmark.get("gt_path"))
+    b["_files"] = file_identity(benchmark.get("path"))
+    b["_gt_files"] = file_identity(benchmark.get("gt_path"))
     payload = {
         "judge": j,
         "benchmark": b,
@@ -116,16 +102,15 @@ def fingerprint(
         "placement": placement,
         "seed": int(seed),
     }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return short_hash(payload)
 
 
 def eval_dir(
     output_root: str,
     run_name: str | None,
-    judge: Any,
-    benchmark: Any,
-    evaluate: Any,
+    judge: Mapping[str, Any],
+    benchmark: Mapping[str, Any],
+    evaluate: Mapping[str, Any],
     placement: str,
     seed: int,
 ) -> str:
@@ -186,7 +171,11 @@ def _finish(row: dict[str, Any], parsed: str | None, swapped: bool) -> dict[str,
 
 
 def judge_batch(
-    judge: Any, mode: str, batch: Sequence[PairwiseItem], pass_name: str, placement: Mapping[str, bool]
+    judge: JudgeProtocol,
+    mode: str,
+    batch: Sequence[PairwiseItem],
+    pass_name: str,
+    placement: Mapping[str, bool],
 ) -> list[dict[str, Any]]:
     """Rows for one batch in one pass (module docstring): the judge sees each item as placed."""
     flip, style = PASSES[pass_name]
@@ -220,7 +209,7 @@ def judge_batch(
 
 
 def run_mode(
-    judge: Any,
+    judge: JudgeProtocol,
     mode: str,
     items: Sequence[PairwiseItem],
     placement: Mapping[str, bool],
@@ -279,9 +268,11 @@ def run_mode(
 
 
 # --------------------------------------------------------------------------------------------- a run
-def resolve_modes(mode: str, supports_logits: bool) -> list[str]:
+def resolve_modes(mode: str, supports_logits: bool, writes: bool = True) -> list[str]:
+    """The modes of ``evaluate.mode`` for a judge that reads verdict logits (``supports_logits``) and
+    writes judgments (``writes``); ``auto``: every mode the judge has."""
     if mode == "auto":
-        return ["logits", "generate"] if supports_logits else ["generate"]
+        return (["logits"] if supports_logits else []) + (["generate"] if writes else [])
     if mode == "both":
         wanted = ["logits", "generate"]
     elif mode in MODES:
@@ -290,44 +281,12 @@ def resolve_modes(mode: str, supports_logits: bool) -> list[str]:
         raise ValueError(f"evaluate.mode={mode!r}; expected auto, both, generate or logits")
     if "logits" in wanted and not supports_logits:
         raise ValueError(
-            "evaluate.mode needs verdict logits, which only the hf judge with a single-token "
-            "verdict format (cj2_choice, brackets, winner_json) gives"
+            "evaluate.mode needs verdict logits, which only a local judge (hf, logits) with a "
+            "single-token verdict format (cj2_choice, brackets, winner_json) gives"
         )
+    if "generate" in wanted and not writes:
+        raise ValueError("evaluate.mode=generate needs a judge that writes judgments, not the logits kind")
     return wanted
-
-
-def _check_state(out: Path, fp: str, overwrite: bool) -> None:
-    state = out / "eval_state.json"
-    if state.exists():
-        old = json.loads(state.read_text()).get("fingerprint")
-        if old != fp and not overwrite:
-            raise ValueError(
-                f"{out} holds results of a different configuration (fingerprint {old}, now {fp}); "
-                "use another run_name, or evaluate.overwrite=true to discard them"
-            )
-        if old != fp:
-            for name in (*FILES.values(), "metrics.json", "report.md"):
-                (out / name).unlink(missing_ok=True)
-    atomic_write_json(state, {"fingerprint": fp})
-
-
-def _save_config(out: Path, cfg: Mapping[str, Any]) -> None:
-    """The run's config, secrets redacted, as ``config.yaml`` (written once the folder is known to be
-    ours)."""
-    from omegaconf import OmegaConf
-
-    from cj2.runtime import redact
-
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(dict(cfg)))))
-
-
-def _on_cpu(judge: Any) -> bool:
-    if hasattr(judge, "on_cpu"):
-        return bool(judge.on_cpu)
-    model = getattr(judge, "model", None)
-    if model is None:
-        return False  # remote or recorded judges cost this machine nothing
-    return next(model.parameters()).device.type == "cpu"
 
 
 @dataclass(frozen=True)
@@ -369,7 +328,9 @@ class _ModeRun:
     notes: list[str]
 
 
-def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any = None) -> dict[str, Any]:
+def run_evaluation(
+    cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: JudgeProtocol | None = None
+) -> dict[str, Any]:
     """Run one evaluation described by a plain config mapping (``conf/evaluate.yaml``) into ``out``.
 
     ``judge`` (optional) is an already built judge, for callers that hold one. Returns ``metrics.json``'s
@@ -379,12 +340,21 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     setup = _read_setup(cfg)
-    _check_state(out, setup.fingerprint, bool(setup.evaluate.get("overwrite", False)))
-    _save_config(out, cfg)
+    check_state(
+        out,
+        setup.fingerprint,
+        bool(setup.evaluate.get("overwrite", False)),
+        state="eval_state.json",
+        outputs=(*FILES.values(), "metrics.json", "report.md"),
+        option="evaluate.overwrite",
+    )
+    save_config(out, cfg)
 
     t0 = time.monotonic()
     bench, placement, items = _place_items(out, setup)
-    template = get_template(setup.judge.get("template") or _trained_template(setup.judge) or bench.template)
+    template = get_template(
+        setup.judge.get("template") or _backends.trained_template(setup.judge) or bench.template
+    )
     if judge is None:
         judge = _lazy_judge(setup, template)
     plan = _make_plan(setup, judge)
@@ -441,7 +411,7 @@ def _place_items(out: Path, setup: _Setup) -> tuple[Any, dict[str, bool], list[P
     return bench, placement, items
 
 
-def _lazy_judge(setup: _Setup, template: Any) -> Any:
+def _lazy_judge(setup: _Setup, template: Any) -> JudgeProtocol:
     """The judge of the config, built on first use (``evaluate.verdict_logits`` checked); returns it."""
     vl = dict(setup.evaluate.get("verdict_logits") or {})
     if set(vl) - {"analysis"}:
@@ -452,21 +422,19 @@ def _lazy_judge(setup: _Setup, template: Any) -> Any:
     return _backends.LazyJudge(setup.judge, template, analysis=analysis)
 
 
-def _make_plan(setup: _Setup, judge: Any) -> _Plan:
+def _make_plan(setup: _Setup, judge: JudgeProtocol) -> _Plan:
     """The modes the judge supports, the passes, and the caps (``auto``: capped on a CPU, not otherwise);
     returns the :class:`_Plan`."""
     ev = setup.evaluate
-    modes = resolve_modes(str(ev.get("mode") or "auto"), bool(getattr(judge, "supports_logits", False)))
+    modes = resolve_modes(str(ev.get("mode") or "auto"), judge.supports_logits, judge.writes)
     passes = (
         ["headline"]
         + (["swap"] if ev.get("swap", True) else [])
         + (["style"] if ev.get("style_probe") else [])
     )
-    on_cpu = _on_cpu(judge)
-    max_generated = ev.get("max_generated", "auto")
-    max_generated = (CPU_MAX_GENERATED if on_cpu else None) if max_generated == "auto" else max_generated
-    budget = ev.get("time_budget_s", "auto")
-    budget = (CPU_TIME_BUDGET_S if on_cpu else None) if budget == "auto" else budget
+    on_cpu = judge.on_cpu
+    max_generated = cpu_cap(ev.get("max_generated", "auto"), on_cpu, CPU_MAX_GENERATED)
+    budget = cpu_cap(ev.get("time_budget_s", "auto"), on_cpu, CPU_TIME_BUDGET_S)
     return _Plan(
         modes=modes,
         passes=passes,
@@ -496,7 +464,7 @@ def _plan_notes(plan: _Plan, template: Any, n_items: int) -> list[str]:
 
 
 def _judge_mode(
-    judge: Any,
+    judge: JudgeProtocol,
     mode: str,
     items: list[PairwiseItem],
     placement: Mapping[str, bool],
@@ -548,14 +516,14 @@ def _judge_mode(
 
 
 def _score_mode(
-    bench: Any, judge: Any, done: _ModeRun, bootstrap: int, seed: int
+    bench: Any, judge: JudgeProtocol, done: _ModeRun, bootstrap: int, seed: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score one mode's judged items (:func:`cj2.evaluation.scoring.score`, plus the judge's count of
     missing judgments); returns the metrics and the extras the plots use."""
     from cj2.evaluation.scoring import score
 
     result, extra = score(bench, done.judged, done.rows, bootstrap=bootstrap, seed=seed)
-    if getattr(judge, "n_missing", 0):
+    if judge.n_missing:
         result["n_missing"] = float(judge.n_missing)
     return result, extra
 
@@ -624,13 +592,3 @@ def write_report(
             if p is not None:
                 plots.append(p)
     return plots
-
-
-def _trained_template(jcfg: Any) -> str | None:
-    """The template an exported cj2 judge was trained on (its ``cj2_judge.json``), for a local folder."""
-    path = jcfg.get("name_or_path") if hasattr(jcfg, "get") else None
-    if not path:
-        return None
-    from cj2.models.export import read_judge_card
-
-    return read_judge_card(str(path)).get("template")

@@ -16,22 +16,11 @@ from typing import Any
 
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import JudgeTemplate, get_template
+from cj2.evaluation.backends import LogitJudge
 from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
 from cj2.evaluation.logits import VerdictLogitScorer
 from cj2.evaluation.placement import balanced_placement
 from cj2.verdict import unswap
-
-
-class _LogitJudge:
-    """The slice of the Judge interface :func:`cj2.evaluation.runner.judge_batch` needs for logits."""
-
-    def __init__(self, scorer: VerdictLogitScorer):
-        self.scorer = scorer
-
-    def verdict_probs_for(
-        self, items: Sequence[PairwiseItem], *, style_note: str | None = None
-    ) -> list[dict[str, float] | None]:
-        return self.scorer.score_items(items, style_note=style_note)
 
 
 def verdict_logit_metrics(
@@ -74,7 +63,8 @@ def verdict_logit_metrics(
         raise ValueError("verdict_logit_metrics needs at least one item")
     reference = reference_model or getattr(benchmark_items, "reference_model", None)
     tpl = template if isinstance(template, JudgeTemplate) else get_template(template)
-    judge = _LogitJudge(VerdictLogitScorer(model, tokenizer, tpl, batch_size=batch_size))
+    scorer = VerdictLogitScorer(model, tokenizer, tpl, batch_size=batch_size)
+    judge = LogitJudge(scorer.score_items, on_cpu=next(model.parameters()).device.type == "cpu")
     placement = balanced_placement([it.id for it in items], seed)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for pass_name in ("headline", "swap") if both_orders else ("headline",):

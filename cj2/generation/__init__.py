@@ -13,17 +13,26 @@ mapping whose ``backend`` is one of:
 Every backend's text goes through the same stop logic (:func:`finalize`). Each backend is one
 :class:`SamplerSpec` in :data:`SAMPLERS` (its factory and its config keys); adding one = a factory
 registered with :func:`register_sampler` and a ``conf/generator/<name>.yaml``.
+
+:data:`SAMPLERS` is also the one registry of **judges** (:class:`cj2.judge.JudgeProtocol`): every
+registered generator judges greedily through :meth:`cj2.Judge.from_sampler` in ``cj2.evaluate``,
+``cj2.refine`` and the in-training evaluation alike (:func:`cj2.evaluation.backends.build_judge`). A kind
+that builds its judge another way registers a judge factory with :func:`register_judge`: ``hf`` (a local
+model, with verdict probabilities), ``predictions`` (recorded outputs) and ``logits`` (verdict-logit
+scoring only), the last two judges but not generators.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cj2.generation.base import (
     FINISH_REASONS,
     GenerationError,
+    Lazy,
+    LazySampler,
     Sample,
     Sampler,
     SamplingParams,
@@ -36,30 +45,104 @@ from cj2.generation.scripted import ScriptedSampler
 # factory(options) -> Sampler; ``options`` is the config without ``backend`` and the caller's keys, and
 # holds only keys the spec lists.
 SamplerFactory = Callable[[dict[str, Any]], Sampler]
+# judge factory(options, template, settings) -> a judge (cj2.judge.JudgeProtocol); ``options`` holds only the
+# keys the spec's ``judge_keys`` list, ``settings`` the judge's ``batch_size``, ``max_new_tokens`` and
+# ``analysis`` (the forced answer skeleton's text in verdict-logit scoring).
+JudgeFactory = Callable[[dict[str, Any], Any, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """One generator backend: the factory that builds its sampler and the config keys it accepts (besides
-    ``backend``); any other key is a typo and an error."""
+    """One registered kind: the factory that builds its sampler (``None`` for a judge that generates
+    nothing) and the config keys it accepts (besides ``backend``), any other key being a typo and an
+    error; whether it computes on this machine (``local``: its ``device`` key says where). Where the kind
+    builds its judge otherwise than as a greedy :class:`cj2.Judge` over the sampler (:func:`register_judge`):
+    the judge factory, its keys, whether that judge reads verdict logits (with a single-token verdict
+    format), writes judgments, and is built at once rather than on first use."""
 
     name: str
-    build: SamplerFactory
+    build: SamplerFactory | None = None
     keys: tuple[str, ...] = ()
+    local: bool = False
+    judge: JudgeFactory | None = None
+    judge_keys: tuple[str, ...] = ()
+    verdict_logits: bool = False
+    writes: bool = True
+    eager: bool = False
+
+    @property
+    def generates(self) -> bool:
+        """Whether the kind is a generator (``build_sampler`` builds it), not only a judge."""
+        return self.build is not None
 
 
 SAMPLERS: dict[str, SamplerSpec] = {}
-BACKENDS = SAMPLERS  # the older name: iterating it gives the backend names
 
 
-def register_sampler(name: str, *, keys: Sequence[str] = ()) -> Callable[[SamplerFactory], SamplerFactory]:
-    """Decorator: make the factory ``fn`` selectable as ``backend: <name>`` in a generator config."""
+def register_sampler(
+    name: str, *, keys: Sequence[str] = (), local: bool = False
+) -> Callable[[SamplerFactory], SamplerFactory]:
+    """Decorator: make the factory ``fn`` selectable as ``backend: <name>`` in a generator config (and in
+    a judge config: a greedy judge over the sampler). ``local``: the sampler computes on this machine, on
+    the config's ``device`` (CPU caps apply)."""
 
     def register(fn: SamplerFactory) -> SamplerFactory:
-        SAMPLERS[name] = SamplerSpec(name=name, build=fn, keys=tuple(keys))
+        old = SAMPLERS.get(name) or SamplerSpec(name)
+        SAMPLERS[name] = replace(old, build=fn, keys=tuple(keys), local=local)
         return fn
 
     return register
+
+
+def register_judge(
+    name: str,
+    *,
+    keys: Sequence[str] = (),
+    local: bool | None = None,
+    verdict_logits: bool = False,
+    writes: bool = True,
+    eager: bool = False,
+) -> Callable[[JudgeFactory], JudgeFactory]:
+    """Decorator: build the judge of ``backend: <name>`` with ``fn(options, template, settings)`` instead of
+    a greedy judge over the sampler (a kind that is not a generator is registered this way alone). ``keys``
+    are its config keys besides the judge's own (``template``, ``batch_size``, ``max_new_tokens``);
+    ``local`` (default: as the generator of that name), ``verdict_logits``, ``writes`` and ``eager`` are
+    what a run knows of the judge before building it (:class:`SamplerSpec`)."""
+
+    def register(fn: JudgeFactory) -> JudgeFactory:
+        old = SAMPLERS.get(name) or SamplerSpec(name)
+        SAMPLERS[name] = replace(
+            old,
+            judge=fn,
+            judge_keys=tuple(keys),
+            local=old.local if local is None else local,
+            verdict_logits=verdict_logits,
+            writes=writes,
+            eager=eager,
+        )
+        return fn
+
+    return register
+
+
+def generators() -> list[str]:
+    """The names of the registered generators (the kinds :func:`build_sampler` builds)."""
+    return [name for name, spec in SAMPLERS.items() if spec.generates]
+
+
+def config_on_cpu(cfg: Mapping[str, Any] | None) -> bool:
+    """Whether the generator or judge of ``cfg`` computes on this machine's CPU: a ``local`` kind whose
+    ``device`` is ``cpu``, or ``auto``/unset without CUDA. Remote and recorded kinds cost this machine
+    nothing."""
+    spec = SAMPLERS.get(cfg.get("backend")) if cfg else None  # type: ignore[arg-type]
+    if spec is None or not spec.local:
+        return False
+    device = str(cfg.get("device") or "auto")  # type: ignore[union-attr]
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device == "cpu"
 
 
 # Keys that belong to the caller (sampling settings, descriptions) and are ignored here.
@@ -90,12 +173,13 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
 
     cfg = to_plain(cfg)  # Hydra hands over an OmegaConf DictConfig
     backend = cfg.get("backend")
-    if not isinstance(backend, str) or backend not in SAMPLERS:
+    if not isinstance(backend, str) or backend not in SAMPLERS or not SAMPLERS[backend].generates:
         raise ValueError(
             f"generator config: backend={backend!r} is not one of the registered backends: "
-            f"{', '.join(SAMPLERS)}"
+            f"{', '.join(generators())}"
         )
     spec = SAMPLERS[backend]
+    assert spec.build is not None
     options = {k: v for k, v in cfg.items() if k != "backend" and k not in _IGNORED}
     unknown = sorted(set(options) - set(spec.keys))
     if unknown:
@@ -112,6 +196,7 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
 
 @register_sampler(
     "hf",
+    local=True,
     keys=(
         "name_or_path",
         "tokenizer",
@@ -227,10 +312,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BACKENDS",
     "FINISH_REASONS",
+    "JudgeFactory",
     "SAMPLERS",
     "GenerationError",
+    "Lazy",
+    "LazySampler",
     "HFSampler",
     "OpenAISampler",
     "Sample",
@@ -241,7 +328,10 @@ __all__ = [
     "SimulatedTeacher",
     "VLLMSampler",
     "build_sampler",
+    "config_on_cpu",
+    "generators",
     "finalize",
+    "register_judge",
     "register_sampler",
     "sample_seed",
     "serve_openai",

@@ -139,6 +139,46 @@ class Sampler(Protocol):
     ) -> list[list[Sample]]: ...
 
 
+class Lazy:
+    """A value built on first use and kept: a re-run whose results are all stored loads no model. The
+    one lazy builder behind :class:`LazySampler` and :class:`cj2.evaluation.backends.LazyJudge`."""
+
+    def __init__(self, build: Callable[[], Any]):
+        self._build = build
+        self._value: Any = None
+        self.built = False
+
+    def get(self) -> Any:
+        if not self.built:
+            self._value = self._build()
+            self.built = True
+        return self._value
+
+
+class LazySampler(Lazy):
+    """A :class:`Sampler` built from its generator config (:func:`cj2.generation.build_sampler`) on the
+    first :meth:`generate`; calling it returns the built sampler."""
+
+    def __init__(self, generator: Mapping[str, Any]):
+        from cj2.generation import build_sampler  # the registry lives in the package
+
+        self.generator = dict(generator)
+        super().__init__(lambda: build_sampler(self.generator))
+
+    def __call__(self) -> Any:
+        return self.get()
+
+    def generate(
+        self,
+        prompts: Sequence[list[Message]],
+        n: int,
+        params: SamplingParams,
+        *,
+        keys: Sequence[PromptKey] | None = None,
+    ) -> list[list[Sample]]:
+        return self.get().generate(prompts, n, params, keys=keys)
+
+
 def sample_seed(base_seed: int, key: PromptKey, sample_index: int) -> int:
     """The seed of sample ``sample_index`` of the prompt ``key``: a pure function of the three values.
 

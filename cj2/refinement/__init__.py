@@ -1,6 +1,6 @@
 """Critique -> revision (arXiv 2507.09104, Table 5): does a judge's critique make a policy's answers better?
 
-* :mod:`~cj2.refinement.checking`: the ``Answer:`` line and the per-family check against the computed truth;
+* :mod:`~cj2.refinement.checking`: the ``Answer:`` line, checked by the item's family (``Family.check``);
 * :mod:`~cj2.refinement.prompts`: what the policy is asked (its answer, then a revision);
 * :mod:`~cj2.refinement.runner`: the loop, its controls (self-refine, a second critic), resume and caps;
 * :mod:`~cj2.refinement.report`: the metrics and ``report.md``.
@@ -8,12 +8,11 @@
 ``python -m cj2.refine`` (:mod:`cj2.refine`) runs it from a Hydra config.
 """
 
-from cj2.refinement.checking import CHECKERS, check_response, check_value, extract_answer
+from cj2.refinement.checking import check_response, check_value, extract_answer
 from cj2.refinement.runner import ARMS, CONTROLS, load_questions, refine_batch, run_refine
 
 __all__ = [
     "ARMS",
-    "CHECKERS",
     "CONTROLS",
     "check_response",
     "check_value",

@@ -28,21 +28,24 @@ the finished items and computes exactly what an uninterrupted run does. Caps for
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, atomic_write_text, read_rows
 from cj2.data.schema import PairwiseItem
+from cj2.evaluation.backends import LazyJudge, check_no_secrets, judge_label, trained_template
+from cj2.evaluation.runfolder import check_state, cpu_cap, file_identity, save_config, short_hash
 from cj2.evaluation.store import ResultStore
+from cj2.generation import LazySampler, Sampler, SamplingParams, config_on_cpu
+from cj2.judge import JudgeProtocol
 from cj2.refinement.checking import check_response
 from cj2.refinement.prompts import answer_messages, revision_messages
+from cj2.refinement.report import render_report, score
 from cj2.runtime import json_safe, to_plain
 from cj2.testing import kill_point
 
@@ -79,8 +82,6 @@ OPERATIONAL_MODEL_KEYS = (
     "backoff_s",
     "backoff_max_s",
 )
-# Judge config keys that are not sampler options (for critics on a generation backend such as scripted).
-_JUDGE_ONLY_KEYS = ("template", "batch_size", "max_new_tokens", "verdict_probs", "name")
 _DEFAULT_PAIRWISE_TEMPLATE = "cj2_eval"
 
 
@@ -164,83 +165,45 @@ def _pairwise_template(cfg: Mapping[str, Any]) -> Any:
     """The pairwise template a judge config compares with: its ``template``, the one an exported cj2 judge
     was trained on, else ``cj2_eval``."""
     from cj2.data.templates import get_template
-    from cj2.models.export import read_judge_card
 
-    name = cfg.get("template")
-    if not name and cfg.get("name_or_path"):
-        name = read_judge_card(str(cfg["name_or_path"])).get("template")
-    return get_template(name or _DEFAULT_PAIRWISE_TEMPLATE)
+    return get_template(cfg.get("template") or trained_template(cfg) or _DEFAULT_PAIRWISE_TEMPLATE)
 
 
 def build_critic(
     cfg: Mapping[str, Any], critique_template: str | None = None, *, where: str = "judge"
-) -> Any:
-    """A :class:`cj2.Judge` from a judge config: the ``hf``, ``vllm`` and ``openai`` backends as in
-    ``cj2.evaluate``, or any other generation backend (``scripted``, one registered by a user) with the
-    judge keys ``template``, ``batch_size`` and ``max_new_tokens``."""
-    from cj2.evaluation.backends import BACKENDS, build_judge, check_no_secrets
-    from cj2.generation import SAMPLERS, build_sampler
-    from cj2.judge import Judge, resolve_critique_template
+) -> JudgeProtocol:
+    """The judge of a judge config, built on first use (:class:`cj2.evaluation.backends.LazyJudge`): any
+    kind of :data:`cj2.generation.SAMPLERS` that writes text (``hf``, ``vllm``, ``openai``, ``scripted``,
+    one registered by a user), comparing with :func:`_pairwise_template` and critiquing with
+    ``critique_template``. The config is checked now, so a bad one fails before any model loads."""
+    from cj2.judge import resolve_critique_template
 
     cfg = dict(cfg)
     check_no_secrets(cfg, where)
     backend = cfg.get("backend")
     critique = resolve_critique_template(critique_template)
-    if backend == "predictions":
-        raise ValueError(f"{where}: recorded predictions cannot critique or compare new answers")
+    if backend in ("predictions", "logits"):
+        raise ValueError(f"{where}: a {backend} judge cannot critique or compare new answers")
     if backend == "simulated":
         raise ValueError(
             f"{where}: the simulated teacher only judges pairs of built-in items; use hf, vllm, openai or "
             "scripted"
         )
     _check_local_path(cfg, where)
-    pairwise = _pairwise_template(cfg)
-    if backend in BACKENDS:
-        judge = build_judge(cfg, pairwise)
-        judge.critique_template = critique
-        return judge
-    if backend not in SAMPLERS:
-        raise ValueError(
-            f"{where}.backend={backend!r}; expected one of {sorted(set(BACKENDS) | set(SAMPLERS))}"
-        )
-    sampler = build_sampler({k: v for k, v in cfg.items() if k not in _JUDGE_ONLY_KEYS})
-    return Judge.from_sampler(
-        sampler,
-        template=pairwise,
-        batch_size=int(cfg.get("batch_size") or 8),
-        max_new_tokens=int(cfg.get("max_new_tokens") or 512),
-        critique_template=critique,
-    )
+    return LazyJudge(cfg, _pairwise_template(cfg), critique_template=critique)
 
 
-def build_policy(cfg: Mapping[str, Any]) -> tuple[Any, Any]:
+def build_policy(cfg: Mapping[str, Any]) -> tuple[Sampler, SamplingParams]:
     """``(sampler, SamplingParams)`` of a ``policy`` config: a generator config (``conf/policy/*.yaml``)
-    whose ``sampling`` section gives the decoding (default greedy, 256 new tokens)."""
-    from cj2.evaluation.backends import check_no_secrets
-    from cj2.generation import SamplingParams, build_sampler
-
+    whose ``sampling`` section gives the decoding (default greedy, 256 new tokens); the sampler is built
+    on its first use."""
     cfg = dict(cfg)
     check_no_secrets(cfg, "policy")
     if cfg.get("backend") == "simulated":
         raise ValueError("policy: the simulated teacher writes judgments, not answers; use hf, vllm, openai")
     params = SamplingParams.from_mapping(dict(cfg.get("sampling") or {}))
     _check_local_path(cfg, "policy")
-    return build_sampler(cfg), params
-
-
-class Lazy:
-    """A value built on first use, so a re-run whose items are all stored loads no model."""
-
-    def __init__(self, build: Callable[[], Any]):
-        self._build = build
-        self._value: Any = None
-        self.built = False
-
-    def get(self) -> Any:
-        if not self.built:
-            self._value = self._build()
-            self.built = True
-        return self._value
+    return LazySampler(cfg), params
 
 
 # --------------------------------------------------------------------------------------------- the loop
@@ -268,11 +231,15 @@ def _reply(sample: Any, item: Mapping[str, Any], verifiable: bool) -> dict[str, 
     return row
 
 
-def _generate(policy: Any, params: Any, prompts: list[list[dict[str, str]]], keys: list[str]) -> list[Any]:
+def _generate(
+    policy: Sampler, params: SamplingParams, prompts: list[list[dict[str, str]]], keys: list[str]
+) -> list[Any]:
     return [row[0] for row in policy.generate(prompts, 1, params, keys=keys)]
 
 
-def _compare(scorer: Any, batch: Sequence[Mapping[str, Any]], firsts: list[str], finals: list[str], arm: str):
+def _compare(
+    scorer: JudgeProtocol, batch: Sequence[Mapping[str, Any]], firsts: list[str], finals: list[str], arm: str
+):
     """The scorer's verdicts on (first answer, final revision) in both orders; a revision identical to
     the answer is a tie without a judgment."""
     todo = [i for i, (a, b) in enumerate(zip(firsts, finals)) if a.strip() != b.strip()]
@@ -312,18 +279,17 @@ def _compare(scorer: Any, batch: Sequence[Mapping[str, Any]], firsts: list[str],
 def refine_batch(
     batch: Sequence[Mapping[str, Any]],
     plan: Plan,
-    policy: Any,
-    params: Any,
-    critics: Mapping[str, Any],
-    scorer: Any = None,
+    policy: Sampler,
+    params: SamplingParams,
+    critics: Mapping[str, JudgeProtocol],
+    scorer: JudgeProtocol | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of one batch of questions: the first answers, then every arm's rounds of critique and
-    revision (and, open-ended, the scorer's comparisons). ``policy``, the ``critics`` (arm -> judge) and
-    ``scorer`` may be :class:`Lazy`."""
-    get = lambda x: x.get() if isinstance(x, Lazy) else x  # noqa: E731 - local shorthand
+    revision (and, open-ended, the scorer's comparisons) by ``policy``, the ``critics`` (arm -> judge) and
+    ``scorer``."""
     vf, shots = plan.verifiable, plan.few_shot
     answers = _generate(
-        get(policy),
+        policy,
         params,
         [answer_messages(q["question"], verifiable=vf, few_shot=shots) for q in batch],
         [f"{q['id']}|answer" for q in batch],
@@ -339,7 +305,7 @@ def refine_batch(
         for r in range(1, plan.rounds + 1):
             critiques: list[Any] = [None] * len(batch)
             if arm != "self_refine":
-                critiques = get(critics[arm]).critique_batch(
+                critiques = critics[arm].critique_batch(
                     [(q["question"], cur) for q, cur in zip(batch, current)],
                     keys=[f"{q['id']}|{arm}|r{r}|critique" for q in batch],
                 )
@@ -349,9 +315,7 @@ def refine_batch(
                 )
                 for q, cur, c in zip(batch, current, critiques)
             ]
-            revisions = _generate(
-                get(policy), params, prompts, [f"{q['id']}|{arm}|r{r}|revision" for q in batch]
-            )
+            revisions = _generate(policy, params, prompts, [f"{q['id']}|{arm}|r{r}|revision" for q in batch])
             for i, (q, c, rev) in enumerate(zip(batch, critiques, revisions)):
                 step: dict[str, Any] = {"round": r}
                 if c is not None:
@@ -366,7 +330,8 @@ def refine_batch(
         for row, steps in zip(rows, rounds):
             row["arms"][arm] = {"rounds": steps}
         if not vf:
-            compared = _compare(get(scorer), batch, [r["answer"]["text"] for r in rows], current, arm)
+            assert scorer is not None, "open-ended questions need a scorer"
+            compared = _compare(scorer, batch, [r["answer"]["text"] for r in rows], current, arm)
             for row, comp in zip(rows, compared):
                 row["arms"][arm]["compare"] = comp
     return rows
@@ -376,10 +341,10 @@ def run_items(
     items: Sequence[Mapping[str, Any]],
     plan: Plan,
     store: ResultStore,
-    policy: Any,
-    params: Any,
-    critics: Mapping[str, Any],
-    scorer: Any = None,
+    policy: Sampler,
+    params: SamplingParams,
+    critics: Mapping[str, JudgeProtocol],
+    scorer: JudgeProtocol | None = None,
 ) -> dict[str, Any]:
     """Process every item not yet in ``store``, batch by batch (fixed slices of ``items``), writing each
     batch's rows durably; stops before a batch that would likely end past the time budget."""
@@ -417,17 +382,11 @@ def run_items(
 
 
 # --------------------------------------------------------------------------------------------- a run
-def _identity(path: Any) -> Any:
-    from cj2.evaluation.runner import _identity as identity
-
-    return identity(path)
-
-
 def _model_part(cfg: Mapping[str, Any] | None) -> Any:
     if cfg is None:
         return None
     part = {k: v for k, v in to_plain(dict(cfg)).items() if k not in OPERATIONAL_MODEL_KEYS}
-    part["_files"] = _identity(cfg.get("name_or_path"))
+    part["_files"] = file_identity(cfg.get("name_or_path"))
     return part
 
 
@@ -448,34 +407,27 @@ def fingerprint(
         "judge": _model_part(judge),
         "second_critic": _model_part(second_critic) if "second_critic" in controls else None,
         "scorer": _model_part(scorer) if (questions.get("source") or "builtin") != "builtin" else None,
-        "questions": {**questions, "_files": _identity(questions.get("path"))},
+        "questions": {**questions, "_files": file_identity(questions.get("path"))},
         "refine": {k: v for k, v in refine.items() if k not in OPERATIONAL_REFINE_KEYS},
         "seed": int(seed),
     }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return short_hash(payload)
 
 
 def model_label(cfg: Mapping[str, Any] | None) -> str:
     """A short readable name for a model config (folder names, reports)."""
-    if not cfg:
-        return "none"
-    from cj2.evaluation.backends import judge_label
-
-    if cfg.get("backend") in ("hf", "vllm", "openai", "predictions"):
-        return judge_label(cfg)
-    return str(cfg.get("name_or_path") or cfg.get("name") or cfg.get("backend"))
+    return judge_label(cfg) if cfg else "none"
 
 
 def refine_dir(
     output_root: str,
     run_name: str | None,
-    policy: Any,
-    judge: Any,
-    second_critic: Any,
-    scorer: Any,
-    questions: Any,
-    refine: Any,
+    policy: Mapping[str, Any],
+    judge: Mapping[str, Any],
+    second_critic: Mapping[str, Any] | None,
+    scorer: Mapping[str, Any] | None,
+    questions: Mapping[str, Any],
+    refine: Mapping[str, Any] | None,
     seed: int,
 ) -> str:
     """``<output_root>/refine/<run_name>``, or unnamed ``<output_root>/refine/<policy>-<judge>-<hash>``;
@@ -497,53 +449,80 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("cj2_refine_dir", refine_dir, use_cache=False)
 
 
-def _check_state(out: Path, fp: str, overwrite: bool) -> None:
-    state = out / "refine_state.json"
-    if state.exists():
-        old = json.loads(state.read_text()).get("fingerprint")
-        if old != fp and not overwrite:
-            raise ValueError(
-                f"{out} holds results of a different configuration (fingerprint {old}, now {fp}); "
-                "use another run_name, or refine.overwrite=true to discard them"
-            )
-        if old != fp:
-            for name in (FILE, "metrics.json", "report.md"):
-                (out / name).unlink(missing_ok=True)
-    atomic_write_json(state, {"fingerprint": fp})
+@dataclass(frozen=True)
+class _Setup:
+    """What the config fixes about a run: the ``refine`` options and controls, the seed, each model's and
+    the questions' config sections, whether scoring is verifiable, and the fingerprint."""
+
+    refine: dict[str, Any]
+    controls: list[str]
+    seed: int
+    questions: dict[str, Any]
+    policy: dict[str, Any]
+    judge: dict[str, Any]
+    second_critic: dict[str, Any] | None
+    scorer: dict[str, Any] | None
+    verifiable: bool
+    fingerprint: str
 
 
-def _auto(value: Any, on_cpu: bool, cpu_default: Any) -> Any:
-    return (cpu_default if on_cpu else None) if value == "auto" else value
+@dataclass
+class _Models:
+    """The policy (a sampler, with its decoding), the critics (arm -> judge) and the open-ended scorer:
+    given by the caller or built from the config on first use."""
 
-
-def _on_cpu(*cfgs: Mapping[str, Any] | None) -> bool:
-    local = [c for c in cfgs if c and c.get("backend") == "hf"]
-    if not local:
-        return False
-    import torch
-
-    devices = [str(c.get("device") or "auto") for c in local]
-    return any(d == "cpu" or (d == "auto" and not torch.cuda.is_available()) for d in devices)
+    policy: Sampler
+    params: SamplingParams
+    critics: dict[str, JudgeProtocol]
+    scorer: JudgeProtocol | None
 
 
 def run_refine(
     cfg: Mapping[str, Any],
     out: str | os.PathLike,
     *,
-    policy: Any = None,
-    params: Any = None,
-    critics: Mapping[str, Any] | None = None,
-    scorer: Any = None,
+    policy: Sampler | None = None,
+    params: SamplingParams | None = None,
+    critics: Mapping[str, JudgeProtocol] | None = None,
+    scorer: JudgeProtocol | None = None,
 ) -> dict[str, Any]:
     """Run the loop a plain config mapping (``conf/refine.yaml``) describes into ``out``; returns
     ``metrics.json``'s content. ``policy`` (a sampler, with ``params``), ``critics`` (arm -> judge) and
     ``scorer`` may be given already built (tests, notebooks); what is not given is built from the config
     on first use."""
-    from cj2.refinement.report import render_report, score
-
     cfg = to_plain(dict(cfg))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    setup = _read_setup(cfg, given_critics=set(critics or ()))
+    check_state(
+        out,
+        setup.fingerprint,
+        bool(setup.refine.get("overwrite", False)),
+        state="refine_state.json",
+        outputs=(FILE, "metrics.json", "report.md"),
+        option="refine.overwrite",
+    )
+    save_config(out, cfg)
+
+    t0 = time.monotonic()
+    plan = _make_plan(setup)
+    questions = load_questions(setup.questions, setup.seed)
+    items = questions if plan.max_items is None else questions[: plan.max_items]
+    models = _models(setup, plan, policy, params, critics, scorer)
+    store = ResultStore(out / FILE, lambda row: str(row["id"]))
+    stats = run_items(items, plan, store, models.policy, models.params, models.critics, models.scorer)
+    stats["recovered_torn_bytes"] = store.recovered_bytes
+    done = [store.get(q["id"]) for q in items if q["id"] in store]
+    notes = _notes(plan, stats, n_questions=len(questions), n_items=len(items))
+    metrics = _metrics(setup, plan, done, stats, notes, wall_s=time.monotonic() - t0)
+    atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_text(out / "report.md", render_report(metrics))
+    return metrics
+
+
+def _read_setup(cfg: Mapping[str, Any], *, given_critics: set[str]) -> _Setup:
+    """Check the ``refine`` keys, its controls and rounds, and fingerprint the run; returns its
+    :class:`_Setup`. ``given_critics``: the arms whose critic the caller built."""
     rcfg = dict(cfg.get("refine") or {})
     unknown = sorted(set(rcfg) - set(REFINE_KEYS))
     if unknown:
@@ -560,86 +539,120 @@ def run_refine(
     pcfg, jcfg = dict(cfg.get("policy") or {}), dict(cfg.get("judge") or {})
     ccfg = dict(cfg["second_critic"]) if cfg.get("second_critic") else None
     scfg = dict(cfg["scorer"]) if cfg.get("scorer") else None
-    verifiable = (qcfg.get("source") or "builtin") == "builtin"
-    if "second_critic" in controls and ccfg is None and not (critics and "second_critic" in critics):
+    if "second_critic" in controls and ccfg is None and "second_critic" not in given_critics:
         raise ValueError("refine.controls names second_critic but there is no second_critic config")
-    fp = fingerprint(pcfg, jcfg, ccfg, scfg, qcfg, rcfg, seed)
-    _check_state(out, fp, bool(rcfg.get("overwrite", False)))
-    from omegaconf import OmegaConf
+    return _Setup(
+        refine=rcfg,
+        controls=controls,
+        seed=seed,
+        questions=qcfg,
+        policy=pcfg,
+        judge=jcfg,
+        second_critic=ccfg,
+        scorer=scfg,
+        verifiable=(qcfg.get("source") or "builtin") == "builtin",
+        fingerprint=fingerprint(pcfg, jcfg, ccfg, scfg, qcfg, rcfg, seed),
+    )
 
-    from cj2.runtime import redact
 
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(dict(cfg)))))
-
-    t0 = time.monotonic()
-    on_cpu = _on_cpu(pcfg, jcfg, ccfg if "second_critic" in controls else None, None if verifiable else scfg)
-    max_items = _auto(rcfg.get("max_items", "auto"), on_cpu, CPU_MAX_ITEMS)
-    plan = Plan(
-        arms=("critic", *[c for c in CONTROLS if c in controls]),
-        rounds=rounds,
-        verifiable=verifiable,
+def _make_plan(setup: _Setup) -> Plan:
+    """The arms, rounds and caps (``auto``: capped when a model of the run computes on this machine's CPU);
+    returns the :class:`Plan`."""
+    rcfg = setup.refine
+    on_cpu = any(
+        config_on_cpu(c)
+        for c in (
+            setup.policy,
+            setup.judge,
+            setup.second_critic if "second_critic" in setup.controls else None,
+            None if setup.verifiable else setup.scorer,
+        )
+    )
+    max_items = cpu_cap(rcfg.get("max_items", "auto"), on_cpu, CPU_MAX_ITEMS)
+    return Plan(
+        arms=("critic", *[c for c in CONTROLS if c in setup.controls]),
+        rounds=int(rcfg.get("rounds", 1)),
+        verifiable=setup.verifiable,
         few_shot=bool(rcfg.get("few_shot", True)),
         max_items=None if max_items is None else int(max_items),
-        time_budget_s=_auto(rcfg.get("time_budget_s", "auto"), on_cpu, CPU_TIME_BUDGET_S),
-        batch_size=int(rcfg.get("batch_size") or pcfg.get("batch_size") or 8),
+        time_budget_s=cpu_cap(rcfg.get("time_budget_s", "auto"), on_cpu, CPU_TIME_BUDGET_S),
+        batch_size=int(rcfg.get("batch_size") or setup.policy.get("batch_size") or 8),
         bootstrap=int(rcfg.get("bootstrap", 1000)),
         progress=bool(rcfg.get("progress", True)),
-        seed=seed,
+        seed=setup.seed,
     )
-    questions = load_questions(qcfg, seed)
-    items = questions if plan.max_items is None else questions[: plan.max_items]
-    template = rcfg.get("critique_template")
+
+
+def _models(
+    setup: _Setup,
+    plan: Plan,
+    policy: Sampler | None,
+    params: SamplingParams | None,
+    critics: Mapping[str, JudgeProtocol] | None,
+    scorer: JudgeProtocol | None,
+) -> _Models:
+    """The caller's models, and the others from the config, built on first use (configs checked now);
+    the judge under test also scores open-ended questions unless a ``scorer`` is configured."""
+    template = setup.refine.get("critique_template")
     if params is None:
-        from cj2.generation import SamplingParams
-
-        params = SamplingParams.from_mapping(dict(pcfg.get("sampling") or {}))
+        params = SamplingParams.from_mapping(dict(setup.policy.get("sampling") or {}))
     if policy is None:
-        policy = Lazy(lambda: build_policy(pcfg)[0])
-    critics = dict(critics or {})
-    if "critic" not in critics:
-        _check_local_path(jcfg, "judge")  # fail before any model is loaded
-        critics["critic"] = Lazy(lambda: build_critic(jcfg, template, where="judge"))
-    if "second_critic" in plan.arms and "second_critic" not in critics:
-        critics["second_critic"] = Lazy(lambda: build_critic(ccfg, template, where="second_critic"))
-    if not verifiable and scorer is None:
-        if scfg is None:  # the judge under test compares too
-            scorer = critics["critic"]
-        else:
-            scorer = Lazy(lambda: build_critic(scfg, template, where="scorer"))
+        policy = build_policy(setup.policy)[0]
+    built = dict(critics or {})
+    if "critic" not in built:
+        built["critic"] = build_critic(setup.judge, template, where="judge")
+    if "second_critic" in plan.arms and "second_critic" not in built:
+        assert setup.second_critic is not None  # _read_setup checked it
+        built["second_critic"] = build_critic(setup.second_critic, template, where="second_critic")
+    if not setup.verifiable and scorer is None:
+        scorer = (
+            built["critic"] if setup.scorer is None else build_critic(setup.scorer, template, where="scorer")
+        )
+    return _Models(policy=policy, params=params, critics=built, scorer=scorer)
 
-    store = ResultStore(out / FILE, lambda row: str(row["id"]))
-    stats = run_items(items, plan, store, policy, params, critics, scorer)
-    stats["recovered_torn_bytes"] = store.recovered_bytes
-    done = [store.get(q["id"]) for q in items if q["id"] in store]
+
+def _notes(plan: Plan, stats: Mapping[str, Any], *, n_questions: int, n_items: int) -> list[str]:
+    """The report's notes: what a cap or the time budget left out."""
     notes = []
-    if plan.max_items is not None and plan.max_items < len(questions):
-        notes.append(f"capped at {plan.max_items} of {len(questions)} questions (refine.max_items)")
+    if plan.max_items is not None and plan.max_items < n_questions:
+        notes.append(f"capped at {plan.max_items} of {n_questions} questions (refine.max_items)")
     if stats["stopped_by_time_budget"]:
         notes.append(
             f"stopped by the time budget ({plan.time_budget_s} s) after {stats['done_items']} of "
-            f"{len(items)} items; re-run the same command to continue"
+            f"{n_items} items; re-run the same command to continue"
         )
-    results = score(done, plan)
+    return notes
+
+
+def _metrics(
+    setup: _Setup,
+    plan: Plan,
+    done: list[dict[str, Any]],
+    stats: dict[str, Any],
+    notes: list[str],
+    *,
+    wall_s: float,
+) -> dict[str, Any]:
+    """``metrics.json``'s content: the models, questions and arms, the scores of the finished items
+    (:func:`cj2.refinement.report.score`), the run's statistics and notes."""
+    qcfg = setup.questions
     metrics = {
-        "policy": model_label(pcfg),
+        "policy": model_label(setup.policy),
         "critics": {
-            "critic": model_label(jcfg),
-            **({"second_critic": model_label(ccfg)} if "second_critic" in plan.arms else {}),
+            "critic": model_label(setup.judge),
+            **({"second_critic": model_label(setup.second_critic)} if "second_critic" in plan.arms else {}),
         },
-        "scorer": None if verifiable else model_label(scfg or jcfg),
+        "scorer": None if setup.verifiable else model_label(setup.scorer or setup.judge),
         "questions": {k: qcfg.get(k) for k in QUESTION_KEYS if qcfg.get(k) is not None},
-        "scoring": "verifiable" if verifiable else "pairwise",
+        "scoring": "verifiable" if setup.verifiable else "pairwise",
         "arms": list(plan.arms),
         "rounds": plan.rounds,
-        "seed": seed,
+        "seed": setup.seed,
         "n_items": len(done),
-        "results": results,
+        "results": score(done, plan),
         "run": stats,
         "notes": notes,
-        "wall_time_s": round(time.monotonic() - t0, 1),
-        "fingerprint": fp,
+        "wall_time_s": round(wall_s, 1),
+        "fingerprint": setup.fingerprint,
     }
-    metrics = json_safe(metrics)
-    atomic_write_json(out / "metrics.json", metrics)
-    atomic_write_text(out / "report.md", render_report(metrics))
-    return metrics
+    return json_safe(metrics)

@@ -3,8 +3,8 @@
 A family (:class:`Family`) draws a :class:`Problem` from a seeded ``random.Random``: the question's
 placeholders, the computed truth, a realistic wrong answer, and the check steps a judgment writes (sound,
 repeating the wrong answer's mistake, or with a slip that still reaches the truth). :class:`Phrasing` is
-one question template and the split it belongs to. The number and text helpers (``_num``, ``_eq``,
-``_ordinal``, ``_cap``) are how the checks write values; :func:`_require_builtin` is the test that an
+one question template and the split it belongs to. The number and text helpers (``fmt_num``, ``fmt_eq``,
+``ordinal``, ``capitalise``) are how the checks write values; :func:`require_builtin` is the test that an
 item came from :func:`~cj2.data.tasks.generate.generate_items`.
 """
 
@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from cj2.data.schema import PairwiseItem, PointwiseItem
+from cj2.data.tasks.answers import Checker
 
 SOURCE = "builtin"
 
@@ -72,42 +73,45 @@ class Family:
     # Each question key (params["key"]) belongs to one split (cj2.data.tasks.easy.key_split), so no question
     # of validation or test appears in train under any phrasing.
     key_splits: bool = False
+    # Whether a free-form answer is right: check(truth, value, params) (cj2.data.tasks.answers); what
+    # cj2.refine scores a policy's answers with. Every family names one.
+    check: Checker | None = None
 
     def phrasings_for(self, split: str) -> list[Phrasing]:
         return [p for p in self.phrasings if p.split == split]
 
 
-def _num(x: int | Decimal) -> str:
+def fmt_num(x: int | Decimal) -> str:
     """A number as a person writes it: ``2500``, ``2.5``, ``0.34`` (no exponent, no trailing zeros)."""
     return str(x) if isinstance(x, int) else format(x.normalize(), "f")
 
 
-def _sign(rng: random.Random) -> int:
+def random_sign(rng: random.Random) -> int:
     return 1 if rng.random() < 0.5 else -1
 
 
-_OPS: dict[str, Callable[[int, int], int]] = {
+OPS: dict[str, Callable[[int, int], int]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
 }
 
 
-def _eq(a: Any, op: str, b: Any, r: Any) -> str:
-    return f"{_num(a)} {op} {_num(b)} = {_num(r)}"
+def fmt_eq(a: Any, op: str, b: Any, r: Any) -> str:
+    return f"{fmt_num(a)} {op} {fmt_num(b)} = {fmt_num(r)}"
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
 
-def _cap(text: str) -> str:
+def capitalise(text: str) -> str:
     """Capitalise a leading English word ("letters ..." -> "Letters ..."), never data ("t(1) i(2)", "'r'")."""
     return text[:1].upper() + text[1:] if re.match(r"[a-z]{2,}\b(?!\()", text) else text
 
 
-def _require_builtin(item: PairwiseItem | PointwiseItem) -> None:
+def require_builtin(item: PairwiseItem | PointwiseItem) -> None:
     check = item.meta.get("check") if isinstance(item.meta, dict) else None
     if not isinstance(check, dict) or "truth" not in item.meta:
         raise ValueError(

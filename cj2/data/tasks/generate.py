@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 
 from cj2.data.schema import PairwiseItem, PointwiseItem
-from cj2.data.tasks.base import SOURCE, Family, Problem, _cap, _require_builtin
+from cj2.data.tasks.base import SOURCE, Family, Problem, capitalise, require_builtin
 from cj2.data.tasks.easy import key_split
 from cj2.data.tasks.registry import FAMILIES, SPLIT_NAMES, TIERS, split_families
 
@@ -31,7 +31,7 @@ _STYLES = (
 
 def _style(style: str, value: str, work: Sequence[str]) -> str:
     w = "; ".join(work)
-    return style.format(value=value, work=w, Work=_cap(w))
+    return style.format(value=value, work=w, Work=capitalise(w))
 
 
 def _answers(rng: random.Random, problem: Problem) -> tuple[str, str]:
@@ -200,7 +200,7 @@ def generate_items(
 def pointwise_views(item: PairwiseItem) -> list[PointwiseItem]:
     """The two responses of a built-in item as pointwise correctness items (``{id}/A``, ``{id}/B``): the
     knowledge-based pointwise data of arXiv 2507.09104, Sec. 3.1."""
-    _require_builtin(item)
+    require_builtin(item)
     views = []
     for pos, response in (("A", item.response_a), ("B", item.response_b)):
         correct = pos == item.label

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cj2.data.schema import PairwiseItem, PointwiseItem
-from cj2.data.tasks.base import _cap, _require_builtin
+from cj2.data.tasks.base import capitalise, require_builtin
 from cj2.data.templates import JudgeTemplate, get_template
 from cj2.verdict import labels_for
 
-_OTHER = {"A": "B", "B": "A"}
+OTHER = {"A": "B", "B": "A"}
 
 
 def _as_rng(rng: random.Random | int | None, *default_key: object) -> random.Random:
@@ -50,7 +50,7 @@ def _views(meta: dict[str, Any]) -> tuple[str, str]:
 def _pairwise_belief(item: PairwiseItem, flawed: bool, verdict: str) -> _Belief:
     m, c = item.meta, item.meta["check"]
     truth, wrong = _views(m)
-    value = {item.label: truth, _OTHER[item.label]: wrong}
+    value = {item.label: truth, OTHER[item.label]: wrong}
     right = verdict == item.label
     if flawed and not right:  # the check repeats the wrong answer's mistake and believes it
         work, believed, quoted = c["wrong_work"], wrong, dict(value)
@@ -81,9 +81,9 @@ def _short_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
         if pos == work_at:
             out[f"Check {pos}"] = rng.choice(
                 [
-                    f"{_cap(work)}. {pos} gives {v}: {adj}.",
+                    f"{capitalise(work)}. {pos} gives {v}: {adj}.",
                     f"Recomputing: {work}. {pos}'s {v} is {adj}.",
-                    f"{_cap(work)}, so {pos}'s {v} {verb}.",
+                    f"{capitalise(work)}, so {pos}'s {v} {verb}.",
                 ]
             )
         else:
@@ -114,7 +114,7 @@ def _truth_sections(b: _Belief, rng: random.Random) -> dict[str, str]:
         if len(matches) == 1
         else ("both" if matches else "neither")
     )
-    return {"Truth": _cap("; ".join(b.work)) + ".", "Answers": answers, "Match": match}
+    return {"Truth": capitalise("; ".join(b.work)) + ".", "Answers": answers, "Match": match}
 
 
 def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.Random) -> dict[str, str]:
@@ -132,7 +132,7 @@ def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.
                 [
                     f"It gives {v}, which agrees with the recomputed result.",
                     f"Its answer {v} is right.",
-                    f"{_cap(v)} is the correct result.",
+                    f"{capitalise(v)} is the correct result.",
                 ]
             )
             out[f"Weaknesses of Model {pos}"] = rng.choice(
@@ -142,17 +142,17 @@ def _critical_sections(item: PairwiseItem, b: _Belief, winner: str, rng: random.
             out[f"Strengths of Model {pos}"] = rng.choice(
                 ["It gives a direct answer.", "It commits to a single answer.", "It answers in a clear form."]
             )
-            weak = f"{_cap(v)} is wrong; the result should be {b.value}."
+            weak = f"{capitalise(v)} is wrong; the result should be {b.value}."
             # Naming the mistake is only possible when the judge reads the real wrong answer correctly.
             if b.sound and v == _views(item.meta)[1] and item.meta.get("hint"):
-                weak += f" {_cap(item.meta['hint'])}."
+                weak += f" {capitalise(item.meta['hint'])}."
             out[f"Weaknesses of Model {pos}"] = weak
-    loser = _OTHER[winner]
+    loser = OTHER[winner]
     out["Reasoning"] = rng.choice(
         [
             f"Checking: {work}. Only Model {winner}'s answer matches, so Model {winner} is better.",
             f"Recomputing gives {work}. Model {winner} has it right and Model {loser} does not.",
-            f"{_cap(work)}. The result is {b.value}, which Model {winner} gives.",
+            f"{capitalise(work)}. The result is {b.value}, which Model {winner} gives.",
         ]
     )
     return out
@@ -164,7 +164,7 @@ def _prose(b: _Belief, winner: str, party: str, rng: random.Random) -> str:
     qa, qb = b.quoted["A"], b.quoted["B"]
     return rng.choice(
         [
-            f"{_cap(work)}. {party} A gives {qa}, which is {adj['A']}; "
+            f"{capitalise(work)}. {party} A gives {qa}, which is {adj['A']}; "
             f"{party} B gives {qb}, which is {adj['B']}. "
             f"{party} {winner} answers the question correctly.",
             f"Let me check: {work}. {party} A answers {qa} ({adj['A']}) "
@@ -202,7 +202,7 @@ def _pointwise_judgment(
     w = "; ".join(work)
     text = rng.choice(
         [
-            f"{_cap(w)}. The response gives {quoted}, which is {adj}.",
+            f"{capitalise(w)}. The response gives {quoted}, which is {adj}.",
             f"Recomputing: {w}. The response's {quoted} {verb}.",
         ]
     )
@@ -247,7 +247,7 @@ def build_judgment(
     sentence templates with ``rng`` (default: seeded by item, template, flawed and verdict).
     """
     template = get_template(template) if isinstance(template, str) else template
-    _require_builtin(item)
+    require_builtin(item)
     r = _as_rng(rng, item.id, template.name, flawed, verdict)
     if template.kind != item.kind:
         raise TypeError(f"template {template.name!r} is {template.kind} but item {item.id!r} is {item.kind}")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
 from cj2.data.tasks.base import SOURCE
 from cj2.data.tasks.generate import generate_items, pointwise_views
-from cj2.data.tasks.judgments import _OTHER, build_judgment, default_verdict
+from cj2.data.tasks.judgments import OTHER, build_judgment, default_verdict
 from cj2.data.templates import JudgeTemplate, sample_template
 
 
@@ -62,7 +62,7 @@ def build_records(
 
 def _opposite(verdict: str, template: JudgeTemplate) -> str:
     if template.kind == "pairwise":
-        return _OTHER[verdict]
+        return OTHER[verdict]
     if template.format == "correctness":
         return "no" if verdict == "yes" else "yes"
     return str(11 - int(verdict))  # score: 8-10 <-> 3-1

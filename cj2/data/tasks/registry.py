@@ -18,6 +18,8 @@ FAMILIES: dict[str, Family] = dict(HARD_FAMILIES)
 for _name in FAMILIES:
     assert _name not in EASY_FAMILIES, _name
 FAMILIES.update(EASY_FAMILIES)
+for _name, _family in FAMILIES.items():
+    assert _family.check is not None, f"task family {_name!r} names no answer checker (Family.check)"
 
 TIERS = ("easy", "hard")
 """Difficulty tiers (``data.builtin.tiers``): ``easy`` (:mod:`cj2.data.tasks.easy`, within a small model's

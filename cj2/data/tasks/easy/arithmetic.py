@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_number
 from cj2.data.tasks.base import Family, Problem
-from cj2.data.tasks.easy.base import TIER, _ph, _problem
+from cj2.data.tasks.easy.base import TIER, make_phrasings, make_problem
 
 
 def _make_small_arithmetic(rng: random.Random, subtask: str | None) -> Problem:
@@ -25,7 +26,7 @@ def _make_small_arithmetic(rng: random.Random, subtask: str | None) -> Problem:
     delta = rng.choice([-2, -1, 1, 2])  # symmetric: the wrong value is as often above as below
     wrong = truth + delta
     kind = "off_by_one" if abs(delta) == 1 else "off_by_two"
-    return _problem(
+    return make_problem(
         subtask,
         {"a": a, "b": b, "op": op, "expr": f"{a} {op} {b}"},
         str(truth),
@@ -46,7 +47,7 @@ def _make_compare(rng: random.Random, subtask: str | None) -> Problem:
     hi, lo = max(x, y), min(x, y)
     truth, wrong = (hi, lo) if subtask == "larger" else (lo, hi)
     rel = "larger" if subtask == "larger" else "smaller"
-    return _problem(
+    return make_problem(
         subtask,
         {"x": x, "y": y, "which": rel},
         str(truth),
@@ -67,7 +68,7 @@ FAMILIES: tuple[Family, ...] = (
         "sums and differences of two numbers below 20",
         ("add", "sub"),
         _make_small_arithmetic,
-        _ph(
+        make_phrasings(
             "sa",
             [
                 ("train", "What is {expr}?"),
@@ -81,13 +82,14 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_number,
     ),
     Family(
         "compare",
         "which of two numbers is larger or smaller",
         ("larger", "smaller"),
         _make_compare,
-        _ph(
+        make_phrasings(
             "cmp",
             [
                 ("train", "Which is {which}, {x} or {y}?"),
@@ -101,5 +103,6 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_number,
     ),
 )

@@ -2,8 +2,8 @@
 
 Every fact and every question of a shared easy family belongs to exactly one split (:func:`key_split`, a
 hash of the question's key; an exact 70/15/15 partition for the fact tables), so no question of validation
-or test appears in train, whatever the phrasing. :func:`_problem` builds the one-step :class:`Problem` the
-easy families share; :func:`_ph` numbers a family's phrasings.
+or test appears in train, whatever the phrasing. :func:`make_problem` builds the one-step :class:`Problem` the
+easy families share; :func:`make_phrasings` numbers a family's phrasings.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _hash01(family: str, key: str) -> float:
     return int.from_bytes(hashlib.sha256(f"{family}|{key}".encode()).digest()[:8], "big") / 2**64
 
 
-def _table_splits(family: str, keys: Sequence[str]) -> dict[str, str]:
+def table_splits(family: str, keys: Sequence[str]) -> dict[str, str]:
     """Exact shares for a small table: the keys ranked by hash, the first 70 % to train, then validation,
     then test (at least one key each), so no split of a small table comes out empty by chance."""
     ranked = sorted(dict.fromkeys(keys), key=lambda k: _hash01(family, k))
@@ -36,13 +36,13 @@ def _table_splits(family: str, keys: Sequence[str]) -> dict[str, str]:
     }
 
 
-_TABLE_SPLITS: dict[str, dict[str, str]] = {}  # filled by the fact tables' module (easy/facts.py)
+TABLE_SPLITS: dict[str, dict[str, str]] = {}  # filled by the fact tables' module (easy/facts.py)
 
 
 def key_split(family: str, key: str) -> str:
     """The split that owns question ``key`` of ``family``: for a fact table an exact 70/15/15 partition
     of its rows, otherwise a stable hash of the key (70 % train, 15 % validation, 15 % test)."""
-    table = _TABLE_SPLITS.get(family)
+    table = TABLE_SPLITS.get(family)
     if table is not None:
         if key not in table:
             raise KeyError(f"{family}: {key!r} is not a row of its table")
@@ -51,7 +51,7 @@ def key_split(family: str, key: str) -> str:
     return "train" if h < _KEY_SHARES[0] else "validation" if h < _KEY_SHARES[1] else "test"
 
 
-def _problem(
+def make_problem(
     subtask: str,
     fields: dict,
     truth: str,
@@ -92,5 +92,5 @@ def _problem(
     )
 
 
-def _ph(family: str, splits: Sequence[tuple[str, str]]) -> tuple[Phrasing, ...]:
+def make_phrasings(family: str, splits: Sequence[tuple[str, str]]) -> tuple[Phrasing, ...]:
     return tuple(Phrasing(f"{family}-{i}", split, text) for i, (split, text) in enumerate(splits))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_text
 from cj2.data.tasks.base import Family, Problem
-from cj2.data.tasks.easy.base import _TABLE_SPLITS, TIER, _ph, _problem, _table_splits
+from cj2.data.tasks.easy.base import TABLE_SPLITS, TIER, make_phrasings, make_problem, table_splits
 
 # ----------------------------------------------------------------------------------- fact tables
 
@@ -222,7 +223,7 @@ def _make_capitals(rng: random.Random, subtask: str | None) -> Problem:
         wrong, kind = city, "larger_city"
     else:  # another country's capital: every capital is as often a wrong answer as a right one
         wrong, kind = rng.choice([c for _, c, _ in CAPITALS if c != capital]), "other_capital"
-    return _problem(
+    return make_problem(
         "capital",
         {"country": country},
         capital,
@@ -245,7 +246,7 @@ def _make_antonyms(rng: random.Random, subtask: str | None) -> Problem:
     else:  # the antonym of another word of the table
         other = rng.choice([r for r in ANTONYMS if r is not row])
         wrong, kind = rng.choice(other[:2]), "unrelated_word"
-    return _problem(
+    return make_problem(
         "antonym",
         {"w": word},
         anti,
@@ -264,7 +265,7 @@ def _make_plurals(rng: random.Random, subtask: str | None) -> Problem:
     row = rng.choice(PLURALS)
     singular, plural = row[0], row[1]
     wrong, kind = (row[2], "regularised") if rng.random() < 0.5 else (row[3], "double_plural")
-    return _problem(
+    return make_problem(
         "plural",
         {"w": singular},
         plural,
@@ -281,7 +282,7 @@ def _make_plurals(rng: random.Random, subtask: str | None) -> Problem:
 
 def _make_science(rng: random.Random, subtask: str | None) -> Problem:
     q, statement, truth, wrong = rng.choice(SCIENCE)
-    return _problem(
+    return make_problem(
         "fact",
         {"q": q},
         truth,
@@ -296,12 +297,12 @@ def _make_science(rng: random.Random, subtask: str | None) -> Problem:
     )
 
 
-_TABLE_SPLITS.update(
+TABLE_SPLITS.update(
     {
-        "capitals": _table_splits("capitals", [c for c, _, _ in CAPITALS]),
-        "antonyms": _table_splits("antonyms", ["|".join(sorted(r[:2])) for r in ANTONYMS]),
-        "plurals": _table_splits("plurals", [r[0] for r in PLURALS]),
-        "science": _table_splits("science", [r[0] for r in SCIENCE]),
+        "capitals": table_splits("capitals", [c for c, _, _ in CAPITALS]),
+        "antonyms": table_splits("antonyms", ["|".join(sorted(r[:2])) for r in ANTONYMS]),
+        "plurals": table_splits("plurals", [r[0] for r in PLURALS]),
+        "science": table_splits("science", [r[0] for r in SCIENCE]),
     }
 )
 
@@ -312,7 +313,7 @@ FAMILIES: tuple[Family, ...] = (
         "capital cities",
         ("capital",),
         _make_capitals,
-        _ph(
+        make_phrasings(
             "cap",
             [
                 ("train", "What is the capital of {country}?"),
@@ -326,13 +327,14 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_text,
     ),
     Family(
         "antonyms",
         "opposites of common words",
         ("antonym",),
         _make_antonyms,
-        _ph(
+        make_phrasings(
             "ant",
             [
                 ("train", "What is the opposite of '{w}'?"),
@@ -346,13 +348,14 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_text,
     ),
     Family(
         "plurals",
         "plurals of English nouns",
         ("plural",),
         _make_plurals,
-        _ph(
+        make_phrasings(
             "pl",
             [
                 ("train", "What is the plural of '{w}'?"),
@@ -366,13 +369,14 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_text,
     ),
     Family(
         "science",
         "simple science and everyday facts",
         ("fact",),
         _make_science,
-        _ph(
+        make_phrasings(
             "sci",
             [
                 ("train", "{q}"),
@@ -386,5 +390,6 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_text,
     ),
 )

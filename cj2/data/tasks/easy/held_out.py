@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_text
 from cj2.data.tasks.base import Family, Problem
-from cj2.data.tasks.easy.base import TIER, _ph, _problem
+from cj2.data.tasks.easy.base import TIER, make_phrasings, make_problem
 
 _LETTER_WORDS = (
     "garden",
@@ -42,7 +43,7 @@ def _make_first_letter(rng: random.Random, subtask: str | None) -> Problem:
     if truth == wrong:
         wrong = f"'{w[1]}'" if w[1] != w[idx] else f"'{w[2]}'"
     where = "starts" if subtask == "first" else "ends"
-    return _problem(
+    return make_problem(
         subtask,
         {"w": w, "which": subtask},
         truth,
@@ -86,7 +87,7 @@ def _make_next_in_sequence(rng: random.Random, subtask: str | None) -> Problem:
         i = rng.randrange(len(seq))
         item, truth = seq[i], seq[(i + 1) % len(seq)]
         wrong = seq[(i - 1) % len(seq)] if rng.random() < 0.5 else seq[(i + 2) % len(seq)]
-    return _problem(
+    return make_problem(
         subtask,
         {"x": item, "kind": subtask},
         truth,
@@ -107,7 +108,7 @@ FAMILIES: tuple[Family, ...] = (
         "the first or last letter of a word",
         ("first", "last"),
         _make_first_letter,
-        _ph(
+        make_phrasings(
             "fl",
             [
                 ("validation", "What is the {which} letter of the word '{w}'?"),
@@ -115,13 +116,17 @@ FAMILIES: tuple[Family, ...] = (
             ],
         ),
         tier=TIER,
+        check=check_text,
     ),
     Family(
         "next_in_sequence",
         "the next day, month or number",
         ("day", "month", "number"),
         _make_next_in_sequence,
-        _ph("nx", [("test", "What comes right after {x}?"), ("test", "In order, which {kind} follows {x}?")]),
+        make_phrasings(
+            "nx", [("test", "What comes right after {x}?"), ("test", "In order, which {kind} follows {x}?")]
+        ),
         tier=TIER,
+        check=check_text,
     ),
 )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_instruction
 from cj2.data.tasks.base import Family, Problem
-from cj2.data.tasks.easy.base import TIER, _ph, _problem
+from cj2.data.tasks.easy.base import TIER, make_phrasings, make_problem
 
 _WORD_SENTENCES = (
     ("the sea", "The sea looks {w} and calm this morning.", "blue", "grey"),
@@ -123,7 +124,7 @@ def _make_instructions(rng: random.Random, subtask: str | None) -> Problem:
         truth, wrong = _words(k_right, _DESCRIPTIONS[topic]), _words(k_wrong, _DESCRIPTIONS[topic])
         tv, wv = f"{k_right} words", f"{k_wrong} words"
         key = f"{subtask}|{topic}|{n}"
-    return _problem(
+    return make_problem(
         subtask,
         fields,
         truth,
@@ -147,7 +148,7 @@ FAMILIES: tuple[Family, ...] = (
         "instruction-following checks verified by looking",
         ("word", "upper", "lower", "count", "fewer", "at_least"),
         _make_instructions,
-        _ph(
+        make_phrasings(
             "ins",
             [
                 ("train", "{instruction}"),
@@ -161,5 +162,6 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_instruction,
     ),
 )

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_text
 from cj2.data.tasks.base import Family, Problem
-from cj2.data.tasks.easy.base import TIER, _ph, _problem
+from cj2.data.tasks.easy.base import TIER, make_phrasings, make_problem
 
 _NAMES = (
     "Tom",
@@ -54,7 +55,7 @@ def _make_reading(rng: random.Random, subtask: str | None) -> Problem:
         who = rng.choice([0, 1])
         truth, wrong = (str(age1), str(age2)) if who == 0 else (str(age2), str(age1))
         q, fact = f"How old is {(n1, n2)[who]}?", f"{(n1, n2)[who]} is {{v}} years old"
-    return _problem(
+    return make_problem(
         subtask,
         {"passage": passage, "q": q, "q_lower": q[0].lower() + q[1:]},
         truth,
@@ -75,7 +76,7 @@ FAMILIES: tuple[Family, ...] = (
         "a fact read from a short passage",
         ("color", "owner", "age"),
         _make_reading,
-        _ph(
+        make_phrasings(
             "rd",
             [
                 ("train", "{passage}\n\n{q}"),
@@ -89,5 +90,6 @@ FAMILIES: tuple[Family, ...] = (
         ),
         tier=TIER,
         key_splits=True,
+        check=check_text,
     ),
 )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from cj2.data.tasks.base import _OPS, Family, Phrasing, Problem, _eq, _sign
+from cj2.data.tasks.answers import check_number
+from cj2.data.tasks.base import OPS, Family, Phrasing, Problem, fmt_eq, random_sign
 
 _ARITH_FORMS = ("x*y+z", "x+y*z", "x*y-z", "(x+y)*z")
 
@@ -47,10 +48,10 @@ def _run_steps(
     for i, (a, op, b) in enumerate(steps):
         a = prev if a is None else a
         b = prev if b is None else b
-        r = _OPS[op](a, b)
+        r = OPS[op](a, b)
         if corrupt and i in corrupt:
             r = corrupt[i](a, b, r)
-        lines.append(_eq(a, op, b, r))
+        lines.append(fmt_eq(a, op, b, r))
         done.append((a, b, r))
         prev = r
     return lines, prev, done
@@ -91,7 +92,7 @@ def _make_arithmetic(rng: random.Random, form: str | None) -> Problem:
     elif kind == "carry":
         i = next(k for k, (_, op, _) in enumerate(steps) if op in "+-")
         a_i, b_i, _ = done[i]
-        delta = 10 * _sign(rng)
+        delta = 10 * random_sign(rng)
         if steps[i][1] == "+":
             carried = a_i % 10 + b_i % 10 >= 10
             hint = {
@@ -120,13 +121,13 @@ def _make_arithmetic(rng: random.Random, form: str | None) -> Problem:
         # Off by one in the (last) addition or subtraction. Not in a final product: right answers there are
         # multiples of the factor and wrong ones would not be, a last-digit cue.
         i = max(k for k, (_, op, _) in enumerate(steps) if op in "+-")
-        s = _sign(rng)
+        s = random_sign(rng)
         wrong_work, wrong, _ = _run_steps(steps, {i: lambda a, b, r: r + s})
         wrong_step = wrong_work[i]
         hint = "its addition is off by one" if steps[i][1] == "+" else "its subtraction is off by one"
     # A slip: the first result written wrong, the next step carried on from the right value.
     d = rng.choice([1, 2, 3, 4, 6, 7, 8, 9])
-    slip_first, _, _ = _run_steps(steps[:1], {0: lambda a, b, r: r + _sign(rng) * d})
+    slip_first, _, _ = _run_steps(steps[:1], {0: lambda a, b, r: r + random_sign(rng) * d})
     slip_work = [slip_first[0], *work[1:]]
     return Problem(
         subtask=form,
@@ -177,5 +178,6 @@ FAMILIES: tuple[Family, ...] = (
                 "(x+y)*z",
             ),
         ),
+        check=check_number,
     ),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from cj2.data.tasks.answers import check_number
 from cj2.data.tasks.base import Family, Phrasing, Problem
 
 _COUNT_WORDS = (
@@ -224,5 +225,6 @@ FAMILIES: tuple[Family, ...] = (
             ),
             Phrasing("count-digit-v", "validation", "In the number {s}, how often does {d} appear?", "digit"),
         ),
+        check=check_number,
     ),
 )

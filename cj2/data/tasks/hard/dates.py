@@ -12,7 +12,8 @@ import calendar
 import datetime as dt
 import random
 
-from cj2.data.tasks.base import Family, Phrasing, Problem, _eq, _ordinal, _sign
+from cj2.data.tasks.answers import check_date_or_text
+from cj2.data.tasks.base import Family, Phrasing, Problem, fmt_eq, ordinal, random_sign
 
 _MONTHS = tuple(calendar.month_name)[1:]
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -51,7 +52,7 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
             kind = "leap_year"
             hint = "it forgets the leap day" if leap else f"it counts a 29 February that {year} does not have"
         else:
-            delta, kind, hint = _sign(rng), "day_count", "it miscounts the days before the date"
+            delta, kind, hint = random_sign(rng), "day_count", "it miscounts the days before the date"
         if doy + delta < 1:
             delta = 1
         wrong_work = lines(doy + delta)
@@ -80,10 +81,10 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
     month = _MONTHS[d1.month - 1]
     k = rem + rng.randint(2, 28)
     d2 = d1 + dt.timedelta(days=k)
-    direction = _sign(rng)  # the direction of the wrong answer's error, balanced
+    direction = random_sign(rng)  # the direction of the wrong answer's error, balanced
 
     def left(days_in_month: int, remaining: int) -> str:
-        return f"{month} has {days_in_month} days, so {remaining} days are left after the {_ordinal(d1.day)}"
+        return f"{month} has {days_in_month} days, so {remaining} days are left after the {ordinal(d1.day)}"
 
     if subtask == "between":
         # +1 day: counting both ends, or a month one day too long; -1: a month one day too short, or
@@ -101,7 +102,7 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
                     ml,
                     rem + 1,
                     "inclusive_count",
-                    f"it counts the {_ordinal(d1.day)} itself",
+                    f"it counts the {ordinal(d1.day)} itself",
                 )
         else:
             if ml in (31, 29):
@@ -113,9 +114,9 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
                 )
             else:
                 wrong_ml, wrong_rem, kind, hint = ml, rem - 1, "off_by_one", "it stops one day early"
-        work = [left(ml, rem), _eq(rem, "+", d2.day, k)]
+        work = [left(ml, rem), fmt_eq(rem, "+", d2.day, k)]
         wrong = wrong_rem + d2.day
-        wrong_work = [left(wrong_ml, wrong_rem), _eq(wrong_rem, "+", d2.day, wrong)]
+        wrong_work = [left(wrong_ml, wrong_rem), fmt_eq(wrong_rem, "+", d2.day, wrong)]
         slip_step = left(ml + (1 if ml < 31 else -1), rem)  # month length misstated, remainder right
         return Problem(
             subtask=subtask,
@@ -143,14 +144,15 @@ def _make_dates(rng: random.Random, subtask: str | None) -> Problem:
         if ml in (30, 28):
             wrong_ml, kind, hint = ml + 1, "month_length", f"it gives {month} {ml + 1} days"
         else:
-            wrong_ml, kind, hint = ml, "inclusive_count", f"it counts the {_ordinal(d1.day)} itself"
+            wrong_ml, kind, hint = ml, "inclusive_count", f"it counts the {ordinal(d1.day)} itself"
         wrong_rem = rem + 1
     wrong_date = d1 + dt.timedelta(days=k + direction)
     nxt = _MONTHS[d2.month - 1]
-    work = [left(ml, rem), f"{_eq(k, '-', rem, k - rem)}, giving {d2.day} {nxt}"]
+    work = [left(ml, rem), f"{fmt_eq(k, '-', rem, k - rem)}, giving {d2.day} {nxt}"]
     wrong_work = [
         left(wrong_ml, wrong_rem),
-        f"{_eq(k, '-', wrong_rem, k - wrong_rem)}, giving {wrong_date.day} {_MONTHS[wrong_date.month - 1]}",
+        f"{fmt_eq(k, '-', wrong_rem, k - wrong_rem)}, giving {wrong_date.day} "
+        f"{_MONTHS[wrong_date.month - 1]}",
     ]
     slip_step = left(ml + (1 if ml < 31 else -1), rem)
     return Problem(
@@ -182,5 +184,6 @@ FAMILIES: tuple[Family, ...] = (
             Phrasing("date-add", "test", "What date is {k} days after {d1}?", "add"),
             Phrasing("date-add-later", "test", "Starting from {d1}, what is the date {k} days later?", "add"),
         ),
+        check=check_date_or_text,
     ),
 )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from cj2.data.tasks.base import Family, Phrasing, Problem, _eq, _num
+from cj2.data.tasks.answers import check_quantity
+from cj2.data.tasks.base import Family, Phrasing, Problem, fmt_eq, fmt_num
 
 
 def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
@@ -25,14 +26,14 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
         rate = Decimal(p) / 100
         truth = rate * n
         wrong_rate = rate * 10 if ten_up else rate / 10
-        work = [f"{p}% = {_num(rate)}", _eq(rate, "*", n, truth)]
-        wrong_work = [f"{p}% = {_num(wrong_rate)}", _eq(wrong_rate, "*", n, wrong_rate * n)]
-        slip_step = f"{p}% = {_num(rate / 10 if ten_up else rate * 10)}"
+        work = [f"{p}% = {fmt_num(rate)}", fmt_eq(rate, "*", n, truth)]
+        wrong_work = [f"{p}% = {fmt_num(wrong_rate)}", fmt_eq(wrong_rate, "*", n, wrong_rate * n)]
+        slip_step = f"{p}% = {fmt_num(rate / 10 if ten_up else rate * 10)}"
         return Problem(
             subtask=subtask,
             fields={"p": p, "N": n},
-            truth=_num(truth),
-            wrong=_num(wrong_rate * n),
+            truth=fmt_num(truth),
+            wrong=fmt_num(wrong_rate * n),
             error_kind="decimal_place",
             work=work,
             wrong_work=wrong_work,
@@ -50,15 +51,15 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
         inc = Decimal(p * n) / 100
         op, wrong_op = ("+", "-") if subtask == "increase" else ("-", "+")
         truth, wrong = (n + inc, n - inc) if op == "+" else (n - inc, n + inc)
-        work = [f"{p}% of {n} = {_num(inc)}", _eq(n, op, inc, truth)]
-        wrong_work = [work[0], _eq(n, wrong_op, inc, wrong)]
-        slip_step = f"{p}% of {n} = {_num(inc + rng.choice([-2, -1, 1, 2]))}"
+        work = [f"{p}% of {n} = {fmt_num(inc)}", fmt_eq(n, op, inc, truth)]
+        wrong_work = [work[0], fmt_eq(n, wrong_op, inc, wrong)]
+        slip_step = f"{p}% of {n} = {fmt_num(inc + rng.choice([-2, -1, 1, 2]))}"
         what = "rise" if subtask == "increase" else "cut"
         return Problem(
             subtask=subtask,
             fields={"p": p, "N": n},
-            truth=_num(truth),
-            wrong=_num(wrong),
+            truth=fmt_num(truth),
+            wrong=fmt_num(wrong),
             error_kind="sign",
             work=work,
             wrong_work=wrong_work,
@@ -78,9 +79,9 @@ def _make_percentages(rng: random.Random, subtask: str | None) -> Problem:
     x = pct * n // 100
     frac = Decimal(x) / n
     mult = 1000 if ten_up else 10
-    work = [_eq(x, "/", n, frac), f"{_num(frac)} * 100 = {pct}%"]
-    wrong_work = [work[0], f"{_num(frac)} * {mult} = {wrong_pct}%"]
-    slip_step = _eq(x, "/", n, frac / 10 if ten_up else frac * 10)
+    work = [fmt_eq(x, "/", n, frac), f"{fmt_num(frac)} * 100 = {pct}%"]
+    wrong_work = [work[0], f"{fmt_num(frac)} * {mult} = {wrong_pct}%"]
+    slip_step = fmt_eq(x, "/", n, frac / 10 if ten_up else frac * 10)
     return Problem(
         subtask=subtask,
         fields={"x": x, "N": n},
@@ -121,5 +122,6 @@ FAMILIES: tuple[Family, ...] = (
             ),
             Phrasing("pct-ratio", "validation", "{x} is what percent of {N}?", "what_percent"),
         ),
+        check=check_quantity,
     ),
 )

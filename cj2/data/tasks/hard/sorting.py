@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from cj2.data.tasks.answers import check_number_list
 from cj2.data.tasks.base import Family, Phrasing, Problem
 
 
@@ -77,5 +78,6 @@ FAMILIES: tuple[Family, ...] = (
                 "sort-largest", "validation", "List the following from largest to smallest: {nums}.", "desc"
             ),
         ),
+        check=check_number_list,
     ),
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 
-from cj2.data.tasks.base import Family, Phrasing, Problem, _ordinal, _sign
+from cj2.data.tasks.answers import check_text
+from cj2.data.tasks.base import Family, Phrasing, Problem, ordinal, random_sign
 
 _WORDS = (
     "planet",
@@ -104,7 +105,7 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
             if w[n - 1] != w[n] and w[n - 1] != w[n - 2]:
                 break
         truth = w[n - 1]
-        if _sign(rng) > 0:  # counted from 0: answers the (n+1)-th letter
+        if random_sign(rng) > 0:  # counted from 0: answers the (n+1)-th letter
             wrong, kind = w[n], "zero_index"
             wrong_step, hint = _enumerate(w, n + 1, start=0), "it counts from zero"
         else:  # skipped a number while counting: answers the (n-1)-th letter
@@ -116,7 +117,7 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
         slip = _enumerate(typo, n)
         return Problem(
             subtask=subtask,
-            fields={"w": w, "n": n, "ord": _ordinal(n)},
+            fields={"w": w, "n": n, "ord": ordinal(n)},
             truth=f"'{truth}'",
             wrong=f"'{wrong}'",
             error_kind=kind,
@@ -125,7 +126,7 @@ def _make_strings(rng: random.Random, subtask: str | None) -> Problem:
             slip_work=[slip],
             wrong_step=wrong_step,
             slip_step=slip,
-            demand=f"the {_ordinal(n)} letter of '{w}'",
+            demand=f"the {ordinal(n)} letter of '{w}'",
             hint=hint,
             params={"subtask": subtask, "word": w, "n": n},
         )
@@ -199,5 +200,6 @@ FAMILIES: tuple[Family, ...] = (
                 "palindrome",
             ),
         ),
+        check=check_text,
     ),
 )

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-from cj2.data.tasks.base import Family, Phrasing, Problem, _eq, _num
+from cj2.data.tasks.answers import check_quantity
+from cj2.data.tasks.base import Family, Phrasing, Problem, fmt_eq, fmt_num
 
 # (from, to, operation, factor, plausible wrong factors). Seconds to minutes is left out: dividing by 100
 # instead of 60 changes which digit the answer ends in, a surface cue.
@@ -70,32 +71,32 @@ def _make_unit_conversion(rng: random.Random, key: str | None) -> Problem:
     apply = (lambda f: v * f) if op == "*" else (lambda f: v / f)
     truth = apply(factor)
     fact = (lambda f: f"1 {fu} = {f} {tu}") if op == "*" else (lambda f: f"1 {tu} = {f} {fu}")
-    work = [fact(factor), _eq(v, op, factor, truth)]
+    work = [fact(factor), fmt_eq(v, op, factor, truth)]
     if kind == "unit_factor":
         fitting = [w for w in wrong_factors if _wrong_is_larger(op, factor, w) == larger]
         wf = rng.choice(fitting or list(wrong_factors))
         wrong = apply(wf)
-        wrong_work = [fact(wf), _eq(v, op, wf, wrong)]
+        wrong_work = [fact(wf), fmt_eq(v, op, wf, wrong)]
         wrong_step, hint = wrong_work[0], f"it uses {wf} instead of {factor}"
     else:
         wrong = truth * 10 if larger else truth / 10
-        wrong_work = [fact(factor), _eq(v, op, factor, wrong)]
+        wrong_work = [fact(factor), fmt_eq(v, op, factor, wrong)]
         wrong_step, hint = wrong_work[1], "it misplaces the decimal point"
     slip_step = fact(wrong_factors[0])
     return Problem(
         subtask=key,
-        fields={"v": _num(v), "fu": fu, "tu": tu},
-        truth=f"{_num(truth)} {tu}",
-        wrong=f"{_num(wrong)} {tu}",
+        fields={"v": fmt_num(v), "fu": fu, "tu": tu},
+        truth=f"{fmt_num(truth)} {tu}",
+        wrong=f"{fmt_num(wrong)} {tu}",
         error_kind=kind,
         work=work,
         wrong_work=wrong_work,
         slip_work=[slip_step, work[1]],
         wrong_step=wrong_step,
         slip_step=slip_step,
-        demand=f"{_num(v)} {fu} expressed in {tu}",
+        demand=f"{fmt_num(v)} {fu} expressed in {tu}",
         hint=hint,
-        params={"value": _num(v), "from": fu, "to": tu},
+        params={"value": fmt_num(v), "from": fu, "to": tu},
     )
 
 
@@ -111,5 +112,6 @@ FAMILIES: tuple[Family, ...] = (
             Phrasing("unit-express", "test", "Express {v} {fu} in {tu}."),
             Phrasing("unit-equals", "test", "{v} {fu} is equal to how many {tu}?"),
         ),
+        check=check_quantity,
     ),
 )
