@@ -54,7 +54,7 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         return
     import wandb
 
-    from cj2.evaluation.report import domain_rows, flatten
+    from cj2.evaluation.report import domain_rows, wandb_summary
 
     run = wandb.init(
         project=wcfg.get("project", "cj2"),
@@ -68,9 +68,8 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
     )
     try:
-        summary = flatten(metrics["results"])
-        summary["wall_time_s"] = float(metrics["wall_time_s"])
-        run.log(summary)
+        summary = wandb_summary(metrics)  # the numbers and, as protocol/<entry> strings, their protocol
+        run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
         for key, value in summary.items():
             run.summary[key] = value
         columns, rows = domain_rows(metrics["results"])

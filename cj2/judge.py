@@ -23,6 +23,11 @@ A judge also critiques a single answer (what is wrong, what to fix, whether it i
 
     c = judge.critique("What is 17 * 3?", "41")
     c.verdict, c.critique                          # "no", '{"Problems": "17 * 3 is 51 ...", "Fix": ...'
+
+and rates a single answer from 1 to 10 (``Rating: [[N]]``, template ``cj2_rating``), the pointwise judgment
+of best-of-N benchmarks in ratings mode such as RewardBench 2::
+
+    judge.rate("What is 17 * 3?", "51").verdict    # "9"
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 }
 # The template of :meth:`Judge.critique` unless one is named: a pointwise critique ending in "Correct".
 DEFAULT_CRITIQUE_TEMPLATE = "cj2_critique"
+# The template of :meth:`Judge.rate` unless one is named: a pointwise 1-10 rating ending in "Rating: [[N]]".
+DEFAULT_RATING_TEMPLATE = "cj2_rating"
 
 
 @dataclass
@@ -104,6 +111,20 @@ def resolve_critique_template(template: str | JudgeTemplate | None = None) -> Ju
     return tpl
 
 
+def resolve_rating_template(template: str | JudgeTemplate | None = None) -> JudgeTemplate:
+    """The template of single-answer ratings: ``template`` (a pointwise template in the ``score`` format,
+    labels ``1``..``10``) or :data:`DEFAULT_RATING_TEMPLATE`."""
+    tpl = (
+        template if isinstance(template, JudgeTemplate) else get_template(template or DEFAULT_RATING_TEMPLATE)
+    )
+    if tpl.kind != "pointwise" or tpl.format != "score":
+        raise ValueError(
+            f"template {tpl.name!r} ({tpl.kind}, format {tpl.format!r}) cannot rate an answer: it needs a "
+            f"pointwise template in the 'score' format (Rating: [[N]]), e.g. {DEFAULT_RATING_TEMPLATE!r}"
+        )
+    return tpl
+
+
 def _as_item(pair: Any, index: int) -> PairwiseItem:
     """A pair given as an item, a mapping (question, response_a, response_b, ...) or a 3-tuple."""
     if isinstance(pair, PairwiseItem):
@@ -151,9 +172,11 @@ class Judge:
         verdict_probs: bool = True,
         analysis: str = "",
         critique_template: str | JudgeTemplate | None = None,
+        rating_template: str | JudgeTemplate | None = None,
     ):
         self.template = template
         self.critique_template = resolve_critique_template(critique_template)
+        self.rating_template = resolve_rating_template(rating_template)
         self.sampler = sampler
         self.model = model
         self.tokenizer = tokenizer
@@ -184,6 +207,7 @@ class Judge:
         trust_remote_code: bool = False,
         analysis: str = "",
         critique_template: str | JudgeTemplate | None = None,
+        rating_template: str | JudgeTemplate | None = None,
     ) -> Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
@@ -228,6 +252,7 @@ class Judge:
             verdict_probs=verdict_probs,
             analysis=analysis,
             critique_template=critique_template,
+            rating_template=rating_template,
         )
 
     @classmethod
@@ -289,11 +314,45 @@ class Judge:
         ``answer`` (optional ``reference``, ``conversation``, ``domain``, ``language``) or
         :class:`~cj2.data.schema.PointwiseItem`. ``keys`` (one per answer) seed the sampler per prompt,
         as in :meth:`judge_items`. Greedy, at most ``max_new_tokens`` tokens, stops at the verdict."""
+        return self._pointwise(self.critique_template, answers, keys)
+
+    def rate(
+        self,
+        question: str,
+        answer: str,
+        *,
+        reference: str | None = None,
+        conversation: list | None = None,
+        domain: str | None = None,
+        language: str = "en",
+    ) -> JudgeResult:
+        """Rate one answer from 1 to 10 with :attr:`rating_template` (default ``cj2_rating``): the result's
+        ``verdict`` is the rating as text (``"1"`` ... ``"10"``), ``None`` when the output holds no valid
+        final ``Rating: [[N]]``; ``critique`` is the assessment before it. The pointwise judge of best-of-N
+        benchmarks in ratings mode (RewardBench 2)."""
+        one = {
+            "question": question,
+            "answer": answer,
+            "reference": reference,
+            "conversation": conversation,
+            "domain": domain,
+            "language": language,
+        }
+        return self.rate_batch([one])[0]
+
+    def rate_batch(self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+        """Rate many answers, in order (given as for :meth:`critique_batch`); ``keys`` seed the sampler per
+        prompt. Greedy, at most ``max_new_tokens`` tokens, stops at the rating."""
+        return self._pointwise(self.rating_template, answers, keys)
+
+    def _pointwise(
+        self, tpl: JudgeTemplate, answers: Sequence[Any], keys: Sequence[Any] | None
+    ) -> list[JudgeResult]:
+        """One greedy judgment per answer with the pointwise template ``tpl``, its verdict parsed."""
         from cj2.generation.base import SamplingParams
 
         if not answers:
             return []
-        tpl = self.critique_template
         prompts = [tpl.render(_as_answer(a, i)) for i, a in enumerate(answers)]
         params = SamplingParams(
             max_new_tokens=self.max_new_tokens, temperature=0.0, stop_on_verdict=tpl.format

@@ -381,6 +381,9 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     setup = _read_setup(cfg)
     _check_state(out, setup.fingerprint, bool(setup.evaluate.get("overwrite", False)))
     _save_config(out, cfg)
+    own_loop = _benchmarks.benchmark_spec(setup.benchmark.get("name")).run
+    if own_loop is not None:  # a benchmark judged by its own loop, not as pairs (RewardBench 2)
+        return own_loop(cfg, out, judge=judge, fingerprint=setup.fingerprint)
 
     t0 = time.monotonic()
     bench, placement, items = _place_items(out, setup)
@@ -587,6 +590,12 @@ def _metrics(
         "notes": notes,
         "wall_time_s": round(wall_s, 1),
         "fingerprint": setup.fingerprint,
+        "protocol": _benchmarks.protocol_of(
+            bench,
+            passes=next(iter(runs.values()), {}).get("passes"),
+            placement=setup.placement,
+            seed=setup.seed,
+        ),
     }
     if bench.info.get("models"):
         metrics["embedded"] = {
@@ -608,7 +617,15 @@ def write_report(
         f"{metrics['placement']}, seed {metrics['seed']})"
     )
     notes = list(metrics.get("notes", [])) + [f"total wall time {metrics['wall_time_s']} s"]
-    atomic_write_text(out / "report.md", render_markdown(title, metrics["results"], metrics["runs"], notes))
+    report = render_markdown(
+        title,
+        metrics["results"],
+        metrics["runs"],
+        notes,
+        sections=_benchmarks.benchmark_spec(metrics["benchmark"]).report,
+        protocol=metrics.get("protocol"),
+    )
+    atomic_write_text(out / "report.md", report)
     plots = []
     if importlib.util.find_spec("matplotlib") is None:
         log.warning('matplotlib is not installed: report.md written without plots (pip install "cj2[plots]")')
