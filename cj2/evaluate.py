@@ -10,6 +10,7 @@ Examples::
         benchmark=judgebench benchmark.path=judgebench.jsonl
     python -m cj2.evaluate judge=predictions judge.path=outputs.jsonl benchmark=rewardbench benchmark.path=...
     python -m cj2.evaluate evaluate.style_probe=true          # + the style-preference prompt (Fig. 5)
+    python -m cj2.evaluate +suite=paper judge=...              # the paper's Table 2 columns, one table
 
 ``evaluate(cfg)`` returns the metric named by ``optimized_metric`` (for sweepers) after writing
 ``metrics.json``, ``report.md``, the per-item JSONL files and plots into the run folder.
@@ -84,6 +85,11 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
 def evaluate(cfg: DictConfig) -> float | None:
     """Run the evaluation ``cfg`` describes; return ``cfg.optimized_metric`` (``<mode>/<metric>``)."""
     from cj2.evaluation.runner import run_evaluation
+
+    if cfg.get("suite"):  # +suite=paper|field: several benchmarks, one table (cj2.evaluation.suite)
+        from cj2.evaluation.suite import evaluate_suite
+
+        return evaluate_suite(cfg)
 
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)

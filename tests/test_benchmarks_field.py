@@ -365,3 +365,111 @@ def test_judge_rate_reads_the_rating():
         Judge(get_template("cj2_short"), ScriptedSampler({}), rating_template="correctness")
     one = Judge(get_template("cj2_short"), ScriptedSampler({0: ["Rating: [[3]]"]})).rate("Q?", "A.")
     assert one.verdict == "3"
+
+
+# ------------------------------------------------------------------------------------------ the suites
+def test_field_suite_one_table_absent_benchmarks_listed_never_averaged(tmp_path):
+    """``+suite=field`` with JudgeBench, RM-Bench and RewardBench 2 present (the cases above, so the cells
+    are the numbers worked out there) and JudgerBenchV2, RMB, RewardBench absent: the table has every
+    column, the absent ones read "absent" with their fetch commands below, and no row has an average."""
+    from hydra import compose, initialize_config_dir
+
+    from cj2.evaluate import evaluate
+    from cj2.evaluation.runner import register_resolvers
+
+    root = tmp_path / "benchmarks"
+    (root / "rmbench").mkdir(parents=True)
+    (root / "rewardbench2").mkdir()
+    _judgebench_rows(root / "judgebench.jsonl")
+    _rmbench_data(tmp_path).rename(root / "rmbench" / "total_dataset.json")
+    rb2_file(root / "rewardbench2" / "test.jsonl")
+    rb2_preds = [{"id": "f1", "order": "AB", "output": f"[[{LETTERS[chosen_slot('f1', 0, 4)]}]]"}]
+    rb2_preds += [{"id": i, "order": "AB", "output": "none"} for i in ("f2", "m1")]
+    rb2_preds += [
+        {"id": f"{i}/{k}", "order": "AB", "output": "Rating: [[5]]"} for i in ("ref:1",) for k in range(3)
+    ]
+    rb2_preds += [{"id": f"tied:1/{k}", "order": "AB", "output": "Rating: [[5]]"} for k in range(4)]
+    brackets = [json.loads(x) for x in _rmbench_predictions(tmp_path).read_text().splitlines()]
+    choice = [
+        {
+            **r,
+            "output": r["output"]
+            .replace("[[A]]", '"Choice": "Model A"')
+            .replace("[[B]]", '"Choice": "Model B"'),
+        }
+        for r in brackets
+    ]
+    preds = write_jsonl(tmp_path / "all.jsonl", _judgebench_preds() + choice + rb2_preds)
+    register_resolvers()
+    with initialize_config_dir(
+        config_dir=str(Path(__file__).resolve().parents[1] / "cj2" / "conf"), version_base="1.3"
+    ):
+        cfg = compose(
+            "evaluate",
+            overrides=[
+                "+suite=field",
+                f"suite.data_root={root}",
+                "suite.extra=[]",
+                "judge=predictions",
+                f"judge.path={preds}",
+                "judge.template=cj2_eval",
+                "placement=fixed",
+                f"output_root={tmp_path / 'out'}",
+                "logger.wandb.enabled=false",
+                "evaluate.bootstrap=0",
+                "evaluate.progress=false",
+            ],
+        )
+    assert evaluate(cfg) is None  # the official average needs every column
+    (folder,) = (tmp_path / "out" / "eval" / "suite-field").iterdir()
+    result = json.loads((folder / "metrics.json").read_text())
+    t = result["table"]
+    assert t["official"]["judgebench"] == 75.0 and t["paper"]["judgebench"] == 50.0
+    # RM-Bench: c2r2 reads as unparsed here (no tie in cj2_choice): safety normal 200/3 both ways
+    assert t["official"]["rmbench"] == pytest.approx((200 / 3 + 800 / 9) / 2)
+    assert t["official"]["judgerbenchv2"] is None and t["strict"]["rmb"] is None
+    # RewardBench 2: f1 right (1 | 1), f2 and m1 unparsed (0.25 | 0); Ties all 5: nothing accurate
+    assert t["official"]["rewardbench2"] == pytest.approx((62.5 + 25 + 0) / 3)
+    assert t["strict"]["rewardbench2"] == pytest.approx((50 + 0 + 0) / 3)
+    avg = result["average"]["official"]
+    assert avg["value"] is None and set(avg["missing"]) == {"judgerbenchv2", "rmb", "rewardbench"}
+    assert avg["present_mean"] == pytest.approx(
+        (75 + t["official"]["rmbench"] + t["official"]["rewardbench2"]) / 3
+    )
+    report = (folder / "report.md").read_text()
+    assert report.startswith("# Suite field") and "| official protocol | absent | 75.00 | absent |" in report
+    assert "3 of 6 missing" in report and "load_dataset('allenai/reward-bench'" in report
+    assert "https://github.com/Zhou-Zoey/RMB-Reward-Model-Benchmark" in report
+    assert (folder / "judgebench" / "report.md").exists()
+    assert result["benchmarks"]["rmbench"]["protocol"]["compat"].startswith("none")
+
+
+def _judgebench_rows(path: Path) -> Path:
+    labels = ["A>B", "B>A", "A>B", "B>A"]
+    rows = [
+        {
+            "pair_id": f"p{i}",
+            "source": "mmlu-pro-math" if i < 2 else "livecodebench",
+            "question": f"q{i}",
+            "response_A": f"a{i}",
+            "response_B": f"b{i}",
+            "label": lab,
+        }
+        for i, lab in enumerate(labels)
+    ]
+    return write_jsonl(path, rows)
+
+
+def _judgebench_preds() -> list[dict]:
+    """As in test_evaluate's hand-computed JudgeBench case: double order 3/4, single order (AB) 2/4."""
+    v = lambda lab: render_verdict(lab, "cj2_choice")  # noqa: E731
+    return [
+        {"id": "p0", "order": "AB", "output": v("A")},
+        {"id": "p0", "order": "BA", "output": v("B")},
+        {"id": "p1", "order": "AB", "output": v("A")},
+        {"id": "p1", "order": "BA", "output": v("A")},
+        {"id": "p2", "order": "AB", "output": "I cannot decide."},
+        {"id": "p2", "order": "BA", "output": v("B")},
+        {"id": "p3", "order": "AB", "output": v("B")},
+        {"id": "p3", "order": "BA", "output": v("A")},
+    ]

@@ -26,14 +26,14 @@ Judgments are rows of ``judgments.jsonl`` keyed by (item id, unit), ``unit`` = `
 ``rating/<k>`` (answer k: the chosen answers first, then the rejected ones), written durably batch by
 batch, so a re-run resumes. Recorded outputs (``judge=predictions``) are JSONL rows ``{"id", "output"}``
 with ``id`` = the item id (a 4-way judgment; optional ``"chosen_slot": "C"`` when the recording tool placed
-the chosen answer itself) or ``<item id>/<k>`` (the rating of answer k).
+the chosen answer itself) or ``<item id>/<k>`` (the rating of answer k); an ``order`` field, where given,
+is ``AB`` (rows in order ``BA`` are other benchmarks' pairwise judgments: one file can serve a whole suite).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,12 +51,12 @@ from cj2.metrics.rewardbench2 import (
     ties_score,
 )
 from cj2.runtime import json_safe
-from cj2.verdict import parse_verdict
+from cj2.verdict import SLOT_LETTERS, parse_slot, parse_verdict, slot_marker
 
 log = logging.getLogger(__name__)
 
 MODES = ("fourway", "ratings")
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LETTERS = SLOT_LETTERS
 JUDGMENTS = "judgments.jsonl"
 
 
@@ -122,7 +122,7 @@ def fourway_prompt(item: BestOfNItem, shown: Sequence[str]) -> list[dict[str, st
     """The 4-way judging prompt (cj2's wording): the question, the answers in slots, the verdict
     ``[[A]]`` ... for the best one."""
     letters = LETTERS[: len(shown)]
-    verdicts = ", ".join(f'"[[{x}]]" if assistant {x} is best' for x in letters)
+    verdicts = ", ".join(f'"{slot_marker(x)}" if assistant {x} is best' for x in letters)
     system = (
         f"You are an impartial judge. Compare the answers {len(shown)} AI assistants gave to the user "
         "question below and choose the one that follows the user's instructions and answers the question "
@@ -137,34 +137,14 @@ def fourway_prompt(item: BestOfNItem, shown: Sequence[str]) -> list[dict[str, st
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(blocks)}]
 
 
-_MARKER = re.compile(r"\[\[\s*([A-Z])\s*\]\]")
-_SEPARATOR_GAP = re.compile(r"[\W_]*(?:(?:or|and|vs)\b[\W_]*)*", re.IGNORECASE)
-
-
 def read_fourway(text: str, n: int = 4, *, compat: str = "official") -> str | None:
-    """The slot letter a 4-way answer names, ``None`` when unparsable. ``official``: RewardBench's reading,
-    the first of ``[[A]]``, ``[[B]]``, ... (in slot order) that the text holds anywhere; ``strict``: the
-    last ``[[X]]`` marker, unparsed when X names no slot or a different marker sits beside it (only
-    punctuation, spaces or or/and/vs between)."""
-    letters = LETTERS[:n]
-    if compat == "official":
-        return next((x for x in letters if f"[[{x}]]" in text), None)
-    if compat != "strict":
+    """The slot letter a 4-way answer names, ``None`` when unparsable (:func:`cj2.verdict.parse_slot`):
+    ``official`` reads as RewardBench does (the first of ``[[A]]``, ``[[B]]``, ... in slot order that the
+    text holds anywhere), ``strict`` as cj2 reads every verdict (the last marker; a different one beside
+    it: unparsed)."""
+    if compat not in COMPATS:
         raise ValueError(f"compat={compat!r}; expected one of {COMPATS}")
-    markers = list(_MARKER.finditer(text))
-    if not markers:
-        return None
-    last = markers[-1]
-    if last.group(1) not in letters:
-        return None
-    following = last
-    for m in reversed(markers[:-1]):
-        if not _SEPARATOR_GAP.fullmatch(text[m.end() : following.start()]):
-            break
-        if m.group(1) != last.group(1):
-            return None
-        following = m
-    return last.group(1)
+    return parse_slot(text, n, reading="substring" if compat == "official" else "strict")
 
 
 def read_rating(text: str | None) -> int:
@@ -194,6 +174,9 @@ class RecordedOutputs:
             slot = row.get("chosen_slot")
             if slot is not None and (not isinstance(slot, str) or slot not in LETTERS[:26]):
                 raise DataError(f"chosen_slot {slot!r} is not a slot letter", path=self.path, line=line)
+            order = row.get("order") or "AB"
+            if order != "AB":  # a pairwise judgment's second order (a file shared with other benchmarks)
+                continue
             key = str(row["id"])
             if key in self.rows:
                 raise DataError(f"a second output for {key!r}", path=self.path, line=line, field="id")
