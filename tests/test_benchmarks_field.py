@@ -473,3 +473,57 @@ def _judgebench_preds() -> list[dict]:
         {"id": "p3", "order": "AB", "output": v("B")},
         {"id": "p3", "order": "BA", "output": v("A")},
     ]
+
+
+def test_wandb_summary_carries_the_protocol():
+    from cj2.evaluation.report import wandb_summary
+    from cj2.evaluation.suite import suite_summary
+
+    summary = wandb_summary(
+        {
+            "results": {"generate": {"accuracy": 0.5, "x": float("nan")}},
+            "wall_time_s": 2,
+            "protocol": {"unparsed": "0.5"},
+        }
+    )
+    assert summary == {"generate/accuracy": 0.5, "wall_time_s": 2.0, "protocol/unparsed": "0.5"}
+    suite = {
+        "table": {"official": {"judgebench": 75.0, "rmb": None}},
+        "average": {"official": {"value": None}},
+        "benchmarks": {
+            "judgebench": {"status": "ok", "protocol": {"orders": "both"}},
+            "rmb": {"status": "absent"},
+        },
+    }
+    assert suite_summary(suite) == {
+        "suite/official/judgebench": 75.0,
+        "suite/status/judgebench": "ok",
+        "protocol/judgebench/orders": "both",
+        "suite/status/rmb": "absent",
+    }
+
+
+@pytest.mark.parametrize("suite", ["paper", "field"])
+def test_suite_configs_compose_and_hydra_logs_go_to_the_suite_folder(suite):
+    from hydra import compose, initialize_config_dir
+
+    from cj2.evaluation.benchmarks import BENCHMARKS
+    from cj2.evaluation.runner import register_resolvers
+    from cj2.evaluation.suite import suite_dir
+    from cj2.runtime import to_plain
+
+    register_resolvers()
+    conf = str(Path(__file__).resolve().parents[1] / "cj2" / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose(
+            "evaluate",
+            overrides=[f"+suite={suite}", "judge=predictions", "judge.path=p.jsonl"],
+            return_hydra_config=True,
+        )
+    plain = to_plain({k: v for k, v in cfg.items() if k != "hydra"})
+    assert cfg.hydra.run.dir == str(suite_dir(plain))
+    columns = plain["suite"]["columns"]
+    assert columns[:4] == ["judgerbenchv2", "judgebench", "rmb", "rewardbench"]
+    assert columns[4:] == ([] if suite == "paper" else ["rewardbench2", "rmbench"])
+    for name in columns + plain["suite"]["extra"]:
+        assert plain["suite"]["benchmarks"][name]["name"] in BENCHMARKS

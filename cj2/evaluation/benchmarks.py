@@ -196,6 +196,7 @@ def protocol_of(
     out: dict[str, Any] = {
         "split": bench.info.get("split") or f"all items of {bench.info.get('path') or 'the data'}",
         "orders": orders,
+        "scored_on": "the placement order (headline pass); other passes give swap consistency",
         "averaging": "micro over judged pairs",
         "unparsed": "0 (strict: counted wrong)",
         "ties": "a tie verdict is wrong unless the gold label is a tie",
@@ -483,6 +484,8 @@ def _protocol_rewardbench(bench: Benchmark) -> dict[str, Any]:
         if generative
         else "cj2's parser (the last verdict marker; contradicting markers side by side: unparsed)",
         "compat": "generative (RewardBench's generative-judge rules)" if generative else "none (cj2 strict)",
+        "scored_on": "the placement order: one order per item (seeded, balanced; RewardBench's script draws "
+        "it at random, unseeded)",
         "also": "rewardbench/official/final (generative rules, official weighting), "
         "rewardbench/opencompass/final (paper), rewardbench/strict/final",
     }
@@ -539,6 +542,7 @@ def _protocol_judgebench(bench: Benchmark) -> dict[str, Any]:
         "as A) alone, as OpenCompass scores it (the paper's 63.06 is of this kind)",
         "ties": "a tie verdict adds 0 to the net vote",
         "unparsed": "adds 0 to the net vote; wrong in single order",
+        "scored_on": "both orders (net vote); single_order: the order showing response_A as A",
     }
 
 
@@ -626,6 +630,7 @@ def _protocol_rmbench(bench: Benchmark) -> dict[str, Any]:
         if rm_r1
         else "double-order net vote: right in one order and wrong in the other is not a win",
         "unparsed": "0" if rm_r1 else "adds 0 to the net vote",
+        "scored_on": "the placement order only" if rm_r1 else "both orders (net vote)",
         "ties": "0.5" if rm_r1 else "adds 0 to the net vote",
         "compat": "rm_r1" if rm_r1 else "none (cj2: both orders, net vote)",
         "also": "rmbench/rm_r1/* and, with both orders judged, rmbench/net_vote/*",

@@ -6,10 +6,11 @@ their definitions (:mod:`cj2.metrics.rewardbench2` holds the credit functions):
 
 * ``benchmark.mode=fourway`` (default): one prompt per item shows the four answers in slots A-D, the chosen
   one in a **seeded slot per item** (a pure function of ``benchmark.slot_seed`` and the item id, saved in
-  ``placement.json``; RewardBench's own script leaves the slot unseeded, so two of its runs of the same
-  judge differ by the slot draw: with a position-biased judge that moves the score by up to a few points
-  on a small subset, and a fixed seed makes a rerun, or another judge, see the same slots). The judge ends
-  with ``[[A]]`` ... ``[[D]]``.
+  ``placement.json``). RewardBench's own script leaves the slot unseeded, so two of its runs of the same
+  judge differ by the draw alone: a judge that always names slot A scores 25 in expectation with a standard
+  deviation of ``100 * sqrt(3 / (16 n))`` points on an n-item subset (3.4 points for n = 160, 2 for
+  n = 475); a fixed seed makes a rerun, or another judge, see the same slots. The judge ends with
+  ``[[A]]`` ... ``[[D]]``.
 * ``benchmark.mode=ratings``: every answer is rated 1-10 on its own (``template``, default ``cj2_rating``,
   ending ``Rating: [[N]]``); an unparsable rating is -1. **Ties** is always rated.
 * Readings of a 4-way answer: ``official`` is RewardBench's substring test in slot order (a text holding
@@ -94,7 +95,9 @@ def protocol(bench: Any) -> dict[str, Any]:
         "spread) + 0.20 P(min margin > spread) + 0.01 mean tanh(min margin / spread - 1)",
         "unparsed": "official: 1/4 (4-way), rating -1; strict: 0 (an item with any unparsed rating: 0)",
         "ties": "a top rating shared by k answers with the chosen one earns 1/k",
-        "placement": "seeded slot per item (benchmark.slot_seed; upstream leaves it unseeded)",
+        "placement": "seeded slot per item (benchmark.slot_seed; upstream leaves it unseeded: an "
+        "always-A judge then varies by 100*sqrt(3/(16n)) points on n items)",
+        "scored_on": "one 4-way judgment per item; Ties: one rating per answer",
         "placement_seed": bench.info.get("slot_seed", 0),
         "compat": f"{bench.compat} (rewardbench2/score); both official and strict are reported",
     }

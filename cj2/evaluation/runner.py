@@ -146,6 +146,25 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("cj2_eval_dir"):
         OmegaConf.register_new_resolver("cj2_eval_dir", eval_dir, use_cache=False)
+    if not OmegaConf.has_resolver("cj2_suite_dir"):  # +suite=...: the suite's folder (cj2.evaluation.suite)
+        OmegaConf.register_new_resolver("cj2_suite_dir", _suite_dir, use_cache=False)
+
+
+def _suite_dir(
+    output_root: str, run_name: Any, judge: Any, suite: Any, evaluate: Any, placement: str, seed: int
+) -> str:
+    from cj2.evaluation.suite import suite_dir
+
+    cfg = {
+        "output_root": output_root,
+        "run_name": run_name,
+        "judge": to_plain(judge),
+        "suite": to_plain(suite),
+        "evaluate": to_plain(evaluate),
+        "placement": placement,
+        "seed": seed,
+    }
+    return str(suite_dir(cfg))
 
 
 # --------------------------------------------------------------------------------------------- the loop
@@ -622,7 +641,7 @@ def write_report(
         metrics["results"],
         metrics["runs"],
         notes,
-        sections=_benchmarks.benchmark_spec(metrics["benchmark"]).report,
+        sections=getattr(_benchmarks.BENCHMARKS.get(metrics["benchmark"]), "report", ()),
         protocol=metrics.get("protocol"),
     )
     atomic_write_text(out / "report.md", report)
