@@ -48,6 +48,21 @@ def test_best_of_four_credit_with_the_chosen_answer_in_each_slot(slot):
     assert best_of_n_credit(None, slot, compat="strict") == 0.0
 
 
+@pytest.mark.parametrize("slot", range(4))
+def test_four_way_prompt_shows_the_chosen_answer_in_its_slot(slot):
+    from cj2.data.schema import BestOfNItem
+    from cj2.evaluation.rewardbench2 import fourway_answers, fourway_prompt
+
+    item = BestOfNItem("x", "Which is prime?", "7", ["8", "9", "10"], domain="Math")
+    shown = fourway_answers(item, slot)
+    assert shown[slot] == "7" and [a for a in shown if a != "7"] == ["8", "9", "10"]
+    system, user = fourway_prompt(item, shown)
+    letter = "ABCD"[slot]
+    assert f"[The Start of Assistant {letter}'s Answer]\n7\n" in user["content"]
+    assert '"[[D]]" if assistant D is best' in system["content"]
+    assert best_of_n_credit(read_fourway(f"Assistant {letter}. [[{letter}]]"), letter) == 1.0
+
+
 def test_four_way_readings_official_a_first_and_strict_last_marker():
     assert read_fourway("Best: [[C]]") == "C" == read_fourway("Best: [[C]]", compat="strict")
     # RewardBench's substring test takes the first letter in slot order that appears anywhere
