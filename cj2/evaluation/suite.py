@@ -180,7 +180,9 @@ def render_suite(result: Mapping[str, Any]) -> str:
         if e["status"] != "ok":
             return e["status"]
         cell = e.get("cells", {}).get(row)
-        return "n/a" if cell is None else _fmt(cell["value"])
+        if cell is None:
+            return "n/a"
+        return "undefined" if cell["value"] is None else _fmt(cell["value"])
 
     head = (
         [entries[n]["title"] for n in columns]
@@ -217,9 +219,10 @@ def render_suite(result: Mapping[str, Any]) -> str:
         "Scores on 0-100. Each benchmark is judged once; the rows read the same judgments under each "
         "protocol (see each benchmark's protocol below). paper protocol: the protocol of the published "
         "numbers one compares with (CompassJudger-2's OpenCompass runs for its four columns, RM-R1's for "
-        "RM-Bench); official: the benchmark's own scorer; cj2 strict: an unparsable answer is wrong. An "
-        "average needs every column: a row with an absent or failed benchmark (or one without a number "
-        "under that protocol, n/a) gives the mean of the present ones only, beside a dash.",
+        "RM-Bench); official: the benchmark's own scorer; cj2 strict: an unparsable answer is wrong. "
+        "undefined: the metric has no finite value on these judgments. An average needs every column: a "
+        "row with an absent or failed benchmark (or one without a number under that protocol: n/a, "
+        "undefined) gives the mean of the present ones only, beside a dash.",
     ]
     if result.get("limit") is not None:
         notes.append(
