@@ -226,7 +226,7 @@ def test_rewardbench2_model_judge_four_way_and_ratings(tmp_path):
     assert rated["rewardbench2/official/factuality"] == pytest.approx(50.0)
     assert rated["rewardbench2/official/math"] == pytest.approx(100 / 3)
     tie = rated["rewardbench2/ties/ref_accuracy"], rated["rewardbench2/ties/tied_accuracy"]
-    assert tie == (1.0, 1.0)
+    assert tie == (100.0, 100.0) and rated["rewardbench2/ties/n_paired"] == 1.0
 
 
 def test_rewardbench2_bad_rows_name_file_line_and_field(tmp_path):

@@ -258,7 +258,7 @@ def score_rows(
 ) -> dict:
     """RewardBench 2's numbers (0-100) over the items with every judgment present (module docstring):
     ``rewardbench2/<official|strict>/score`` and ``/<subset>``, ``rewardbench2/score`` and
-    ``rewardbench2/<subset>`` by ``compat``, the Ties parts (``rewardbench2/ties/*``, official ratings),
+    ``rewardbench2/<subset>`` by ``compat``, the Ties parts (``rewardbench2/ties/*``, 0-100, and counts),
     item counts per subset, ``n``, ``parse_rate`` and ``rewardbench2/n_unparsed``."""
     credits: dict[str, dict[str, list[float]]] = {c: {} for c in COMPATS}
     ties: list[tuple[str, str, list[int], int]] = []
@@ -305,9 +305,9 @@ def score_rows(
             out["rewardbench2/score"] = out[f"rewardbench2/{c}/score"]
             out["rewardbench2/n_subsets"] = float(len(ordered))
     if tie_parts is not None:
-        for key, value in tie_parts.items():
+        for key, value in tie_parts.items():  # its parts on the same 0-100 scale, counts as they are
             if key != "score":
-                out[f"rewardbench2/ties/{key}"] = value
+                out[f"rewardbench2/ties/{key}"] = value if key.startswith("n_") else 100 * value
     for s in REWARDBENCH2_SUBSETS:
         n = sum(it.domain == s for it in done)
         if n:
