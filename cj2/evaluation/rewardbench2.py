@@ -51,7 +51,6 @@ from cj2.metrics.rewardbench2 import (
     subset_mean,
     ties_score,
 )
-from cj2.runtime import json_safe
 from cj2.verdict import SLOT_LETTERS, parse_slot, parse_verdict, slot_marker
 
 log = logging.getLogger(__name__)
@@ -336,19 +335,17 @@ def _build_judge(jcfg: Mapping[str, Any], rating_template: Any) -> Any:
 
 
 def run_rewardbench2(
-    cfg: Mapping[str, Any], out: Path, *, judge: Any = None, fingerprint: str = ""
+    cfg: Mapping[str, Any], out: Path, bench: Any, *, judge: Any = None, fingerprint: str = ""
 ) -> dict[str, Any]:
-    """Judge and score RewardBench 2 for :func:`cj2.evaluation.runner.run_evaluation` (whose state check
-    and config copy have run); returns ``metrics.json``'s content, also written with ``report.md``."""
+    """Judge and score the loaded RewardBench 2 ``bench`` for :func:`cj2.evaluation.runner.run_evaluation`
+    (which checked the folder's state, saved the config, and adds the protocol, ``metrics.json`` and
+    ``report.md``); returns ``metrics.json``'s content."""
     from cj2.data.templates import get_template
     from cj2.evaluation.backends import judge_label
-    from cj2.evaluation.benchmarks import load_benchmark, protocol_of
-    from cj2.evaluation.runner import write_report
     from cj2.evaluation.store import ResultStore
 
     t0 = time.monotonic()
     ev, jcfg, bcfg = dict(cfg.get("evaluate") or {}), dict(cfg["judge"]), dict(cfg["benchmark"])
-    bench = load_benchmark(bcfg)
     mode, seed = bench.info["mode"], bench.info["slot_seed"]
     tpl_name = jcfg.get("template") or bcfg.get("template") or "cj2_rating"
     template = get_template(tpl_name)
@@ -416,10 +413,7 @@ def run_rewardbench2(
         "notes": notes,
         "wall_time_s": round(time.monotonic() - t0, 1),
         "fingerprint": fingerprint,
-        "protocol": protocol_of(bench, seed=seed),
     }
-    atomic_write_json(out / "metrics.json", json_safe(metrics))
-    metrics["plots"] = [str(p) for p in write_report(out, metrics, {})]
     return metrics
 
 

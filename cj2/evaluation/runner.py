@@ -402,7 +402,12 @@ def run_evaluation(cfg: Mapping[str, Any], out: str | os.PathLike, *, judge: Any
     _save_config(out, cfg)
     own_loop = _benchmarks.benchmark_spec(setup.benchmark.get("name")).run
     if own_loop is not None:  # a benchmark judged by its own loop, not as pairs (RewardBench 2)
-        return own_loop(cfg, out, judge=judge, fingerprint=setup.fingerprint)
+        bench = load_benchmark(setup.benchmark)
+        metrics = own_loop(cfg, out, bench, judge=judge, fingerprint=setup.fingerprint)
+        metrics["protocol"] = _benchmarks.protocol_of(bench, seed=setup.seed)
+        atomic_write_json(out / "metrics.json", json_safe(metrics))
+        metrics["plots"] = [str(p) for p in write_report(out, metrics, {})]
+        return metrics
 
     t0 = time.monotonic()
     bench, placement, items = _place_items(out, setup)
