@@ -523,8 +523,7 @@ def test_suite_configs_compose_and_hydra_logs_go_to_the_suite_folder(suite):
     from hydra import compose, initialize_config_dir
 
     from cj2.evaluation.benchmarks import BENCHMARKS
-    from cj2.evaluation.runner import register_resolvers
-    from cj2.evaluation.suite import suite_dir
+    from cj2.evaluation.runner import register_resolvers, suite_dir
     from cj2.runtime import to_plain
 
     register_resolvers()

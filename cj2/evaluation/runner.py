@@ -150,11 +150,29 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("cj2_suite_dir", _suite_dir, use_cache=False)
 
 
+def suite_dir(cfg: Mapping[str, Any]) -> Path:
+    """The folder of a ``+suite=...`` run (:mod:`cj2.evaluation.suite`): ``run_dir``, else
+    ``<output_root>/eval/<run_name>``, else ``<output_root>/eval/suite-<name>/<judge>-<hash>`` with the hash
+    over the judge, the suite, the evaluate options, the placement and the seed."""
+    from cj2.runtime import safe_name
+
+    if cfg.get("run_dir"):
+        return Path(cfg["run_dir"])
+    root = Path(str(cfg.get("output_root") or "outputs")) / "eval"
+    if cfg.get("run_name") not in (None, "", "None", "null"):
+        return root / safe_name(str(cfg["run_name"]))
+    suite = to_plain(dict(cfg["suite"]))
+    judge = to_plain(cfg["judge"])
+    fp = fingerprint(
+        judge, {"suite": suite}, cfg.get("evaluate") or {}, str(cfg.get("placement")), cfg.get("seed", 0)
+    )
+    label = safe_name(f"{_backends.judge_label(judge)}-{fp}")
+    return root / safe_name(f"suite-{suite['name']}") / label
+
+
 def _suite_dir(
     output_root: str, run_name: Any, judge: Any, suite: Any, evaluate: Any, placement: str, seed: int
 ) -> str:
-    from cj2.evaluation.suite import suite_dir
-
     cfg = {
         "output_root": output_root,
         "run_name": run_name,

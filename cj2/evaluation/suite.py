@@ -30,34 +30,12 @@ from typing import Any
 from cj2.data.hub import is_hub_uri
 from cj2.data.io import atomic_write_json, atomic_write_text
 from cj2.evaluation.benchmarks import TABLE_ROWS, benchmark_spec
-from cj2.runtime import json_safe, safe_name, to_plain
+from cj2.runtime import json_safe, to_plain
 
 log = logging.getLogger("cj2.evaluate")
 
 ROW_TITLES = {"paper": "paper protocol", "official": "official protocol", "strict": "cj2 strict"}
 SUITE_KEYS = ("name", "data_root", "columns", "extra", "limit", "run_overrides", "benchmarks")
-
-
-def suite_dir(cfg: Mapping[str, Any]) -> Path:
-    """``run_dir``, else ``<output_root>/eval/<run_name>``, else
-    ``<output_root>/eval/suite-<name>/<judge>-<hash of everything that changes a result>``."""
-    from cj2.evaluation.backends import judge_label
-    from cj2.evaluation.runner import fingerprint
-
-    if cfg.get("run_dir"):
-        return Path(cfg["run_dir"])
-    root = Path(str(cfg.get("output_root") or "outputs")) / "eval"
-    if cfg.get("run_name") not in (None, "", "None", "null"):
-        return root / safe_name(str(cfg["run_name"]))
-    suite = dict(cfg["suite"])
-    fp = fingerprint(
-        cfg["judge"],
-        {"suite": suite},
-        cfg.get("evaluate") or {},
-        str(cfg.get("placement")),
-        cfg.get("seed", 0),
-    )
-    return root / safe_name(f"suite-{suite['name']}") / safe_name(f"{judge_label(cfg['judge'])}-{fp}")
 
 
 def _present(path: Any) -> bool:
@@ -269,6 +247,7 @@ def evaluate_suite(cfg: Any) -> float | None:
     """The ``+suite=...`` entry of ``python -m cj2.evaluate``: run, print the report, log the table to wandb
     (``suite/<protocol>/<benchmark>``, the averages and every benchmark's protocol as strings); return the
     official row's average (None unless every column has a number)."""
+    from cj2.evaluation.runner import suite_dir
     from cj2.runtime import redact, reraise_scrubbed
 
     plain = to_plain(cfg)
