@@ -297,15 +297,8 @@ class Judge:
         """Critique one answer with :attr:`critique_template` (default ``cj2_critique``): the result's
         ``critique`` says what is wrong and what to fix, its ``verdict`` is ``"yes"`` (the judge calls the
         answer correct), ``"no"``, or ``None`` when the output holds no unambiguous verdict."""
-        pair = {
-            "question": question,
-            "answer": answer,
-            "reference": reference,
-            "conversation": conversation,
-            "domain": domain,
-            "language": language,
-        }
-        return self.critique_batch([pair])[0]
+        one = _answer_fields(question, answer, reference, conversation, domain, language)
+        return self.critique_batch([one])[0]
 
     def critique_batch(
         self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
@@ -330,14 +323,7 @@ class Judge:
         ``verdict`` is the rating as text (``"1"`` ... ``"10"``), ``None`` when the output holds no valid
         final ``Rating: [[N]]``; ``critique`` is the assessment before it. The pointwise judge of best-of-N
         benchmarks in ratings mode (RewardBench 2)."""
-        one = {
-            "question": question,
-            "answer": answer,
-            "reference": reference,
-            "conversation": conversation,
-            "domain": domain,
-            "language": language,
-        }
+        one = _answer_fields(question, answer, reference, conversation, domain, language)
         return self.rate_batch([one])[0]
 
     def rate_batch(self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None) -> list[JudgeResult]:
@@ -458,6 +444,25 @@ class Judge:
                 "probabilities need the hf backend and a format like cj2_choice"
             )
         return self._scorer.score_items(items, style_note=style_note, critiques=critiques)
+
+
+def _answer_fields(
+    question: str,
+    answer: str,
+    reference: str | None,
+    conversation: list | None,
+    domain: str | None,
+    language: str,
+) -> dict[str, Any]:
+    """One answer to critique or rate, as the mapping :func:`_as_answer` reads."""
+    return {
+        "question": question,
+        "answer": answer,
+        "reference": reference,
+        "conversation": conversation,
+        "domain": domain,
+        "language": language,
+    }
 
 
 def _as_answer(answer: Any, index: int) -> PointwiseItem:

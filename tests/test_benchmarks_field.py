@@ -20,6 +20,7 @@ from cj2.generation import ScriptedSampler
 from cj2.judge import Judge
 from cj2.metrics import RMBenchScore, best_of_n_credit, ratings_credit, ties_score, triangles
 from cj2.verdict import render_verdict
+from tests.test_evaluate import _judgebench_file
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -395,7 +396,7 @@ def test_field_suite_one_table_absent_benchmarks_listed_never_averaged(tmp_path)
     root = tmp_path / "benchmarks"
     (root / "rmbench").mkdir(parents=True)
     (root / "rewardbench2").mkdir()
-    _judgebench_rows(root / "judgebench.jsonl")
+    _judgebench_file(root / "judgebench.jsonl")
     _rmbench_data(tmp_path).rename(root / "rmbench" / "total_dataset.json")
     rb2_file(root / "rewardbench2" / "test.jsonl")
     rb2_preds = [{"id": "f1", "order": "AB", "output": f"[[{LETTERS[chosen_slot('f1', 0, 4)]}]]"}]
@@ -457,22 +458,6 @@ def test_field_suite_one_table_absent_benchmarks_listed_never_averaged(tmp_path)
     assert "https://github.com/Zhou-Zoey/RMB-Reward-Model-Benchmark" in report
     assert (folder / "judgebench" / "report.md").exists()
     assert result["benchmarks"]["rmbench"]["protocol"]["compat"].startswith("none")
-
-
-def _judgebench_rows(path: Path) -> Path:
-    labels = ["A>B", "B>A", "A>B", "B>A"]
-    rows = [
-        {
-            "pair_id": f"p{i}",
-            "source": "mmlu-pro-math" if i < 2 else "livecodebench",
-            "question": f"q{i}",
-            "response_A": f"a{i}",
-            "response_B": f"b{i}",
-            "label": lab,
-        }
-        for i, lab in enumerate(labels)
-    ]
-    return write_jsonl(path, rows)
 
 
 def _judgebench_preds() -> list[dict]:
