@@ -10,6 +10,7 @@ Examples::
         benchmark=judgebench benchmark.path=judgebench.jsonl
     python -m cj2.evaluate judge=predictions judge.path=outputs.jsonl benchmark=rewardbench benchmark.path=...
     python -m cj2.evaluate evaluate.style_probe=true          # + the style-preference prompt (Fig. 5)
+    python -m cj2.evaluate +suite=paper judge=...              # the paper's Table 2 columns, one table
 
 ``evaluate(cfg)`` returns the metric named by ``optimized_metric`` (for sweepers) after writing
 ``metrics.json``, ``report.md``, the per-item JSONL files and plots into the run folder.
@@ -54,7 +55,7 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         return
     import wandb
 
-    from cj2.evaluation.report import domain_rows, flatten
+    from cj2.evaluation.report import domain_rows, wandb_summary
 
     run = wandb.init(
         project=wcfg.get("project", "cj2"),
@@ -68,9 +69,8 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
         tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
     )
     try:
-        summary = flatten(metrics["results"])
-        summary["wall_time_s"] = float(metrics["wall_time_s"])
-        run.log(summary)
+        summary = wandb_summary(metrics)  # the numbers and, as protocol/<entry> strings, their protocol
+        run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
         for key, value in summary.items():
             run.summary[key] = value
         columns, rows = domain_rows(metrics["results"])
@@ -85,6 +85,11 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
 def evaluate(cfg: DictConfig) -> float | None:
     """Run the evaluation ``cfg`` describes; return ``cfg.optimized_metric`` (``<mode>/<metric>``)."""
     from cj2.evaluation.runner import run_evaluation
+
+    if cfg.get("suite"):  # +suite=paper|field: several benchmarks, one table (cj2.evaluation.suite)
+        from cj2.evaluation.suite import evaluate_suite
+
+        return evaluate_suite(cfg)
 
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,11 @@ A judge also critiques a single answer (what is wrong, what to fix, whether it i
 
     c = judge.critique("What is 17 * 3?", "41")
     c.verdict, c.critique                          # "no", '{"Problems": "17 * 3 is 51 ...", "Fix": ...'
+
+and rates a single answer from 1 to 10 (``Rating: [[N]]``, template ``cj2_rating``), the pointwise judgment
+of best-of-N benchmarks in ratings mode such as RewardBench 2::
+
+    judge.rate("What is 17 * 3?", "51").verdict    # "9"
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 }
 # The template of :meth:`Judge.critique` unless one is named: a pointwise critique ending in "Correct".
 DEFAULT_CRITIQUE_TEMPLATE = "cj2_critique"
+# The template of :meth:`Judge.rate` unless one is named: a pointwise 1-10 rating ending in "Rating: [[N]]".
+DEFAULT_RATING_TEMPLATE = "cj2_rating"
 
 
 @dataclass
@@ -80,6 +87,8 @@ class JudgeProtocol(Protocol):
       2507.09104, Sec. 3.2) where :attr:`supports_logits`; else it raises;
     * :meth:`critique_batch` critiques single answers (what is wrong, what to fix, ``yes``/``no``), the
       feedback ``cj2.refine`` hands a policy; a judge that cannot write text raises;
+    * :meth:`rate_batch` rates single answers 1-10 (verdict ``"1"`` ... ``"10"``, ``None`` unparsed), the
+      pointwise judge of best-of-N benchmarks; a judge that cannot write text raises;
     * :attr:`on_cpu`: whether judging computes on this machine's CPU (caps a run); :attr:`n_missing`: the
       judgments asked for that the judge did not have (recorded predictions; 0 otherwise).
 
@@ -121,6 +130,10 @@ class JudgeProtocol(Protocol):
         self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
     ) -> list[JudgeResult]: ...
 
+    def rate_batch(
+        self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
+    ) -> list[JudgeResult]: ...
+
 
 def resolve_template(format: str | None = None, template: str | JudgeTemplate | None = None) -> JudgeTemplate:
     """The template for a judge: ``template`` if given (its format must equal ``format`` when both are
@@ -157,6 +170,20 @@ def resolve_critique_template(template: str | JudgeTemplate | None = None) -> Ju
             f"template {tpl.name!r} ({tpl.kind}, format {tpl.format!r}) cannot write a critique: it needs a "
             "pointwise template in the 'correctness' format (yes/no), e.g. "
             f"{DEFAULT_CRITIQUE_TEMPLATE!r}"
+        )
+    return tpl
+
+
+def resolve_rating_template(template: str | JudgeTemplate | None = None) -> JudgeTemplate:
+    """The template of single-answer ratings: ``template`` (a pointwise template in the ``score`` format,
+    labels ``1``..``10``) or :data:`DEFAULT_RATING_TEMPLATE`."""
+    tpl = (
+        template if isinstance(template, JudgeTemplate) else get_template(template or DEFAULT_RATING_TEMPLATE)
+    )
+    if tpl.kind != "pointwise" or tpl.format != "score":
+        raise ValueError(
+            f"template {tpl.name!r} ({tpl.kind}, format {tpl.format!r}) cannot rate an answer: it needs a "
+            f"pointwise template in the 'score' format (Rating: [[N]]), e.g. {DEFAULT_RATING_TEMPLATE!r}"
         )
     return tpl
 
@@ -208,9 +235,11 @@ class Judge:
         verdict_probs: bool = True,
         analysis: str = "",
         critique_template: str | JudgeTemplate | None = None,
+        rating_template: str | JudgeTemplate | None = None,
     ):
         self.template = template
         self.critique_template = resolve_critique_template(critique_template)
+        self.rating_template = resolve_rating_template(rating_template)
         self.sampler = sampler
         self.model = model
         self.tokenizer = tokenizer
@@ -241,6 +270,7 @@ class Judge:
         trust_remote_code: bool = False,
         analysis: str = "",
         critique_template: str | JudgeTemplate | None = None,
+        rating_template: str | JudgeTemplate | None = None,
     ) -> Judge:
         """Load a judge model (an exported cj2 checkpoint folder, a hub id, ``"smollm2_135m"``, ``"tiny"``).
 
@@ -285,6 +315,7 @@ class Judge:
             verdict_probs=verdict_probs,
             analysis=analysis,
             critique_template=critique_template,
+            rating_template=rating_template,
         )
 
     @classmethod
@@ -343,15 +374,8 @@ class Judge:
         """Critique one answer with :attr:`critique_template` (default ``cj2_critique``): the result's
         ``critique`` says what is wrong and what to fix, its ``verdict`` is ``"yes"`` (the judge calls the
         answer correct), ``"no"``, or ``None`` when the output holds no unambiguous verdict."""
-        pair = {
-            "question": question,
-            "answer": answer,
-            "reference": reference,
-            "conversation": conversation,
-            "domain": domain,
-            "language": language,
-        }
-        return self.critique_batch([pair])[0]
+        one = _answer_fields(question, answer, reference, conversation, domain, language)
+        return self.critique_batch([one])[0]
 
     def critique_batch(
         self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
@@ -360,7 +384,36 @@ class Judge:
         ``answer`` (optional ``reference``, ``conversation``, ``domain``, ``language``) or
         :class:`~cj2.data.schema.PointwiseItem`. ``keys`` (one per answer) seed the sampler per prompt,
         as in :meth:`judge_items`. Greedy, at most ``max_new_tokens`` tokens, stops at the verdict."""
-        tpl = self.critique_template
+        return self._pointwise(self.critique_template, answers, keys)
+
+    def rate(
+        self,
+        question: str,
+        answer: str,
+        *,
+        reference: str | None = None,
+        conversation: list | None = None,
+        domain: str | None = None,
+        language: str = "en",
+    ) -> JudgeResult:
+        """Rate one answer from 1 to 10 with :attr:`rating_template` (default ``cj2_rating``): the result's
+        ``verdict`` is the rating as text (``"1"`` ... ``"10"``), ``None`` when the output holds no valid
+        final ``Rating: [[N]]``; ``critique`` is the assessment before it. The pointwise judge of best-of-N
+        benchmarks in ratings mode (RewardBench 2)."""
+        one = _answer_fields(question, answer, reference, conversation, domain, language)
+        return self.rate_batch([one])[0]
+
+    def rate_batch(self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+        """Rate many answers, in order (given as for :meth:`critique_batch`); ``keys`` seed the sampler per
+        prompt. Greedy, at most ``max_new_tokens`` tokens, stops at the rating."""
+        return self._pointwise(self.rating_template, answers, keys)
+
+    def _pointwise(
+        self, tpl: JudgeTemplate, answers: Sequence[Any], keys: Sequence[Any] | None
+    ) -> list[JudgeResult]:
+        """One greedy judgment per answer with the pointwise template ``tpl``, its verdict parsed."""
+        if not answers:
+            return []
         prompts = [tpl.render(_as_answer(a, i)) for i, a in enumerate(answers)]
         return self._generate(prompts, tpl.format, keys)
 
@@ -468,6 +521,25 @@ class Judge:
                 "probabilities need the hf backend and a format like cj2_choice"
             )
         return self._scorer.score_items(items, style_note=style_note, critiques=critiques)
+
+
+def _answer_fields(
+    question: str,
+    answer: str,
+    reference: str | None,
+    conversation: list | None,
+    domain: str | None,
+    language: str,
+) -> dict[str, Any]:
+    """One answer to critique or rate, as the mapping :func:`_as_answer` reads."""
+    return {
+        "question": question,
+        "answer": answer,
+        "reference": reference,
+        "conversation": conversation,
+        "domain": domain,
+        "language": language,
+    }
 
 
 def _as_answer(answer: Any, index: int) -> PointwiseItem:

@@ -65,6 +65,9 @@ The functions never raise on any ``str`` (an unknown *format* is a ``ValueError`
 ``TypeError``). Every pattern is linear: openers that begin with a fixed character, bounded values, no
 nested quantifiers; a megabyte of adversarial text is read in about a second or less per format.
 
+A best-of-n judgment (one of n answers in slots A, B, C, ..., RewardBench 2's 4-way prompt) names its slot
+as ``[[X]]``: :func:`parse_slot` reads it (cj2's last-marker rule, or RewardBench's substring reading).
+
 :func:`parse_opencompass` keeps OpenCompass's own parsers, quirks included, for number-matching the
 paper's evaluation (arXiv 2507.09104, Sec. 4).
 """
@@ -387,3 +390,46 @@ def parse_opencompass(text: str, kind: str) -> str | None:
         piece = text.split(_OC_CHOICE_SPLIT)[-1]
         return piece[0] if piece else None
     raise ValueError(f"unknown OpenCompass parser {kind!r}; expected 'winner' or 'choice'")
+
+
+# A best-of-n judgment names one of n answers in slots A, B, C, ... as [[X]] (RewardBench 2's 4-way
+# prompt). Not a training format: read only by the evaluation of best-of-n benchmarks.
+SLOT_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SLOT_MARKER = re.compile(r"\[\[\s*([A-Z])\s*\]\]")
+_SLOT_GAP = re.compile(r"[\W_]*(?:(?:or|and|vs)\b[\W_]*)*", re.IGNORECASE)
+
+
+def slot_marker(letter: str) -> str:
+    """The marker naming slot ``letter`` in a best-of-n judgment: ``[[C]]``."""
+    if letter not in SLOT_LETTERS:
+        raise ValueError(f"slot {letter!r} is not an uppercase letter")
+    return f"[[{letter}]]"
+
+
+def parse_slot(text: str, n: int, *, reading: str = "strict") -> str | None:
+    """The slot letter a best-of-n judgment names among ``n`` slots, ``None`` when unparsable.
+
+    ``reading="strict"`` (cj2's rule, as for every format here): the last ``[[X]]`` marker counts; it is
+    unparsed when X names no slot or when a marker of another letter sits right before it (only
+    whitespace, punctuation or or/and/vs between: ``[[A]] or [[B]]``). ``reading="substring"``
+    (RewardBench's own): the first slot in slot order whose marker appears anywhere in the text, so
+    ``"not [[A]] ... [[C]]"`` reads A.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"verdict text must be str, got {type(text).__name__}")
+    letters = SLOT_LETTERS[:n]
+    if reading == "substring":
+        return next((x for x in letters if slot_marker(x) in text), None)
+    if reading != "strict":
+        raise ValueError(f"reading={reading!r}; expected 'strict' or 'substring'")
+    markers = list(_SLOT_MARKER.finditer(text))
+    if not markers or markers[-1].group(1) not in letters:
+        return None
+    last = following = markers[-1]
+    for m in reversed(markers[:-1]):
+        if not _SLOT_GAP.fullmatch(text[m.end() : following.start()]):
+            break
+        if m.group(1) != last.group(1):
+            return None
+        following = m
+    return last.group(1)

@@ -575,8 +575,58 @@ def test_rmbench_json_expands_3x3(tmp_path):
         label="A",
         domain="math",
         source="rmbench",
-        meta={"subset": "math", "chosen_style": 1, "rejected_style": 2, "position_fixed": True},
+        meta={
+            "subset": "math",
+            "rmbench_domain": "math",
+            "chosen_style": 1,
+            "rejected_style": 2,
+            "position_fixed": True,
+        },
     )
+
+
+def test_rewardbench2_rows_become_best_of_n_items(tmp_path):
+    row = {
+        "id": "tied:3",
+        "prompt": "Name a prime.",
+        "chosen": ["7", "5"],
+        "rejected": ["8"],
+        "num_correct": 2,
+        "num_incorrect": 1,
+        "total_completions": 3,
+        "models": ["m1", "m2", "m3"],
+        "subset": "Ties",
+    }
+    (item,) = load_items(str(write_jsonl(tmp_path / "rb2.jsonl", [row])), "rewardbench2")
+    assert (item.id, item.best, item.losers, item.domain) == ("tied:3", "7", ["8"], "Ties")
+    assert item.meta["chosen"] == ["7", "5"] and item.meta["num_correct"] == 2
+    assert (item.meta["ties_kind"], item.meta["ties_prompt"]) == ("tied", "3")
+    with pytest.raises(DataError) as info:
+        load_items(
+            str(write_jsonl(tmp_path / "bad.jsonl", [{**row, "total_completions": 4}])), "rewardbench2"
+        )
+    assert (info.value.line, info.value.field) == (1, "total_completions")
+
+
+def test_rmbench_domain_from_row_or_file_name(tmp_path):
+    """total_dataset.json rows carry ``domain``; the per-domain files carry it in their name; the two
+    safety files are one scoring domain; a row with other than 3 variants or an unknown domain is an
+    error naming file, line and field."""
+    row = {"id": 7, "prompt": "p", "chosen": ["a", "b", "c"], "rejected": ["x", "y", "z"]}
+    (item, *_) = load_items(
+        str(write_json(tmp_path / "t.json", [{**row, "domain": "safety-refuse"}])), "rmbench"
+    )
+    assert (item.domain, item.meta["rmbench_domain"]) == ("safety-refuse", "safety")
+    (item, *_) = load_items(str(write_json(tmp_path / "code_filtered.json", [row])), "rmbench")
+    assert (item.domain, item.meta["rmbench_domain"]) == ("code", "code")
+    with pytest.raises(DataError) as info:
+        load_items(str(write_json(tmp_path / "x.json", [{**row, "domain": "poetry"}])), "rmbench")
+    assert (info.value.field, info.value.line) == ("domain", 1)
+    with pytest.raises(DataError) as info:
+        load_items(
+            str(write_json(tmp_path / "y.json", [{**row, "domain": "chat", "chosen": ["a"]}])), "rmbench"
+        )
+    assert info.value.field == "chosen" and info.value.kind == "inconsistent"
 
 
 def _mt_conv(answers):
@@ -812,6 +862,7 @@ def test_pairwise_unknown_field_is_an_error_unless_kept_in_meta(tmp_path):
 def test_every_adapter_has_a_fixture_above():
     tested = {
         "rewardbench",
+        "rewardbench2",
         "hh_rlhf",
         "chat_pairs",
         "llmbar",

@@ -287,6 +287,13 @@ def test_hand_computed_metrics_on_judgebench(tmp_path):
     assert m["swap/consistency"] == 0.5 and m["swap/prefer_first_rate"] == 0.25
     assert m["swap/prefer_second_rate"] == 0.0 and m["swap/position_bias"] == 0.25
     assert m["judgebench/score"] == 0.75 and m["swap/double_order_accuracy"] == 0.75
+    # per source (p0, p1: mmlu-pro-math -> mmlu-pro; p2, p3: livecodebench): 1/2 and 2/2; single order
+    # (the order AB only, the OpenCompass way): p0 right, p1 wrong, p2 unparsed, p3 right -> 2/4
+    assert m["judgebench/mmlu-pro/score"] == 0.5 and m["judgebench/livecodebench/score"] == 1.0
+    assert m["judgebench/mmlu-pro/n"] == 2 and m["judgebench/single_order/accuracy"] == 0.5
+    assert "single_order" in metrics["protocol"]["averaging"] and metrics["protocol"]["placement"] == "fixed"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| mmlu-pro/score |" in report and "| placement_seed | 0 |" in report
     assert m["accuracy/mmlu-pro-math"] == 0.5 and m["accuracy/livecodebench"] == 0.5
     lo, hi = m["accuracy_parsed_ci_low"], m["accuracy_parsed_ci_high"]
     assert lo < 2 / 3 < hi
@@ -545,7 +552,8 @@ def _compose(overrides: list[str]):
 
 @pytest.mark.parametrize("judge", ["hf", "vllm", "openai", "predictions"])
 @pytest.mark.parametrize(
-    "benchmark", ["embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "pairwise"]
+    "benchmark",
+    ["embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "rmbench", "rewardbench2", "pairwise"],
 )
 def test_every_judge_and_benchmark_config_composes(judge, benchmark):
     from cj2.evaluation.backends import judge_keys

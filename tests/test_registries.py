@@ -123,7 +123,16 @@ def test_unknown_benchmark_lists_the_registered_ones(sums_benchmark):
 
 
 def test_builtin_benchmarks_are_registered():
-    assert list(BENCHMARKS) == ["embedded", "judgerbenchv2", "rewardbench", "judgebench", "rmb", "pairwise"]
+    assert list(BENCHMARKS) == [
+        "embedded",
+        "judgerbenchv2",
+        "rewardbench",
+        "judgebench",
+        "rmb",
+        "rmbench",
+        "rewardbench2",
+        "pairwise",
+    ]
     kinds = {name: spec.kind for name, spec in BENCHMARKS.items()}
     assert kinds == {
         "embedded": "judgerbench",
@@ -131,11 +140,21 @@ def test_builtin_benchmarks_are_registered():
         "rewardbench": "rewardbench",
         "judgebench": "judgebench",
         "rmb": "rmb",
+        "rmbench": "rmbench",
+        "rewardbench2": "rewardbench2",
         "pairwise": "pairwise",
     }
+    # every benchmark is scored by its own scorer or judged by its own loop, except the plain pairwise one
     assert BENCHMARKS["pairwise"].score is None and all(
-        s.score for n, s in BENCHMARKS.items() if n != "pairwise"
+        s.score or s.run for n, s in BENCHMARKS.items() if n != "pairwise"
     )
+    # every benchmark with numbers of its own has a report section and a protocol (issue: no number
+    # without its protocol), and every benchmark read from files says how to fetch them
+    for name, spec in BENCHMARKS.items():
+        if name != "pairwise":
+            assert spec.report and spec.protocol is not None, name
+        if name not in ("pairwise", "embedded"):
+            assert spec.fetch and spec.table.get("official"), name
     for name in BENCHMARKS:
         assert (Path(__file__).resolve().parents[1] / "cj2" / "conf" / "benchmark" / f"{name}.yaml").exists()
 
@@ -276,9 +295,8 @@ def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
     """Judge, LazyJudge, PredictionsJudge and the verdict-logit judge all have the JudgeProtocol shape, and
     the kinds that cannot write or critique say so."""
     from cj2.data.templates import get_template
-    from cj2.evaluation.backends import LazyJudge, PredictionsJudge, build_judge
+    from cj2.evaluation.backends import LazyJudge, LogitJudge, PredictionsJudge, build_judge
     from cj2.evaluation.logits import VerdictLogitScorer
-    from cj2.evaluation.backends import LogitJudge
     from cj2.generation import ScriptedSampler
     from cj2.judge import Judge, JudgeProtocol
 

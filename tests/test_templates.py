@@ -29,6 +29,7 @@ EXPECTED = {  # name: (format, kind)
     "arena_hard": ("arena", "pairwise"),
     "judgerbenchv2": ("winner_json", "pairwise"),
     "pointwise_score": ("score", "pointwise"),
+    "cj2_rating": ("score", "pointwise"),
     "correctness": ("correctness", "pointwise"),
     "cj2_critique": ("correctness", "pointwise"),
     "cj2_short": ("cj2_choice", "pairwise"),
@@ -88,7 +89,12 @@ def test_registry_has_the_templates_with_their_formats_and_kinds():
 
 
 def test_template_names_by_kind():
-    assert set(template_names("pointwise")) == {"pointwise_score", "correctness", "cj2_critique"}
+    assert set(template_names("pointwise")) == {
+        "pointwise_score",
+        "cj2_rating",
+        "correctness",
+        "cj2_critique",
+    }
     assert set(template_names("pairwise")) == {n for n, (_, k) in EXPECTED.items() if k == "pairwise"}
     with pytest.raises(ValueError, match="kind"):
         template_names("listwise")

@@ -554,3 +554,23 @@ def test_locate_marker_spans_the_whole_final_marker(text, fmt, marker):
     assert text[start:end] == marker
     lv = locate_verdict(text, fmt)
     assert start <= lv[1] and lv[2] <= end  # the label's span lies inside the marker's
+
+
+def test_parse_slot_of_a_best_of_n_judgment():
+    from cj2.verdict import parse_slot, slot_marker
+
+    assert slot_marker("C") == "[[C]]"
+    for text, strict, substring in (
+        ("Best: [[C]]", "C", "C"),
+        ("Not [[A]]; final verdict [[C]]", "C", "A"),  # the substring reading takes A first
+        ("[[C]] or [[D]]", None, "C"),  # contradicting markers side by side
+        ("[[C]], [[C]]", "C", "C"),
+        ("[[E]]", None, None),  # no fifth slot among four
+        ("[[ b ]]", None, None),
+        ("no verdict", None, None),
+    ):
+        assert parse_slot(text, 4) == strict, text
+        assert parse_slot(text, 4, reading="substring") == substring, text
+    assert parse_slot("[[E]]", 5) == "E"
+    with pytest.raises(ValueError, match="reading"):
+        parse_slot("[[A]]", 4, reading="loose")

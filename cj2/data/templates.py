@@ -494,6 +494,28 @@ register(
 
 register(
     JudgeTemplate(
+        name="cj2_rating",
+        format="score",
+        kind="pointwise",
+        party="Response",
+        description="pointwise rating of one answer, 1-10, for best-of-N benchmarks in ratings mode "
+        "(RewardBench 2's Ties) and Judge.rate: a short assessment, then the rating (format score)",
+        prompt=(
+            "You are an impartial judge. Rate how well the AI assistant's response below answers the user's "
+            "query. Judge its helpfulness, relevance and accuracy; depth and length do not earn credit by "
+            "themselves. A response that is wrong, or that does not do what was asked, rates low however "
+            "well it is written.\n\n"
+            "${style}$reference"
+            "[Query]\n$question\n\n"
+            "[Response]\n$answer\n[End of Response]\n\n"
+            "Give a short explanation first. Then rate the response with an integer from 1 (worst) to 10 "
+            "(best), ending your reply with $format_spec."
+        ),
+    )
+)
+
+register(
+    JudgeTemplate(
         name="correctness",
         format="correctness",
         kind="pointwise",

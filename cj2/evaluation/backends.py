@@ -143,6 +143,9 @@ class PredictionsJudge:
     def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
         raise ValueError(f"{self!r}: recorded predictions cannot critique new answers")
 
+    def rate_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
+        raise ValueError(f"{self!r}: recorded pairwise predictions cannot rate new answers")
+
 
 class LogitJudge:
     """A judge that only scores verdict logits (:class:`cj2.judge.JudgeProtocol`, no generation): the
@@ -174,6 +177,9 @@ class LogitJudge:
 
     def critique_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
         raise ValueError("a verdict-logit judge writes no critiques; use a judge that generates")
+
+    def rate_batch(self, answers: Sequence[Any], **_: Any) -> list[JudgeResult]:
+        raise ValueError("a verdict-logit judge writes no ratings; use a judge that generates")
 
 
 def check_no_secrets(cfg: Mapping[str, Any], where: str = "judge") -> None:
@@ -341,6 +347,9 @@ class LazyJudge(Lazy):
         self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None
     ) -> list[JudgeResult]:
         return self.get().critique_batch(answers, keys=keys)
+
+    def rate_batch(self, answers: Sequence[Any], *, keys: Sequence[Any] | None = None) -> list[JudgeResult]:
+        return self.get().rate_batch(answers, keys=keys)
 
 
 def trained_template(cfg: Mapping[str, Any]) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +105,15 @@ def domain_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def benchmark_table(results: Mapping[str, Mapping[str, Any]], prefix: str, title: str) -> str:
+def benchmark_table(results: Mapping[str, Mapping[str, Any]], prefix: str, title: str, depth: int = 1) -> str:
+    """One row per metric under ``prefix/`` with at most ``depth`` levels below it (``_boot_`` interval
+    ends left out), one column per mode."""
     keys = sorted(
         {
             k
             for m in results.values()
             for k in m
-            if k.startswith(prefix + "/") and k.count("/") == 1 and "_boot_" not in k
+            if k.startswith(prefix + "/") and k.count("/") <= depth and "_boot_" not in k
         }
     )
     if not keys:
@@ -127,25 +129,41 @@ def benchmark_table(results: Mapping[str, Mapping[str, Any]], prefix: str, title
     return "\n".join(lines) + "\n"
 
 
+# Sections every benchmark's report has (when it has the metrics); a benchmark's own sections come from
+# its registry entry (BenchmarkSpec.report).
+COMMON_SECTIONS: tuple[tuple[str, str, int], ...] = (
+    ("style", "Style probe (Fig. 5)", 1),
+    ("calibration", "Calibration of P(verdict)", 1),
+)
+
+
+def protocol_table(protocol: Mapping[str, Any]) -> str:
+    """The protocol as a two-column table: how every number above was computed."""
+    lines = ["**Protocol** (how these numbers are computed)\n", "| | |", "|---|---|"]
+    for key, value in protocol.items():
+        lines.append(f"| {key} | {str(value).replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_markdown(
     title: str,
     results: Mapping[str, Mapping[str, Any]],
     runs: Mapping[str, Mapping[str, Any]],
     notes: list[str],
     commands: list[str] | None = None,
+    *,
+    sections: Sequence[tuple[str, str, int]] = (),
+    protocol: Mapping[str, Any] | None = None,
 ) -> str:
+    """``report.md``: the headline table, the notes, the protocol, the benchmark's own ``sections``
+    (``(metric prefix, title, depth)``, from its registry entry) and the common ones, per-domain tables."""
     parts = [f"# {title}\n", headline_table(results, runs)]
     if notes:
         parts.append("\n".join(f"- {n}" for n in notes) + "\n")
-    for prefix, name in (
-        ("jbv2", "JudgerBenchV2 (0-100, mean over scenarios)"),
-        ("rewardbench", "RewardBench"),
-        ("rmb", "RMB"),
-        ("judgebench", "JudgeBench"),
-        ("style", "Style probe (Fig. 5)"),
-        ("calibration", "Calibration of P(verdict)"),
-    ):
-        table = benchmark_table(results, prefix, name)
+    if protocol:
+        parts.append(protocol_table(protocol))
+    for prefix, name, depth in (*sections, *COMMON_SECTIONS):
+        table = benchmark_table(results, prefix, name, depth)
         if table:
             parts.append(table)
     per_domain = domain_table(results)
@@ -227,6 +245,16 @@ def plot_ranks(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def wandb_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The wandb summary of one evaluation: :func:`flatten` of its results, the wall time, and its protocol
+    as ``protocol/<entry>`` strings (a number without its protocol is a defect)."""
+    summary: dict[str, Any] = dict(flatten(metrics["results"]))
+    summary["wall_time_s"] = float(metrics.get("wall_time_s", 0.0))
+    for key, value in (metrics.get("protocol") or {}).items():
+        summary[f"protocol/{key}"] = str(value)
+    return summary
 
 
 def flatten(results: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:

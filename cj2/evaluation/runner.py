@@ -131,6 +131,49 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("cj2_eval_dir"):
         OmegaConf.register_new_resolver("cj2_eval_dir", eval_dir, use_cache=False)
+    if not OmegaConf.has_resolver("cj2_suite_dir"):  # +suite=...: the suite's folder (cj2.evaluation.suite)
+        OmegaConf.register_new_resolver("cj2_suite_dir", _suite_dir, use_cache=False)
+
+
+def suite_dir(cfg: Mapping[str, Any]) -> Path:
+    """The folder of a ``+suite=...`` run (:mod:`cj2.evaluation.suite`): ``run_dir``, else
+    ``<output_root>/eval/<run_name>``, else ``<output_root>/eval/suite-<name>/<judge>-<hash>`` with the hash
+    over the judge, the suite, the evaluate options, the placement and the seed."""
+    from cj2.runtime import safe_name
+
+    if cfg.get("run_dir"):
+        return Path(cfg["run_dir"])
+    root = Path(str(cfg.get("output_root") or "outputs")) / "eval"
+    if cfg.get("run_name") not in (None, "", "None", "null"):
+        return root / safe_name(str(cfg["run_name"]))
+    suite = to_plain(dict(cfg["suite"]))
+    judge = to_plain(cfg["judge"])
+    fp = fingerprint(
+        judge, {"suite": suite}, cfg.get("evaluate") or {}, str(cfg.get("placement")), cfg.get("seed", 0)
+    )
+    label = safe_name(f"{_backends.judge_label(judge)}-{fp}")
+    return root / safe_name(f"suite-{suite['name']}") / label
+
+
+def _suite_dir(
+    output_root: str,
+    run_name: Any,
+    judge: Mapping[str, Any],
+    suite: Any,
+    evaluate: Any,
+    placement: str,
+    seed: int,
+) -> str:
+    cfg = {
+        "output_root": output_root,
+        "run_name": run_name,
+        "judge": to_plain(judge),
+        "suite": to_plain(suite),
+        "evaluate": to_plain(evaluate),
+        "placement": placement,
+        "seed": seed,
+    }
+    return str(suite_dir(cfg))
 
 
 # --------------------------------------------------------------------------------------------- the loop
@@ -349,6 +392,14 @@ def run_evaluation(
         option="evaluate.overwrite",
     )
     save_config(out, cfg)
+    own_loop = _benchmarks.benchmark_spec(setup.benchmark.get("name")).run
+    if own_loop is not None:  # a benchmark judged by its own loop, not as pairs (RewardBench 2)
+        bench = load_benchmark(setup.benchmark)
+        metrics = own_loop(cfg, out, bench, judge=judge, fingerprint=setup.fingerprint)
+        metrics["protocol"] = _benchmarks.protocol_of(bench, seed=setup.seed)
+        atomic_write_json(out / "metrics.json", json_safe(metrics))
+        metrics["plots"] = [str(p) for p in write_report(out, metrics, {})]
+        return metrics
 
     t0 = time.monotonic()
     bench, placement, items = _place_items(out, setup)
@@ -555,6 +606,12 @@ def _metrics(
         "notes": notes,
         "wall_time_s": round(wall_s, 1),
         "fingerprint": setup.fingerprint,
+        "protocol": _benchmarks.protocol_of(
+            bench,
+            passes=next(iter(runs.values()), {}).get("passes"),
+            placement=setup.placement,
+            seed=setup.seed,
+        ),
     }
     if bench.info.get("models"):
         metrics["embedded"] = {
@@ -576,7 +633,15 @@ def write_report(
         f"{metrics['placement']}, seed {metrics['seed']})"
     )
     notes = list(metrics.get("notes", [])) + [f"total wall time {metrics['wall_time_s']} s"]
-    atomic_write_text(out / "report.md", render_markdown(title, metrics["results"], metrics["runs"], notes))
+    report = render_markdown(
+        title,
+        metrics["results"],
+        metrics["runs"],
+        notes,
+        sections=getattr(_benchmarks.BENCHMARKS.get(metrics["benchmark"]), "report", ()),
+        protocol=metrics.get("protocol"),
+    )
+    atomic_write_text(out / "report.md", report)
     plots = []
     if importlib.util.find_spec("matplotlib") is None:
         log.warning('matplotlib is not installed: report.md written without plots (pip install "cj2[plots]")')

@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from cj2.data.schema import PairwiseItem
-from cj2.evaluation.benchmarks import Benchmark, benchmark_spec
 from cj2.evaluation.placement import to_original
 from cj2.metrics import (
     Calibration,
     JudgeAccuracy,
     JudgerBenchV2Score,
     RewardBenchScore,
+    RMBenchScore,
     RMBScore,
     SwapConsistency,
     binomial_ci,
     bootstrap_ci,
+    rmbench_domain,
 )
-from cj2.verdict import parse_opencompass
+from cj2.verdict import parse_opencompass, render_verdict
+
+if TYPE_CHECKING:  # the registry imports this module, never the other way round
+    from cj2.evaluation.benchmarks import Benchmark
 
 Rows = Mapping[tuple[str, str], Mapping[str, Any]]
 
@@ -178,10 +182,139 @@ def judgerbench_metrics(
     return out, metric.win_tables()
 
 
-def rewardbench_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]], weighting: str) -> dict[str, float]:
+# The verdict markers of the pairwise formats, A's and B's, for RewardBench's A-first substring reading.
+_A_MARKERS = tuple(render_verdict("A", f) for f in ("brackets", "cj2_choice", "winner_json", "arena"))
+_B_MARKERS = tuple(render_verdict("B", f) for f in ("brackets", "cj2_choice", "winner_json", "arena"))
+
+
+def generative_reading(row: Mapping[str, Any]) -> str | None:
+    """RewardBench's generative-judge reading of one row, in the item's frame: a text holding an A verdict
+    marker (``[[A]]``, or the A marker of any cj2 pairwise format) reads A even when it also holds a B one;
+    else a B marker reads B; else ``None`` (unparsable). Rows without text (verdict logits) keep their
+    verdict. Written from RewardBench's rule (a substring test, A first), not from cj2's parser."""
+    text = row.get("output")
+    if text is None:
+        return row.get("verdict")
+    shown = "A" if any(m in text for m in _A_MARKERS) else "B" if any(m in text for m in _B_MARKERS) else None
+    return to_original(shown, row.get("order") == "BA")
+
+
+def rewardbench_metrics(
+    pairs: Sequence[tuple[PairwiseItem, Mapping]], weighting: str, compat: str | None = None
+) -> dict[str, float]:
+    """RewardBench's subsets, sections and final (0-100). ``compat=None``: cj2's verdicts, unparsed = wrong;
+    ``compat="generative"``: :func:`generative_reading`, an unparsable answer earns 0.5."""
     m = RewardBenchScore(weighting=weighting, **LOCAL)
-    m.update([it.domain for it, _ in pairs], [float(r["verdict"] == it.label) for it, r in pairs])
+    if compat == "generative":
+        verdicts = [generative_reading(r) for _, r in pairs]
+        credit = [0.5 if v is None else float(v == it.label) for (it, _), v in zip(pairs, verdicts)]
+    elif compat is None:
+        credit = [float(r["verdict"] == it.label) for it, r in pairs]
+    else:
+        raise ValueError(f"RewardBench compat={compat!r}; expected None or 'generative'")
+    m.update([it.domain for it, _ in pairs], credit)
     return {f"rewardbench/{k}": _f(v) for k, v in m.compute().items()}
+
+
+def _toward_a(verdict: str | None) -> int:
+    return 1 if verdict == "A" else -1 if verdict == "B" else 0
+
+
+def net_vote(item: PairwiseItem, rows: Rows) -> bool | None:
+    """The double-order net vote of one pair (JudgeBench's rule), in the item's frame: each order's
+    verdict adds +1 toward the side it picks and -1 against the other (tie or unparsed: 0); right when the
+    net favours the gold side (for a gold tie: when it is 0). ``None`` unless both passes are there."""
+    h, s = rows.get((item.id, "headline")), rows.get((item.id, "swap"))
+    if h is None or s is None:
+        return None
+    net = _toward_a(h["verdict"]) + _toward_a(s["verdict"])
+    return net > 0 if item.label == "A" else net < 0 if item.label == "B" else net == 0
+
+
+JUDGEBENCH_SOURCES = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
+
+
+def judgebench_source(source: str) -> str:
+    """JudgeBench's reporting group of a ``source`` (``mmlu-pro-math`` -> ``mmlu-pro``); others as given."""
+    return next((p for p in JUDGEBENCH_SOURCES if source == p or source.startswith(p + "-")), source)
+
+
+def judgebench_metrics(items: Sequence[PairwiseItem], rows: Rows) -> dict[str, float]:
+    """JudgeBench's numbers (fractions): ``judgebench/score``, the double-order net vote micro-averaged
+    over the pairs judged in both orders, the same per source group (``judgebench/<source>/score`` and
+    ``/n``), and ``judgebench/single_order/accuracy``: the first order only (response_A shown as A, from
+    whichever pass showed it so), strict, as OpenCompass scores JudgeBench."""
+    out: dict[str, float] = {}
+    groups: dict[str, list[bool]] = {}
+    single: list[bool] = []
+    for it in items:
+        vote = net_vote(it, rows)
+        if vote is not None:
+            groups.setdefault(judgebench_source(str(it.meta.get("source", it.domain))), []).append(vote)
+        first = next(
+            (rows[(it.id, p)] for p in ("headline", "swap") if rows.get((it.id, p), {}).get("order") == "AB"),
+            None,
+        )
+        if first is not None:
+            single.append(first["verdict"] is not None and first["verdict"] == it.label)
+    votes = [v for g in groups.values() for v in g]
+    if votes:
+        out["judgebench/score"] = sum(votes) / len(votes)
+        out["judgebench/n"] = float(len(votes))
+        for name, g in sorted(groups.items()):
+            out[f"judgebench/{name}/score"] = sum(g) / len(g)
+            out[f"judgebench/{name}/n"] = float(len(g))
+    if single:
+        out["judgebench/single_order/accuracy"] = sum(single) / len(single)
+        out["judgebench/single_order/n"] = float(len(single))
+    return out
+
+
+def _rmbench_scores(
+    items: Sequence[PairwiseItem], credit: Sequence[float], prefix: str, *, per_domain: bool
+) -> dict[str, float]:
+    m = RMBenchScore(**LOCAL)
+    m.update(
+        [str(it.meta.get("rmbench_domain", it.domain)) for it in items],
+        [int(it.meta["chosen_style"]) for it in items],
+        [int(it.meta["rejected_style"]) for it in items],
+        credit,
+    )
+    res = {k: _f(v) for k, v in m.compute().items()}
+    keep = ("hard", "normal", "easy", "score", "n")
+    return {
+        f"{prefix}/{k}": v
+        for k, v in res.items()
+        if k in keep or (per_domain and (k.startswith("matrix/") or k == "n_domains" or "/" in k))
+    }
+
+
+def rmbench_metrics(items: Sequence[PairwiseItem], rows: Rows, compat: str | None = None) -> dict[str, float]:
+    """RM-Bench's triangles (0-100) over the comparisons ``{id}/c{i}r{j}`` (:class:`RMBenchScore`).
+
+    ``rmbench/*`` (per domain too, and the overall matrix) follow ``compat``: ``None`` the double-order
+    net vote over the comparisons judged in both orders, ``"rm_r1"`` the placement order alone (chosen 1,
+    tie 0.5, wrong or unparsed 0). ``rmbench/rm_r1/*`` and (with both orders) ``rmbench/net_vote/*`` give
+    the overall numbers of both rules, from the same judgments."""
+    if compat not in (None, "rm_r1"):
+        raise ValueError(f"RM-Bench compat={compat!r}; expected None or 'rm_r1'")
+    for it in items:
+        rmbench_domain(it.meta.get("rmbench_domain", it.domain))
+    one = [(it, rows[(it.id, "headline")]) for it in items if (it.id, "headline") in rows]
+    r1 = [1.0 if r["verdict"] == "A" else 0.5 if r["verdict"] == "tie" else 0.0 for _, r in one]
+    both = [(it, net_vote(it, rows)) for it in items]
+    both = [(it, v) for it, v in both if v is not None]
+    out: dict[str, float] = {}
+    if one:
+        out.update(_rmbench_scores([it for it, _ in one], r1, "rmbench/rm_r1", per_domain=False))
+    if both:
+        votes = [float(v) for _, v in both]
+        out.update(_rmbench_scores([it for it, _ in both], votes, "rmbench/net_vote", per_domain=False))
+    if compat == "rm_r1" and one:
+        out.update(_rmbench_scores([it for it, _ in one], r1, "rmbench", per_domain=True))
+    elif compat is None and both:
+        out.update(_rmbench_scores([it for it, _ in both], votes, "rmbench", per_domain=True))
+    return out
 
 
 def rmb_metrics(pairs: Sequence[tuple[PairwiseItem, Mapping]]) -> dict[str, float]:
@@ -224,8 +357,9 @@ def score(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """All metrics of one mode's rows over ``items`` (headline pass for accuracies and benchmark scores),
     and extras for the report (win tables). Items without a headline row are not counted. The benchmark's
-    own numbers come from its registered scorer (:data:`cj2.evaluation.benchmarks.BENCHMARKS`)."""
-    spec = benchmark_spec(benchmark.name)
+    own numbers come from its registered scorer (``benchmark.spec``,
+    :data:`cj2.evaluation.benchmarks.BENCHMARKS`)."""
+    spec = benchmark.spec
     pairs = _rows(items, rows, "headline")
     if not pairs:
         return {"n": 0.0}, {}
@@ -235,7 +369,8 @@ def score(
     out.update(style_metrics(items, rows))
     extras: dict[str, Any] = {}
     if spec.score is not None:
-        own, more = spec.score(benchmark, pairs, out, bootstrap=bootstrap, seed=seed)
+        extra_args = {"items": items, "rows": rows} if spec.needs_rows else {}
+        own, more = spec.score(benchmark, pairs, out, bootstrap=bootstrap, seed=seed, **extra_args)
         out.update(own)
         extras.update(more)
     return out, extras

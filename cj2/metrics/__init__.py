@@ -7,7 +7,8 @@ with strings stored as stable ids plus a shared name table (:mod:`cj2.metrics._b
 
 Scales: generic rates (:class:`JudgeAccuracy`, :class:`SwapConsistency`, :class:`Calibration`,
 :class:`BootstrapCI`) are fractions in [0, 1]; benchmark scores (:class:`JudgerBenchV2Score`,
-:class:`RMBScore`, :class:`RewardBenchScore`) are on the paper's 0-100 scale.
+:class:`RMBScore`, :class:`RewardBenchScore`, :class:`RMBenchScore`) are on the paper's 0-100 scale; the
+RewardBench 2 functions (:mod:`cj2.metrics.rewardbench2`) return fractions.
 """
 
 from cj2.metrics.accuracy import JudgeAccuracy
@@ -23,10 +24,27 @@ from cj2.metrics.judgerbench import (
 )
 from cj2.metrics.rank import RankAgreement, average_ranks, kendall_tau_b, spearman_rho
 from cj2.metrics.rewardbench import REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS, RewardBenchScore
+from cj2.metrics.rewardbench2 import (
+    REWARDBENCH2_SUBSETS,
+    best_of_n_credit,
+    ratings_credit,
+    subset_mean,
+    ties_score,
+)
 from cj2.metrics.rmb import RMBScore, category_split
+from cj2.metrics.rmbench import RMBENCH_DOMAINS, RMBenchScore, rmbench_domain, triangles
 from cj2.metrics.swap import SwapConsistency, unswap
 
 __all__ = [
+    "REWARDBENCH2_SUBSETS",
+    "RMBENCH_DOMAINS",
+    "RMBenchScore",
+    "best_of_n_credit",
+    "ratings_credit",
+    "rmbench_domain",
+    "subset_mean",
+    "ties_score",
+    "triangles",
     "REWARDBENCH_SECTIONS",
     "REWARDBENCH_SUBSETS",
     "BootstrapCI",

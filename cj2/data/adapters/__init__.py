@@ -7,6 +7,7 @@ layout; an adapter turns one raw record into schema items (:mod:`cj2.data.schema
 
 =================  =====================================================================================
 ``rewardbench``    RewardBench: ``prompt, chosen, rejected, subset, id`` (chosen is response A)
+``rewardbench2``   RewardBench 2: ``id, prompt, chosen[], rejected[], num_correct, ..., subset`` (best-of-N)
 ``hh_rlhf``        HH-RLHF: ``chosen``/``rejected`` whole transcripts; the shared prefix is the dialogue
 ``chat_pairs``     UltraFeedback-binarized style: ``chosen``/``rejected`` as ``[{role, content}]``
 ``llmbar``         LLMBar: ``input, output_1, output_2, label`` (1 or 2)
@@ -41,8 +42,8 @@ Where things live:
 
 * :mod:`~cj2.data.adapters.fields`: typed access to a raw record's fields (every failure names file, line
   and field) and the dialogue splitting the layouts share;
-* :mod:`~cj2.data.adapters.reward_pairs`: reward data with a fixed chosen position (RewardBench, HH-RLHF,
-  chat-message pairs);
+* :mod:`~cj2.data.adapters.reward_pairs`: reward data with a fixed chosen position (RewardBench,
+  RewardBench 2, HH-RLHF, chat-message pairs);
 * :mod:`~cj2.data.adapters.labelled`: pairwise judge sets whose records carry the verdict (LLMBar,
   JudgeBench, PandaLM, Auto-J, MT-Bench human judgments, JudgerBenchV2);
 * :mod:`~cj2.data.adapters.rmb`: RMB (pairwise and best-of-N) and RM-Bench;
@@ -60,7 +61,7 @@ from cj2.data.adapters.labelled import autoj, judgebench, judgerbenchv2, llmbar,
 from cj2.data.adapters.loading import iter_items, load_items
 from cj2.data.adapters.own import pairwise, pointwise
 from cj2.data.adapters.registry import ADAPTERS
-from cj2.data.adapters.reward_pairs import chat_pairs, hh_rlhf, rewardbench
+from cj2.data.adapters.reward_pairs import chat_pairs, hh_rlhf, rewardbench, rewardbench2
 from cj2.data.adapters.rmb import rmb_bon, rmb_pairwise, rmbench
 from cj2.data.io import DataError, SkipRecord
 
@@ -82,6 +83,7 @@ __all__ = [
     "pandalm",
     "pointwise",
     "rewardbench",
+    "rewardbench2",
     "rmb_bon",
     "rmb_pairwise",
     "rmbench",

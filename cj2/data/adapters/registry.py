@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 from cj2.data.adapters.labelled import autoj, judgebench, judgerbenchv2, llmbar, mtbench_human, pandalm
 from cj2.data.adapters.own import pairwise, pointwise
-from cj2.data.adapters.reward_pairs import chat_pairs, hh_rlhf, rewardbench
+from cj2.data.adapters.reward_pairs import chat_pairs, hh_rlhf, rewardbench, rewardbench2
 from cj2.data.adapters.rmb import rmb_bon, rmb_pairwise, rmbench
 
 ADAPTERS: dict[str, Callable[..., list]] = {
     "rewardbench": rewardbench,
+    "rewardbench2": rewardbench2,
     "hh_rlhf": hh_rlhf,
     "chat_pairs": chat_pairs,
     "llmbar": llmbar,

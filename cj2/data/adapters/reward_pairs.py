@@ -1,4 +1,4 @@
-"""Reward data with a fixed chosen position: RewardBench, HH-RLHF and chat-message pairs.
+"""Reward data with a fixed chosen position: RewardBench, RewardBench 2, HH-RLHF and chat-message pairs.
 
 The chosen response is always response A with label ``"A"`` and ``meta["position_fixed"] = True``;
 balancing positions is the mixture's job.
@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from cj2.data.adapters.fields import _Fields, _line_id, _split_prompt, _split_reply
-from cj2.data.schema import PairwiseItem
+from cj2.data.schema import BestOfNItem, PairwiseItem
 
 
 def rewardbench(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem]:
@@ -140,6 +140,56 @@ def chat_pairs(row: dict, *, path, line, language: str = "en") -> list[PairwiseI
             conversation=conversation,
             language=language,
             source="chat_pairs",
+            meta=meta,
+        )
+    ]
+
+
+_RB2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
+
+
+def rewardbench2(row: dict, *, path, line, language: str = "en") -> list[BestOfNItem]:
+    """RewardBench 2: ``id, prompt, chosen[], rejected[], num_correct, num_incorrect, total_completions,
+    models, subset`` -> one :class:`~cj2.data.schema.BestOfNItem` (``best`` = the first chosen answer,
+    ``losers`` = the rejected ones; every chosen answer in ``meta["chosen"]``).
+
+    The counts, where given, must match the lists. Every subset but Ties has one chosen answer; a Ties id
+    is ``ref:<n>`` or ``tied:<n>`` (a reference prompt with one correct answer, or its tied twin with
+    several), read into ``meta["ties_kind"]`` / ``meta["ties_prompt"]``.
+    """
+    f = _Fields(row, path, line)
+    rid, subset = f.ident("id"), f.text("subset")
+    if subset not in _RB2_SUBSETS:
+        raise f.fail(
+            "unknown_label", "subset", f"unknown RewardBench 2 subset {subset!r}; expected {_RB2_SUBSETS}"
+        )
+    chosen, rejected = f.text_list("chosen"), f.text_list("rejected")
+    for key, values in (("num_correct", chosen), ("num_incorrect", rejected)):
+        if f.has(key) and f.raw(key) != len(values):
+            raise f.fail("inconsistent", key, f"is {f.raw(key)!r} but the list holds {len(values)} answers")
+    if f.has("total_completions") and f.raw("total_completions") != len(chosen) + len(rejected):
+        raise f.fail(
+            "inconsistent", "total_completions", "differs from the number of chosen + rejected answers"
+        )
+    meta: dict[str, Any] = {"subset": subset, "chosen": chosen, "num_correct": len(chosen)}
+    if f.has("models"):
+        meta["models"] = row["models"]
+    if subset == "Ties":
+        kind, sep, pid = rid.rpartition(":")
+        if not sep or kind not in ("ref", "tied") or not pid:
+            raise f.fail("inconsistent", "id", f"a Ties id is 'ref:<n>' or 'tied:<n>', got {rid!r}")
+        meta.update(ties_kind=kind, ties_prompt=pid)
+    elif len(chosen) != 1:
+        raise f.fail("inconsistent", "chosen", f"subset {subset!r} has one chosen answer, got {len(chosen)}")
+    return [
+        BestOfNItem(
+            id=rid,
+            question=f.text("prompt"),
+            best=chosen[0],
+            losers=rejected,
+            domain=subset,
+            language=language,
+            source="rewardbench2",
             meta=meta,
         )
     ]

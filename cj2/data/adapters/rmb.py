@@ -5,6 +5,7 @@ Both keep the chosen answer first (``meta["position_fixed"] = True``), as their 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cj2.data.adapters.fields import _Fields, _split_prompt, _type_name
@@ -102,14 +103,37 @@ def rmb_bon(row: dict, *, path, line, language: str = "en") -> list[BestOfNItem]
 
 
 def rmbench(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem]:
-    """RM-Bench: ``id, subset, prompt, chosen, rejected`` with one response per style variant (3 each).
+    """RM-Bench: ``id, prompt, chosen, rejected`` with one response per style variant (3 each: concise,
+    detailed plain, detailed markdown), and the domain as ``domain`` (``total_dataset.json``), ``subset``,
+    or else the file name (``chat_filtered.json`` -> ``chat``, ``safety-refuse_filtered.json`` ->
+    ``safety-refuse``).
 
     Expands to every (chosen style i, rejected style j) pair, ids ``f"{id}/c{i}r{j}"``; RM-Bench's
-    easy/normal/hard accuracies are read off this matrix by the evaluator.
+    easy/normal/hard accuracies are read off this matrix by the evaluator (:mod:`cj2.metrics.rmbench`).
+    ``meta["rmbench_domain"]`` is the scoring domain (the two safety files are one domain, ``safety``).
     """
+    from cj2.metrics.rmbench import rmbench_domain
+
     f = _Fields(row, path, line)
-    rid, subset, prompt = f.ident("id"), f.text("subset"), f.text("prompt")
+    rid, prompt = f.ident("id"), f.text("prompt")
+    if f.has("domain"):
+        subset = f.text("domain")
+    elif f.has("subset"):
+        subset = f.text("subset")
+    else:
+        stem = Path(str(path)).name.split(".")[0]
+        subset = stem.removesuffix("_filtered").removesuffix("_dataset")
+    try:
+        domain = rmbench_domain(subset)
+    except ValueError as err:
+        raise f.fail("unknown_label", "domain", str(err)) from None
     chosen, rejected = f.text_list("chosen"), f.text_list("rejected")
+    if len(chosen) != 3 or len(rejected) != 3:
+        raise f.fail(
+            "inconsistent",
+            "chosen" if len(chosen) != 3 else "rejected",
+            f"expected 3 style variants each, got {len(chosen)} chosen and {len(rejected)} rejected",
+        )
     return [
         PairwiseItem(
             id=f"{rid}/c{i}r{j}",
@@ -120,7 +144,13 @@ def rmbench(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem
             domain=subset,
             language=language,
             source="rmbench",
-            meta={"subset": subset, "chosen_style": i, "rejected_style": j, "position_fixed": True},
+            meta={
+                "subset": subset,
+                "rmbench_domain": domain,
+                "chosen_style": i,
+                "rejected_style": j,
+                "position_fixed": True,
+            },
         )
         for i, c in enumerate(chosen)
         for j, r in enumerate(rejected)
