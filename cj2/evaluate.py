@@ -22,11 +22,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from cj2.evaluation.runner import eval_dir, register_resolvers
-from cj2.runtime import CONF_MODULE, redact, reraise_scrubbed, to_plain, wandb_mode
+from cj2.runtime import hydra_entry, redact, reraise_scrubbed, start_wandb, to_plain
 
 log = logging.getLogger("cj2.evaluate")
 register_resolvers()
@@ -49,24 +48,21 @@ def _out_dir(cfg: DictConfig) -> Path:
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
-    wcfg = cfg.logger.get("wandb", {}) if cfg.get("logger") else {}
-    if not wcfg.get("enabled", False):
-        return
-    import wandb
-
-    from cj2.evaluation.report import domain_rows, flatten
-
-    run = wandb.init(
-        project=wcfg.get("project", "cj2"),
-        entity=wcfg.get("entity"),
-        mode=wandb_mode(wcfg.get("mode")),
-        dir=str(out),
+    run = start_wandb(
+        cfg,
+        out,
         config=resolved,
         name=out.name,
         group=f"eval-{metrics['benchmark']}",
         job_type="evaluate",
         tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
     )
+    if run is None:
+        return
+    import wandb
+
+    from cj2.evaluation.report import domain_rows, flatten
+
     try:
         summary = flatten(metrics["results"])
         summary["wall_time_s"] = float(metrics["wall_time_s"])
@@ -89,6 +85,9 @@ def evaluate(cfg: DictConfig) -> float | None:
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     try:
+        from cj2.confcheck import check_config
+
+        check_config(cfg, "evaluate")
         container = to_plain(cfg)
         metrics = run_evaluation(container, out)  # writes config.yaml, secrets redacted
         resolved = redact(container)
@@ -108,7 +107,7 @@ def evaluate(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="evaluate")
+@hydra_entry("evaluate")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return evaluate(cfg)
