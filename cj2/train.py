@@ -214,10 +214,11 @@ def train(cfg: DictConfig) -> float | None:
     lock: RunLock | None = None
     accepted = False
     try:
+        if owner:
+            lock = RunLock(out).acquire()
         check_config(cfg, "train")
         resolved = run_config(cfg)
         if owner:
-            lock = RunLock(out).acquire()
             ckpt_path = claim(out, cfg.get("ckpt_path"), overwrite=bool(cfg.get("overwrite", False)))
         else:
             last = out / "last.ckpt"
@@ -232,7 +233,8 @@ def train(cfg: DictConfig) -> float | None:
                 write_hydra_record(out, cfg)
         return _train(cfg, out, resolved, ckpt_path, resume_step)
     except Exception as err:
-        if owner and (accepted or not run_contents(out)):  # a refused start leaves a run's folder alone
+        # only in a folder this process owns, and not beside a run that a refused start leaves alone
+        if lock is not None and (accepted or not run_contents(out)):
             try:
                 keys = arm_keys(cfg)
             except Exception:  # noqa: BLE001 - the config itself may be what failed

@@ -532,17 +532,17 @@ CURATE = ["catalog.builtin.n=2", "rejection.m=2", "decontamination.enabled=false
 
 # (entry, overrides, expected return code): each refusal path, and a success with the secret in the config
 SECRET_PATHS = [
-    ("train", [f"+judge.api_key={SECRET}"], 1),  # a key train does not read
-    ("train", [f"judge_api_key={SECRET}"], 1),  # Hydra's own error echoes the override
-    ("train", [f"+hydra.job.env_set.MY_API_KEY={SECRET}", "trainer.max_steps=1"], 0),
-    ("evaluate", [f"+judge.api_key={SECRET}"], 1),
+    ("train", [f"+judge.api_key={SECRET}"], "adds a key that train does not read"),
+    ("train", [f"judge_api_key={SECRET}"], "Could not override 'judge_api_key'"),  # Hydra's own error
+    ("train", [f"+hydra.job.env_set.MY_API_KEY={SECRET}", "trainer.max_steps=1"], None),
+    ("evaluate", [f"+judge.api_key={SECRET}"], "judge.api_key: secrets never go in configs"),
     (
         "evaluate",
         ["judge=openai", "judge.name_or_path=m", f"judge.base_url=http://u:{SECRET}@127.0.0.1:9/v1"],
-        1,
+        "judge.base_url: a URL with credentials (user:password@host) is refused",
     ),
-    ("evaluate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], 0),
-    ("curate", [f"+generator.api_key={SECRET}"], 1),
+    ("evaluate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("curate", [f"+generator.api_key={SECRET}"], "unknown key(s) ['api_key']"),
     (
         "curate",
         [
@@ -551,16 +551,16 @@ SECRET_PATHS = [
             "generator.base_url=http://127.0.0.1:9/v1",
             f"generator.api_key_env={SECRET}",
         ],
-        1,
+        "generator.api_key_env must be the NAME of an environment variable",
     ),
-    ("curate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], 0),
-    ("refine", [f"+judge.api_key={SECRET}"], 1),
+    ("curate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("refine", [f"+judge.api_key={SECRET}"], "api_key"),
     (
         "refine",
         ["policy=openai", "policy.name_or_path=m", f"policy.base_url=http://u:{SECRET}@127.0.0.1:9/v1"],
-        1,
+        "policy.base_url: a URL with credentials",
     ),
-    ("refine", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], 0),
+    ("refine", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
 ]
 
 
@@ -586,9 +586,11 @@ def _refine_args(tmp_path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "entry,overrides,rc", SECRET_PATHS, ids=[f"{c[0]}-{i}" for i, c in enumerate(SECRET_PATHS)]
+    "entry,overrides,refusal", SECRET_PATHS, ids=[f"{c[0]}-{i}" for i, c in enumerate(SECRET_PATHS)]
 )
-def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, rc):
+def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
+    """A secret in the config (on success: Hydra's env_set, which reaches the process environment too) or
+    in a refused override appears in no file under the run's root and nowhere in stdout or stderr."""
     if entry == "refine":
         args = _refine_args(tmp_path)
         if overrides[0].startswith("policy="):  # the openai policy replaces the scripted one
@@ -598,17 +600,13 @@ def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, rc):
             entry
         ]
     proc = _run(entry, [*args, f"output_root={tmp_path / 'out'}", "run_name=r", *overrides], tmp_path)
-    assert proc.returncode == rc, proc.stderr[-3000:]
+    assert proc.returncode == (1 if refusal else 0), proc.stderr[-3000:]
     _assert_no_secret(proc, tmp_path)
-    if rc == 0:  # the run wrote Hydra's record (redacted) and, where enabled, a wandb run
-        hydra_files = list(tmp_path.rglob(".hydra/overrides.yaml"))
-        assert hydra_files and REDACTED in hydra_files[0].read_text()
-    else:
-        assert (
-            "Error executing job with overrides" in proc.stderr
-            or "Traceback" in proc.stderr
-            or "Error" in proc.stderr
-        )
+    if refusal:
+        assert refusal in proc.stderr, proc.stderr[-3000:]
+    else:  # the run wrote Hydra's record itself, the secret redacted
+        (record,) = tmp_path.rglob(".hydra/hydra.yaml")
+        assert f"MY_API_KEY: {REDACTED}" in record.read_text()
 
 
 class WaitForFile:
