@@ -650,3 +650,46 @@ def test_two_trainings_in_one_folder_the_second_is_refused_naming_the_first(tmp_
     assert first.returncode == 0, err[-3000:]
     assert second.returncode == 1, second.stderr[-3000:]
     assert f"in use: another training holds its lock (pid {first.pid} on" in second.stderr
+
+
+# ---------------------------------------------------------------------------- benchmark items
+def test_items_the_judge_cannot_score_are_reported():
+    from cj2.data.itemcheck import item_notes
+    from cj2.data.schema import PairwiseItem
+    from cj2.data.templates import get_template
+
+    items = [
+        PairwiseItem(id="t", question="q", response_a="a", response_b="b", label="tie"),
+        PairwiseItem(id="same", question="q", response_a="x ", response_b="x", label="A"),
+        PairwiseItem(id="ok", question="q", response_a="a", response_b="b", label="B"),
+        PairwiseItem(id="same-tie", question="q", response_a="x", response_b="x", label="tie"),
+    ]
+    no_tie, with_tie = get_template("cj2_check"), get_template("mtbench_pair")
+    notes = item_notes(items, items, no_tie)
+    assert notes[0].startswith("2 item(s) are labelled tie, which template 'cj2_check' (format 'cj2_choice')")
+    assert "'t', 'same-tie'" in notes[0] and "counts each as wrong" in notes[0]
+    assert (
+        notes[1].startswith("1 pair(s) have two identical responses but the label A or B")
+        and "'same'" in notes[1]
+    )
+    assert [n for n in item_notes(items, items, with_tie) if "tie" in n.split(",")[0]] == []
+
+
+def test_predictions_for_ids_the_benchmark_lacks_are_reported(tmp_path):
+    from cj2.data.io import write_jsonl
+    from cj2.evaluation.benchmarks import load_benchmark
+    from cj2.evaluation.runner import run_evaluation
+    from tests.test_evaluate import _judgebench_file, config, perfect_predictions
+
+    data = _judgebench_file(tmp_path / "jb.jsonl")
+    bench = {"name": "judgebench", "path": str(data)}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "winner_json")
+    rows = [json.loads(x) for x in preds.read_text().splitlines()]
+    write_jsonl(
+        preds, rows + [{"id": "p9", "order": "AB", "output": "x"}, {"id": "P0", "order": "BA", "output": "x"}]
+    )
+    metrics = run_evaluation(config(bench, {"backend": "predictions", "path": str(preds)}), tmp_path / "r")
+    (note,) = [n for n in metrics["notes"] if "predictions file" in n]
+    unknown = "has rows for 2 id(s) the benchmark does not have, not scored ('p9', 'P0')"
+    assert note == f"the predictions file {preds} {unknown}"
+    assert note in (tmp_path / "r" / "report.md").read_text()
