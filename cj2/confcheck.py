@@ -213,12 +213,13 @@ def _check_steps(plain: Any) -> None:
 
 
 # Sections whose added keys are read as a whole: constructor keyword arguments that refuse unknown ones
-# (trainer, optimizer, scheduler, data), configs with their own key check (loss, generator and judge
-# backends), callbacks (any entry with a _target_ is instantiated), catalogs, and Hydra's own.
+# (trainer, optimizer, scheduler, data), sections with their own key check naming the valid keys (loss,
+# generator and judge backends, benchmark, evaluate, questions, refine), callbacks (any entry with a
+# _target_ is instantiated), curation's source catalog, and Hydra's own.
 ADDABLE = {
     "train": ("trainer", "optimizer", "scheduler", "data", "loss", "callbacks", "hydra", "run_dir"),
-    "evaluate": ("judge", "hydra", "run_dir"),
-    "refine": ("judge", "policy", "second_critic", "scorer", "hydra", "run_dir"),
+    "evaluate": ("judge", "benchmark", "evaluate", "hydra", "run_dir"),
+    "refine": ("judge", "policy", "second_critic", "scorer", "questions", "refine", "hydra", "run_dir"),
     "curate": ("generator", "catalog", "hydra", "run_dir"),
 }
 

@@ -3,6 +3,7 @@ checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import math
@@ -349,11 +350,18 @@ def guard_process_output(argv: list[str] | None = None) -> None:
             setattr(sys, name, _ScrubbingStream(stream))
 
 
-def redact_argv() -> None:
-    """Replace secrets in ``sys.argv`` once Hydra has parsed it: wandb and others record the command line."""
+@contextlib.contextmanager
+def argv_redacted():
+    """``sys.argv`` with its secrets redacted for the duration (wandb records the command line when its run
+    starts), restored afterwards: a DDP launcher re-runs ``sys.argv`` for the other ranks."""
     import sys
 
-    sys.argv[1:] = [redact(a) for a in sys.argv[1:]]
+    saved = list(sys.argv)
+    sys.argv[1:] = [redact(a) for a in saved[1:]]
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
 
 
 def wandb_mode(configured: str | None) -> str:
@@ -378,7 +386,6 @@ def wandb_init_kwargs(wcfg: Mapping[str, Any], out: str | os.PathLike, *, config
     secret: no code, no git state (a remote URL may carry a token), the command line redacted first."""
     import wandb
 
-    redact_argv()
     return dict(
         project=wcfg.get("project", "cj2"),
         entity=wcfg.get("entity"),
@@ -397,7 +404,8 @@ def start_wandb(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any)
         return None
     import wandb
 
-    return wandb.init(**wandb_init_kwargs(wcfg, out, config=config, **fields))
+    with argv_redacted():
+        return wandb.init(**wandb_init_kwargs(wcfg, out, config=config, **fields))
 
 
 def wandb_logger(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any):
@@ -406,7 +414,10 @@ def wandb_logger(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any
 
     kwargs = wandb_init_kwargs(wandb_section(cfg), out, config=config, **fields)
     kwargs["save_dir"] = kwargs.pop("dir")
-    return WandbLogger(**kwargs)
+    logger = WandbLogger(**kwargs)
+    with argv_redacted():
+        logger.experiment  # noqa: B018 - start the run now (rank 0), while the command line is redacted
+    return logger
 
 
 WANDB_ID_FILE = "wandb_run_id"
@@ -538,7 +549,7 @@ class HydraRunGuard(_HydraCallback):
     writes and prints.
 
     * at the start: registers the secrets of the config and its overrides (scrubbed from every log record,
-      stdout and stderr from then on) and redacts them in ``sys.argv`` (wandb records the command line);
+      stdout and stderr from then on);
     * each job: writes Hydra's ``.hydra/`` files redacted, into a new run folder only (a folder that holds a
       run keeps its first start's: a refused start must change nothing); where a user turned Hydra's own
       writing back on (``hydra.output_subdir=...``), rewrites them redacted;
@@ -549,7 +560,6 @@ class HydraRunGuard(_HydraCallback):
     def _start(self, config: Any) -> None:
         register_secrets(to_plain_unresolved(config))
         guard_process_output([])
-        redact_argv()
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         self._start(config)
