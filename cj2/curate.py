@@ -19,17 +19,16 @@ import os
 import time
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
-    CONF_MODULE,
     entry_run_dir,
+    hydra_entry,
     redact,
     register_resolvers,
     reraise_scrubbed,
+    start_wandb,
     to_plain,
-    wandb_mode,
 )
 
 log = logging.getLogger("cj2.curate")
@@ -49,29 +48,21 @@ def flatten(stats: Any, prefix: str = "") -> dict[str, float]:
 
 def curate(cfg: DictConfig) -> dict[str, Any]:
     """Run the pipeline of ``cfg`` in its run folder; returns the statistics."""
+    from cj2.confcheck import check_config
     from cj2.curation.pipeline import run_pipeline
+    from cj2.data.io import atomic_write_text
 
     t0 = time.time()
     out = entry_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    resolved = redact(to_plain(cfg))
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     run = None
-    wcfg = cfg.get("wandb") or {}
     try:
-        if wcfg.get("enabled", False):
-            import wandb
-
-            run = wandb.init(
-                project=wcfg.get("project", "cj2"),
-                entity=wcfg.get("entity"),
-                mode=wandb_mode(wcfg.get("mode")),
-                dir=str(out),
-                group=str(cfg.experiment_name),
-                job_type="curate",
-                name=out.name,
-                config=resolved,
-            )
+        check_config(cfg, "curate")
+        resolved = redact(to_plain(cfg))
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        run = start_wandb(
+            cfg, out, config=resolved, group=str(cfg.experiment_name), job_type="curate", name=out.name
+        )
         stats = run_pipeline(cfg, out)
         if run is not None:
             run.summary.update(flatten(stats["summary"]))
@@ -93,7 +84,7 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
             wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="curate")
+@hydra_entry("curate")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     curate(cfg)

@@ -23,11 +23,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from cj2.evaluation.runner import eval_dir, register_resolvers
-from cj2.runtime import CONF_MODULE, redact, reraise_scrubbed, to_plain, wandb_mode
+from cj2.runtime import hydra_entry, redact, reraise_scrubbed, start_wandb, to_plain
 
 log = logging.getLogger("cj2.evaluate")
 register_resolvers()
@@ -50,24 +49,21 @@ def _out_dir(cfg: DictConfig) -> Path:
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
-    wcfg = cfg.logger.get("wandb", {}) if cfg.get("logger") else {}
-    if not wcfg.get("enabled", False):
-        return
-    import wandb
-
-    from cj2.evaluation.report import domain_rows, wandb_summary
-
-    run = wandb.init(
-        project=wcfg.get("project", "cj2"),
-        entity=wcfg.get("entity"),
-        mode=wandb_mode(wcfg.get("mode")),
-        dir=str(out),
+    run = start_wandb(
+        cfg,
+        out,
         config=resolved,
         name=out.name,
         group=f"eval-{metrics['benchmark']}",
         job_type="evaluate",
         tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
     )
+    if run is None:
+        return
+    import wandb
+
+    from cj2.evaluation.report import domain_rows, wandb_summary
+
     try:
         summary = wandb_summary(metrics)  # the numbers and, as protocol/<entry> strings, their protocol
         run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
@@ -84,16 +80,23 @@ def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: di
 
 def evaluate(cfg: DictConfig) -> float | None:
     """Run the evaluation ``cfg`` describes; return ``cfg.optimized_metric`` (``<mode>/<metric>``)."""
+    from cj2.confcheck import check_config
     from cj2.evaluation.runner import run_evaluation
 
     if cfg.get("suite"):  # +suite=paper|field: several benchmarks, one table (cj2.evaluation.suite)
         from cj2.evaluation.suite import evaluate_suite
 
+        try:
+            check_config(cfg, "evaluate")
+        except Exception as err:  # keep secrets out of the tracebacks Hydra prints
+            reraise_scrubbed(err)
+            raise
         return evaluate_suite(cfg)
 
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     try:
+        check_config(cfg, "evaluate")
         container = to_plain(cfg)
         metrics = run_evaluation(container, out)  # writes config.yaml, secrets redacted
         resolved = redact(container)
@@ -113,7 +116,7 @@ def evaluate(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="evaluate")
+@hydra_entry("evaluate")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return evaluate(cfg)

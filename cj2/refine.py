@@ -26,11 +26,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from cj2.refinement.runner import refine_dir, register_resolvers
-from cj2.runtime import CONF_MODULE, redact, reraise_scrubbed, to_plain, wandb_mode
+from cj2.runtime import hydra_entry, redact, reraise_scrubbed, start_wandb, to_plain
 
 log = logging.getLogger("cj2.refine")
 register_resolvers()
@@ -75,22 +74,19 @@ def _summary(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
-    wcfg = cfg.logger.get("wandb", {}) if cfg.get("logger") else {}
-    if not wcfg.get("enabled", False):
-        return
-    import wandb
-
-    run = wandb.init(
-        project=wcfg.get("project", "cj2"),
-        entity=wcfg.get("entity"),
-        mode=wandb_mode(wcfg.get("mode")),
-        dir=str(out),
+    run = start_wandb(
+        cfg,
+        out,
         config=resolved,
         name=out.name,
         group=f"refine-{metrics['scoring']}",
         job_type="refine",
         tags=[f"policy={metrics['policy']}", f"judge={metrics['critics']['critic']}"],
     )
+    if run is None:
+        return
+    import wandb
+
     try:
         summary = _summary(metrics)
         run.log(summary)
@@ -107,6 +103,9 @@ def refine(cfg: DictConfig) -> float | None:
     out = _out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     try:
+        from cj2.confcheck import check_config
+
+        check_config(cfg, "refine")
         container = to_plain(cfg)
         metrics = run_refine(container, out)  # writes config.yaml, secrets redacted
         _log_wandb(cfg, out, redact(container), metrics)
@@ -120,7 +119,7 @@ def refine(cfg: DictConfig) -> float | None:
     return None if value is None else float(value)
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="refine")
+@hydra_entry("refine")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return refine(cfg)

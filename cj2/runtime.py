@@ -3,7 +3,9 @@ checkpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import logging
 import math
 import os
 import re
@@ -142,27 +144,108 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
     return "bf16-mixed" if cpu_supports_bf16() else "32-true"
 
 
-def redact(obj: Any) -> Any:
-    """A copy of a (nested) config with every secret-looking key's value replaced."""
+# The *name* of an environment variable (what every ``*_env`` key holds): anything else is probably the
+# secret itself, typed where its name belongs.
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# ``scheme://user:password@host``: credentials in a URL.
+URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
+# Secret values met in this process (config values of secret keys, URL credentials, keys typed into
+# ``*_env``): every text a run writes or prints is scrubbed of them (:func:`scrub_text`).
+_SECRET_VALUES: set[str] = set()
+_MIN_SECRET_LEN = 4  # shorter values would garble ordinary text when scrubbed
+
+
+def is_secret_key(key: Any) -> bool:
+    return isinstance(key, str) and bool(SECRET_KEY_RE.search(key))
+
+
+def is_env_name_key(key: Any) -> bool:
+    return isinstance(key, str) and key.endswith("_env")
+
+
+def bad_env_name(key: Any, value: Any) -> bool:
+    """An ``*_env`` key whose value is not an environment variable's name (a key typed in its place)."""
+    return is_env_name_key(key) and isinstance(value, str) and bool(value) and not ENV_NAME_RE.match(value)
+
+
+def register_secret(value: Any) -> None:
+    """Scrub ``value`` from every text this process writes or prints from now on."""
+    if isinstance(value, str):
+        value = value.strip().strip("'\"")
+        if len(value) >= _MIN_SECRET_LEN:
+            _SECRET_VALUES.add(value)
+
+
+def _register_in_string(text: str) -> None:
+    for m in URL_USERINFO_RE.finditer(text):
+        info = m.group("userinfo")
+        register_secret(info)
+        register_secret(info.partition(":")[2])
+
+
+def register_secrets(obj: Any, key: Any = None) -> None:
+    """Register every secret a (nested) config or list of ``key=value`` overrides holds: values of
+    secret-looking keys, URL credentials, and ``*_env`` values that are not variable names."""
+    from omegaconf import DictConfig, ListConfig
+
+    if isinstance(obj, (DictConfig, ListConfig)):
+        from omegaconf import OmegaConf
+
+        obj = OmegaConf.to_container(obj, resolve=False)
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            register_secrets(v, k)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            register_secrets(v, key)
+    elif isinstance(obj, str):
+        if is_secret_key(key) or bad_env_name(key, obj):
+            register_secret(obj)
+        _register_in_string(obj)
+        if key is None and "=" in obj:  # an override "key=value" (maybe "+key=value")
+            k, _, v = obj.partition("=")
+            last = k.lstrip("+~").split("@")[0].split(".")[-1].split("/")[-1]
+            if is_secret_key(last) or bad_env_name(last, v.strip().strip("'\"")):
+                register_secret(v)
+
+
+def redact(obj: Any, key: Any = None) -> Any:
+    """A copy of a (nested) config with every secret replaced: the values of secret-looking keys, ``*_env``
+    values that are not environment variable names, URL credentials, and every registered secret value
+    inside any string (an override list, an override_dirname)."""
     if isinstance(obj, Mapping):
         return {
             k: (
-                REDACTED
-                if isinstance(k, str) and SECRET_KEY_RE.search(k) and obj[k] not in (None, "")
-                else redact(v)
+                REDACTED if (is_secret_key(k) and v not in (None, "")) or bad_env_name(k, v) else redact(v, k)
             )
             for k, v in obj.items()
         }
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        if "=" in obj and key is None:  # an override: "judge.api_key=..." -> "judge.api_key=<redacted>"
+            k, _, v = obj.partition("=")
+            last = k.lstrip("+~").split("@")[0].split(".")[-1].split("/")[-1]
+            if (is_secret_key(last) and v not in ("", "null")) or bad_env_name(last, v.strip("'\"")):
+                return f"{k}={REDACTED}"
+        return scrub_text(obj)
     return obj
 
 
 def scrub_text(text: str) -> str:
-    """Remove the values of secret environment variables from a string (logs, error messages)."""
+    """``text`` without secrets: the values of secret environment variables, every registered secret value
+    (:func:`register_secret`) and the credentials of any URL."""
+    if not isinstance(text, str) or not text:
+        return text
+    values = set(_SECRET_VALUES)
     for key, value in os.environ.items():
         if value and len(value) >= 8 and SECRET_KEY_RE.search(key):
+            values.add(value)
+    for value in sorted(values, key=len, reverse=True):  # longest first: a value may contain another
+        if value in text:
             text = text.replace(value, REDACTED)
+    if "@" in text:
+        text = URL_USERINFO_RE.sub(lambda m: m.group("scheme") + REDACTED + "@", text)
     return text
 
 
@@ -170,7 +253,115 @@ def reraise_scrubbed(err: BaseException) -> None:
     """Re-raise ``err`` without secret values in its message (if it had any); returns when it has none."""
     msg = scrub_text(str(err))
     if msg != str(err):
-        raise type(err)(msg) from None
+        try:
+            clean = type(err)(msg)
+        except Exception:  # noqa: BLE001 - an exception class that takes other arguments
+            clean = RuntimeError(f"{type(err).__name__}: {msg}")
+        raise clean from None
+
+
+def check_secrets(cfg: Any) -> None:
+    """Refuse credentials where they would be saved with the run: a URL with ``user:password@`` and an
+    ``*_env`` key whose value is not an environment variable name. Neither message echoes the value."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+
+    def walk(obj: Any, path: str) -> None:
+        if isinstance(obj, Mapping):
+            for k, v in obj.items():
+                where = f"{path}.{k}" if path else str(k)
+                if bad_env_name(k, v):
+                    register_secret(v)
+                    raise ValueError(
+                        f"{where} must be the NAME of an environment variable (letters, digits and _, like "
+                        f"OPENAI_API_KEY), not a key: the value given is not one and is not shown. Put the "
+                        f"key in the environment (export MY_KEY=...) and set {where}=MY_KEY."
+                    )
+                walk(v, where)
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{path}[{i}]")
+        elif isinstance(obj, str) and URL_USERINFO_RE.search(obj):
+            _register_in_string(obj)
+            raise ValueError(
+                f"{path}: a URL with credentials (user:password@host) is refused: they would be saved with "
+                f"the run and logged. Give the URL without them and the key through the environment "
+                f"variable an api_key_env key names (e.g. api_key_env=OPENAI_API_KEY)."
+            )
+
+    walk(cfg, "")
+
+
+class _ScrubbingStream:
+    """A text stream that scrubs secrets (:func:`scrub_text`) from everything written through it."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(scrub_text(text) if isinstance(text, str) else text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+_GUARDED = False
+
+
+def guard_process_output(argv: list[str] | None = None) -> None:
+    """Keep secrets off the screen and out of log files for the rest of the process: register those in the
+    command line (before Hydra parses it: its own errors echo overrides), scrub every log record (whatever
+    handler Hydra configures later) and everything written to stdout and stderr."""
+    global _GUARDED
+    import sys
+
+    register_secrets(list(sys.argv[1:] if argv is None else argv))
+    if _GUARDED:
+        return
+    _GUARDED = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: leave it to the handler to report
+            return record
+        clean = scrub_text(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = str(record.exc_info[1])
+            if scrub_text(text) != text:  # the traceback text would show the secret: keep the type only
+                record.msg = f"{clean} ({type(record.exc_info[1]).__name__}: {scrub_text(text)})"
+                record.exc_info, record.exc_text = None, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _ScrubbingStream):
+            setattr(sys, name, _ScrubbingStream(stream))
+
+
+@contextlib.contextmanager
+def argv_redacted():
+    """``sys.argv`` with its secrets redacted for the duration (wandb records the command line when its run
+    starts), restored afterwards: a DDP launcher re-runs ``sys.argv`` for the other ranks."""
+    import sys
+
+    saved = list(sys.argv)
+    sys.argv[1:] = [redact(a) for a in saved[1:]]
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
 
 
 def wandb_mode(configured: str | None) -> str:
@@ -180,6 +371,53 @@ def wandb_mode(configured: str | None) -> str:
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+def wandb_section(cfg: Any) -> Mapping[str, Any]:
+    """The one place every entry's wandb settings live: ``logger.wandb`` (``{}`` when absent)."""
+    logger = cfg.get("logger") if hasattr(cfg, "get") else None
+    section = logger.get("wandb") if logger else None
+    return section or {}
+
+
+def wandb_init_kwargs(wcfg: Mapping[str, Any], out: str | os.PathLike, *, config: Any, **fields: Any) -> dict:
+    """The keyword arguments of ``wandb.init`` for a cj2 run, whichever entry: the config redacted, the
+    mode resolved (:func:`wandb_mode`), the files in the run folder, and nothing recorded that may hold a
+    secret: no code, no git state (a remote URL may carry a token), the command line redacted first."""
+    import wandb
+
+    return dict(
+        project=wcfg.get("project", "cj2"),
+        entity=wcfg.get("entity"),
+        mode=wandb_mode(wcfg.get("mode")),
+        dir=str(out),
+        config=redact(to_plain(config)),
+        settings=wandb.Settings(save_code=False, disable_code=True, disable_git=True),
+        **fields,
+    )
+
+
+def start_wandb(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any):
+    """A wandb run for an entry (``wandb.init``) when ``logger.wandb.enabled``, else ``None``."""
+    wcfg = wandb_section(cfg)
+    if not wcfg.get("enabled", False):
+        return None
+    import wandb
+
+    with argv_redacted():
+        return wandb.init(**wandb_init_kwargs(wcfg, out, config=config, **fields))
+
+
+def wandb_logger(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any):
+    """Lightning's WandbLogger for a training run, with :func:`wandb_init_kwargs`."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    kwargs = wandb_init_kwargs(wandb_section(cfg), out, config=config, **fields)
+    kwargs["save_dir"] = kwargs.pop("dir")
+    logger = WandbLogger(**kwargs)
+    with argv_redacted():
+        logger.experiment  # noqa: B018 - start the run now (rank 0), while the command line is redacted
+    return logger
 
 
 WANDB_ID_FILE = "wandb_run_id"
@@ -220,4 +458,174 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ):
         if not Path(path).exists():
             raise FileNotFoundError(f"checkpoint {path} not found")
-        return torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except CHECKPOINT_LOAD_ERRORS as err:
+            raise checkpoint_load_error(path, err) from None
+
+
+CHECKPOINT_LOAD_ERRORS = (
+    __import__("pickle").UnpicklingError,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    AttributeError,
+    ImportError,
+    OSError,
+)
+
+
+def checkpoint_load_error(path: Any, err: BaseException) -> ValueError:
+    """The error for a file ``torch.load(weights_only=True)`` refuses, naming the file, and never torch's
+    advice to retry with ``weights_only=False`` (which would run whatever code the file carries)."""
+    import pickle
+
+    text = str(err).strip()
+    if isinstance(err, pickle.UnpicklingError) and ("weights_only" in text or "global" in text.lower()):
+        why = (
+            "it holds objects other than tensors and plain data, which cj2 never unpickles "
+            "(that could run code)"
+        )
+    else:
+        first = text.splitlines()[0][:200] if text else ""
+        why = f"{type(err).__name__}{': ' + first if first else ''}"
+    return ValueError(f"checkpoint {path}: not a loadable checkpoint ({why})")
+
+
+# ----------------------------------------------------------------------------------------- Hydra entries
+HYDRA_SUBDIR = ".hydra"
+
+
+def write_hydra_files(out: str | os.PathLike, task_cfg: Any, hydra_cfg: Any, overrides: Any) -> None:
+    """Hydra's three record files (``config.yaml``, ``hydra.yaml``, ``overrides.yaml`` in ``.hydra/``),
+    secrets redacted. cj2's configs turn Hydra's own writing off (``hydra.output_subdir: null``): it writes
+    them unredacted, before cj2 sees the config."""
+    from omegaconf import OmegaConf
+
+    folder = Path(out) / HYDRA_SUBDIR
+    for name, obj in (
+        ("config.yaml", task_cfg),
+        ("hydra.yaml", {"hydra": to_plain_unresolved(hydra_cfg)}),
+        ("overrides.yaml", overrides),
+    ):
+        plain = to_plain_unresolved(obj)
+        atomic_write_text(folder / name, OmegaConf.to_yaml(OmegaConf.create(redact(plain))))
+
+
+def to_plain_unresolved(cfg: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=False)
+    return cfg
+
+
+def write_hydra_record(out: str | os.PathLike, task_cfg: Any) -> None:
+    """:func:`write_hydra_files` for the Hydra run in progress (nothing outside one)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return
+    write_hydra_files(out, task_cfg, hydra_cfg, list(hydra_cfg.overrides.task))
+
+
+def _folder_is_new(out: Path) -> bool:
+    """Nothing in ``out`` but Hydra's job log (just opened) and cj2's lock."""
+    if not out.is_dir():
+        return True
+    return all(p.suffix == ".log" or p.name == ".cj2.lock" for p in out.iterdir())
+
+
+try:
+    from hydra.experimental.callback import Callback as _HydraCallback
+except ImportError:  # pragma: no cover - hydra is a dependency
+    _HydraCallback = object
+
+
+class HydraRunGuard(_HydraCallback):
+    """Hydra callback of every cj2 entry (``hydra.callbacks.cj2_guard``): keeps secrets out of what Hydra
+    writes and prints.
+
+    * at the start: registers the secrets of the config and its overrides (scrubbed from every log record,
+      stdout and stderr from then on);
+    * each job: writes Hydra's ``.hydra/`` files redacted, into a new run folder only (a folder that holds a
+      run keeps its first start's: a refused start must change nothing); where a user turned Hydra's own
+      writing back on (``hydra.output_subdir=...``), rewrites them redacted;
+    * a multirun: rewrites the sweep's ``multirun.yaml`` redacted (Hydra writes it before any job starts);
+    * each job's end: redacts the overrides Hydra prints in ``Error executing job with overrides: [...]``.
+    """
+
+    def _start(self, config: Any) -> None:
+        register_secrets(to_plain_unresolved(config))
+        guard_process_output([])
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        self._start(config)
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self._start(config)
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        hydra_cfg = config.hydra
+        out = Path(str(hydra_cfg.runtime.output_dir))
+        register_secrets(list(hydra_cfg.overrides.task))
+        task = {k: v for k, v in OmegaConf.to_container(config, resolve=False).items() if k != "hydra"}
+        overrides = list(hydra_cfg.overrides.task)
+        subdir = hydra_cfg.get("output_subdir")
+        if subdir is not None:  # Hydra wrote its files unredacted: rewrite them
+            folder = out / str(subdir)
+            for name, obj in (("config.yaml", task), ("overrides.yaml", overrides)):
+                atomic_write_text(folder / name, OmegaConf.to_yaml(OmegaConf.create(redact(obj))))
+            hydra_plain = {"hydra": to_plain_unresolved(hydra_cfg)}
+            atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(hydra_plain))))
+        elif _folder_is_new(out):
+            write_hydra_files(out, task, hydra_cfg, overrides)
+        self._redact_multirun_file(config)
+
+    def _redact_multirun_file(self, config: Any) -> None:
+        from hydra.types import RunMode
+        from omegaconf import OmegaConf
+
+        if config.hydra.get("mode") != RunMode.MULTIRUN:
+            return
+        sweep = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"
+        if sweep.is_file():
+            text = sweep.read_text(encoding="utf-8")
+            clean = OmegaConf.to_yaml(
+                OmegaConf.create(redact(OmegaConf.to_container(OmegaConf.create(text))))
+            )
+            if scrub_text(text) != text or clean != text:
+                atomic_write_text(sweep, clean)
+
+    def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        job_return.overrides = redact(list(job_return.overrides or []))
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._redact_multirun_file(config)
+
+
+def hydra_entry(config_name: str):
+    """``@hydra.main`` for a cj2 entry, with secrets kept off the screen from the first line: the command
+    line's secrets are registered (:func:`guard_process_output`) before Hydra parses it, so even Hydra's
+    own errors about an override print it scrubbed."""
+    import functools
+
+    import hydra
+
+    def decorate(task):
+        hydra_main = hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name=config_name)(task)
+
+        @functools.wraps(task)
+        def main(cfg_passthrough: Any = None) -> Any:
+            if cfg_passthrough is not None:
+                return hydra_main(cfg_passthrough)
+            guard_process_output()
+            return hydra_main()
+
+        return main
+
+    return decorate

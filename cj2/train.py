@@ -26,72 +26,62 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from cj2.runtime import (
-    CONF_MODULE,
     WANDB_ID_FILE,
     AtomicCheckpointIO,
     entry_run_dir,
+    hydra_entry,
     json_safe,
     redact,
     register_resolvers,
     reraise_scrubbed,
     resolve_precision,
     to_plain,
-    wandb_mode,
+    wandb_logger,
     wandb_run_id,
+    wandb_section,
+    write_hydra_record,
 )
 
 log = logging.getLogger("cj2.train")
 register_resolvers()
 
 
-def _resolve_ckpt(ckpt_path: str | None, out: Path) -> str | None:
-    if ckpt_path in (None, "", "null"):
-        return None
-    if ckpt_path == "last":
-        last = out / "last.ckpt"
-        if last.exists():
-            log.info("resuming from %s", last)
-            return str(last)
-        log.info("ckpt_path=last but %s does not exist yet: starting fresh", last)
-        return None
-    if not Path(ckpt_path).exists():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path!r} does not exist")
-    return str(ckpt_path)
+def build_loggers(
+    cfg: DictConfig,
+    out: Path,
+    resolved: dict[str, Any],
+    *,
+    resume: bool = False,
+    resume_step: int | None = None,
+) -> list:
+    """The run's loggers (``conf/logger/``): CSV and/or wandb. The CSV log keeps a resumed run's earlier rows
+    (:func:`cj2.rundir.run_csv_logger`); the wandb run's id is kept in the run folder (``wandb_run_id``), so
+    a run resumed from a checkpoint (``resume``) continues the same wandb run."""
+    from cj2.rundir import run_csv_logger
 
-
-def build_loggers(cfg: DictConfig, out: Path, resolved: dict[str, Any], *, resume: bool = False) -> list:
-    """The run's loggers (``conf/logger/``): CSV and/or wandb. The wandb run's id is kept in the run folder
-    (``wandb_run_id``), so a run resumed from a checkpoint (``resume``) continues the same wandb run."""
     loggers: list = []
     lcfg = cfg.logger
     if lcfg.get("csv", {}).get("enabled", False):
-        from lightning.pytorch.loggers import CSVLogger
-
-        loggers.append(CSVLogger(save_dir=str(out), name="csv", version=""))
-    wcfg = lcfg.get("wandb", {})
-    if wcfg.get("enabled", False):
+        loggers.append(run_csv_logger(str(out), resume_step if resume else None))
+    if wandb_section(cfg).get("enabled", False):
         from lightning.fabric.utilities.rank_zero import rank_zero_only
-        from lightning.pytorch.loggers import WandbLogger
 
         rank_zero = int(getattr(rank_zero_only, "rank", 0) or 0) == 0
         run_id = wandb_run_id(out, resume=resume, save=rank_zero)
         log.info("wandb run id %s (%s)", run_id, out / WANDB_ID_FILE)
-        mode = wandb_mode(wcfg.get("mode"))
         loss_name = cfg.loss.name
         m = OmegaConf.select(cfg, "data.rejection.m", default=None)
         tags = [f"loss={loss_name}"] + ([f"M={m}"] if m is not None else [])
         name = out.name if cfg.get("run_name") is None else str(cfg.run_name)
         loggers.append(
-            WandbLogger(
-                project=wcfg.get("project", "cj2"),
-                entity=wcfg.get("entity"),
-                mode=mode,
-                save_dir=str(out),
+            wandb_logger(
+                cfg,
+                out,
+                config=resolved,
                 group=str(cfg.experiment_name),
                 job_type=loss_name,
                 tags=tags,
                 name=name,
-                config=resolved,
                 id=run_id,
                 resume="allow",
             )
@@ -218,35 +208,91 @@ def export(cfg: DictConfig, module, tokenizer, out: Path, is_global_zero: bool =
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train one run (see the module docstring); on an exception, ``failed.json`` in the run folder first."""
+    """Train one run (see the module docstring).
+
+    Before anything is written: the config is checked (:func:`cj2.confcheck.check_config`), the run folder
+    locked (:class:`cj2.rundir.RunLock`) and claimed (:func:`cj2.rundir.claim`: a fresh start never
+    replaces a run), and a resume checked against its checkpoint (:func:`cj2.rundir.check_resume`). A start
+    refused there leaves the folder as it was; a run that fails later writes ``failed.json`` first."""
     from cj2.comparison import FAILED_FILE, arm_keys, write_failure
+    from cj2.confcheck import check_config
+    from cj2.rundir import RunLock, claim, global_rank_from_env, run_contents
 
     out = entry_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / FAILED_FILE).unlink(missing_ok=True)  # a rerun in the same folder: its own outcome only
+    owner = global_rank_from_env() == 0  # the other ranks of a DDP run train in rank 0's folder
+    lock: RunLock | None = None
+    accepted = False
     try:
-        return _train(cfg, out)
+        if owner:
+            lock = RunLock(out).acquire()
+        check_config(cfg, "train")
+        resolved = run_config(cfg)
+        if owner:
+            ckpt_path = claim(out, cfg.get("ckpt_path"), overwrite=bool(cfg.get("overwrite", False)))
+        else:
+            last = out / "last.ckpt"
+            ckpt_path = (
+                str(last) if cfg.get("ckpt_path") == "last" and last.exists() else cfg.get("ckpt_path")
+            )
+        resume_step = _check_resume(ckpt_path, resolved)
+        accepted = True
+        if owner:
+            (out / FAILED_FILE).unlink(missing_ok=True)  # a rerun in the same folder: its own outcome only
+            if not (out / ".hydra").exists():
+                write_hydra_record(out, cfg)
+        return _train(cfg, out, resolved, ckpt_path, resume_step)
     except Exception as err:
-        try:
-            keys = arm_keys(cfg)
-        except Exception:  # noqa: BLE001 - the config itself may be what failed
-            keys = {}
-        write_failure(
-            out, type(err).__name__, str(err), keys=keys, details=traceback.format_exc(), by="cj2.train"
-        )
+        # only in a folder this process owns, and not beside a run that a refused start leaves alone
+        if lock is not None and (accepted or not run_contents(out)):
+            try:
+                keys = arm_keys(cfg)
+            except Exception:  # noqa: BLE001 - the config itself may be what failed
+                keys = {}
+            write_failure(
+                out, type(err).__name__, str(err), keys=keys, details=traceback.format_exc(), by="cj2.train"
+            )
+        reraise_scrubbed(err)
         raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
-def _train(cfg: DictConfig, out: Path) -> float | None:
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config as saved (``config.yaml``, the checkpoint, wandb): resolved, secrets redacted, and the
+    content fingerprint of its data files under ``data.content`` (a resume compares it)."""
+    from cj2.data.datamodule import file_list
+    from cj2.rundir import data_fingerprint
+
+    resolved = redact(to_plain(cfg))
+    data = resolved.get("data") or {}
+    files = {k: file_list(data.get(k), f"data.{k}") for k in ("train_files", "val_files", "preference_files")}
+    data["content"] = data_fingerprint({k: v for k, v in files.items() if v})
+    return resolved
+
+
+def _check_resume(ckpt_path: str | None, resolved: dict[str, Any]) -> int | None:
+    if ckpt_path is None:
+        return None
+    from cj2.rundir import check_resume
+
+    step = check_resume(str(ckpt_path), resolved)
+    log.info("resuming from %s (step %d)", ckpt_path, step)
+    return step
+
+
+def _train(
+    cfg: DictConfig, out: Path, resolved: dict[str, Any], ckpt_path: str | None, resume_step: int | None
+) -> float | None:
     from cj2.data.datamodule import JudgeDataModule
-    from cj2.data.io import atomic_write_json
+    from cj2.data.io import atomic_write_json, atomic_write_text
     from cj2.distributed import is_fsdp2
     from cj2.module import JudgeModule
     from cj2.testing import fail_arm  # test-only: CJ2_TEST_FAIL_ARM=<key>=<value>[:kill], else nothing
 
     t0 = time.time()
-    resolved = redact(to_plain(cfg))
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
     L.seed_everything(int(cfg.seed), workers=True)
     fail_arm(cfg)
 
@@ -260,9 +306,10 @@ def _train(cfg: DictConfig, out: Path) -> float | None:
         on_nonfinite=cfg.on_nonfinite,
         run_config=resolved,
     )
+    data_kwargs = to_plain(cfg.data)
     dm = JudgeDataModule(
         tokenizer,
-        **to_plain(cfg.data),
+        **data_kwargs,
         seed=int(cfg.seed),
         accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
         preference=module.objective.needs_reference,
@@ -271,8 +318,7 @@ def _train(cfg: DictConfig, out: Path) -> float | None:
     precision = resolve_precision(
         cfg.trainer.get("precision", "auto"), str(cfg.trainer.get("accelerator", "auto"))
     )
-    ckpt_path = _resolve_ckpt(cfg.get("ckpt_path"), out)
-    loggers = build_loggers(cfg, out, resolved, resume=ckpt_path is not None)
+    loggers = build_loggers(cfg, out, resolved, resume=ckpt_path is not None, resume_step=resume_step)
     trainer = build_trainer(cfg, out, build_callbacks(cfg, loggers), loggers, precision)
     model.train()  # from_pretrained returns eval mode; Lightning keeps the mode it finds
     metrics: dict[str, Any] = {}
@@ -286,13 +332,33 @@ def _train(cfg: DictConfig, out: Path) -> float | None:
             export(cfg, module, tokenizer, out, trainer.is_global_zero)  # sharded: every rank gathers
         if trainer.is_global_zero:
             log.info("run folder: %s", out)
-    except Exception as err:  # keep secrets out of tracebacks printed by Hydra
-        reraise_scrubbed(err)
+    except Exception as err:
+        _name_record_places(err, dm)
         raise
     finally:
         _finish_wandb(loggers)
     value = metrics.get(cfg.optimized_metric)
     return None if value is None else float(value)
+
+
+def _name_record_places(err: Exception, dm: Any) -> None:
+    """A non-finite loss names its records' ids; add the file and line each came from."""
+    from cj2.module import NonFiniteLossError
+
+    if not isinstance(err, NonFiniteLossError):
+        return
+    ids = getattr(err, "record_ids", None)
+    if ids is None:  # the ids are in the message: "record ids: ['a', 'b']"
+        import ast
+        import re
+
+        m = re.search(r"record ids: (\[.*?\])", str(err))
+        try:
+            ids = ast.literal_eval(m.group(1)) if m else []
+        except (ValueError, SyntaxError):
+            ids = []
+    if ids:
+        raise NonFiniteLossError(f"{err}\nrecords: {dm.describe_records(ids)}") from err
 
 
 def _finish_wandb(loggers: list) -> None:
@@ -303,7 +369,7 @@ def _finish_wandb(loggers: list) -> None:
             wandb.finish()
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="train")
+@hydra_entry("train")
 def main(cfg: DictConfig) -> float | None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if not _in_multirun():

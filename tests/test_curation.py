@@ -439,7 +439,7 @@ def test_curate_entry_writes_config_without_secrets(tmp_path, monkeypatch):
         [
             "catalog.builtin.n=4",
             "rejection.m=2",
-            "wandb.enabled=false",
+            "logger.wandb.enabled=false",
             f"output_root={tmp_path}",
             "run_name=entry",
             f"cache_dir={tmp_path / 'cache'}",
@@ -456,7 +456,7 @@ def test_curate_entry_writes_config_without_secrets(tmp_path, monkeypatch):
         [
             "catalog.builtin.n=4",
             "rejection.m=2",
-            "wandb.enabled=false",
+            "logger.wandb.enabled=false",
             f"output_root={tmp_path}",
             "run_name=entry",
             f"cache_dir={tmp_path / 'cache'}",

@@ -234,7 +234,7 @@ def test_curate_the_simulated_teacher_from_an_empty_folder(installed, tmp_path):
             str(installed["venv"] / "bin" / "cj2-curate"),
             "catalog.builtin.n=4",
             "rejection.m=2",
-            "wandb.enabled=false",
+            "logger.wandb.enabled=false",
             "decontamination.enabled=false",
             "run_name=cur",
         ],

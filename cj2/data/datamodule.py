@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,9 +20,9 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from cj2.data.collator import EncodedSample, JudgeCollator, encode_preference, encode_record
-from cj2.data.io import SkipRecord
+from cj2.data.io import DataError, SkipRecord
 from cj2.data.packing import PackedCollator, resolve_packing
-from cj2.data.records import read_preference_records, read_train_records
+from cj2.data.records import iter_train_records, read_preference_records
 from cj2.data.sampler import MicroBatch, StepBatchSampler
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
 
@@ -39,6 +40,46 @@ def pair_key(record_id: str) -> str:
 
 class TooManySkipped(RuntimeError):
     pass
+
+
+def file_list(value: Any, key: str) -> list[str]:
+    """A ``data.*_files`` value as a list of paths: one string is one path (not its characters)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [os.fspath(value)]
+    if not isinstance(value, Sequence):
+        raise ValueError(f"{key} must be a list of paths (or one path), got {type(value).__name__}")
+    out = []
+    for i, p in enumerate(value):
+        if not isinstance(p, (str, os.PathLike)) or not os.fspath(p):
+            raise ValueError(f"{key}[{i}] must be a path, got {p!r}")
+        out.append(os.fspath(p))
+    return out
+
+
+def check_distinct_files(train: Sequence[str], val: Sequence[str]) -> None:
+    """Refuse a validation file that is one of the training files: validating on training data measures
+    nothing. Compared by file identity (links, other spellings of one path), then by content."""
+    from cj2.data.io import file_sha256
+
+    def same(a: str, b: str) -> bool:
+        try:
+            if os.path.samefile(a, b):
+                return True
+            if os.path.getsize(a) != os.path.getsize(b):
+                return False
+            return file_sha256(a) == file_sha256(b)
+        except OSError:  # a missing file is reported by the reader, naming it
+            return False
+
+    for i, v in enumerate(val):
+        for j, t in enumerate(train):
+            if same(v, t):
+                raise ValueError(
+                    f"data.val_files[{i}] ({v}) is the same file as data.train_files[{j}] ({t}) or has the "
+                    f"same content: validating on the training data measures nothing; give held-out records"
+                )
 
 
 def encode_all(
@@ -164,9 +205,12 @@ class JudgeDataModule(L.LightningDataModule):
         super().__init__()
         self.tokenizer = tokenizer
         self.builtin = dict(builtin) if builtin else None
-        self.train_files = list(train_files or [])
-        self.val_files = list(val_files or [])
-        self.preference_files = list(preference_files or [])
+        self.train_files = file_list(train_files, "data.train_files")
+        self.val_files = file_list(val_files, "data.val_files")
+        self.preference_files = file_list(preference_files, "data.preference_files")
+        check_distinct_files(self.train_files, self.val_files)
+        # where each file record came from ("file:line"), for error messages (a non-finite loss names them)
+        self.record_places: dict[str, str] = {}
         self.max_length = max_length
         self.overlong = overlong
         self.max_skip_fraction = max_skip_fraction
@@ -275,17 +319,44 @@ class JudgeDataModule(L.LightningDataModule):
             recs += self.rft_data()[0]
         elif self.builtin and self.builtin.get("n_train", 0):
             recs += self._builtin_records("train", int(self.builtin["n_train"]))
-        for path in self.train_files:
-            recs += read_train_records(path)
+        recs += self._file_records(self.train_files)
+        if recs and all(r.weight == 0 for r in recs):
+            raise ValueError(
+                f"every one of the {len(recs)} training records has weight 0 "
+                f"({', '.join(map(str, self.train_files)) or 'no files'}): nothing would be trained"
+            )
         return recs
 
     def val_records(self) -> list[TrainRecord]:
         recs = list(self._extra_val)
         if self.builtin and self.builtin.get("n_val", 0):
             recs += self._builtin_records("validation", int(self.builtin["n_val"]))
-        for path in self.val_files:
-            recs += read_train_records(path)
+        return recs + self._file_records(self.val_files)
+
+    def _file_records(self, paths: Sequence[str]) -> list[TrainRecord]:
+        """The records of ``paths``, refusing an id met twice (in one file or across them)."""
+        recs: list[TrainRecord] = []
+        seen: dict[str, str] = {}
+        for path in paths:
+            for line, rec in iter_train_records(path):
+                place = f"{path}:{line}"
+                if rec.id in seen:
+                    raise DataError(
+                        f"duplicate record id {rec.id!r} (first at {seen[rec.id]}): ids must be unique",
+                        path=path,
+                        line=line,
+                        field="id",
+                    )
+                seen[rec.id] = place
+                recs.append(rec)
+        self.record_places.update(seen)
         return recs
+
+    def describe_records(self, ids: Sequence[str]) -> str:
+        """Where records came from: ``"id (file:line)"`` for file records, the id alone otherwise."""
+        return ", ".join(
+            f"{i!r} ({self.record_places[i]})" if i in self.record_places else repr(i) for i in ids
+        )
 
     def preference_records(self) -> list[PreferenceRecord]:
         recs: list[PreferenceRecord] = []

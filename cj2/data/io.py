@@ -9,10 +9,13 @@ it is dropped: reading (the adapters) or tokenising (the collator).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
+import math
 import os
 import secrets
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,8 +104,11 @@ def read_rows(
             yield i, row
         return
     if suffix in (".json", ".json.gz"):
-        with _open_text(path) as fh:
-            data = fh.read()
+        try:
+            with _open_text(path) as fh:
+                data = fh.read()
+        except _DECOMPRESS_ERRORS as err:
+            raise _truncated(path, err, None) from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -116,12 +122,16 @@ def read_rows(
             for i, row in enumerate(rows, start=1):
                 if not isinstance(row, dict):
                     raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=i)
+                bad = check_values(row, path=path, line=i)
+                if bad is not None:
+                    raise bad
                 yield i, row
             return
         # A .json file holding one object per line is JSONL in disguise; read it as such.
         lines: Iterable[bytes] = io.BytesIO(data)
     else:
         lines = _open_text(path)
+    lineno = 0
     try:
         for lineno, raw in enumerate(lines, start=1):
             row, error = _parse_jsonl_line(raw, path, lineno)
@@ -131,9 +141,75 @@ def read_rows(
                 yield lineno, error
             elif row is not None:
                 yield lineno, row
+    except _DECOMPRESS_ERRORS as err:  # a cut-off .gz: the lines read so far were yielded
+        raise _truncated(path, err, lineno + 1) from None
     finally:
         if hasattr(lines, "close"):
             lines.close()
+
+
+_DECOMPRESS_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _truncated(path: Path, err: BaseException, line: int | None) -> DataError:
+    return DataError(
+        f"the compressed file is truncated or corrupt ({type(err).__name__}: {err}); re-copy or re-write it",
+        path=path,
+        line=line,
+        kind="truncated_file",
+    )
+
+
+def _find_bad_value(obj: Any, where: str) -> tuple[str, str] | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where, f"non-finite number {obj} (NaN and Infinity are not JSON numbers)"
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError as err:
+            code = ord(obj[err.start])
+            return where, f"lone surrogate \\u{code:04x} at character {err.start}: not valid Unicode text"
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            sub = f"{where}.{k}" if where else str(k)
+            found = _find_bad_value(k, sub) if isinstance(k, str) else None
+            found = found or _find_bad_value(v, sub)
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _find_bad_value(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def check_values(row: dict[str, Any], *, path=None, line=None) -> DataError | None:
+    """The first value of ``row`` that no reader should take, as a :class:`DataError` naming its field: a
+    non-finite number (Python's JSON reader accepts ``NaN`` and ``Infinity``) or a string that is not valid
+    Unicode (a lone surrogate from a ``\\ud800`` escape, which no tokenizer can encode). ``None`` if all
+    fine."""
+    try:  # the fast path: one C-level pass over the whole row
+        json.dumps(row, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return None
+    except (ValueError, UnicodeEncodeError):
+        pass
+    found = _find_bad_value(row, "")
+    if found is None:
+        return None
+    field, message = found
+    kind = "non_finite" if message.startswith("non-finite") else "invalid_unicode"
+    return DataError(message, path=path, line=line, field=field, kind=kind)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (what a resumed run compares its training data by)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, Any] | None, DataError | None]:
@@ -161,6 +237,9 @@ def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, An
             line=lineno,
             kind="not_an_object",
         )
+    bad = check_values(row, path=path, line=lineno)
+    if bad is not None:
+        return None, bad
     return row, None
 
 

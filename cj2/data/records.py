@@ -14,8 +14,9 @@ Every problem is reported as a :class:`~cj2.data.io.DataError` naming file, line
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cj2.data.io import DataError, read_rows, write_jsonl
@@ -23,6 +24,70 @@ from cj2.data.schema import PreferenceRecord, TrainRecord
 from cj2.verdict import FORMATS, labels_for
 
 _ROLES = ("system", "user", "assistant")
+
+# The fields of a record line; anything else is a typo ("wieght", "verdcit") and refused: extra
+# information goes under "meta".
+TRAIN_FIELDS = ("id", "messages", "response", "verdict", "format", "source", "weight", "meta")
+PREFERENCE_FIELDS = ("id", "messages", "chosen", "rejected", "format", "source", "meta")
+# A weight scales a record's share of the loss. Above this a record swamps every other one, and near
+# float32's maximum (3.4e38) the loss itself overflows.
+MAX_WEIGHT = 1e6
+
+
+def _known_fields(row: dict[str, Any], fields: tuple[str, ...], *, path, line) -> None:
+    for name in row:
+        if name not in fields:
+            raise DataError(
+                f"unknown field {name!r} (a typo?); a record has {', '.join(fields)}; put anything else "
+                f"under 'meta'",
+                path=path,
+                line=line,
+                field=str(name),
+            )
+
+
+def _id(row: dict[str, Any], *, path, line) -> str:
+    rid = _require(row, "id", str, path=path, line=line)
+    if not rid.strip():
+        raise DataError("empty id", path=path, line=line, field="id")
+    return rid
+
+
+def _meta(row: dict[str, Any], *, path, line) -> dict[str, Any]:
+    meta = row.get("meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise DataError(
+            f"expected an object (or null), got {type(meta).__name__}", path=path, line=line, field="meta"
+        )
+    return dict(meta)
+
+
+def _source(row: dict[str, Any], *, path, line) -> str:
+    source = row.get("source")
+    if source is None:
+        return ""
+    if not isinstance(source, str):
+        raise DataError(f"expected str, got {type(source).__name__}", path=path, line=line, field="source")
+    return source
+
+
+def _weight(row: dict[str, Any], *, path, line) -> float:
+    weight = row.get("weight", 1.0)
+    valid = f"a finite, non-negative number at most {MAX_WEIGHT:g}"
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+        raise DataError(f"weight must be {valid}, got {weight!r}", path=path, line=line, field="weight")
+    try:
+        value = float(weight)
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not math.isfinite(value) or value < 0 or value > MAX_WEIGHT:
+        shown = (
+            repr(weight) if len(repr(weight)) < 40 else f"{repr(weight)[:20]}... ({len(repr(weight))} digits)"
+        )
+        raise DataError(f"weight must be {valid}, got {shown}", path=path, line=line, field="weight")
+    return value
 
 
 def _require(
@@ -87,7 +152,8 @@ def _format(row, *, path, line) -> str:
 
 
 def train_record_from_row(row: dict[str, Any], *, path=None, line=None) -> TrainRecord:
-    rid = _require(row, "id", (str, int), path=path, line=line)
+    _known_fields(row, TRAIN_FIELDS, path=path, line=line)
+    rid = _id(row, path=path, line=line)
     messages = validate_messages(_require(row, "messages", list, path=path, line=line), path=path, line=line)
     response = _require(row, "response", str, path=path, line=line)
     if not response.strip():
@@ -95,7 +161,14 @@ def train_record_from_row(row: dict[str, Any], *, path=None, line=None) -> Train
     fmt = _format(row, path=path, line=line)
     verdict = _require(row, "verdict", str, path=path, line=line, optional=fmt == "none")
     if fmt == "none":
-        verdict = None
+        if verdict is not None:
+            raise DataError(
+                f"verdict {verdict!r} with format 'none' (CE only, no verdict): give the format the "
+                f"response uses, or drop the verdict",
+                path=path,
+                line=line,
+                field="verdict",
+            )
     elif verdict not in labels_for(fmt):
         raise DataError(
             f"verdict {verdict!r} is not a label of format {fmt!r} {labels_for(fmt)}",
@@ -103,27 +176,21 @@ def train_record_from_row(row: dict[str, Any], *, path=None, line=None) -> Train
             line=line,
             field="verdict",
         )
-    source = row.get("source") or ""
-    weight = row.get("weight", 1.0)
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-        raise DataError(
-            f"weight must be a non-negative number, got {weight!r}", path=path, line=line, field="weight"
-        )
-    meta = row.get("meta") or {}
     return TrainRecord(
-        id=str(rid),
+        id=rid,
         messages=messages,
         response=response,
         verdict=verdict,
         format=fmt,
-        source=str(source),
-        weight=float(weight),
-        meta=dict(meta),
+        source=_source(row, path=path, line=line),
+        weight=_weight(row, path=path, line=line),
+        meta=_meta(row, path=path, line=line),
     )
 
 
 def preference_record_from_row(row: dict[str, Any], *, path=None, line=None) -> PreferenceRecord:
-    rid = _require(row, "id", (str, int), path=path, line=line)
+    _known_fields(row, PREFERENCE_FIELDS, path=path, line=line)
+    rid = _id(row, path=path, line=line)
     messages = validate_messages(_require(row, "messages", list, path=path, line=line), path=path, line=line)
     chosen = _require(row, "chosen", str, path=path, line=line)
     rejected = _require(row, "rejected", str, path=path, line=line)
@@ -132,19 +199,25 @@ def preference_record_from_row(row: dict[str, Any], *, path=None, line=None) -> 
             raise DataError("empty response", path=path, line=line, field=name)
     fmt = _format(row, path=path, line=line)
     return PreferenceRecord(
-        id=str(rid),
+        id=rid,
         messages=messages,
         chosen=chosen,
         rejected=rejected,
         format=fmt,
-        source=str(row.get("source") or ""),
-        meta=dict(row.get("meta") or {}),
+        source=_source(row, path=path, line=line),
+        meta=_meta(row, path=path, line=line),
     )
+
+
+def iter_train_records(path: str | os.PathLike) -> Iterator[tuple[int, TrainRecord]]:
+    """``(line, record)`` of a JSONL/JSON/parquet file of training records; a bad record raises DataError."""
+    for line, row in read_rows(path):
+        yield line, train_record_from_row(row, path=path, line=line)
 
 
 def read_train_records(path: str | os.PathLike) -> list[TrainRecord]:
     """Read a JSONL/JSON/parquet file of training records; the first bad record raises a DataError."""
-    return [train_record_from_row(row, path=path, line=line) for line, row in read_rows(path)]
+    return [rec for _, rec in iter_train_records(path)]
 
 
 def read_preference_records(path: str | os.PathLike) -> list[PreferenceRecord]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from cj2.data.io import atomic_write_json, atomic_write_text
+from cj2.data.itemcheck import item_notes
 from cj2.data.schema import PairwiseItem
 from cj2.data.templates import STYLE_NOTE, get_template
 from cj2.evaluation import backends as _backends
@@ -409,7 +410,7 @@ def run_evaluation(
     if judge is None:
         judge = _lazy_judge(setup, template)
     plan = _make_plan(setup, judge)
-    notes = _plan_notes(plan, template, len(items))
+    notes = _plan_notes(plan, template, len(items)) + item_notes(bench.items, items, template, judge)
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, Any]] = {}
     extras: dict[str, dict[str, Any]] = {}

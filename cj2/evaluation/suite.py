@@ -284,24 +284,21 @@ def suite_summary(result: Mapping[str, Any]) -> dict[str, Any]:
 def _log_wandb(
     cfg: Mapping[str, Any], out: Path, resolved: Mapping[str, Any], result: Mapping[str, Any]
 ) -> None:
-    wcfg = ((cfg.get("logger") or {}).get("wandb") or {}) if cfg.get("logger") else {}
-    if not wcfg.get("enabled", False):
-        return
-    import wandb
+    from cj2.runtime import start_wandb
 
-    from cj2.runtime import wandb_mode
-
-    run = wandb.init(
-        project=wcfg.get("project", "cj2"),
-        entity=wcfg.get("entity"),
-        mode=wandb_mode(wcfg.get("mode")),
-        dir=str(out),
+    run = start_wandb(
+        cfg,
+        out,
         config=dict(resolved),
         name=out.name,
         group=f"suite-{result['suite']}",
         job_type="evaluate",
         tags=[f"suite={result['suite']}", f"judge={result['judge']}"],
     )
+    if run is None:
+        return
+    import wandb
+
     try:
         summary = suite_summary(result)
         run.log({k: v for k, v in summary.items() if not isinstance(v, str)})

@@ -1,0 +1,695 @@
+"""Hostile and careless input, catalogued (issue 26): each case asserts its exact outcome.
+
+* records: every bad number or text is refused naming file, line and field;
+* configs: every non-finite or out-of-range number names its key and the valid range; ``+key`` typos and
+  credentials where they would be saved are refused (without echoing the secret);
+* run folders: a run is never replaced, damaged or shared: a refused start leaves the folder byte for byte
+  as it was (hashed), a resume keeps the CSV rows and checks the data's content;
+* secrets: a planted secret appears in no file a run writes, nor on its stdout or stderr, for every entry,
+  on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from cj2.confcheck import ConfigValueError, check_additions, check_numbers
+from cj2.data.datamodule import JudgeDataModule
+from cj2.data.io import DataError
+from cj2.data.records import read_preference_records, read_train_records
+from cj2.rundir import LOCK_FILE, RunFolderBusy, RunFolderTaken, RunLock
+from cj2.runtime import REDACTED, check_secrets, redact, register_resolvers, scrub_text
+from tests.test_train import CONF, ROOT, TINY_RUN, cfg_for
+
+register_resolvers()
+
+GOOD = {
+    "id": "r1",
+    "messages": [{"role": "user", "content": "Q?"}],
+    "response": 'ok {"Choice": "Model A"}',
+    "verdict": "A",
+    "format": "cj2_choice",
+    "source": "t",
+}
+
+
+def line(**changes) -> bytes:
+    row = {**GOOD, **changes}
+    return json.dumps(row).encode()
+
+
+def raw(text: str) -> bytes:
+    """A line spelled out (JSON's NaN/Infinity literals, escapes json.dumps would not write)."""
+    return text.encode()
+
+
+def write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+BASE = '"id": "x", "messages": [{"role": "user", "content": "Q"}], "format": "cj2_choice", "verdict": "A"'
+RESP = '"response": "ok {\\"Choice\\": \\"Model A\\"}"'
+
+# (case, line 2 of the file, field the error names, words the message holds)
+RECORD_CASES = [
+    ("weight NaN", raw(f'{{{BASE}, {RESP}, "weight": NaN}}'), "weight", "non-finite"),
+    ("weight Infinity", raw(f'{{{BASE}, {RESP}, "weight": Infinity}}'), "weight", "non-finite"),
+    ("weight -Infinity", raw(f'{{{BASE}, {RESP}, "weight": -Infinity}}'), "weight", "non-finite"),
+    ("weight 1e39 (beyond float32)", line(weight=1e39), "weight", "at most"),
+    ("weight 1e300", line(weight=1e300), "weight", "at most"),
+    (
+        "weight 10**400 (an int beyond any float)",
+        raw(f'{{{BASE}, {RESP}, "weight": 1{"0" * 400}}}'),
+        "weight",
+        "at most",
+    ),
+    ("weight negative", line(weight=-0.5), "weight", "non-negative"),
+    ("weight a string", line(weight="1"), "weight", "non-negative"),
+    ("weight a bool", line(weight=True), "weight", "non-negative"),
+    ("NaN nested in meta", raw(f'{{{BASE}, {RESP}, "meta": {{"score": NaN}}}}'), "meta.score", "non-finite"),
+    (
+        "lone surrogate in a message",
+        raw(
+            '{"id": "x", "messages": [{"role": "user", "content": "Q \\ud800"}], '
+            + RESP
+            + ', "format": "cj2_choice", "verdict": "A"}'
+        ),
+        "messages[0].content",
+        "lone surrogate \\ud800",
+    ),
+    (
+        "lone surrogate in the response",
+        raw(f'{{{BASE}, "response": "bad \\udfff text"}}'),
+        "response",
+        "lone surrogate",
+    ),
+    ("invalid UTF-8 bytes", b'{"id": "\xff\xfe"}', None, "UTF-8"),
+    ("meta a list", line(meta=[1, 2]), "meta", "expected an object"),
+    ("source a number", line(source=3), "source", "expected str"),
+    ("id true", line(id=True), "id", "expected str"),
+    ("id a number", line(id=7), "id", "expected str"),
+    ("id empty", line(id=" "), "id", "empty id"),
+    ("unknown field wieght", line(wieght=0.0), "wieght", "unknown field"),
+    ("unknown field verdcit", line(verdcit="B"), "verdcit", "unknown field"),
+    ("format none with a verdict", line(format="none", verdict="A"), "verdict", "format 'none'"),
+]
+
+
+@pytest.mark.parametrize("case,bad,field,words", RECORD_CASES, ids=[c[0] for c in RECORD_CASES])
+def test_bad_record_is_refused_naming_file_line_and_field(tmp_path, case, bad, field, words):
+    path = write(tmp_path / "train.jsonl", [line(), bad])
+    with pytest.raises(DataError) as err:
+        read_train_records(path)
+    assert str(err.value).startswith(f"{path}:2")
+    assert err.value.line == 2 and err.value.field == field, str(err.value)
+    assert words in str(err.value)
+
+
+def test_unknown_field_lists_the_valid_ones(tmp_path):
+    path = write(tmp_path / "t.jsonl", [line(wieght=0.0)])
+    with pytest.raises(
+        DataError, match=r"a record has id, messages, response, verdict, format, source, weight, meta"
+    ):
+        read_train_records(path)
+
+
+def test_preference_records_get_the_same_checks(tmp_path):
+    row = {
+        "id": "p",
+        "messages": [{"role": "user", "content": "Q"}],
+        "chosen": "a",
+        "rejected": "b",
+        "format": "cj2_choice",
+    }
+    for bad, field in (({**row, "chosn": "a"}, "chosn"), ({**row, "id": 3}, "id")):
+        path = write(tmp_path / "p.jsonl", [json.dumps(bad).encode()])
+        with pytest.raises(DataError) as err:
+            read_preference_records(path)
+        assert err.value.field == field and err.value.line == 1
+    path = write(
+        tmp_path / "p.jsonl",
+        [
+            raw(
+                '{"id": "p", "messages": [{"role": "user", "content": "\\ud800"}], "chosen": "a", '
+                '"rejected": "b", "format": "cj2_choice"}'
+            )
+        ],
+    )
+    with pytest.raises(DataError, match="lone surrogate") as err:
+        read_preference_records(path)
+    assert err.value.field == "messages[0].content"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".json.gz"])
+def test_truncated_compressed_file_is_an_error_naming_it(tmp_path, suffix):
+    full = gzip.compress(b"\n".join([line(id=f"r{i}") for i in range(200)]) + b"\n")
+    path = tmp_path / f"train{suffix}"
+    path.write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt") as err:
+        read_train_records(path)
+    assert err.value.path == str(path) and err.value.kind == "truncated_file"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        read_train_records(path)
+
+
+# ------------------------------------------------------------------------------------ the data module
+def _files(tmp_path: Path, n: int = 4, **changes) -> Path:
+    return write(tmp_path / "train.jsonl", [line(id=f"r{i}", **changes) for i in range(n)])
+
+
+def test_train_files_given_as_one_string_is_one_path(tmp_path, tokenizer):
+    path = _files(tmp_path)
+    dm = JudgeDataModule(tokenizer, train_files=str(path))
+    assert dm.train_files == [str(path)] and len(dm.train_records()) == 4
+    with pytest.raises(ValueError, match=r"data.train_files\[0\] must be a path"):
+        JudgeDataModule(tokenizer, train_files=[3])
+
+
+def test_the_same_file_for_training_and_validation_is_refused(tmp_path, tokenizer):
+    path = _files(tmp_path)
+    copy = tmp_path / "copy.jsonl"
+    copy.write_bytes(path.read_bytes())
+    for val in (str(path), str(tmp_path / "." / "train.jsonl"), str(copy)):
+        with pytest.raises(ValueError, match=r"data.val_files\[0\].*same file as data.train_files\[0\]"):
+            JudgeDataModule(tokenizer, train_files=[str(path)], val_files=[val])
+
+
+def test_duplicate_ids_are_refused_naming_both_places(tmp_path, tokenizer):
+    a = write(tmp_path / "a.jsonl", [line(id="x"), line(id="y"), line(id="x")])
+    with pytest.raises(
+        DataError, match=rf"a.jsonl:3: field 'id': duplicate record id 'x' \(first at {a}:1\)"
+    ):
+        JudgeDataModule(tokenizer, train_files=[str(a)]).train_records()
+    b = write(tmp_path / "b.jsonl", [line(id="z")])
+    c = write(tmp_path / "c.jsonl", [line(id="q"), line(id="z")])
+    with pytest.raises(DataError, match=rf"c.jsonl:2: .*duplicate record id 'z' \(first at {b}:1\)"):
+        JudgeDataModule(tokenizer, train_files=[str(b), str(c)]).train_records()
+
+
+def test_all_zero_weights_are_refused(tmp_path, tokenizer):
+    path = _files(tmp_path, weight=0.0)
+    with pytest.raises(ValueError, match="weight 0.*nothing would be trained"):
+        JudgeDataModule(tokenizer, train_files=[str(path)]).train_records()
+
+
+def test_records_name_their_places(tmp_path, tokenizer):
+    path = _files(tmp_path, n=3)
+    dm = JudgeDataModule(tokenizer, train_files=[str(path)])
+    dm.train_records()
+    assert dm.describe_records(["r2", "builtin-1"]) == f"'r2' ({path}:3), 'builtin-1'"
+
+
+# ------------------------------------------------------------------------------------- config numbers
+def _compose(name: str, overrides: list[str], hydra: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra)
+
+
+# (entry, override, the message's start)
+NUMBER_CASES = [
+    ("train", "trainer.max_steps=-1", "trainer.max_steps=-1 is out of range: valid is an integer >= 1"),
+    ("train", "trainer.max_steps=0", "trainer.max_steps=0 is out of range"),
+    ("train", "optimizer.lr=0", "optimizer.lr=0 is out of range: valid is a number in (0, 1]"),
+    ("train", "optimizer.lr=-0.001", "optimizer.lr=-0.001 is out of range"),
+    ("train", "optimizer.lr=nan", "optimizer.lr=nan: a number must be finite"),
+    ("train", "optimizer.lr=inf", "optimizer.lr=inf: a number must be finite"),
+    ("train", "loss.gamma=-inf", "loss.gamma=-inf: a number must be finite"),
+    (
+        "train",
+        "optimizer.betas=[0.9,1.0]",
+        "optimizer.betas.1=1.0 is out of range: valid is a number in [0, 1)",
+    ),
+    ("train", "optimizer.weight_decay=-0.1", "optimizer.weight_decay=-0.1 is out of range"),
+    ("train", "data.batch_size=0", "data.batch_size=0 is out of range: valid is an integer >= 1"),
+    (
+        "train",
+        "data.max_skip_fraction=1.5",
+        "data.max_skip_fraction=1.5 is out of range: valid is a number in [0, 1]",
+    ),
+    (
+        "train",
+        "data.builtin.n_train=-5",
+        "data.builtin.n_train=-5 is out of range: a count or size, valid is >= 0",
+    ),
+    ("train", "seed=-1", "seed=-1 is out of range"),
+    ("train", "checkpoint_every_n_steps=0", "checkpoint_every_n_steps=0 is out of range"),
+    ("train", "trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0 is out of range"),
+    ("train", "scheduler.warmup_ratio=2", "scheduler.warmup_ratio=2 is out of range"),
+    ("train", "callbacks.generated.max_new_tokens=0", "callbacks.generated.max_new_tokens=0 is out of range"),
+    ("train", "loss.k=1", "loss.k=1 is out of range: valid is an integer >= 2"),
+    ("train", "stop_after_steps=-2", "stop_after_steps=-2 is out of range"),
+    (
+        "evaluate",
+        "benchmark.limit=0",
+        "benchmark.limit=0 is out of range: valid is an integer >= 1 (or null)",
+    ),
+    ("evaluate", "benchmark.limit=-1", "benchmark.limit=-1 is out of range"),
+    ("evaluate", "evaluate.bootstrap=-1", "evaluate.bootstrap=-1 is out of range"),
+    ("evaluate", "judge.max_new_tokens=0", "judge.max_new_tokens=0 is out of range"),
+    ("refine", "refine.rounds=0", "refine.rounds=0 is out of range"),
+    ("curate", "rejection.m=0", "rejection.m=0 is out of range"),
+    ("curate", "mixture.weights.rft=-1", "mixture.weights.rft=-1 is out of range"),
+    ("curate", "decontamination.threshold=nan", "decontamination.threshold=nan: a number must be finite"),
+]
+
+
+@pytest.mark.parametrize("entry,override,message", NUMBER_CASES, ids=[c[1] for c in NUMBER_CASES])
+def test_out_of_range_number_names_key_and_range(entry, override, message):
+    if entry in ("evaluate", "refine"):
+        import cj2.evaluation.runner
+        import cj2.refinement.runner
+
+        cj2.evaluation.runner.register_resolvers()
+        cj2.refinement.runner.register_resolvers()
+    cfg = _compose(entry, [override])
+    with pytest.raises(ConfigValueError) as err:
+        check_numbers(cfg)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "entry,overrides",
+    [
+        ("train", []),
+        ("train", ["+experiment=quickstart"]),
+        ("train", ["trainer.max_steps=-1", "trainer.max_epochs=2"]),
+        ("evaluate", ["benchmark.limit=1"]),
+        ("evaluate", ["benchmark.limit=null"]),
+        ("curate", ["+pipeline=paper"]),
+    ],
+)
+def test_valid_numbers_pass(entry, overrides):
+    import cj2.evaluation.runner
+
+    cj2.evaluation.runner.register_resolvers()
+    check_numbers(_compose(entry, overrides))
+
+
+# ---------------------------------------------------------------------------- +key additions (typos)
+@pytest.mark.parametrize(
+    "override,refused",
+    [
+        ("+foo=1", True),
+        ("+model.dtyp=bfloat16", True),
+        ("+logger.wandb.projet=x", True),
+        ("+trainer.val_check_interval=2", False),  # a Trainer argument (Lightning refuses unknown ones)
+        ("+callbacks.mine._target_=cj2.callbacks.StopAfterSteps", False),
+        ("+experiment=quickstart", False),  # a group, not a key
+    ],
+)
+def test_plus_key_additions_nothing_reads_are_refused(override, refused):
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[override], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            if refused:
+                with pytest.raises(
+                    ConfigValueError, match=rf"\{override.split('=')[0]}: adds a key that train does not read"
+                ):
+                    check_additions("train")
+            else:
+                check_additions("train")
+        finally:
+            HydraConfig.instance().cfg = None
+
+
+# ------------------------------------------------------------------------------------- secrets
+SECRET = "sk-hostile-SECRET-0123456789"
+
+
+@pytest.mark.parametrize(
+    "cfg,where",
+    [
+        (
+            {"judge": {"base_url": f"http://user:{SECRET}@127.0.0.1:9/v1"}},
+            "judge.base_url: a URL with credentials",
+        ),
+        (
+            {"generator": {"api_key_env": SECRET}},
+            "generator.api_key_env must be the NAME of an environment variable",
+        ),
+        ({"judge": {"api_key_env": "my key"}}, "judge.api_key_env must be the NAME"),
+    ],
+)
+def test_credentials_where_they_would_be_saved_are_refused_without_echo(cfg, where):
+    with pytest.raises(ValueError) as err:
+        check_secrets(cfg)
+    assert str(err.value).startswith(where) and SECRET not in str(err.value)
+    check_secrets({"judge": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY"}})
+
+
+def test_redaction_covers_overrides_urls_and_env_values():
+    red = redact(
+        {
+            "a": [f"+judge.api_key={SECRET}", f"generator.api_key_env={SECRET}", "x=1"],
+            "url": f"https://u:{SECRET}@h/v1",
+            "key_env": SECRET,
+            "name_env": "OPENAI_API_KEY",
+        }
+    )
+    assert SECRET not in json.dumps(red)
+    assert red["a"] == [f"+judge.api_key={REDACTED}", f"generator.api_key_env={REDACTED}", "x=1"]
+    assert red["name_env"] == "OPENAI_API_KEY" and red["url"] == f"https://{REDACTED}@h/v1"
+    assert SECRET not in scrub_text(f"GET https://u:{SECRET}@h/v1 failed")
+
+
+# ------------------------------------------------------------------------------ run-folder ownership
+FAST = [
+    "trainer.max_steps=2",
+    "callbacks.generated=null",
+    "callbacks.verdict_logits=null",
+    "checkpoint_every_n_steps=1",
+]
+
+
+def folder_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        h.update(str(p.relative_to(path)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture()
+def finished_run(tmp_path):
+    from cj2.train import train
+
+    run = tmp_path / "run"
+    train(cfg_for(run, *FAST))
+    return run
+
+
+def test_a_run_is_never_replaced_or_damaged(finished_run, tmp_path):
+    from cj2.module import IncompatibleResumeError
+    from cj2.train import train
+
+    run = finished_run
+    before = folder_hash(run)
+    # a fresh start on it: refused with the choices
+    with pytest.raises(RunFolderTaken) as err:
+        train(cfg_for(run, *FAST))
+    for choice in ("ckpt_path=last", "another run_name", "overwrite=true"):
+        assert choice in str(err.value)
+    # a resume that changes what is trained: refused, naming the key
+    with pytest.raises(IncompatibleResumeError, match=r"optimizer.lr: 0.001 in the checkpoint, 0.002 now"):
+        train(cfg_for(run, *FAST, "ckpt_path=last", "optimizer.lr=2e-3"))
+    # a bad config number: refused before anything is written
+    with pytest.raises(ConfigValueError):
+        train(cfg_for(run, *FAST, "ckpt_path=last", "optimizer.lr=nan"))
+    # random bytes as ckpt_path: an error naming the file, never torch's advice to unpickle anything
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(os.urandom(256))
+    with pytest.raises(RunFolderTaken):  # an outside checkpoint would restart this run
+        train(cfg_for(run, *FAST, f"ckpt_path={junk}"))
+    with pytest.raises(ValueError, match=rf"checkpoint ckpt_path={junk}: not a loadable checkpoint") as err:
+        train(cfg_for(tmp_path / "other", *FAST, f"ckpt_path={junk}"))
+    assert "weights_only=False" not in str(err.value)
+    # overwrite with a resume: contradictory
+    with pytest.raises(RunFolderTaken, match="choose one"):
+        train(cfg_for(run, *FAST, "ckpt_path=last", "overwrite=true"))
+    assert folder_hash(run) == before  # nothing above changed a byte
+    # overwrite=true: the old run moves aside, whole
+    train(cfg_for(run, *FAST, "overwrite=true"))
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
+    assert len(aside) == 1 and folder_hash(aside[0]) == before
+
+
+def test_the_run_folder_is_locked_and_a_dead_holders_lock_taken_over(tmp_path, caplog):
+    from cj2.train import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with RunLock(run):  # another process's training, as far as the folder can tell
+        with pytest.raises(
+            RunFolderBusy, match=rf"in use: another training holds its lock \(pid {os.getpid()} on"
+        ):
+            train(cfg_for(run, *FAST))
+    assert list(run.iterdir()) == []  # the refused start wrote nothing
+    # a lock file left by a killed process: no flock holds it any more
+    (run / LOCK_FILE).write_text("pid 999999 on somehost since 2020-01-01T00:00:00\n")
+    with caplog.at_level(logging.WARNING, logger="cj2.rundir"):
+        train(cfg_for(run, *FAST, "overwrite=true"))
+    assert "took over the lock left by a process that no longer holds it (pid 999999" in caplog.text
+    assert (run / "metrics.json").exists() and not (run / LOCK_FILE).exists()
+
+
+def _csv_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "csv" / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_resume_keeps_earlier_csv_rows_and_checks_the_data_content(tmp_path):
+    from cj2.module import IncompatibleResumeError
+    from cj2.train import train
+
+    data = _files(tmp_path, n=8)
+    common = [*FAST, "trainer.max_steps=4", f"data.train_files=[{data}]", "data.builtin.n_train=0"]
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(cfg_for(full, *common))
+    train(cfg_for(part, *common, "stop_after_steps=2"))
+    assert {r["step"] for r in _csv_rows(part)} >= {"0", "1"}
+    train(cfg_for(part, *common, "ckpt_path=last"))
+    loss = "train/loss_step" if "train/loss_step" in _csv_rows(full)[0] else "train/loss"
+    a = [(r["step"], r.get(loss)) for r in _csv_rows(full) if r.get(loss)]
+    b = [(r["step"], r.get(loss)) for r in _csv_rows(part) if r.get(loss)]
+    assert len(a) >= 4 and [s for s, _ in a] == [s for s, _ in b]  # every step's row, once
+    assert [float(v) for _, v in a] == pytest.approx([float(v) for _, v in b], abs=1e-5)
+    # the training file edited since the checkpoint: refused, naming it; nothing written
+    write(data, [line(id=f"r{i}", verdict="B", response='ok {"Choice": "Model B"}') for i in range(8)])
+    before = folder_hash(part)
+    with pytest.raises(IncompatibleResumeError, match=rf"data.train_files: the content of {data} changed"):
+        train(cfg_for(part, *common, "ckpt_path=last", "trainer.max_steps=4"))
+    assert folder_hash(part) == before
+
+
+def test_nonfinite_loss_names_the_records_files_and_lines(tmp_path, monkeypatch):
+    from cj2.module import JudgeModule, NonFiniteLossError
+    from cj2.train import train
+
+    data = _files(tmp_path, n=8)
+
+    def nan_loss(self, batch, exact_step_norm=False):
+        return {"loss": torch.tensor(float("nan"), requires_grad=True)}
+
+    monkeypatch.setattr(JudgeModule, "compute_loss", nan_loss)
+    with pytest.raises(NonFiniteLossError) as err:
+        train(cfg_for(tmp_path / "run", *FAST, f"data.train_files=[{data}]", "data.builtin.n_train=0"))
+    assert f"({data}:" in str(err.value) and "records: 'r" in str(err.value)
+
+
+# ------------------------------------------------------------------------- secrets, end to end
+def _env(**extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CJ2_TEST")}
+    return {**env, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", **extra}
+
+
+def _run(entry: str, args: list[str], cwd: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"cj2.{entry}", *args],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _assert_no_secret(proc: subprocess.CompletedProcess, root: Path) -> None:
+    assert SECRET not in proc.stdout and SECRET not in proc.stderr, (proc.stdout[-2000:], proc.stderr[-2000:])
+    leaked = [p for p in root.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert leaked == []
+
+
+TRAIN = [a for a in TINY_RUN if not a.startswith("logger=")] + ["logger=default", "callbacks.generated=null"]
+EVALUATE = [
+    "judge.name_or_path=tiny",
+    "judge.max_new_tokens=4",
+    "benchmark.n_queries=1",
+    "benchmark.scenarios=[arithmetic]",
+    "benchmark.limit=2",
+    "evaluate.bootstrap=0",
+    "evaluate.progress=false",
+]
+CURATE = ["catalog.builtin.n=2", "rejection.m=2", "decontamination.enabled=false", "rejection.progress=false"]
+
+
+# (entry, overrides, expected return code): each refusal path, and a success with the secret in the config
+SECRET_PATHS = [
+    ("train", [f"+judge.api_key={SECRET}"], "adds a key that train does not read"),
+    ("train", [f"judge_api_key={SECRET}"], "Could not override 'judge_api_key'"),  # Hydra's own error
+    ("train", [f"+hydra.job.env_set.MY_API_KEY={SECRET}", "trainer.max_steps=1"], None),
+    ("evaluate", [f"+judge.api_key={SECRET}"], "judge.api_key: secrets never go in configs"),
+    (
+        "evaluate",
+        ["judge=openai", "judge.name_or_path=m", f"judge.base_url=http://u:{SECRET}@127.0.0.1:9/v1"],
+        "judge.base_url: a URL with credentials (user:password@host) is refused",
+    ),
+    ("evaluate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("curate", [f"+generator.api_key={SECRET}"], "unknown key(s) ['api_key']"),
+    (
+        "curate",
+        [
+            "generator=openai",
+            "generator.name_or_path=m",
+            "generator.base_url=http://127.0.0.1:9/v1",
+            f"generator.api_key_env={SECRET}",
+        ],
+        "generator.api_key_env must be the NAME of an environment variable",
+    ),
+    ("curate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("refine", [f"+judge.api_key={SECRET}"], "api_key"),
+    (
+        "refine",
+        ["policy=openai", "policy.name_or_path=m", f"policy.base_url=http://u:{SECRET}@127.0.0.1:9/v1"],
+        "policy.base_url: a URL with credentials",
+    ),
+    ("refine", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+]
+
+
+def _refine_args(tmp_path: Path) -> list[str]:
+    """The scripted refine run of tests/test_refine.py (policy and critics from config files)."""
+    from tests.test_refine import FAMILY, N, _write_configs
+
+    _write_configs(tmp_path / "conf")
+    return [
+        "--config-dir",
+        str(tmp_path / "conf"),
+        "policy=scripted",
+        "judge=scripted_a",
+        "judge@second_critic=scripted_b",
+        "~second_critic.name_or_path",
+        f"questions.n={N}",
+        f"questions.families=[{FAMILY}]",
+        "refine.batch_size=2",
+        "refine.bootstrap=0",
+        "refine.progress=false",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "entry,overrides,refusal", SECRET_PATHS, ids=[f"{c[0]}-{i}" for i, c in enumerate(SECRET_PATHS)]
+)
+def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
+    """A secret in the config (on success: Hydra's env_set, which reaches the process environment too) or
+    in a refused override appears in no file under the run's root and nowhere in stdout or stderr."""
+    if entry == "refine":
+        args = _refine_args(tmp_path)
+        if overrides[0].startswith("policy="):  # the openai policy replaces the scripted one
+            args = [a for a in args if not a.startswith("policy=")]
+    else:
+        args = {"train": TRAIN, "evaluate": EVALUATE, "curate": [*CURATE, f"cache_dir={tmp_path / 'cache'}"]}[
+            entry
+        ]
+    proc = _run(entry, [*args, f"output_root={tmp_path / 'out'}", "run_name=r", *overrides], tmp_path)
+    assert proc.returncode == (1 if refusal else 0), proc.stderr[-3000:]
+    _assert_no_secret(proc, tmp_path)
+    if refusal:
+        assert refusal in proc.stderr, proc.stderr[-3000:]
+    else:  # the run wrote Hydra's record itself, the secret redacted
+        (record,) = tmp_path.rglob(".hydra/hydra.yaml")
+        assert f"MY_API_KEY: {REDACTED}" in record.read_text()
+
+
+class WaitForFile:
+    """A training callback (test-only) that holds the first batch until ``path`` exists: the test decides
+    when the run may go on, so a second process meets it mid-run whatever the machine's speed."""
+
+    def __new__(cls, path: str):
+        import time
+
+        import lightning as L
+
+        class _Wait(L.Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+                while not Path(path).exists():
+                    time.sleep(0.05)
+
+        return _Wait()
+
+
+@pytest.mark.slow
+def test_two_trainings_in_one_folder_the_second_is_refused_naming_the_first(tmp_path):
+    release = tmp_path / "release"
+    wait = [f"+callbacks.wait._target_={__name__}.WaitForFile", f"+callbacks.wait.path={release}"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cj2.train", *TRAIN, *wait, f"output_root={tmp_path}", "run_name=r"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = tmp_path / "runs" / "r" / LOCK_FILE
+    try:
+        import time
+
+        while first.poll() is None and not (lock.exists() and lock.read_text().startswith("pid")):
+            time.sleep(0.05)
+        second = _run("train", [*TRAIN, f"output_root={tmp_path}", "run_name=r"], tmp_path)
+    finally:
+        release.touch()
+        _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    assert second.returncode == 1, second.stderr[-3000:]
+    assert f"in use: another training holds its lock (pid {first.pid} on" in second.stderr
+
+
+# ---------------------------------------------------------------------------- benchmark items
+def test_items_the_judge_cannot_score_are_reported():
+    from cj2.data.itemcheck import item_notes
+    from cj2.data.schema import PairwiseItem
+    from cj2.data.templates import get_template
+
+    items = [
+        PairwiseItem(id="t", question="q", response_a="a", response_b="b", label="tie"),
+        PairwiseItem(id="same", question="q", response_a="x ", response_b="x", label="A"),
+        PairwiseItem(id="ok", question="q", response_a="a", response_b="b", label="B"),
+        PairwiseItem(id="same-tie", question="q", response_a="x", response_b="x", label="tie"),
+    ]
+    no_tie, with_tie = get_template("cj2_check"), get_template("mtbench_pair")
+    notes = item_notes(items, items, no_tie)
+    assert notes[0].startswith("2 item(s) are labelled tie, which template 'cj2_check' (format 'cj2_choice')")
+    assert "'t', 'same-tie'" in notes[0] and "counts each as wrong" in notes[0]
+    assert (
+        notes[1].startswith("1 pair(s) have two identical responses but the label A or B")
+        and "'same'" in notes[1]
+    )
+    assert [n for n in item_notes(items, items, with_tie) if "tie" in n.split(",")[0]] == []
+
+
+def test_predictions_for_ids_the_benchmark_lacks_are_reported(tmp_path):
+    from cj2.data.io import write_jsonl
+    from cj2.evaluation.benchmarks import load_benchmark
+    from cj2.evaluation.runner import run_evaluation
+    from tests.test_evaluate import _judgebench_file, config, perfect_predictions
+
+    data = _judgebench_file(tmp_path / "jb.jsonl")
+    bench = {"name": "judgebench", "path": str(data)}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "winner_json")
+    rows = [json.loads(x) for x in preds.read_text().splitlines()]
+    write_jsonl(
+        preds, rows + [{"id": "p9", "order": "AB", "output": "x"}, {"id": "P0", "order": "BA", "output": "x"}]
+    )
+    metrics = run_evaluation(config(bench, {"backend": "predictions", "path": str(preds)}), tmp_path / "r")
+    (note,) = [n for n in metrics["notes"] if "predictions file" in n]
+    unknown = "has rows for 2 id(s) the benchmark does not have, not scored ('p9', 'P0')"
+    assert note == f"the predictions file {preds} {unknown}"
+    assert note in (tmp_path / "r" / "report.md").read_text()
