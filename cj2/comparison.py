@@ -40,12 +40,22 @@ DEFAULT_COLUMNS = (
     "val/verdict_logit_acc",
     "val/verdict_logit_letter_bias",
     "val/jbv2_final",
+    "val/truth_acc",
+    "val/spurious_rate",
+    "val/unfaithful_rate",
+    "val/spurious_rate_unseen_family",
     "rft/keep_rate",
     "rft/pass_at_m",
     "rft/kept",
+    "rft/spurious_share",
     "wall_time_s",
 )
-ARM_KEYS = ("loss", "M")
+ARM_KEYS = ("loss", "M", "filter", "rounds")
+"""The keys an arm is filed under; ``filter`` and ``rounds`` (semi-online rejection sampling) are columns only
+when some run has them."""
+_ALWAYS_ARM_KEYS = ("loss", "M")
+FAMILY_METRICS = ("val/truth_acc", "val/spurious_rate", "val/unfaithful_rate")
+"""Faithfulness metrics shown per family (``<metric>/<family>`` keys) in a table of their own."""
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -76,6 +86,10 @@ def arm_keys(cfg: Any) -> dict[str, Any]:
     m = OmegaConf.select(cfg, "data.rejection.m", default=None)
     if m is not None:
         keys["M"] = m
+        keys["filter"] = OmegaConf.select(cfg, "data.rejection.filter", default="outcome")
+        rounds = OmegaConf.select(cfg, "data.rejection.rounds", default=None)
+        if rounds:
+            keys["rounds"] = rounds
     return keys
 
 
@@ -214,24 +228,58 @@ def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _family_tables(arms: dict[tuple, list[dict[str, Any]]], keys: Sequence[str]) -> list[str]:
+    """Markdown tables, one per :data:`FAMILY_METRICS` entry some run has per family: arm x family, mean ±
+    std over seeds (a family absent from a run's metrics, e.g. no correct verdict there, is left blank)."""
+    out = []
+    for metric in FAMILY_METRICS:
+        families = sorted(
+            {
+                k[len(metric) + 1 :]
+                for rs in arms.values()
+                for r in rs
+                for k in r
+                if k.startswith(metric + "/")
+            }
+        )
+        if not families:
+            continue
+        header = [*keys, *families]
+        out += [f"\n## {metric} per family\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+            cells = ["" if v is None else str(v) for v in arm]
+            for fam in families:
+                vals = [
+                    float(r[f"{metric}/{fam}"])
+                    for r in rs
+                    if isinstance(r.get(f"{metric}/{fam}"), (int, float))
+                ]
+                cells.append(_fmt([v for v in vals if math.isfinite(v)]))
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, write: bool = True) -> str:
     runs, failures = collect(sweep_dir), collect_failures(sweep_dir)
+    keys = [
+        k for k in ARM_KEYS if k in _ALWAYS_ARM_KEYS or any(x.get(k) is not None for x in runs + failures)
+    ]
     arms: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     failed: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
-        arms[tuple(r.get(k) for k in ARM_KEYS)].append(r)
+        arms[tuple(r.get(k) for k in keys)].append(r)
     for f in failures:
-        failed[tuple(f.get(k) for k in ARM_KEYS)].append(f)
-        arms.setdefault(tuple(f.get(k) for k in ARM_KEYS), [])
+        failed[tuple(f.get(k) for k in keys)].append(f)
+        arms.setdefault(tuple(f.get(k) for k in keys), [])
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
     paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
         r.get("loss") != PAIRED_BASELINE for r in runs
     )
-    header = [*ARM_KEYS, "seeds", *present] + ([PAIRED_COLUMN] if paired else [])
+    header = [*keys, "seeds", *present] + ([PAIRED_COLUMN] if paired else [])
     header += ["failed"] if failures else []
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        row = {k: ("" if v is None else v) for k, v in zip(ARM_KEYS, arm)}
+        row = {k: ("" if v is None else v) for k, v in zip(keys, arm)}
         row["seeds"] = ",".join(str(r.get("seed", "?")) for r in sorted(rs, key=lambda r: str(r.get("seed"))))
         for c in present:
             vals = [
@@ -250,6 +298,7 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
     w.writerows(rows)
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    md += _family_tables(arms, keys)
     table = "\n".join(md) + "\n"
     if write:
         atomic_write_text(Path(sweep_dir) / "comparison.csv", buf.getvalue())

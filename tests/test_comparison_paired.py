@@ -47,3 +47,29 @@ def test_comparison_table_has_the_paired_column(tmp_path):
     margin_row = next(line for line in table.splitlines() if line.startswith("| margin"))
     assert "s0: +0.500 [" in margin_row
     assert (tmp_path / "comparison.md").exists()
+
+
+def test_faithfulness_columns_filter_arms_and_the_per_family_table(tmp_path):
+    for name, filt, seed, spur in (
+        ("o0", "outcome", 0, 0.3),
+        ("o1", "outcome", 1, 0.1),
+        ("f0", "faithful", 0, 0.0),
+    ):
+        d = tmp_path / name
+        d.mkdir()
+        metrics = {"loss": "margin", "M": 4, "filter": filt, "rounds": 2, "seed": seed}
+        metrics |= {"val/spurious_rate": spur, "val/spurious_rate/compare": spur, "val/truth_acc": 0.9}
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "plain").mkdir()  # a run without a computed truth: blank, never 0
+    (tmp_path / "plain" / "metrics.json").write_text(json.dumps({"loss": "sft", "seed": 0}))
+    table = compare(tmp_path, write=False)
+    lines = table.splitlines()
+    assert lines[0].startswith("| loss | M | filter | rounds | seeds |") and "val/spurious_rate" in lines[0]
+    outcome = next(ln for ln in lines if ln.startswith("| margin | 4 | outcome | 2 | 0,1 |"))
+    assert "0.2 ± 0.14" in outcome
+    assert next(ln for ln in lines if ln.startswith("| margin | 4 | faithful | 2 | 0 |"))
+    assert "## val/spurious_rate per family" in table
+    fam = table.split("## val/spurious_rate per family")[1].splitlines()
+    assert fam[2] == "| loss | M | filter | rounds | compare |"
+    assert "| margin | 4 | outcome | 2 | 0.2 ± 0.14 |" in fam
+    assert "| sft |  |  |  |  |" in fam

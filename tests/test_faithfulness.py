@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -170,3 +171,67 @@ def test_generated_checks_are_read_right():
                 )
                 bad = check_judgment(build_judgment(item, "cj2_check", flawed=True, verdict=wrong), item)
                 assert bad.truth_ok is False and not bad.correct, item.id
+
+
+def _rows_for(items, judgments):
+    """Evaluation rows as cj2.evaluate and the in-training validation write them (order AB)."""
+    from cj2.verdict import parse_verdict
+
+    rows = []
+    for it, text in zip(items, judgments):
+        parsed = parse_verdict(text, "cj2_choice")
+        rows.append(
+            {
+                "id": it.id,
+                "pass": "headline",
+                "order": "AB",
+                "domain": it.domain,
+                "output": text,
+                "parsed": parsed,
+                "verdict": parsed,
+                "gold": it.label,
+                "correct": parsed == it.label,
+                "heldout_family": False,
+            }
+        )
+    return rows
+
+
+def test_validation_and_evaluate_report_faithfulness_only_with_a_computed_truth():
+    from cj2.data.tasks import build_judgment, generate_items
+    from cj2.evaluation.benchmarks import Benchmark
+    from cj2.evaluation.generated import GeneratedEval
+    from cj2.evaluation.scoring import score
+
+    items = generate_items(4, split="validation", seed=1, tiers=["easy"])
+    texts = [build_judgment(it, "cj2_check") for it in items[:2]]
+    texts += [
+        build_judgment(it, "cj2_check", flawed=True) for it in items[2:]
+    ]  # right verdict, slipped check
+    rows = _rows_for(items, texts)
+    # swapped order: the judgment is of the swapped item, its verdict as shown
+    swapped = items[0].swapped()
+    text = build_judgment(swapped, "cj2_check")
+    rows.append({**rows[0], "order": "BA", "output": text, "parsed": swapped.label, "correct": True})
+    expected = faithfulness_metrics(
+        [check_judgment(t, it) for t, it in zip(texts, items)] + [check_judgment(text, swapped)], prefix="val"
+    )
+    assert expected["val/truth_acc"] < 1.0 and expected["val/unfaithful_rate"] == 0.0
+    val = GeneratedEval(items, template="cj2_check")._score(rows, "")
+    assert {k: v for k, v in val.items() if k in expected} == expected
+    result, _ = score(
+        Benchmark("pairwise", "pairwise", list(items), "cj2_check"),
+        items,
+        {(r["id"], "headline"): r for r in rows[:4]},
+    )
+    assert (
+        result["truth_acc"]
+        == faithfulness_metrics([check_judgment(t, it) for t, it in zip(texts, items)], prefix="")[
+            "truth_acc"
+        ]
+    )
+    assert "spurious_rate" in result and "unfaithful_rate" in result
+    plain = [dataclasses.replace(it, meta={}) for it in items]
+    by_key = {(r["id"], "headline"): r for r in rows[:4]}
+    result, _ = score(Benchmark("pairwise", "pairwise", plain, "cj2_check"), plain, by_key)
+    assert not any(k.startswith(("truth_acc", "spurious_rate", "unfaithful_rate")) for k in result)

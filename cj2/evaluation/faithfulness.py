@@ -47,10 +47,12 @@ __all__ = [
     "Reading",
     "Reference",
     "check_judgment",
+    "check_rows",
     "faithfulness_metrics",
     "is_spurious",
     "read_judgment",
     "reference_of",
+    "rows_metrics",
 ]
 
 # --------------------------------------------------------------------------------------------------------
@@ -871,6 +873,7 @@ def faithfulness_metrics(
     left out."""
     rs = [r for r in results if r is not None]
     out: dict[str, float] = {}
+    head = f"{prefix}/" if prefix else ""
     if not rs:
         return out
     groups: dict[str, list[Faithfulness]] = {"": rs}
@@ -889,7 +892,30 @@ def faithfulness_metrics(
         ):
             rate = _rate(values)
             if rate is not None and not math.isnan(rate):
-                out[f"{prefix}/{name}{suffix}{fam}"] = float(rate)
+                out[f"{head}{name}{suffix}{fam}"] = float(rate)
                 if not fam:
-                    out[f"{prefix}/{name}_n{suffix}"] = float(len(values))
+                    out[f"{head}{name}_n{suffix}"] = float(len(values))
     return out
+
+
+def check_rows(rows: Iterable[Mapping[str, Any]], items: Iterable[Any]) -> list[Faithfulness | None]:
+    """:func:`check_judgment` over evaluation rows: each row names its item (``id``), the order the judge
+    saw it in (``order``: ``AB`` as given, ``BA`` swapped), its text (``output``) and the verdict as shown
+    (``parsed``). Rows without a text (verdict-logit rows) or whose item has no computed truth give None."""
+    by_id = {_get(it, "id"): it for it in items}
+    out: list[Faithfulness | None] = []
+    for row in rows:
+        item, text = by_id.get(row.get("id")), row.get("output")
+        if item is None or not isinstance(text, str) or reference_of(item) is None:
+            out.append(None)
+            continue
+        shown = item.swapped() if row.get("order") == "BA" else item
+        out.append(check_judgment(text, shown, verdict=row.get("parsed")))
+    return out
+
+
+def rows_metrics(
+    rows: Iterable[Mapping[str, Any]], items: Iterable[Any], *, prefix: str = "val", suffix: str = ""
+) -> dict[str, float]:
+    """:func:`faithfulness_metrics` of :func:`check_rows` (empty when no row has a computed truth)."""
+    return faithfulness_metrics(check_rows(rows, items), prefix=prefix, suffix=suffix)

@@ -23,6 +23,7 @@ import torch
 
 from cj2.data.schema import PairwiseItem
 from cj2.evaluation.benchmarks import Benchmark, benchmark_spec
+from cj2.evaluation.faithfulness import rows_metrics
 from cj2.evaluation.placement import to_original
 from cj2.metrics import (
     Calibration,
@@ -233,6 +234,8 @@ def score(
     out.update(swap_metrics(items, rows))
     out.update(calibration_metrics(pairs))
     out.update(style_metrics(items, rows))
+    # faithfulness of the headline judgments where the items carry a computed truth (else nothing)
+    out.update(rows_metrics([r for _, r in pairs], items, prefix=""))
     extras: dict[str, Any] = {}
     if spec.score is not None:
         own, more = spec.score(benchmark, pairs, out, bootstrap=bootstrap, seed=seed)
