@@ -493,12 +493,18 @@ class JudgeDataModule(L.LightningDataModule):
             info: dict[str, Any] = {"metrics": {}, "stats": {"first": "gold", "records": len(records)}}
         else:
             records, prefs, info = out
+        if not (prefs if self.preference else records) and self._rft is not None:
+            # nothing passed (an early policy may write no usable judgment): train on the last round's data
+            log.warning(
+                "RFT round %d kept no candidate; training goes on with round %s's data", r, self._round
+            )
+            info = {**info, "stats": {**info["stats"], "reused_round": self._round}}
+            records, prefs = self._rft
         self._rft = (records, prefs)
         self._round = r
-        rounds = self.stats.setdefault("rft_rounds", [])
-        rounds.append(
-            {"round": r, "step": trainer.global_step if trainer is not None else 0, **info["stats"]}
-        )
+        entry = {"round": r, "step": trainer.global_step if trainer is not None else 0, **info["stats"]}
+        rounds = [e for e in self.stats.get("rft_rounds", []) if e["round"] != r] + [entry]
+        self.stats["rft_rounds"] = sorted(rounds, key=lambda e: e["round"])
         metrics = {
             "rft/round": float(r),
             **{k: v for k, v in info["metrics"].items() if k.startswith("rft/")},
@@ -606,11 +612,26 @@ class JudgeDataModule(L.LightningDataModule):
         self._consumed = (int(epoch), int(index) + 1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._consumed[0], "consumed": self._consumed[1]}
+        state: dict[str, Any] = {"epoch": self._consumed[0], "consumed": self._consumed[1]}
+        if self.stats.get("rft_rounds"):  # the rounds' headline numbers, for a resumed run's metrics.json
+            keys = (
+                "round",
+                "step",
+                "prompts",
+                "kept",
+                "pass_at_m",
+                "keep_rate",
+                "spurious_share",
+                "draws_saved",
+            )
+            state["rft_rounds"] = [{k: e[k] for k in keys if k in e} for e in self.stats["rft_rounds"]]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume = (int(state["epoch"]), int(state["consumed"]))
         self._consumed = self._resume
+        if state.get("rft_rounds"):
+            self.stats["rft_rounds"] = [dict(e) for e in state["rft_rounds"]]
 
 
 class _nothing:
