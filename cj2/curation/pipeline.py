@@ -576,6 +576,8 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
             "parse_rate",
             "reward_mean",
             "zero_pass",
+            "spurious_share",
+            "draws_saved",
             "preference_pairs",
         ):
             if s.get(key) is not None:
