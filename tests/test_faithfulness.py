@@ -61,6 +61,7 @@ def test_right_verdict_right_reasons():
     ("truth", "item"),
     [
         ("11 + 13 = 25.", SUM),  # a false identity
+        ("11 plus 13 equals 22, so B.", SUM),  # in words
         ("The sum is 22.", SUM),  # the wrong answer stated as the truth
         ("The organ that pumps blood is the lungs.", HEART),
         ("7 is larger than 79.", LARGER),  # a false comparison
@@ -68,7 +69,7 @@ def test_right_verdict_right_reasons():
     ],
 )
 def test_right_verdict_wrong_truth_is_spurious(truth, item):
-    quotes = {
+    quotes = {  # the quotes are right: only the stated truth is wrong
         "t/small_arithmetic": ("22 (Model A); 24 (Model B)", "24 (Model B)"),
         "t/science": ("heart (Model A); lungs (Model B)", "heart (Model A)"),
         "t/compare": ("7 (Model A); 79 (Model B)", "79 (Model B)"),
@@ -90,7 +91,16 @@ def test_misquoted_answer_is_spurious_and_a_contradiction_is_unfaithful():
 
 
 @pytest.mark.parametrize(
-    "truth", ["11 + 13", "(11 + 13)", "11+13 = 24", "Twenty-four.", "It is 11 + 13, i.e. 24"]
+    "truth",
+    [
+        "11 + 13",
+        "(11 + 13)",
+        "11+13 = 24",
+        "Twenty-four.",
+        "It is 11 + 13, i.e. 24",
+        "11 plus 13 is 24",
+        "24, not 22",
+    ],
 )
 def test_truth_stated_as_an_expression(truth):
     r = _check(_judgment(truth, "22 (Model A); 24 (Model B)", "24 (Model B)", "B"), SUM)

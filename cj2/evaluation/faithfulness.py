@@ -198,7 +198,25 @@ _OPS = {"+": "+", "-": "-", "−": "-", "*": "*", "×": "*", "x": "*", "·": "*"
 _EXPR = re.compile(
     rf"(?<![\w.])(?:\(\s*)*-?(?:{_NUM})(?:\s*\)+)?(?:\s*[-+*/×÷−·x]\s*(?:\(\s*)*-?(?:{_NUM})(?:\s*\))*)+"
 )
-_EQ_RHS = re.compile(rf"\s*=\s*(-?(?:{_NUM}))(?![\d])")
+_EQ_RHS = re.compile(
+    rf"\s*(?:==?|is\s+equal\s+to|equals|is|are|makes|gives|yields)\s*(-?(?:{_NUM}))(?![\d])", re.IGNORECASE
+)
+_WORD_OPS = (
+    (re.compile(r"(?<=\d)\s+plus\s+(?=\d)", re.IGNORECASE), " + "),
+    (re.compile(r"(?<=\d)\s+minus\s+(?=\d)", re.IGNORECASE), " - "),
+    (re.compile(r"(?<=\d)\s+(?:times|multiplied\s+by)\s+(?=\d)", re.IGNORECASE), " * "),
+    (re.compile(r"(?<=\d)\s+divided\s+by\s+(?=\d)", re.IGNORECASE), " / "),
+)
+
+
+def normalise(text: str) -> str:
+    """Arithmetic written in words between numbers (``11 plus 13``, ``6 times 7``, ``8 divided by 2``) in
+    symbols, so it is evaluated like ``11 + 13``; spelled numbers are read by :func:`tokens`."""
+    for pattern, op in _WORD_OPS:
+        text = pattern.sub(op, text)
+    return text
+
+
 _COMPARE_WORDS = re.compile(
     rf"(?<![\w.])(?P<a>-?(?:{_NUM}))(?:\s?(?P<ua>{_UNIT_RE})\b)?\s+(?:is\s+|are\s+|was\s+)?"
     r"(?P<rel>larger|greater|bigger|more|higher|heavier|longer|smaller|less|lower|fewer|lighter|shorter)"
@@ -711,6 +729,7 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
     """``(ok, why)``: whether the stated truth states the computed truth (module docstring)."""
     if stated is None or not stated.strip():
         return None, "no stated truth"
+    stated = normalise(stated)
     claims = _claims(stated)
     if claims.false:
         return False, f"false claim: {claims.false[0]}"
@@ -735,6 +754,7 @@ def check_quote(quote: str | None, pos: str, ref: Reference) -> tuple[bool | Non
     """``(ok, why)``: whether ``quote`` is what response ``pos`` gives."""
     if quote is None or not _content(tokens(quote)):
         return None, "not quoted"
+    quote = normalise(quote)
     other = "B" if pos == "A" else "A"
     own_text, other_text = ref.responses[pos], ref.responses[other]
     squash = " ".join(quote.split()).strip(" .")
