@@ -180,3 +180,55 @@ def test_policy_rounds_killed_inside_a_rounds_sampling_resume_to_the_uninterrupt
             for d in (tmp_path / "runs" / "full", part)
         ]
         assert [p.read_text() for p in shards[0]] == [p.read_text() for p in shards[1]] and shards[0]
+
+
+@pytest.mark.slow
+def test_policy_rounds_under_fsdp_draw_with_gathered_weights_on_both_ranks(tmp_path):
+    """trainer=fsdp on 2 CPU processes: round 1 is drawn by the sharded policy with its weights gathered on
+    every rank, each rank drawing its share of the shards (worker manifests), then both read the merge; the
+    run ends (no hang) with the round's numbers."""
+    from tests.test_sharded import FSDP_FP32
+
+    keys = {"trainer.max_steps", "data.rejection.rounds"}
+    overrides = [*ROUNDS, "data.rejection.rounds=2", "trainer.max_steps=4", *_policy_overrides(), *FSDP_FP32]
+    overrides = [o for o in overrides if o.split("=", 1)[0] not in keys] + [
+        "data.rejection.rounds=2",
+        "trainer.max_steps=4",
+    ]
+    args = [a for a in TINY_RUN if not a.startswith("logger")] + ["logger=csv", *overrides]
+    r = _run(
+        [*args, "run_name=fsdp", f"output_root={tmp_path}"],
+        tmp_path,
+        {"CJ2_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    run = tmp_path / "runs" / "fsdp"
+    folder = next((run / "rft_rounds" / "round_1").glob("*/manifest.json")).parent
+    workers = sorted(p.name for p in (folder / "workers").glob("*.json"))
+    assert workers == ["0000-of-0002.json", "0001-of-0002.json"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["complete"] and len(manifest["shards"]) == 3  # 6 prompts, 2 per shard
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["global_step"] == 4 and metrics["rft/round1/pass_at_m"] is not None
+
+
+def test_round_zero_from_the_teacher_and_rotating_round_prompts(tmp_path):
+    """first=teacher: round 0 is rejection sampling by the teacher generator (no model needed); gold is
+    None (the data module then uses the gold records); round_prompts=N draws a slice that rotates."""
+    from cj2.curation.rft_data import BuiltinRFT
+    from cj2.data.tasks import generate_items
+
+    items = generate_items(5, split="train", seed=0, tiers=["easy"])
+    cfg = {"m": 2, "draws": 2, "rounds": 3, "round_steps": 1, "generator": {"backend": "policy"}}
+    teacher = BuiltinRFT.from_config({**cfg, "first": "teacher", "round_prompts": 2})
+    records, _, info = teacher.round_data(0, items, templates="cj2_check", seed=0, folder=tmp_path)
+    assert info["stats"]["prompts"] == 2 and records and all("#s" in r.id for r in records)
+    assert [i.id for i in teacher.round_items(2, items)] == [items[4].id, items[0].id]
+    gold = BuiltinRFT.from_config(cfg)
+    assert gold.round_data(0, items, templates="cj2_check", seed=0, folder=tmp_path) is None
+    with pytest.raises(ValueError, match="needs the model"):
+        gold.round_data(1, items, templates="cj2_check", seed=0, folder=tmp_path)
+    with pytest.raises(ValueError, match="round_steps"):
+        BuiltinRFT.from_config({"m": 2, "rounds": 2})
+    with pytest.raises(ValueError, match="do not apply"):
+        BuiltinRFT.from_config({"m": 2, "generator": {"backend": "policy", "name_or_path": "x"}})

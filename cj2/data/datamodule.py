@@ -449,6 +449,12 @@ class JudgeDataModule(L.LightningDataModule):
                 "semi-online RFT data (data.rejection.rounds, generator.backend=policy) needs a Trainer"
             )
         if self.rft.round_steps:
+            max_epochs = trainer.max_epochs
+            if max_epochs is not None and 0 <= max_epochs < self.rft.rounds:
+                raise ValueError(
+                    f"data.rejection.rounds={self.rft.rounds}: each round is an epoch of round_steps steps, "
+                    f"but trainer.max_epochs={max_epochs}; set trainer.max_epochs=-1 (max_steps ends the run)"
+                )
             trainer.reload_dataloaders_every_n_epochs = 1  # every round (epoch) asks for its own data
         if trainer.ckpt_path is None and trainer.is_global_zero:
             shutil.rmtree(self.rounds_dir(), ignore_errors=True)  # a fresh run: no other run's draws
