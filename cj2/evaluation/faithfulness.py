@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -101,7 +102,7 @@ _TOKEN = re.compile(
     rf"(?P<date>\b\d{{4}}-\d{{2}}-\d{{2}}\b)"
     rf"|(?P<num>(?<![\w.])-?(?:{_NUM}))(?:\s?(?P<unit>{_UNIT_RE})(?![\w]))?"
     r"|(?P<spelled>\b(?:[A-Za-z]-){2,}[A-Za-z]\b)"
-    r"|(?P<word>[^\W\d_]+(?:'[^\W\d_]+)?)",
+    r"|(?P<word>[^\W\d_]+(?:['’][^\W\d_]+)?)",
     re.IGNORECASE,
 )
 
@@ -123,6 +124,12 @@ class Tok:
         if self.dim is not None and other.dim is not None:
             return self.dim == other.dim and self.base == other.base
         return self.num == other.num  # a bare number matches a quantity of that magnitude
+
+
+def _fold(word: str) -> str:
+    """Lower case without accents (``Bogotá`` -> ``bogota``), typographic apostrophes as ``'``."""
+    decomposed = unicodedata.normalize("NFKD", word.replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
 
 def _to_fraction(text: str) -> Fraction:
@@ -149,7 +156,7 @@ def tokens(text: str) -> list[Tok]:
         elif m.group("spelled"):
             out.append(Tok(word=m.group("spelled").replace("-", "").lower(), start=s, end=e))
         else:
-            w = m.group("word").lower()
+            w = _fold(m.group("word"))
             if w in _NUMBER_WORDS:
                 out.append(Tok(num=Fraction(_NUMBER_WORDS[w]), start=s, end=e))
                 spelled.add(len(out) - 1)
