@@ -245,3 +245,19 @@ def test_validation_and_evaluate_report_faithfulness_only_with_a_computed_truth(
     by_key = {(r["id"], "headline"): r for r in rows[:4]}
     result, _ = score(Benchmark("pairwise", "pairwise", plain, "cj2_check"), plain, by_key)
     assert not any(k.startswith(("truth_acc", "spurious_rate", "unfaithful_rate")) for k in result)
+
+
+@pytest.mark.parametrize(
+    ("truth", "ok"),
+    [
+        ("79 > 7", True),
+        ("The larger number is 79; 7 is smaller.", True),
+        ("79 is greater than 7.", True),
+        ("7 is the larger.", False),
+        ("The larger one is 7", False),
+        ("7 is larger than 79", False),
+    ],
+)
+def test_comparisons_are_checked_not_just_matched(truth, ok):
+    r = _check(_judgment(truth, "7 (Model A); 79 (Model B)", "79 (Model B)", "B"), LARGER)
+    assert r.truth_ok is ok and r.spurious is (not ok)

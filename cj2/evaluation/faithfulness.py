@@ -232,6 +232,23 @@ _COMPARE_WORDS = re.compile(
 )
 _COMPARE_CHAIN = re.compile(rf"(?<![\w.])-?(?:{_NUM})(?:\s*(?:<=|>=|≤|≥|<|>)\s*-?(?:{_NUM}))+")
 _GREATER = frozenset({"larger", "greater", "bigger", "more", "higher", "heavier", "longer"})
+_EXTREME = r"larger|greater|bigger|higher|smaller|lower|largest|greatest|biggest|highest|smallest|lowest"
+_SUPERLATIVE = re.compile(
+    rf"(?<![\w.])(?P<a>-?(?:{_NUM}))\s+(?:is|was)\s+(?:the\s+)?(?P<rel>{_EXTREME})\b(?!\s+than)"
+    rf"|\b(?:the\s+)?(?P<rel2>{_EXTREME})(?:\s+(?:number|one|value|of\s+the\s+two))?\s+(?:is|was|:)\s+"
+    rf"(?P<b>-?(?:{_NUM}))(?![\d.])",
+    re.IGNORECASE,
+)
+
+
+def _superlatives(text: str) -> list[tuple[Fraction, bool]]:
+    """``79 is the larger`` / ``the smaller number is 7``: ``(value, is_greater)`` for each."""
+    out = []
+    for m in _SUPERLATIVE.finditer(text):
+        value = m.group("a") or m.group("b")
+        rel = (m.group("rel") or m.group("rel2")).lower()
+        out.append((_to_fraction(value), rel.startswith(("larg", "great", "big", "high"))))
+    return out
 
 
 class _Parser:
@@ -741,6 +758,9 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
     if claims.false:
         return False, f"false claim: {claims.false[0]}"
     pairs = _pairs(ref)
+    judged = _judge_superlatives(stated, ref)
+    if judged is not None:
+        return judged, "a true comparison of the two answers" if judged else "a false comparison"
     if pairs:
         decided = _decide(_mentions(stated, [t for t, _ in pairs], [w for _, w in pairs]))
         if decided is not None:
@@ -755,6 +775,22 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
     if ref.styled and pairs:
         return False, "does not state the truth"
     return None, "cannot tell"
+
+
+def _judge_superlatives(stated: str, ref: Reference) -> bool | None:
+    """Where the truth and the wrong answer are two numbers and the text calls one of them the larger or
+    the smaller (``79 is the larger``): False if any such claim is false, True if some are and all hold."""
+    t = [x[0].num for f in ref.truth if len(x := _content(tokens(f))) == 1 and x[0].num is not None]
+    w = [x[0].num for f in ref.wrong if len(x := _content(tokens(f))) == 1 and x[0].num is not None]
+    if not t or not w:
+        return None
+    verdicts = []
+    for value, greater in _superlatives(stated):
+        if value not in (t[0], w[0]):
+            continue
+        other = w[0] if value == t[0] else t[0]
+        verdicts.append(value > other if greater else value < other)
+    return None if not verdicts else all(verdicts)
 
 
 def check_quote(quote: str | None, pos: str, ref: Reference) -> tuple[bool | None, str]:
