@@ -261,3 +261,28 @@ def test_validation_and_evaluate_report_faithfulness_only_with_a_computed_truth(
 def test_comparisons_are_checked_not_just_matched(truth, ok):
     r = _check(_judgment(truth, "7 (Model A); 79 (Model B)", "79 (Model B)", "B"), LARGER)
     assert r.truth_ok is ok and r.spurious is (not ok)
+
+
+def test_critiques_in_prose_are_read_where_they_quote_the_answers():
+    prose = (
+        "Let me check: 0.55 kg is 550 g. Model A gives 55 g, which is wrong; Model B gives 550 grams, which "
+        'is right. Model B is better.\n\n{"Choice": "Model B"}'
+    )
+    r = _check(prose, GRAMS)
+    assert (r.truth_ok, r.quotes_ok, r.stated_match, r.consistent, r.spurious) == (
+        True,
+        True,
+        "B",
+        True,
+        False,
+    )
+    slipped = prose.replace("0.55 kg is 550 g", "1 kg = 100 g, so 0.55 kg is 550 g")
+    assert _check(slipped, GRAMS).spurious is True
+    analysis = json.dumps(
+        {"analysis": "Response A says 24 and Response B says 22; 11 + 13 = 24, so A is right.", "winner": "A"}
+    )
+    r = check_judgment(analysis, SUM.swapped(), format="winner_json")
+    assert r.quote_ok == {"A": True, "B": True} and r.correct and r.spurious is False
+    # free text that quotes no answer states nothing checkable: no number, never a guess
+    r = _check('The answer to "11 + 13" is 22.\n\n{"Choice": "Model B"}', SUM)
+    assert (r.truth_ok, r.quote_ok, r.spurious) == (None, {}, None)

@@ -2,8 +2,12 @@
 
 A judgment in the ``cj2_check`` format (or any template whose judgment states the truth and quotes the
 answers) says what the correct answer is (``Truth``), what each answer gives (``Answers``), which answer
-gives the truth (``Match``) and then its verdict. On a built-in task item the truth is computed
-(``meta["truth"]``) and the responses are known, so each of those statements can be checked exactly. The
+gives the truth (``Match``) and then its verdict. Other layouts are read too: per-answer sections (``Model
+A: ...``, ``Check A``), ``Key: value`` lines, and critiques in prose (``11 + 13 = 24. Model A gives 22,
+which is wrong; Model B gives 24, which is right.``, also inside an ``analysis``/``reasoning`` field), whose
+quotes are the ``gives X`` / ``says X`` clauses and whose stated truth is the rest. On a built-in task item
+the truth is computed (``meta["truth"]``) and the responses are known, so each of those statements can be
+checked exactly. The
 paper names hallucinated rationales as a limitation (arXiv 2507.09104, Sec. 6); a verdict-only reward
 (Eq. 6) cannot see them. This module reads the statements back and classifies each judgment:
 
@@ -700,6 +704,7 @@ def read_judgment(text: str) -> Reading:
     quotes: dict[str, str] = {}
     match_text = None
     judged: dict[str, bool | None] = {}
+    prose: list[str] = []
     for key, value in _fields(text or ""):
         lab = _key_label(key)
         if lab is not None:  # a per-answer section: "Check A", "Model A", "Answer B"
@@ -715,6 +720,13 @@ def read_judgment(text: str) -> Reading:
                 quotes.setdefault(lab2, q)
         elif _key_is(key, _TRUTH_KEYS) and truth is None:
             truth = value
+        elif _key_is(key, _PROSE_KEYS):
+            prose.append(value)
+    if truth is None and not quotes and match_text is None:
+        # no such sections: a critique in prose ("11 + 13 = 24. Model A gives 22, which is wrong; ..."),
+        # in an analysis/reasoning field or as the whole text
+        body = "\n".join(prose) if prose else _without_verdict_object(text or "")
+        truth, quotes, judged = _read_prose(body, whole_is_truth=bool(prose))
     stated = None
     if match_text is not None:
         low = match_text.lower()
@@ -738,6 +750,62 @@ def read_judgment(text: str) -> Reading:
         elif len(ok) == 2:
             stated = "both"
     return Reading(truth=truth, quotes=quotes, stated_match=stated)
+
+
+_PROSE_KEYS = ("analysis", "reasoning", "explanation", "critique", "evaluation", "judgment", "rationale")
+_PROSE_QUOTE = re.compile(
+    r"\b(?:model|response|answer|assistant|output|candidate)\s*(?P<label>[AB])\b"
+    r"(?:'s\s+answer\s+is|\s*(?:gives|says|answers|answered|states|writes|claims|reports|:|=))\s*"
+    r"(?P<quote>.+?)"
+    r"(?=\s*(?:;|\.\s|\.$|,\s*which\b|\(|\n|$)|\s+(?:and\s+|but\s+|while\s+)?"
+    r"(?:model|response|answer|assistant|output|candidate)\s*[AB]\b)",
+    re.IGNORECASE,
+)
+
+
+_VERDICT_WORDS = frozenset(
+    "better worse best correct correctly right wrong wrongly incorrect incorrectly the question it".split()
+)
+
+
+def _without_verdict_object(text: str) -> str:
+    """``text`` without a trailing JSON object or ``[[...]]`` marker holding the verdict."""
+    text = re.sub(r"\{[^{}]*\}\s*$", "", text.strip())
+    return re.sub(r"(?:my final verdict is\s*)?\[\[[^\[\]]*\]\]\s*\.?\s*$", "", text, flags=re.I)
+
+
+def _read_prose(
+    body: str, whole_is_truth: bool = False
+) -> tuple[str | None, dict[str, str], dict[str, bool | None]]:
+    """(truth, quotes, judged) of a critique in prose: the text before the first ``Model A gives ...`` is the
+    stated truth (when it says something), each label's first ``gives X`` / ``says X`` / ``: X`` is its quote
+    and the words after it (``which is wrong``) its judgement. Nothing is read from prose without them."""
+    quotes: dict[str, str] = {}
+    judged: dict[str, bool | None] = {}
+    first = None
+    matches = list(_PROSE_QUOTE.finditer(body))
+    for i, m in enumerate(matches):
+        lab = m.group("label").upper()
+        if lab in quotes:
+            continue
+        quote = _clean_quote(m.group("quote"))
+        if not [t for t in _content(tokens(quote)) if t.word not in _VERDICT_WORDS]:
+            continue  # "Model B is better", "Model A answers correctly": a judgement, not a quote
+        first = m.start() if first is None else first
+        quotes[lab] = quote
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
+        window = body[m.end("quote") : end]  # the words after the quote, to the end of its clause
+        judged[lab] = _judged_ok(re.split(r"[.;](?:\s|$)|\n", window, maxsplit=1)[0])
+    if first is None:  # no quote: a prose field states the truth as a whole, free text states nothing
+        return (body.strip() or None) if whole_is_truth else None, {}, {}
+    head = body[:first].strip()
+    if not _content(tokens(head)):  # the quotes come first: what follows them states the truth
+        spans = [(m.start(), m.end("quote")) for m in matches]
+        head = "".join(
+            body[a:b] for a, b in zip([0] + [e for _, e in spans], [s for s, _ in spans] + [len(body)])
+        )
+        head = head.strip(" \t\n;,.")
+    return (head if _content(tokens(head)) else None), quotes, judged
 
 
 def _same_text(a: str, b: str) -> bool:
