@@ -7,12 +7,13 @@ A: ...``, ``Check A``), ``Key: value`` lines, and critiques in prose (``11 + 13 
 which is wrong; Model B gives 24, which is right.``, also inside an ``analysis``/``reasoning`` field), whose
 quotes are the ``gives X`` / ``says X`` clauses and whose stated truth is the rest. On a built-in task item
 the truth is computed (``meta["truth"]``) and the responses are known, so each of those statements can be
-checked exactly. The
-paper names hallucinated rationales as a limitation (arXiv 2507.09104, Sec. 6); a verdict-only reward
-(Eq. 6) cannot see them. This module reads the statements back and classifies each judgment:
+checked exactly. CompassJudger-2 lists hallucinated rationales among its limitations (arXiv 2507.09104);
+a verdict-only reward (its Eq. 6) cannot see them. This module reads the statements back and classifies each
+judgment:
 
 * ``truth_ok``: the stated truth states the computed truth, and none of its own claims is false (an
-  identity ``11 + 2 = 15``, a comparison ``7 is larger than 79``, a unit identity ``1 km = 100 m``);
+  identity ``11 + 2 = 15`` or ``11 plus 2 is 15``, a comparison ``7 is larger than 79`` or ``7 is the
+  larger``, a unit identity ``1 km = 100 m``, a percentage ``30% = 0.03``);
 * ``quote_ok``: each quoted answer is what that response gives (its value, or text it contains);
 * ``stated_match``: the answer the judgment's own reasons pick (its ``Match``, or its per-answer
   correct/wrong words), and ``consistent``: the verdict equals it;
@@ -22,7 +23,7 @@ Every field is ``None`` where it cannot be read or checked; data without a compu
 result at all (:func:`check_judgment` returns ``None``), never a guessed one.
 
 The comparison works on values, not on the templates' wording: text is normalised to tokens (case,
-punctuation and quotes dropped, spelled numbers up to 99 read, ``1,000`` read as one number, letters
+accents, punctuation and quotes dropped, spelled numbers up to 99 read, ``1,000`` read as one number, letters
 spelled ``r-e-i`` joined), numbers are exact fractions, a number followed by a unit is a quantity compared in
 base units (``0.55 kg`` equals ``550 g``; a bare number matches a quantity of that magnitude), and arithmetic
 written out (``11 + 13 = 24``, or just ``11 + 13``) is evaluated, so a truth stated as an expression counts
