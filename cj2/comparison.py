@@ -167,6 +167,21 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 PAIRED_BASELINE = "sft"
 PAIRED_FILE = "generations_latest.jsonl"
 PAIRED_COLUMN = "Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"
+DEFAULT_BASELINE: dict[str, Any] = {"loss": PAIRED_BASELINE}
+DEFAULT_PAIR_ON: tuple[str, ...] = ("M", "seed")
+
+
+def _is_baseline(run: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """Whether ``run`` is a baseline run: every key of ``baseline`` has that value (``None``: absent)."""
+    return all(run.get(k) == v for k, v in baseline.items())
+
+
+def paired_column_name(baseline: dict[str, Any], pair_on: Sequence[str]) -> str:
+    """The paired column's header: ``Δ judge_acc vs <baseline>, same <keys> [...]``."""
+    if dict(baseline) == DEFAULT_BASELINE and tuple(pair_on) == DEFAULT_PAIR_ON:
+        return PAIRED_COLUMN
+    name = ",".join(f"{k}={'-' if v is None else v}" for k, v in baseline.items())
+    return f"Δ judge_acc vs {name}, same {' and '.join(pair_on)} [95% bootstrap over items]"
 
 
 def _item_correct(run_dir: str | Path) -> dict[tuple[str, str], float] | None:
@@ -206,19 +221,19 @@ def paired_difference(
     return float(values.mean()), float(lo), float(hi), len(ids)
 
 
-def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
-    """``+0.12 [+0.05, +0.19]`` per seed: each run against the ``sft`` run of the same M and seed."""
+def _paired_column(
+    rs: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    baseline: dict[str, Any] = DEFAULT_BASELINE,
+    pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+) -> str:
+    """``+0.12 [+0.05, +0.19]`` per seed: each run against the baseline run (default: ``sft``) that has the
+    same ``pair_on`` keys (default: M and seed)."""
     parts = []
     for r in sorted(rs, key=lambda r: str(r.get("seed"))):
-        if r.get("loss") == PAIRED_BASELINE:
+        if _is_baseline(r, baseline):
             continue
-        base = [
-            b
-            for b in runs
-            if b.get("loss") == PAIRED_BASELINE
-            and b.get("M") == r.get("M")
-            and b.get("seed") == r.get("seed")
-        ]
+        base = [b for b in runs if _is_baseline(b, baseline) and all(b.get(k) == r.get(k) for k in pair_on)]
         a, b = _item_correct(r["_path"]), (_item_correct(base[0]["_path"]) if base else None)
         if a is None or b is None:
             parts.append(f"s{r.get('seed')}: n/a")
@@ -259,7 +274,19 @@ def _family_tables(arms: dict[tuple, list[dict[str, Any]]], keys: Sequence[str])
     return out
 
 
-def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, write: bool = True) -> str:
+def compare(
+    sweep_dir: str | Path,
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    *,
+    write: bool = True,
+    baseline: dict[str, Any] | None = None,
+    pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+) -> str:
+    """The comparison table of the runs under ``sweep_dir`` (module docstring). ``baseline``: the keys of
+    the runs every other run is paired with (default ``{"loss": "sft"}``; e.g. ``{"loss": "margin",
+    "rounds": None}`` for offline margin), matched on ``pair_on`` (default M and seed)."""
+    baseline = dict(DEFAULT_BASELINE if baseline is None else baseline)
+    paired_name = paired_column_name(baseline, pair_on)
     runs, failures = collect(sweep_dir), collect_failures(sweep_dir)
     keys = [
         k for k in ARM_KEYS if k in _ALWAYS_ARM_KEYS or any(x.get(k) is not None for x in runs + failures)
@@ -272,10 +299,8 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
         failed[tuple(f.get(k) for k in keys)].append(f)
         arms.setdefault(tuple(f.get(k) for k in keys), [])
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
-    paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
-        r.get("loss") != PAIRED_BASELINE for r in runs
-    )
-    header = [*keys, "seeds", *present] + ([PAIRED_COLUMN] if paired else [])
+    paired = any(_is_baseline(r, baseline) for r in runs) and any(not _is_baseline(r, baseline) for r in runs)
+    header = [*keys, "seeds", *present] + ([paired_name] if paired else [])
     header += ["failed"] if failures else []
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
@@ -287,7 +312,7 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
             ]
             row[c] = _fmt(vals)
         if paired:
-            row[PAIRED_COLUMN] = _paired_column(rs, runs)
+            row[paired_name] = _paired_column(rs, runs, baseline, pair_on)
         if failures:
             fs = sorted(failed.get(arm, []), key=lambda f: str(f.get("seed")))
             row["failed"] = "; ".join(_reason(f) for f in fs)
@@ -325,14 +350,21 @@ class ComparisonCallback(Callback):
     (other ``hydra.callbacks`` listed after this one run before it: Hydra calls them in reverse order).
     """
 
-    def __init__(self, fail_on_failed_arms: bool = True) -> None:
+    def __init__(
+        self,
+        fail_on_failed_arms: bool = True,
+        baseline: dict[str, Any] | None = None,
+        pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+    ) -> None:
         self.fail_on_failed_arms = fail_on_failed_arms
+        self.baseline = None if baseline is None else dict(baseline)
+        self.pair_on = tuple(pair_on)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
-        table = compare(sweep_dir)
+        table = compare(sweep_dir, baseline=self.baseline, pair_on=self.pair_on)
         print(f"\nComparison of {sweep_dir} (also in comparison.md / comparison.csv):\n{table}", flush=True)
         failures = collect_failures(sweep_dir)
         if failures and self.fail_on_failed_arms:

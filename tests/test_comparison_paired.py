@@ -73,3 +73,18 @@ def test_faithfulness_columns_filter_arms_and_the_per_family_table(tmp_path):
     assert fam[2] == "| loss | M | filter | rounds | compare |"
     assert "| margin | 4 | outcome | 2 | 0.2 ± 0.14 |" in fam
     assert "| sft |  |  |  |  |" in fam
+
+
+def test_the_paired_baseline_is_configurable(tmp_path):
+    """On-policy arms against offline margin (no rounds), paired on the seed only (their M differ)."""
+    good, bad = [1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 0, 0]
+    _write_run(tmp_path, "offline", "margin", None, 0, bad)
+    _write_run(tmp_path, "rounds", "margin", 4, 0, good)
+    metrics = json.loads((tmp_path / "rounds" / "metrics.json").read_text())
+    (tmp_path / "rounds" / "metrics.json").write_text(
+        json.dumps({**metrics, "rounds": 3, "filter": "outcome"})
+    )
+    table = compare(tmp_path, write=False, baseline={"loss": "margin", "rounds": None}, pair_on=["seed"])
+    assert "Δ judge_acc vs loss=margin,rounds=-, same seed" in table
+    row = next(line for line in table.splitlines() if line.startswith("| margin | 4 |"))
+    assert "s0: +0.500 [" in row
