@@ -40,12 +40,22 @@ DEFAULT_COLUMNS = (
     "val/verdict_logit_acc",
     "val/verdict_logit_letter_bias",
     "val/jbv2_final",
+    "val/truth_acc",
+    "val/spurious_rate",
+    "val/unfaithful_rate",
+    "val/spurious_rate_unseen_family",
     "rft/keep_rate",
     "rft/pass_at_m",
     "rft/kept",
+    "rft/spurious_share",
     "wall_time_s",
 )
-ARM_KEYS = ("loss", "M")
+ARM_KEYS = ("loss", "M", "filter", "rounds")
+"""The keys an arm is filed under; ``filter`` and ``rounds`` (semi-online rejection sampling) are columns only
+when some run has them."""
+_ALWAYS_ARM_KEYS = ("loss", "M")
+FAMILY_METRICS = ("val/truth_acc", "val/spurious_rate", "val/unfaithful_rate")
+"""Faithfulness metrics shown per family (``<metric>/<family>`` keys) in a table of their own."""
 
 
 def _fmt(values: Sequence[float]) -> str:
@@ -76,6 +86,10 @@ def arm_keys(cfg: Any) -> dict[str, Any]:
     m = OmegaConf.select(cfg, "data.rejection.m", default=None)
     if m is not None:
         keys["M"] = m
+        keys["filter"] = OmegaConf.select(cfg, "data.rejection.filter", default="outcome")
+        rounds = OmegaConf.select(cfg, "data.rejection.rounds", default=None)
+        if rounds:
+            keys["rounds"] = rounds
     return keys
 
 
@@ -153,6 +167,21 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 PAIRED_BASELINE = "sft"
 PAIRED_FILE = "generations_latest.jsonl"
 PAIRED_COLUMN = "Δ judge_acc vs sft, same M and seed [95% bootstrap over items]"
+DEFAULT_BASELINE: dict[str, Any] = {"loss": PAIRED_BASELINE}
+DEFAULT_PAIR_ON: tuple[str, ...] = ("M", "seed")
+
+
+def _is_baseline(run: dict[str, Any], baseline: dict[str, Any]) -> bool:
+    """Whether ``run`` is a baseline run: every key of ``baseline`` has that value (``None``: absent)."""
+    return all(run.get(k) == v for k, v in baseline.items())
+
+
+def paired_column_name(baseline: dict[str, Any], pair_on: Sequence[str]) -> str:
+    """The paired column's header: ``Δ judge_acc vs <baseline>, same <keys> [...]``."""
+    if dict(baseline) == DEFAULT_BASELINE and tuple(pair_on) == DEFAULT_PAIR_ON:
+        return PAIRED_COLUMN
+    name = ",".join(f"{k}={'-' if v is None else v}" for k, v in baseline.items())
+    return f"Δ judge_acc vs {name}, same {' and '.join(pair_on)} [95% bootstrap over items]"
 
 
 def _item_correct(run_dir: str | Path) -> dict[tuple[str, str], float] | None:
@@ -192,19 +221,19 @@ def paired_difference(
     return float(values.mean()), float(lo), float(hi), len(ids)
 
 
-def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
-    """``+0.12 [+0.05, +0.19]`` per seed: each run against the ``sft`` run of the same M and seed."""
+def _paired_column(
+    rs: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    baseline: dict[str, Any] = DEFAULT_BASELINE,
+    pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+) -> str:
+    """``+0.12 [+0.05, +0.19]`` per seed: each run against the baseline run (default: ``sft``) that has the
+    same ``pair_on`` keys (default: M and seed)."""
     parts = []
     for r in sorted(rs, key=lambda r: str(r.get("seed"))):
-        if r.get("loss") == PAIRED_BASELINE:
+        if _is_baseline(r, baseline):
             continue
-        base = [
-            b
-            for b in runs
-            if b.get("loss") == PAIRED_BASELINE
-            and b.get("M") == r.get("M")
-            and b.get("seed") == r.get("seed")
-        ]
+        base = [b for b in runs if _is_baseline(b, baseline) and all(b.get(k) == r.get(k) for k in pair_on)]
         a, b = _item_correct(r["_path"]), (_item_correct(base[0]["_path"]) if base else None)
         if a is None or b is None:
             parts.append(f"s{r.get('seed')}: n/a")
@@ -214,24 +243,68 @@ def _paired_column(rs: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, write: bool = True) -> str:
+def _family_tables(arms: dict[tuple, list[dict[str, Any]]], keys: Sequence[str]) -> list[str]:
+    """Markdown tables, one per :data:`FAMILY_METRICS` entry some run has per family: arm x family, mean ±
+    std over seeds (a family absent from a run's metrics, e.g. no correct verdict there, is left blank)."""
+    out = []
+    for metric in FAMILY_METRICS:
+        families = sorted(
+            {
+                k[len(metric) + 1 :]
+                for rs in arms.values()
+                for r in rs
+                for k in r
+                if k.startswith(metric + "/")
+            }
+        )
+        if not families:
+            continue
+        header = [*keys, *families]
+        out += [f"\n## {metric} per family\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+            cells = ["" if v is None else str(v) for v in arm]
+            for fam in families:
+                vals = [
+                    float(r[f"{metric}/{fam}"])
+                    for r in rs
+                    if isinstance(r.get(f"{metric}/{fam}"), (int, float))
+                ]
+                cells.append(_fmt([v for v in vals if math.isfinite(v)]))
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def compare(
+    sweep_dir: str | Path,
+    columns: Sequence[str] = DEFAULT_COLUMNS,
+    *,
+    write: bool = True,
+    baseline: dict[str, Any] | None = None,
+    pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+) -> str:
+    """The comparison table of the runs under ``sweep_dir`` (module docstring). ``baseline``: the keys of
+    the runs every other run is paired with (default ``{"loss": "sft"}``; e.g. ``{"loss": "margin",
+    "rounds": None}`` for offline margin), matched on ``pair_on`` (default M and seed)."""
+    baseline = dict(DEFAULT_BASELINE if baseline is None else baseline)
+    paired_name = paired_column_name(baseline, pair_on)
     runs, failures = collect(sweep_dir), collect_failures(sweep_dir)
+    keys = [
+        k for k in ARM_KEYS if k in _ALWAYS_ARM_KEYS or any(x.get(k) is not None for x in runs + failures)
+    ]
     arms: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     failed: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
-        arms[tuple(r.get(k) for k in ARM_KEYS)].append(r)
+        arms[tuple(r.get(k) for k in keys)].append(r)
     for f in failures:
-        failed[tuple(f.get(k) for k in ARM_KEYS)].append(f)
-        arms.setdefault(tuple(f.get(k) for k in ARM_KEYS), [])
+        failed[tuple(f.get(k) for k in keys)].append(f)
+        arms.setdefault(tuple(f.get(k) for k in keys), [])
     present = [c for c in columns if any(isinstance(r.get(c), (int, float)) for r in runs)]
-    paired = any(r.get("loss") == PAIRED_BASELINE for r in runs) and any(
-        r.get("loss") != PAIRED_BASELINE for r in runs
-    )
-    header = [*ARM_KEYS, "seeds", *present] + ([PAIRED_COLUMN] if paired else [])
+    paired = any(_is_baseline(r, baseline) for r in runs) and any(not _is_baseline(r, baseline) for r in runs)
+    header = [*keys, "seeds", *present] + ([paired_name] if paired else [])
     header += ["failed"] if failures else []
     rows = []
     for arm, rs in sorted(arms.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        row = {k: ("" if v is None else v) for k, v in zip(ARM_KEYS, arm)}
+        row = {k: ("" if v is None else v) for k, v in zip(keys, arm)}
         row["seeds"] = ",".join(str(r.get("seed", "?")) for r in sorted(rs, key=lambda r: str(r.get("seed"))))
         for c in present:
             vals = [
@@ -239,7 +312,7 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
             ]
             row[c] = _fmt(vals)
         if paired:
-            row[PAIRED_COLUMN] = _paired_column(rs, runs)
+            row[paired_name] = _paired_column(rs, runs, baseline, pair_on)
         if failures:
             fs = sorted(failed.get(arm, []), key=lambda f: str(f.get("seed")))
             row["failed"] = "; ".join(_reason(f) for f in fs)
@@ -250,6 +323,7 @@ def compare(sweep_dir: str | Path, columns: Sequence[str] = DEFAULT_COLUMNS, *, 
     w.writerows(rows)
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    md += _family_tables(arms, keys)
     table = "\n".join(md) + "\n"
     if write:
         atomic_write_text(Path(sweep_dir) / "comparison.csv", buf.getvalue())
@@ -276,14 +350,21 @@ class ComparisonCallback(Callback):
     (other ``hydra.callbacks`` listed after this one run before it: Hydra calls them in reverse order).
     """
 
-    def __init__(self, fail_on_failed_arms: bool = True) -> None:
+    def __init__(
+        self,
+        fail_on_failed_arms: bool = True,
+        baseline: dict[str, Any] | None = None,
+        pair_on: Sequence[str] = DEFAULT_PAIR_ON,
+    ) -> None:
         self.fail_on_failed_arms = fail_on_failed_arms
+        self.baseline = None if baseline is None else dict(baseline)
+        self.pair_on = tuple(pair_on)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
-        table = compare(sweep_dir)
+        table = compare(sweep_dir, baseline=self.baseline, pair_on=self.pair_on)
         print(f"\nComparison of {sweep_dir} (also in comparison.md / comparison.csv):\n{table}", flush=True)
         failures = collect_failures(sweep_dir)
         if failures and self.fail_on_failed_arms:

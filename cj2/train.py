@@ -177,6 +177,7 @@ def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, prec
     m = OmegaConf.select(cfg, "data.rejection.m", default=None)
     if m is not None:
         metrics["M"] = int(m)
+        metrics["filter"] = str(OmegaConf.select(cfg, "data.rejection.filter", default=None) or "outcome")
     return metrics
 
 
@@ -306,10 +307,13 @@ def _train(
         on_nonfinite=cfg.on_nonfinite,
         run_config=resolved,
     )
+    from cj2.curation.rft_data import BuiltinRFT
+
     data_kwargs = to_plain(cfg.data)
     dm = JudgeDataModule(
         tokenizer,
-        **data_kwargs,
+        **{k: v for k, v in data_kwargs.items() if k != "rejection"},
+        rft=BuiltinRFT.from_config(data_kwargs.get("rejection")),  # RFT data: drawn once or by rounds
         seed=int(cfg.seed),
         accumulate_grad_batches=int(cfg.trainer.accumulate_grad_batches),
         preference=module.objective.needs_reference,

@@ -47,3 +47,44 @@ def test_comparison_table_has_the_paired_column(tmp_path):
     margin_row = next(line for line in table.splitlines() if line.startswith("| margin"))
     assert "s0: +0.500 [" in margin_row
     assert (tmp_path / "comparison.md").exists()
+
+
+def test_faithfulness_columns_filter_arms_and_the_per_family_table(tmp_path):
+    for name, filt, seed, spur in (
+        ("o0", "outcome", 0, 0.3),
+        ("o1", "outcome", 1, 0.1),
+        ("f0", "faithful", 0, 0.0),
+    ):
+        d = tmp_path / name
+        d.mkdir()
+        metrics = {"loss": "margin", "M": 4, "filter": filt, "rounds": 2, "seed": seed}
+        metrics |= {"val/spurious_rate": spur, "val/spurious_rate/compare": spur, "val/truth_acc": 0.9}
+        (d / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "plain").mkdir()  # a run without a computed truth: blank, never 0
+    (tmp_path / "plain" / "metrics.json").write_text(json.dumps({"loss": "sft", "seed": 0}))
+    table = compare(tmp_path, write=False)
+    lines = table.splitlines()
+    assert lines[0].startswith("| loss | M | filter | rounds | seeds |") and "val/spurious_rate" in lines[0]
+    outcome = next(ln for ln in lines if ln.startswith("| margin | 4 | outcome | 2 | 0,1 |"))
+    assert "0.2 ± 0.14" in outcome
+    assert next(ln for ln in lines if ln.startswith("| margin | 4 | faithful | 2 | 0 |"))
+    assert "## val/spurious_rate per family" in table
+    fam = table.split("## val/spurious_rate per family")[1].splitlines()
+    assert fam[2] == "| loss | M | filter | rounds | compare |"
+    assert "| margin | 4 | outcome | 2 | 0.2 ± 0.14 |" in fam
+    assert "| sft |  |  |  |  |" in fam
+
+
+def test_the_paired_baseline_is_configurable(tmp_path):
+    """On-policy arms against offline margin (no rounds), paired on the seed only (their M differ)."""
+    good, bad = [1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 0, 0, 0, 0]
+    _write_run(tmp_path, "offline", "margin", None, 0, bad)
+    _write_run(tmp_path, "rounds", "margin", 4, 0, good)
+    metrics = json.loads((tmp_path / "rounds" / "metrics.json").read_text())
+    (tmp_path / "rounds" / "metrics.json").write_text(
+        json.dumps({**metrics, "rounds": 3, "filter": "outcome"})
+    )
+    table = compare(tmp_path, write=False, baseline={"loss": "margin", "rounds": None}, pair_on=["seed"])
+    assert "Δ judge_acc vs loss=margin,rounds=-, same seed" in table
+    row = next(line for line in table.splitlines() if line.startswith("| margin | 4 |"))
+    assert "s0: +0.500 [" in row

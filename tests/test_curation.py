@@ -476,16 +476,15 @@ def test_curate_entry_writes_config_without_secrets(tmp_path, monkeypatch):
 
 
 def test_datamodule_builds_the_rft_set_with_nested_subsets(tmp_path, tokenizer):
+    from cj2.curation.rft_data import BuiltinRFT
     from cj2.data.datamodule import JudgeDataModule
 
     builtin = {"n_train": 16, "n_val": 4, "seed": 0, "templates": ["cj2_short"]}
     kept = {}
     for m in (1, 4, 8):
+        rejection = {"m": m, "draws": 8, "cache_dir": str(tmp_path), "weight": "inverse_kept"}
         dm = JudgeDataModule(
-            tokenizer,
-            builtin=builtin,
-            max_length=512,
-            rejection={"m": m, "draws": 8, "cache_dir": str(tmp_path), "weight": "inverse_kept"},
+            tokenizer, builtin=builtin, max_length=512, rft=BuiltinRFT.from_config(rejection)
         )
         dm.prepare_data()
         dm.setup("fit")
@@ -499,8 +498,11 @@ def test_datamodule_builds_the_rft_set_with_nested_subsets(tmp_path, tokenizer):
         assert sum(r.weight for r in records) == pytest.approx(len(prompts))
         assert metrics["rft/keep_rate"] == pytest.approx(metrics["rft/kept"] / (16 * m))
     assert kept[1] <= kept[4] <= kept[8]
+    assert BuiltinRFT.from_config({"m": None, "draws": 8}) is None
     off = JudgeDataModule(tokenizer, builtin=builtin, rejection={"m": None, "draws": 8})
-    assert off.rejection is None and all(not r.meta.get("stage") for r in off.train_records())
+    assert off.rft is None and all(not r.meta.get("stage") for r in off.train_records())
+    with pytest.raises(ValueError, match="pass rft="):  # the data layer never builds RFT data itself
+        JudgeDataModule(tokenizer, builtin=builtin, rejection={"m": 4})
 
 
 def test_train_config_accepts_rejection_m():

@@ -98,6 +98,7 @@ def test_selection_statistics_by_hand(tmp_path):
     assert s["prompts"] == 4 and s["samples"] == 16 and s["M"] == 4
     assert s["status"] == {
         "pass": 7,
+        "spurious": 0,  # the crafted prompts carry no computed truth
         "wrong": 3,
         "unparseable": 2,
         "truncated": 1,
@@ -501,11 +502,12 @@ def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path, monkeypatch):
 def test_curation_passes_rejection_progress_through(tmp_path, monkeypatch):
     """python -m cj2.curate's switch: rejection.progress (default true)."""
     import cj2.curation.pipeline as pipeline
+    import cj2.curation.settings as settings
 
     seen = []
-    real = pipeline.rejection_sample
+    real = settings.rejection_sample
     monkeypatch.setattr(
-        pipeline, "rejection_sample", lambda *a, **k: seen.append(k["progress"]) or real(*a, **k)
+        settings, "rejection_sample", lambda *a, **k: seen.append(k["progress"]) or real(*a, **k)
     )
     for rcfg in ({"progress": False}, {}):
         pipeline._run_rejection(

@@ -9,7 +9,9 @@
 * :mod:`~cj2.curation.mixture`: weighted mixture of the components, with the realised mix.
 * :mod:`~cj2.curation.sources`: source specs and readers.
 * :mod:`~cj2.curation.pipeline`: every stage from a plain config (``python -m cj2.curate`` is its entry).
-* :mod:`~cj2.curation.rft_data`: the RFT set the DataModule builds for ``data.rejection.m=M``.
+* :mod:`~cj2.curation.settings`: a ``rejection`` config section as the arguments of rejection sampling.
+* :mod:`~cj2.curation.rft_data`: the RFT data of a training run (``data.rejection``; drawn once, by the
+  policy, or in semi-online rounds), handed to the DataModule by ``cj2.train``.
 """
 
 from cj2.curation.hygiene import Decontaminator, balance_positions, normalize_question

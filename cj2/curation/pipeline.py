@@ -35,53 +35,13 @@ from typing import Any
 from cj2.curation.hygiene import Decontaminator, balance_positions
 from cj2.curation.mixture import COMPONENTS, mix
 from cj2.curation.prompts import build_prompts
-from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, parse_worker, rejection_sample
+from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, parse_worker
+from cj2.curation.settings import LazySampler, RejectionSettings, default_cache_root, sampling_params
 from cj2.curation.sources import SourceSpec, eval_questions, load_source, question_of_record, resolve_sources
 from cj2.data.io import atomic_write_json, write_jsonl
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
 
 log = logging.getLogger(__name__)
-
-
-def default_cache_root() -> Path:
-    """``$CJ2_CACHE_DIR/curation`` (default ``~/.cache/cj2/curation``)."""
-    from cj2.models import cache_dir
-
-    return cache_dir() / "curation"
-
-
-def sampling_params(generator: Mapping[str, Any], seed: int) -> Any:
-    """The generator config's ``sampling`` section as :class:`~cj2.generation.SamplingParams`,
-    with ``seed``."""
-    from cj2.generation import SamplingParams
-
-    values = dict(generator.get("sampling") or {})
-    if "stop_on_verdict" in values:
-        raise ValueError(
-            "generator.sampling.stop_on_verdict: set rejection.stop_on_verdict (true/false) instead; "
-            "each prompt stops at its own template's verdict format"
-        )
-    values["seed"] = int(values.get("seed", seed))
-    return SamplingParams.from_mapping(values)
-
-
-class LazySampler:
-    """Builds the generator on first use only (a cache hit never loads a model), then reuses it."""
-
-    def __init__(self, generator: Mapping[str, Any]):
-        self.generator = dict(generator)
-        self._sampler: Any = None
-
-    def __call__(self) -> Any:
-        if self._sampler is None:
-            from cj2.generation import build_sampler
-
-            self._sampler = build_sampler(self.generator)
-        return self._sampler
-
-    @property
-    def simulated(self) -> bool:
-        return self.generator.get("backend") == "simulated"
 
 
 def check_simulated(prompts: Sequence[JudgePrompt], generator: Mapping[str, Any]) -> None:
@@ -110,28 +70,16 @@ def _run_rejection(
     m: int,
 ) -> tuple[Selection, RejectionDraws]:
     check_simulated(prompts, generator)
-    draws_n = int(rcfg.get("draws") or m)
-    if m > draws_n:
-        raise ValueError(f"{name}: M={m} is more than the {draws_n} candidates drawn per prompt")
+    settings = RejectionSettings.from_config(rcfg, m=m, where=name)
     t = time.time()
-    draws = rejection_sample(
-        prompts,
-        sampler,
-        params,
-        draws=draws_n,
-        folder_root=cache / "rejection",
-        generator_config=generator,
-        shard_size=int(rcfg.get("shard_size", 64)),
-        stop_on_verdict=bool(rcfg.get("stop_on_verdict", True)),
-        name=name,
-        progress=bool(rcfg.get("progress", True)),
-        worker=parse_worker(rcfg.get("worker")),
+    draws = settings.sample(
+        prompts, sampler, params, folder_root=cache / "rejection", generator_config=generator, name=name
     )
     if draws.worker is not None:  # a worker's share: the selection is made by the merge run
         share = {"prompts": len(draws.prompts), "shards_drawn": draws.shards_drawn}
         share |= {"shards_reused": draws.shards_reused, "folder": str(draws.folder)}
         return Selection(name, m, [], [], [], {"worker": list(draws.worker), **share}), draws
-    sel = draws.select(m, max_keep=rcfg.get("max_keep"), weight=str(rcfg.get("weight", "uniform")))
+    sel = settings.select(draws)
     sel.stats["cache"] = {
         "folder": str(draws.folder),
         "key": draws.key,
@@ -628,6 +576,8 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
             "parse_rate",
             "reward_mean",
             "zero_pass",
+            "spurious_share",
+            "draws_saved",
             "preference_pairs",
         ):
             if s.get(key) is not None:

@@ -9,8 +9,12 @@ does that, in three layers:
   the reward ``1`` iff it equals the gold verdict, and a *status* per candidate, checked in this order:
   ``truncated`` (the generator hit ``max_new_tokens``), ``unparseable`` (no unambiguous final verdict),
   ``duplicate`` (the same text, whitespace aside, as an earlier usable candidate of the prompt), ``wrong``
-  (reward 0) and ``pass`` (reward 1). Every status depends only on the candidate and the ones before it, so
-  the statuses of the first M of 8 draws are those an M-draw run would give (nested subsets).
+  (reward 0), ``pass`` (reward 1) and, checked after ``pass``, ``spurious``: the verdict is right but the
+  reasons are not (the stated truth or a quoted answer is wrong, :mod:`cj2.evaluation.faithfulness`; only
+  for prompts whose item has a computed truth). Every status depends only on the candidate and the ones
+  before it, so the statuses of the first M of 8 draws are those an M-draw run would give (nested subsets).
+  ``filter="outcome"`` (the paper's, default) keeps ``pass`` and ``spurious`` candidates, ``"faithful"``
+  only ``pass``.
 * :func:`rejection_sample` (I/O): draws the candidates of every prompt, shard by shard, into a folder named
   by a key hashed from the prompts, the generator config (secrets and throughput knobs left out), the
   sampling parameters (the seed among them) and the number of draws. Each shard of ``shard_size`` prompts
@@ -18,6 +22,10 @@ does that, in three layers:
   regenerates the rest, and a finished folder is a cache hit that loads without building a generator.
   With per-sample seeds (every cj2 backend; exact for ``simulated`` and ``scripted``) the merged draws of an
   interrupted run equal an uninterrupted one.
+  ``adaptive`` (:class:`Adaptive`) draws one candidate per prompt at a time and stops drawing for a prompt
+  once ``max_keep`` candidates pass the filter or after ``max_failures`` straight failures; the draws not
+  made are counted (``draws_saved``). Its candidates are seeded per draw (``<prompt id>|draw<j>``), so they
+  are not the first draws of a non-adaptive run: nested subsets hold where adaptive drawing is off.
 * :meth:`RejectionDraws.select` (pure): the first ``m`` draws of each prompt, at most ``max_keep`` passing
   candidates kept, as :class:`~cj2.data.schema.TrainRecord` objects (optionally weighted ``1/kept`` per
   prompt), chosen/rejected :class:`~cj2.data.schema.PreferenceRecord` pairs (a passing candidate against a
@@ -49,10 +57,14 @@ from cj2.verdict import labels_for, parse_verdict
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("pass", "wrong", "unparseable", "truncated", "duplicate")
-"""Candidate statuses, in the order they are checked; only ``pass`` is kept."""
+STATUSES = ("pass", "spurious", "wrong", "unparseable", "truncated", "duplicate")
+"""Candidate statuses; ``pass`` is kept, ``spurious`` too under the ``outcome`` filter."""
 
-CACHE_VERSION = 1
+FILTERS = {"outcome": frozenset({"pass", "spurious"}), "faithful": frozenset({"pass"})}
+"""``data.rejection.filter`` -> the statuses it keeps: ``outcome`` (the verdict matches the gold label, arXiv
+2507.09104 Eq. 6) or ``faithful`` (and its stated reasons are right)."""
+
+CACHE_VERSION = 2  # 2: the spurious status
 # Generator config keys that change how fast samples come, not which samples: left out of the cache key so
 # that a resumed run may use another batch size or concurrency.
 _THROUGHPUT_KEYS = frozenset(
@@ -105,17 +117,59 @@ class Candidate:
     status: str
 
 
+@dataclass(frozen=True)
+class Adaptive:
+    """Adaptive drawing (module docstring): stop drawing for a prompt once ``max_keep`` candidates pass
+    ``filter``, or after ``max_failures`` straight candidates that do not (``None``: no such stop)."""
+
+    max_keep: int | None = None
+    max_failures: int | None = None
+    filter: str = "outcome"
+
+    def __post_init__(self) -> None:
+        kept_statuses(self.filter)
+        for name in ("max_keep", "max_failures"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or int(v) < 1):
+                raise ValueError(f"rejection.adaptive.{name}={v!r}: expected an integer >= 1 or null")
+        if self.max_keep is None and self.max_failures is None:
+            raise ValueError(
+                "rejection.adaptive needs max_keep or max_failures (else it draws every candidate)"
+            )
+
+    def done(self, statuses: Sequence[str]) -> bool:
+        """Whether a prompt whose candidates so far have ``statuses`` needs no more draws."""
+        kept = kept_statuses(self.filter)
+        if self.max_keep is not None and sum(st in kept for st in statuses) >= self.max_keep:
+            return True
+        if self.max_failures is not None and len(statuses) >= self.max_failures:
+            return not any(st in kept for st in statuses[-self.max_failures :])
+        return False
+
+
 def _dedup_key(text: str) -> str:
     return " ".join(text.split())
 
 
-def filter_candidates(samples: Sequence[tuple[str, str]], gold: str, format: str) -> list[Candidate]:
+def kept_statuses(filter: str) -> frozenset[str]:
+    """The statuses ``filter`` keeps (:data:`FILTERS`); an unknown one is an error naming the known ones."""
+    if filter not in FILTERS:
+        raise ValueError(f"rejection filter={filter!r}; expected one of {sorted(FILTERS)}")
+    return FILTERS[filter]
+
+
+def filter_candidates(
+    samples: Sequence[tuple[str, str]], gold: str, format: str, item: Any = None
+) -> list[Candidate]:
     """Read candidates ``(text, finish_reason)`` of one prompt, in sample order (module docstring).
 
-    ``reward`` is 1 iff the parsed verdict equals ``gold`` (arXiv 2507.09104, Eq. 6), whatever the status;
-    only ``status == "pass"`` is kept. A duplicate is a text equal, whitespace aside, to an earlier
-    candidate that was neither truncated nor unparseable; the first occurrence keeps its own status.
+    ``reward`` is 1 iff the parsed verdict equals ``gold`` (arXiv 2507.09104, Eq. 6), whatever the status. A
+    duplicate is a text equal, whitespace aside, to an earlier candidate that was neither truncated nor
+    unparseable; the first occurrence keeps its own status. ``item``: the item as the prompt shows it; where
+    it carries a computed truth, a passing candidate whose stated reasons are wrong is ``spurious``.
     """
+    from cj2.evaluation.faithfulness import check_judgment
+
     seen: set[str] = set()
     out = []
     for text, finish in samples:
@@ -132,6 +186,10 @@ def filter_candidates(samples: Sequence[tuple[str, str]], gold: str, format: str
             else:
                 seen.add(key)
                 status = "pass" if reward else "wrong"
+                if reward and item is not None:
+                    check = check_judgment(text, item, verdict=parsed)
+                    if check is not None and check.spurious:
+                        status = "spurious"
         out.append(Candidate(parsed, reward, status))
     return out
 
@@ -190,6 +248,7 @@ def cache_key(
     params: Any,
     draws: int,
     stop_on_verdict: bool,
+    adaptive: Adaptive | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(key, material)``: the hash naming a run's folder and what went into it (saved in the manifest)."""
     material = {
@@ -202,6 +261,8 @@ def cache_key(
         "draws": int(draws),
         "stop_on_verdict": bool(stop_on_verdict),
     }
+    if adaptive is not None:
+        material["adaptive"] = dataclasses.asdict(adaptive)
     return hashlib.sha256(_canonical(material).encode("utf-8")).hexdigest()[:24], material
 
 
@@ -211,7 +272,9 @@ def cache_key(
 
 def candidate_rows(prompt: JudgePrompt, samples: Sequence[Any]) -> list[dict[str, Any]]:
     """The shard rows of one prompt's candidates (``samples``: :class:`~cj2.generation.Sample` objects)."""
-    verdicts = filter_candidates([(s.text, s.finish_reason) for s in samples], prompt.gold, prompt.format)
+    verdicts = filter_candidates(
+        [(s.text, s.finish_reason) for s in samples], prompt.gold, prompt.format, prompt.item
+    )
     rows = []
     for j, (s, c) in enumerate(zip(samples, verdicts)):
         if s.sample_index != j:
@@ -282,6 +345,75 @@ def _draw_shard(
     return [row for i in range(len(prompts)) for row in by_index[i]]
 
 
+def _draw_shard_adaptive(
+    sampler: Any,
+    prompts: Sequence[JudgePrompt],
+    draws: int,
+    params: Any,
+    stop_on_verdict: bool,
+    adaptive: Adaptive,
+    on_prompts: Callable[[int], Any] | None = None,
+) -> list[dict[str, Any]]:
+    """As :func:`_draw_shard`, one candidate per active prompt per round of calls (batched over the prompts),
+    each prompt's drawing stopped by ``adaptive``; at most ``draws`` candidates per prompt. Candidate ``j``
+    of prompt ``p`` is seeded by the key ``<p.id>|draw<j>``, so it does not depend on the other prompts."""
+    samples: dict[int, list[Any]] = {i: [] for i in range(len(prompts))}
+    active = list(range(len(prompts)))
+    for j in range(draws):
+        if not active:
+            break
+        groups: dict[str, list[int]] = {}
+        for i in active:
+            groups.setdefault(prompts[i].format, []).append(i)
+        for fmt, idxs in groups.items():
+            call_params = dataclasses.replace(params, stop_on_verdict=fmt if stop_on_verdict else None)
+            kwargs: dict[str, Any] = {}
+            if getattr(sampler, "needs_items", False):
+                kwargs["items"] = [prompts[i].item for i in idxs]
+                kwargs["templates"] = [prompts[i].template for i in idxs]
+            out = sampler.generate(
+                [prompts[i].messages for i in idxs],
+                1,
+                call_params,
+                keys=[f"{prompts[i].id}|draw{j}" for i in idxs],
+                **kwargs,
+            )
+            if len(out) != len(idxs) or any(len(o) != 1 for o in out):
+                raise ValueError(
+                    f"sampler {sampler!r} did not return one sample for each of {len(idxs)} prompts"
+                )
+            for i, got in zip(idxs, out):
+                samples[i].append(dataclasses.replace(got[0], sample_index=j))
+        still = []
+        for i in active:
+            p = prompts[i]
+            cands = filter_candidates(
+                [(x.text, x.finish_reason) for x in samples[i]], p.gold, p.format, p.item
+            )
+            if not adaptive.done([c.status for c in cands]):
+                still.append(i)
+        if on_prompts is not None:
+            on_prompts(len(active) - len(still))
+        active = still
+    if on_prompts is not None and active:
+        on_prompts(len(active))
+    return [row for i in range(len(prompts)) for row in candidate_rows(prompts[i], samples[i])]
+
+
+def _draw(
+    sampler: Any,
+    prompts: Sequence[JudgePrompt],
+    draws: int,
+    params: Any,
+    stop_on_verdict: bool,
+    adaptive: Adaptive | None,
+    on_prompts: Callable[[int], Any] | None,
+) -> list[dict[str, Any]]:
+    if adaptive is None:
+        return _draw_shard(sampler, prompts, draws, params, stop_on_verdict, on_prompts)
+    return _draw_shard_adaptive(sampler, prompts, draws, params, stop_on_verdict, adaptive, on_prompts)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -291,7 +423,7 @@ def _shard_file(index: int) -> str:
 
 
 def _load_shard(
-    folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int
+    folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int, adaptive: bool = False
 ) -> list[dict[str, Any]] | None:
     """A listed shard's rows, or None when its file is missing or does not match the manifest."""
     path = folder / entry["file"]
@@ -300,7 +432,13 @@ def _load_shard(
         return None
     rows = [row for _, row in read_rows(path)]
     expected = [(p.id, j) for p in prompts for j in range(draws)]
-    if [(r.get("prompt_id"), r.get("sample_idx")) for r in rows] != expected:
+    got = [(r.get("prompt_id"), r.get("sample_idx")) for r in rows]
+    if adaptive:  # each prompt's first n candidates, 1 <= n <= draws
+        counts = Counter(pid for pid, _ in got)
+        expected = [(p.id, j) for p in prompts for j in range(min(counts.get(p.id, 0), draws))]
+        if any(counts.get(p.id, 0) < 1 for p in prompts):
+            expected = []
+    if got != expected:
         raise DataError(
             f"shard holds other prompts or samples than its manifest entry ({len(rows)} rows, "
             f"{len(expected)} expected); delete the folder to redraw",
@@ -423,9 +561,16 @@ class RejectionDraws:
     shards_reused: int = 0
     shards_drawn: int = 0
     worker: Worker | None = None  # set: only this worker's share of the shards is in ``rows``
+    adaptive: bool = False  # drawn adaptively: a prompt may hold fewer than ``draws`` rows
 
     def select(
-        self, m: int | None = None, *, max_keep: int | None = None, weight: str = "uniform"
+        self,
+        m: int | None = None,
+        *,
+        max_keep: int | None = None,
+        weight: str = "uniform",
+        filter: str = "outcome",
+        drop_all_pass: bool = False,
     ) -> Selection:
         """The training data of the first ``m`` draws of each prompt (default: all draws)."""
         return select(
@@ -435,6 +580,9 @@ class RejectionDraws:
             self.draws if m is None else m,
             max_keep=max_keep,
             weight=weight,
+            filter=filter,
+            drop_all_pass=drop_all_pass,
+            adaptive=self.adaptive,
         )
 
 
@@ -451,6 +599,7 @@ def rejection_sample(
     name: str = "rft",
     progress: bool = True,
     worker: Worker | None = None,
+    adaptive: Adaptive | None = None,
 ) -> RejectionDraws:
     """Draw ``draws`` candidates per prompt, resumably, into ``folder_root/<key>`` (module docstring).
 
@@ -483,12 +632,13 @@ def rejection_sample(
             name=name,
             progress=progress,
             worker=worker,
+            adaptive=adaptive,
         )
 
     prompts = list(prompts)
     _check_inputs(prompts, draws, shard_size)
     ids = [p.id for p in prompts]
-    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
+    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict, adaptive)
     folder = Path(folder_root) / key
     folder.mkdir(parents=True, exist_ok=True)
     shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
@@ -516,10 +666,10 @@ def rejection_sample(
         from_workers = _listed_elsewhere(folder)
         for index, shard in enumerate(shards):
             entry = manifest["shards"].get(str(index))
-            shard_rows = _load_shard(folder, entry, shard, draws) if entry else None
+            shard_rows = _load_shard(folder, entry, shard, draws, adaptive is not None) if entry else None
             if shard_rows is None and str(index) in from_workers:  # drawn by a worker: list it here
                 entry = from_workers[str(index)]
-                shard_rows = _load_shard(folder, entry, shard, draws)
+                shard_rows = _load_shard(folder, entry, shard, draws, adaptive is not None)
                 if shard_rows is not None:
                     manifest["shards"][str(index)] = entry
             if shard_rows is not None:
@@ -541,7 +691,7 @@ def rejection_sample(
                     continue
                 if built is None:
                     built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
-                shard_rows = _draw_shard(built, shard, draws, params, stop_on_verdict, on_prompts=bar.update)
+                shard_rows = _draw(built, shard, draws, params, stop_on_verdict, adaptive, bar.update)
                 _write_and_list(folder, index, len(shard), shard_rows, manifest_path, manifest)
                 drawn += 1
                 by_shard[index] = shard_rows
@@ -558,7 +708,7 @@ def rejection_sample(
             manifest["complete"] = True
             atomic_write_json(manifest_path, manifest)
     if set(rows) != set(ids) or any(
-        len(r) != draws for r in rows.values()
+        (len(r) != draws if adaptive is None else not 1 <= len(r) <= draws) for r in rows.values()
     ):  # pragma: no cover - guarded above
         raise AssertionError(f"{folder}: merged draws do not hold every prompt exactly once")
     return RejectionDraws(
@@ -571,6 +721,7 @@ def rejection_sample(
         cache_hit=was_complete and drawn == 0,
         shards_reused=reused,
         shards_drawn=drawn,
+        adaptive=adaptive is not None,
     )
 
 
@@ -587,6 +738,7 @@ def _draw_worker_share(
     name: str,
     progress: bool,
     worker: Worker,
+    adaptive: Adaptive | None = None,
 ) -> RejectionDraws:
     """One worker's share of :func:`rejection_sample` (see there): its shards, resumably, listed in its own
     manifest under its own lock."""
@@ -595,7 +747,7 @@ def _draw_worker_share(
     index_w, count = worker
     prompts = list(prompts)
     _check_inputs(prompts, draws, shard_size)
-    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict)
+    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict, adaptive)
     folder = Path(folder_root) / key
     own = _worker_manifest(folder, worker)
     own.parent.mkdir(parents=True, exist_ok=True)
@@ -621,7 +773,9 @@ def _draw_worker_share(
         by_shard: dict[int, list[dict[str, Any]]] = {}
         for index in mine:
             for entry in (manifest["shards"].get(str(index)), main.get(str(index))):
-                shard_rows = _load_shard(folder, entry, shards[index], draws) if entry else None
+                shard_rows = (
+                    _load_shard(folder, entry, shards[index], draws, adaptive is not None) if entry else None
+                )
                 if shard_rows is not None:
                     by_shard[index] = shard_rows
                     manifest["shards"][str(index)] = entry
@@ -640,7 +794,7 @@ def _draw_worker_share(
                     continue
                 if built is None:
                     built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
-                shard_rows = _draw_shard(built, shards[index], draws, params, stop_on_verdict, bar.update)
+                shard_rows = _draw(built, shards[index], draws, params, stop_on_verdict, adaptive, bar.update)
                 _write_and_list(folder, index, len(shards[index]), shard_rows, own, manifest)
                 by_shard[index] = shard_rows
                 drawn += 1
@@ -672,6 +826,7 @@ def _draw_worker_share(
         shards_reused=reused,
         shards_drawn=drawn,
         worker=worker,
+        adaptive=adaptive is not None,
     )
 
 
@@ -712,13 +867,15 @@ def _rate(num: float, den: float) -> float | None:
 
 
 def _group_stats(
-    per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], list[dict[str, Any]]]], m: int
+    per_prompt: Sequence[tuple[JudgePrompt, list[dict[str, Any]], list[dict[str, Any]]]],
+    m: int,
+    kept_set: frozenset[str] = FILTERS["outcome"],
 ) -> dict[str, Any]:
     statuses: Counter[str] = Counter()
     finish: Counter[str] = Counter()
     hist = Counter({str(c): 0 for c in range(m + 1)})
-    parsed = reward = tokens = kept = with_kept = 0
-    flag_rows = kept_flagged = kept_flawed = all_flawed = 0
+    parsed = reward = tokens = kept = with_pass = drawn = 0
+    flag_rows = kept_flagged = kept_flawed = all_flawed = kept_spurious = 0
     for _, window, kept_rows in per_prompt:
         passes = 0
         for r in window:
@@ -727,30 +884,36 @@ def _group_stats(
             parsed += r["parsed_verdict"] is not None
             reward += r["reward"]
             tokens += r["n_tokens"]
-            passes += r["status"] == "pass"
+            passes += r["status"] in kept_set
+            drawn += 1
             if "flawed" in r["meta"]:
                 flag_rows += 1
                 all_flawed += bool(r["meta"]["flawed"])
         for r in kept_rows:
+            kept_spurious += r["status"] == "spurious"
             if "flawed" in r["meta"]:
                 kept_flagged += 1
                 kept_flawed += bool(r["meta"]["flawed"])
         hist[str(passes)] += 1
         kept += len(kept_rows)
-        with_kept += bool(kept_rows)
+        with_pass += bool(passes)
     n_prompts = len(per_prompt)
-    n = n_prompts * m
-    statuses["over_k"] = statuses["pass"] - kept
+    passing = sum(statuses[s] for s in kept_set)
+    statuses["over_k"] = passing - kept
     out: dict[str, Any] = {
         "prompts": n_prompts,
-        "samples": n,
+        "samples": drawn,
         "kept": kept,
-        "keep_rate": _rate(kept, n),
-        "pass_at_m": _rate(with_kept, n_prompts),
-        "zero_pass": n_prompts - with_kept,
-        "parse_rate": _rate(parsed, n),
-        "reward_mean": _rate(reward, n),
-        "mean_tokens": _rate(tokens, n),
+        "keep_rate": _rate(kept, drawn),
+        "pass_at_m": _rate(with_pass, n_prompts),
+        "zero_pass": n_prompts - with_pass,
+        "parse_rate": _rate(parsed, drawn),
+        "reward_mean": _rate(reward, drawn),
+        "mean_tokens": _rate(tokens, drawn),
+        # right verdicts for wrong reasons among the candidates whose verdict is right (R-Align's S-Corr)
+        "spurious_share": _rate(statuses["spurious"], statuses["pass"] + statuses["spurious"]),
+        "kept_spurious": kept_spurious,
+        "draws_saved": n_prompts * m - drawn,
         "status": {s: statuses[s] for s in (*STATUSES, "over_k")},
         "finish_reasons": dict(finish),
         "pass_hist": {k: hist[k] for k in sorted(hist, key=int)},
@@ -775,13 +938,20 @@ def select(
     *,
     max_keep: int | None = None,
     weight: str = "uniform",
+    filter: str = "outcome",
+    drop_all_pass: bool = False,
+    adaptive: bool = False,
 ) -> Selection:
     """Training data from the first ``m`` candidates of every prompt (nested subsets, arXiv 2507.09104 §5.1).
 
-    All passing candidates are kept (Eq. 3 sums over every kept sample), or the first ``max_keep`` of them.
-    ``weight="inverse_kept"`` gives each kept record the weight ``1/kept`` of its prompt, so every prompt
-    weighs the same however many candidates passed.
+    All candidates that pass ``filter`` (:data:`FILTERS`) are kept (Eq. 3 sums over every kept sample), or
+    the first ``max_keep`` of them. ``weight="inverse_kept"`` gives each kept record the weight ``1/kept`` of
+    its prompt, so every prompt weighs the same however many candidates passed. ``drop_all_pass``: a prompt
+    whose every candidate passed (pass@M = M; with adaptive drawing, every candidate drawn) is left out, as
+    one the sampler already gets right (counted in ``stats["dropped_all_pass"]``). ``adaptive``: the rows
+    were drawn adaptively, so a prompt may hold fewer than ``m`` candidates.
     """
+    kept_set = kept_statuses(filter)
     if weight not in ("uniform", "inverse_kept"):
         raise ValueError(f"weight={weight!r}; expected 'uniform' or 'inverse_kept'")
     if max_keep is not None and max_keep < 1:
@@ -790,15 +960,20 @@ def select(
     records: list[TrainRecord] = []
     preferences: list[PreferenceRecord] = []
     zero_pass: list[dict[str, Any]] = []
+    dropped_all_pass = 0
     for p in prompts:
         prompt_rows = list(rows[p.id])
-        if m < 1 or m > len(prompt_rows):
+        if m < 1 or (m > len(prompt_rows) and not adaptive):
             raise ValueError(
                 f"M={m}: expected 1 <= M <= {len(prompt_rows)} (the candidates drawn per prompt)"
             )
         window = prompt_rows[:m]
-        passing = [r for r in window if r["status"] == "pass"]
+        passing = [r for r in window if r["status"] in kept_set]
         kept_rows = passing if max_keep is None else passing[:max_keep]
+        if drop_all_pass and window and len(passing) == len(window):
+            dropped_all_pass += 1
+            per_prompt.append((p, window, []))
+            continue
         per_prompt.append((p, window, kept_rows))
         if not kept_rows:
             zero_pass.append(
@@ -830,6 +1005,7 @@ def select(
                         "sample_idx": r["sample_idx"],
                         "seed": r["seed"],
                         "template": p.template,
+                        "status": r["status"],
                         **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {}),
                     },
                 )
@@ -859,13 +1035,15 @@ def select(
         "M": m,
         "max_keep": max_keep,
         "weight": weight,
-        **_group_stats(per_prompt, m),
+        "filter": filter,
+        **_group_stats(per_prompt, m, kept_set),
+        "dropped_all_pass": dropped_all_pass,
         "preference_pairs": len(preferences),
     }
     by_source: dict[str, list] = {}
     for entry in per_prompt:
         by_source.setdefault(entry[0].source, []).append(entry)
-    stats["per_source"] = {src: _group_stats(group, m) for src, group in sorted(by_source.items())}
+    stats["per_source"] = {src: _group_stats(group, m, kept_set) for src, group in sorted(by_source.items())}
     return Selection(
         name=name, m=m, records=records, preferences=preferences, zero_pass=zero_pass, stats=stats
     )

@@ -1,60 +1,301 @@
-"""RFT training data for the DataModule: ``data.rejection.m=M`` (arXiv 2507.09104, Sec. 3.2 Eq. 3, Sec. 5.1).
+"""RFT training data for a training run: ``data.rejection`` (arXiv 2507.09104, Sec. 3.2 Eq. 3, Sec. 5.1).
 
-The built-in training items are judged by the generator (the ``simulated`` teacher by default, a CPU
-stand-in) with ``draws`` candidates per prompt, drawn once and cached; an arm with ``M`` candidates uses
-the first ``M`` of them (nested subsets: M=1 is sample 0, M=4 samples 0-3), so the arms of an M sweep
-differ only in M. Every passing candidate of the first M is kept (or the first ``max_keep``), optionally
-weighted ``1/kept`` per prompt.
+The built-in training items are judged by a generator with ``draws`` candidates per prompt and the kept
+candidates of the first ``m`` replace the gold judgments. :class:`BuiltinRFT` is what the training run
+hands to its DataModule (``cj2.train`` builds it from ``data.rejection``), so the data layer never imports
+curation.
 
-The ``rejection`` mapping (``conf/data/builtin.yaml``)::
+* **Offline** (a generator such as the ``simulated`` teacher, ``rounds: null``): drawn once before training
+  and cached; an arm with ``M`` candidates uses the first ``M`` (nested subsets: M=1 is sample 0, M=4
+  samples 0-3), so the arms of an M sweep differ only in M.
+* **The policy as the sampler** (``generator.backend: policy``): the model being trained writes the
+  candidates, in-process, through :class:`~cj2.generation.hf.HFSampler` (under FSDP2 with the weights
+  gathered on every rank, as the in-loop evaluations do; each rank draws its share of the shards, then
+  every rank reads the merged draws).
+* **Semi-online rounds** (``rounds: R``, ``round_steps: K``): round 0 is the ``first`` data (``gold``: the
+  built-in gold judgments; ``teacher``: rejection sampling with the ``teacher`` generator; ``policy``: the
+  initial weights), and every K optimizer steps the data is drawn again with the current weights (rounds
+  1 .. R-1; after the last round training goes on with its data). Each round's candidates are cached in
+  the run folder (``rft_rounds/round_<r>``), so a run killed inside a round's sampling and resumed from its
+  last checkpoint redraws only the shards that were not listed yet.
+
+The ``rejection`` mapping (``conf/data/builtin.yaml``); the drawing and selection keys are read by
+:class:`~cj2.curation.settings.RejectionSettings`::
 
     m: null | M            # null: off (the gold judgments of the built-in tasks)
     draws: 8               # candidates drawn once per prompt; M <= draws
     max_keep: null         # keep at most this many passing candidates per prompt
     weight: uniform        # or inverse_kept (TrainRecord.weight = 1/kept)
-    generator: {backend: simulated, ...}     # any cj2.generation config
+    filter: outcome        # outcome (the verdict, the paper's) | faithful (and its stated reasons)
+    adaptive: {enabled: false, max_failures: null, drop_all_pass: false}
+    generator: {backend: simulated, ...}     # any cj2.generation config, or {backend: policy, batch_size}
     sampling: {temperature: 1.0, max_new_tokens: 512}
     stop_on_verdict: true
     shard_size: 64
+    seed: null             # null: data.builtin.seed
     cache_dir: null        # null: $CJ2_CACHE_DIR/curation
+    rounds: null | R       # semi-online rounds
+    round_steps: K         # optimizer steps per round
+    first: gold            # round 0: gold | teacher | policy
+    teacher: {backend: simulated, ...}       # the generator of first=teacher
+    round_prompts: null    # prompts drawn per round (null: every training item; N: a rotating slice)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cj2.curation.settings import LazySampler, RejectionSettings, default_cache_root, sampling_params
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
 
+log = logging.getLogger(__name__)
+
 _KEYS = (
-    "m",
-    "draws",
-    "max_keep",
-    "weight",
+    *RejectionSettings.KEYS,
     "generator",
     "sampling",
-    "stop_on_verdict",
-    "shard_size",
     "cache_dir",
     "seed",
+    "rounds",
+    "round_steps",
+    "first",
+    "teacher",
+    "round_prompts",
 )
+FIRST = ("gold", "teacher", "policy")
+POLICY = "policy"
+_POLICY_KEYS = ("backend", "batch_size", "verdict_check_every", "share_prefill", "attention")
 
 
-def rft_metrics(stats: Mapping[str, Any], draws: int) -> dict[str, Any]:
+def rft_metrics(stats: Mapping[str, Any], draws: int, prefix: str = "rft") -> dict[str, Any]:
     """The flat numbers a training run reports for its RFT data (``metrics.json`` keys)."""
     flawed = stats.get("flawed") or {}
     return {
-        "M": stats["M"],
-        "rft/draws": draws,
-        "rft/prompts": stats["prompts"],
-        "rft/kept": stats["kept"],
-        "rft/keep_rate": stats["keep_rate"],
-        "rft/pass_at_m": stats["pass_at_m"],
-        "rft/parse_rate": stats["parse_rate"],
-        "rft/zero_pass": stats["zero_pass"],
-        "rft/kept_flawed_rate": flawed.get("kept_flawed_rate"),
+        f"{prefix}/draws": draws,
+        f"{prefix}/prompts": stats["prompts"],
+        f"{prefix}/kept": stats["kept"],
+        f"{prefix}/keep_rate": stats["keep_rate"],
+        f"{prefix}/pass_at_m": stats["pass_at_m"],
+        f"{prefix}/parse_rate": stats["parse_rate"],
+        f"{prefix}/zero_pass": stats["zero_pass"],
+        f"{prefix}/spurious_share": stats.get("spurious_share"),
+        f"{prefix}/draws_saved": stats.get("draws_saved"),
+        f"{prefix}/kept_flawed_rate": flawed.get("kept_flawed_rate"),
     }
+
+
+def _policy_sampler(model: Any, tokenizer: Any, config: Mapping[str, Any]) -> Callable[[], Any]:
+    """A factory of the :class:`~cj2.generation.hf.HFSampler` over the model being trained (built only when
+    something must be drawn: a round read back from the cache decodes nothing)."""
+
+    def build() -> Any:
+        from cj2.generation.hf import HFSampler
+
+        kwargs = {k: config[k] for k in _POLICY_KEYS[1:] if k in config}
+        return HFSampler(model, tokenizer, **kwargs)
+
+    return build
+
+
+class BuiltinRFT:
+    """The RFT data of a training run's built-in items, from its ``data.rejection`` section (module
+    docstring). ``data(round, items, ...)`` gives ``(records, preference_pairs, info)`` of a round; the
+    DataModule decides when a round starts."""
+
+    def __init__(self, rejection: Mapping[str, Any]):
+        from cj2.runtime import to_plain
+
+        cfg = to_plain(dict(rejection))
+        unknown = sorted(set(cfg) - set(_KEYS))
+        if unknown:
+            raise ValueError(f"data.rejection: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")
+        self.cfg = cfg
+        self.settings = RejectionSettings.from_config(cfg, where="data.rejection")
+        self.generator = dict(cfg.get("generator") or {"backend": "simulated"})
+        self.policy = self.generator.get("backend") == POLICY
+        if self.policy:
+            extra = sorted(set(self.generator) - set(_POLICY_KEYS) - {"sampling", "name", "description"})
+            if extra:
+                raise ValueError(
+                    f"data.rejection.generator: backend=policy samples with the model being trained; "
+                    f"{extra} do not apply (it takes {list(_POLICY_KEYS[1:])})"
+                )
+        rounds = cfg.get("rounds")
+        self.first = str(cfg.get("first") or "gold")
+        if self.first not in FIRST:
+            raise ValueError(f"data.rejection.first={self.first!r}; expected one of {list(FIRST)}")
+        if rounds is None:
+            # the policy as a one-shot sampler: its initial weights draw the data once
+            self.rounds = 1 if self.policy else 0
+            self.round_steps: int | None = None
+            if self.policy:
+                self.first = POLICY
+        else:
+            self.rounds = int(rounds)
+            if self.rounds < 1:
+                raise ValueError(f"data.rejection.rounds={rounds}: expected >= 1 or null")
+            steps = cfg.get("round_steps")
+            if self.rounds > 1 and (steps is None or int(steps) < 1):
+                raise ValueError(
+                    "data.rejection.rounds > 1 needs data.rejection.round_steps >= 1 (steps per round)"
+                )
+            self.round_steps = None if steps is None else int(steps)
+        self.round_prompts = None if cfg.get("round_prompts") is None else int(cfg["round_prompts"])
+        if self.first == "teacher":
+            self.teacher = dict(cfg.get("teacher") or {"backend": "simulated"})
+            if self.teacher.get("backend") == POLICY:
+                raise ValueError("data.rejection.teacher: the teacher is another generator than the policy")
+
+    @classmethod
+    def from_config(cls, rejection: Mapping[str, Any] | None) -> BuiltinRFT | None:
+        """``None`` when ``rejection`` is missing or its ``m`` is null (RFT off)."""
+        if not rejection or rejection.get("m") is None:
+            return None
+        return cls(rejection)
+
+    # ------------------------------------------------------------------------------------------
+    @property
+    def semi_online(self) -> bool:
+        """Whether the data is drawn during training (by round), not once before it."""
+        return self.rounds > 0
+
+    @property
+    def needs_model(self) -> bool:
+        """Whether some round is drawn by the model being trained."""
+        return self.semi_online and (self.policy or self.first == POLICY)
+
+    def round_items(self, r: int, items: Sequence[PairwiseItem]) -> list[PairwiseItem]:
+        """The prompts of round ``r``: every item, or with ``round_prompts`` a slice that rotates."""
+        n = self.round_prompts
+        if n is None or n >= len(items):
+            return list(items)
+        start = (r * n) % len(items)
+        return [items[(start + k) % len(items)] for k in range(n)]
+
+    def _seed(self, seed: int) -> int:
+        return int(self.cfg["seed"]) if self.cfg.get("seed") is not None else seed
+
+    def offline(
+        self, items: Sequence[PairwiseItem], *, templates: str | Sequence[str], seed: int
+    ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
+        """The data drawn once before training by the configured generator (``rounds: null``)."""
+        if self.policy:
+            raise ValueError(
+                "generator.backend=policy draws during training (DataModule rounds), not offline"
+            )
+        root = Path(self.cfg["cache_dir"]) if self.cfg.get("cache_dir") else default_cache_root()
+        return self._draw(
+            items,
+            self.generator,
+            LazySampler(self.generator),
+            templates=templates,
+            template_seed=seed,
+            sample_seed=self._seed(seed),
+            folder_root=root / "rejection",
+            name="rft",
+        )
+
+    def round_data(
+        self,
+        r: int,
+        items: Sequence[PairwiseItem],
+        *,
+        templates: str | Sequence[str],
+        seed: int,
+        folder: str | Path,
+        policy: Any = None,
+        tokenizer: Any = None,
+        step: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        barrier: Callable[[], Any] | None = None,
+    ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]] | None:
+        """Round ``r``'s data (``None`` for a gold round 0: the caller uses the gold records). ``policy``: the
+        model being trained, with its current (gathered) weights, and its ``tokenizer``: the candidates are
+        drawn with a :class:`~cj2.generation.hf.HFSampler` over it; ``step``: the optimizer step the round
+        starts at (in the cache key with ``r``). With ``world > 1`` each rank
+        draws the shards ``index % world == rank``, waits at ``barrier``, then reads the merged draws."""
+        if r == 0 and self.first == "gold":
+            return None
+        round_items = self.round_items(r, items)
+        if r == 0 and self.first == "teacher":
+            config, sampler = self.teacher, LazySampler(self.teacher)
+        elif self.policy or (r == 0 and self.first == POLICY):
+            if policy is None:
+                raise ValueError("a policy round needs the model being trained (policy=)")
+            config = dict(self.generator) if self.policy else {"backend": POLICY}
+            sampler = _policy_sampler(policy, tokenizer, config)
+        else:  # a fixed generator, redrawn every round with new seeds
+            config, sampler = self.generator, LazySampler(self.generator)
+        keyed = {**config, "round": r, "step": int(step)}  # the weights a round samples with
+        name = f"rft_round{r}"
+        root = Path(folder) / f"round_{r}"
+        kwargs = dict(
+            templates=templates,
+            template_seed=seed,
+            sample_seed=self._seed(seed) + r,
+            folder_root=root,
+            name=name,
+        )
+        if world > 1:
+            self._draw(round_items, keyed, sampler, worker=(rank, world), **kwargs)
+            if barrier is not None:
+                barrier()
+        return self._draw(round_items, keyed, sampler, **kwargs)
+
+    def _draw(
+        self,
+        items: Sequence[PairwiseItem],
+        generator_config: Mapping[str, Any],
+        sampler: Any,
+        *,
+        templates: str | Sequence[str],
+        template_seed: int,
+        sample_seed: int,
+        folder_root: Path,
+        name: str,
+        worker: tuple[int, int] | None = None,
+    ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
+        from cj2.curation.pipeline import check_simulated
+        from cj2.curation.prompts import build_prompts
+
+        if not items:
+            raise ValueError(
+                "data.rejection.m needs the built-in tasks as prompts (data.builtin.n_train > 0); for "
+                "your own data run `python -m cj2.curate` and train on its train.jsonl"
+            )
+        names = [templates] if isinstance(templates, str) else list(templates)
+        prompts = build_prompts(items, names, seed=template_seed)
+        check_simulated(prompts, generator_config)
+        params = sampling_params({"sampling": self.cfg.get("sampling") or {}}, sample_seed)
+        settings = self.settings if worker is None else dataclasses.replace(self.settings, progress=False)
+        draws = settings.sample(
+            prompts,
+            sampler,
+            params,
+            folder_root=folder_root,
+            generator_config=generator_config,
+            name=name,
+            worker=worker,
+        )
+        if worker is not None:
+            return [], [], {}
+        sel = settings.select(draws)
+        info = {
+            "stats": sel.stats,
+            "metrics": {
+                "M": sel.stats["M"],
+                "filter": settings.filter,
+                **rft_metrics(sel.stats, draws.draws),
+            },
+            "folder": str(draws.folder),
+            "cache_hit": draws.cache_hit,
+        }
+        return sel.records, sel.preferences, info
 
 
 def builtin_rft(
@@ -64,52 +305,8 @@ def builtin_rft(
     templates: str | Sequence[str] = ("cj2_short",),
     seed: int = 0,
 ) -> tuple[list[TrainRecord], list[PreferenceRecord], dict[str, Any]]:
-    """``(records, preference_pairs, info)`` for the built-in training ``items`` (module docstring).
-
-    ``seed`` is the data seed: it draws each item's template and seeds the candidates, so every arm and
-    training seed of a sweep shares the same draws. ``info`` holds ``stats`` (the selection statistics),
-    ``metrics`` (:func:`rft_metrics`) and ``folder`` (the cached candidate shards).
-    """
-    from cj2.curation.pipeline import LazySampler, default_cache_root, sampling_params
-    from cj2.curation.prompts import build_prompts
-    from cj2.curation.rejection import rejection_sample
-    from cj2.runtime import to_plain
-
-    rejection = to_plain(dict(rejection))
-    unknown = sorted(set(rejection) - set(_KEYS))
-    if unknown:
-        raise ValueError(f"data.rejection: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")
-    if not items:
-        raise ValueError(
-            "data.rejection.m needs the built-in tasks as prompts (data.builtin.n_train > 0); for "
-            "your own data run `python -m cj2.curate` and train on its train.jsonl"
-        )
-    m = int(rejection["m"])
-    draws = int(rejection.get("draws") or m)
-    if not 1 <= m <= draws:
-        raise ValueError(f"data.rejection.m={m}: expected 1 <= M <= data.rejection.draws={draws}")
-    names = [templates] if isinstance(templates, str) else list(templates)
-    prompts = build_prompts(items, names, seed=seed)
-    generator = dict(rejection.get("generator") or {"backend": "simulated"})
-    sample_seed = int(rejection["seed"]) if rejection.get("seed") is not None else seed
-    params = sampling_params({"sampling": rejection.get("sampling") or {}}, sample_seed)
-    root = Path(rejection["cache_dir"]) if rejection.get("cache_dir") else default_cache_root()
-    result = rejection_sample(
-        prompts,
-        LazySampler(generator),
-        params,
-        draws=draws,
-        folder_root=root / "rejection",
-        generator_config=generator,
-        shard_size=int(rejection.get("shard_size", 64)),
-        stop_on_verdict=bool(rejection.get("stop_on_verdict", True)),
-        name="rft",
-    )
-    sel = result.select(m, max_keep=rejection.get("max_keep"), weight=str(rejection.get("weight", "uniform")))
-    info = {
-        "stats": sel.stats,
-        "metrics": rft_metrics(sel.stats, draws),
-        "folder": str(result.folder),
-        "cache_hit": result.cache_hit,
-    }
-    return sel.records, sel.preferences, info
+    """``(records, preference_pairs, info)`` drawn once for the built-in training ``items`` (module
+    docstring). ``seed`` is the data seed: it draws each item's template and seeds the candidates, so every
+    arm and training seed of a sweep shares the same draws. ``info`` holds ``stats`` (the selection
+    statistics), ``metrics`` (:func:`rft_metrics`) and ``folder`` (the cached candidate shards)."""
+    return BuiltinRFT(rejection).offline(items, templates=templates, seed=seed)

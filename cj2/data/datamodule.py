@@ -5,6 +5,16 @@ Sources, in order: the built-in verifiable tasks (``builtin``), JSONL record fil
 or preference pairs made from
 the built-in tasks. Records are encoded once in ``setup``; skipped records are counted per reason, and the
 run stops when more than ``max_skip_fraction`` of a split is skipped.
+
+RFT data (``rft``): an object built by the training run from ``data.rejection``
+(:class:`cj2.curation.rft_data.BuiltinRFT`; this module does not import curation). Drawn once, it replaces
+the built-in gold judgments. Drawn during training (the policy as the sampler, semi-online rounds), each
+round is a Lightning epoch of ``round_steps`` optimizer steps: with ``reload_dataloaders_every_n_epochs=1``
+(set here) Lightning asks for a new train dataloader at every epoch, and :meth:`train_dataloader` draws the
+round's data with the weights of that moment (gathered under FSDP2), so training goes on from the same
+weights, optimizer state and schedule. A resumed run is at the epoch (round) of its checkpoint: the round's
+draws are read back from the run folder (``rft_rounds/``), where a fresh run (no ``ckpt_path``) starts
+empty.
 """
 
 from __future__ import annotations
@@ -12,8 +22,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -156,6 +168,48 @@ class _EncodedDataset(Dataset):
         return None, [self.samples[i] for i in mb]
 
 
+class _RoundSampler:
+    """The batches of one round (a Lightning epoch) of semi-online RFT: exactly ``steps`` optimizer steps
+    (``steps * accumulate`` micro-batches per rank), taken from the inner sampler's epochs ``1000 * epoch +
+    k`` in turn (only whole steps of each, so every step's totals stay those of its own micro-batches).
+    Positions count within the round, so a checkpoint resumes inside it."""
+
+    def __init__(self, inner: StepBatchSampler, steps: int, accumulate: int):
+        self.inner, self.steps, self.accumulate = inner, int(steps), int(accumulate)
+        self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def resume(self, epoch: int, consumed: int) -> None:
+        self._resume = (int(epoch), int(consumed))
+
+    def _plan(self) -> list[MicroBatch]:
+        n = self.steps * self.accumulate
+        out: list[MicroBatch] = []
+        for k in range(n + 1):  # each inner epoch gives at least one micro-batch (or the data is empty)
+            if len(out) >= n:
+                break
+            plan = self.inner._plan(1000 * self.epoch + k)
+            whole = len(plan) - len(plan) % self.accumulate
+            out += plan[:whole] if whole else plan
+        if not out:
+            raise ValueError("the round's training data gives no micro-batch")
+        return [dataclasses.replace(mb, epoch=self.epoch, position=i) for i, mb in enumerate(out[:n])]
+
+    def __iter__(self):
+        plan = self._plan()
+        start = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            start = self._resume[1]
+            self._resume = None
+        yield from plan[start:]
+
+    def __len__(self) -> int:
+        return self.steps * self.accumulate
+
+
 class _Collate:
     def __init__(self, collator: JudgeCollator, preference: bool):
         self.collator = collator
@@ -201,6 +255,7 @@ class JudgeDataModule(L.LightningDataModule):
         val_records: Sequence[TrainRecord] | None = None,
         rejection: Mapping[str, Any] | None = None,
         packing: str | bool = "auto",
+        rft: Any = None,
     ):
         super().__init__()
         self.tokenizer = tokenizer
@@ -228,10 +283,16 @@ class JudgeDataModule(L.LightningDataModule):
         self.packed = False  # what train_dataloader resolved
         self._extra_train = list(train_records or [])
         self._extra_val = list(val_records or [])
-        # RFT data (arXiv 2507.09104, Eq. 3): rejection.m=M replaces the built-in gold judgments by the kept
-        # candidates of M draws per prompt (cj2.curation.rft_data); m=None leaves it off.
-        self.rejection = dict(rejection) if rejection and rejection.get("m") is not None else None
+        # RFT data (arXiv 2507.09104, Eq. 3): the kept candidates of M draws per prompt replace the built-in
+        # gold judgments; built by the caller from data.rejection (cj2.curation.rft_data.BuiltinRFT)
+        if rft is None and rejection and rejection.get("m") is not None:
+            raise ValueError(
+                "data.rejection.m is set: pass rft=cj2.curation.rft_data.BuiltinRFT.from_config(rejection) "
+                "(cj2.train does); the data module does not build RFT data itself"
+            )
+        self.rft = rft
         self._rft: tuple[list[TrainRecord], list[PreferenceRecord]] | None = None
+        self._round: int | None = None  # the semi-online round the train set holds
         self.stats: dict[str, Any] = {}
         self._train_sampler: StepBatchSampler | None = None
         self._resume: tuple[int, int] | None = None
@@ -291,18 +352,21 @@ class JudgeDataModule(L.LightningDataModule):
         seed = int((self.builtin or {}).get("seed", self.seed))
         return build_records(self._builtin_items(split, n), self._builtin_templates(), seed=seed)
 
-    def rft_data(self) -> tuple[list[TrainRecord], list[PreferenceRecord]]:
-        """The RFT records and preference pairs (built or loaded from the cache once per process)."""
-        if self._rft is None:
-            from cj2.curation.rft_data import builtin_rft
+    @property
+    def semi_online(self) -> bool:
+        """Whether the RFT data is drawn during training (rounds, or the policy as the sampler)."""
+        return self.rft is not None and self.rft.semi_online
 
+    def rft_data(self) -> tuple[list[TrainRecord], list[PreferenceRecord]]:
+        """The RFT records and preference pairs: drawn once (or loaded from the cache) per process, or those
+        of the current round when drawn during training."""
+        if self._rft is None:
+            if self.semi_online:
+                raise RuntimeError("semi-online RFT data exists per round, once training has started")
             b = self.builtin or {}
             items = self._builtin_items("train", int(b.get("n_train", 0)))
-            records, prefs, info = builtin_rft(
-                items,
-                self.rejection or {},
-                templates=self._builtin_templates(),
-                seed=int(b.get("seed", self.seed)),
+            records, prefs, info = self.rft.offline(
+                items, templates=self._builtin_templates(), seed=int(b.get("seed", self.seed))
             )
             self.stats["rft"] = info["stats"]
             self.stats["rft_metrics"] = info["metrics"]
@@ -310,12 +374,12 @@ class JudgeDataModule(L.LightningDataModule):
         return self._rft
 
     def prepare_data(self) -> None:
-        if self.rejection is not None:
+        if self.rft is not None and not self.semi_online:
             self.rft_data()  # draws the candidates into the cache on one process per node
 
     def train_records(self) -> list[TrainRecord]:
         recs = list(self._extra_train)
-        if self.rejection is not None:
+        if self.rft is not None:
             recs += self.rft_data()[0]
         elif self.builtin and self.builtin.get("n_train", 0):
             recs += self._builtin_records("train", int(self.builtin["n_train"]))
@@ -362,7 +426,7 @@ class JudgeDataModule(L.LightningDataModule):
         recs: list[PreferenceRecord] = []
         for path in self.preference_files:
             recs += read_preference_records(path)
-        if not recs and self.rejection is not None:
+        if not recs and self.rft is not None:
             recs = list(self.rft_data()[1])  # a passing candidate against a wrong one of the same prompt
         if not recs and self.builtin and self.builtin.get("n_train", 0):
             from cj2.data.tasks import build_preference_records
@@ -392,38 +456,10 @@ class JudgeDataModule(L.LightningDataModule):
         common = dict(
             max_length=self.max_length, overlong=self.overlong, max_skip_fraction=self.max_skip_fraction
         )
-        if self.train_set is None and stage in (None, "fit"):
-            if self.preference:
-                pairs, skipped = [], Counter()
-                prefs = self.preference_records()
-                for rec in prefs:
-                    try:
-                        pairs.append(
-                            encode_preference(
-                                rec, self.tokenizer, max_length=self.max_length, overlong=self.overlong
-                            )
-                        )
-                    except SkipRecord as err:
-                        skipped[err.reason] += 1
-                if prefs and sum(skipped.values()) / len(prefs) > self.max_skip_fraction:
-                    raise TooManySkipped(f"train(preference): skipped {dict(skipped)} of {len(prefs)}")
-                self.stats["train"] = {
-                    "records": len(prefs),
-                    "kept": len(pairs),
-                    "skipped_by_reason": dict(skipped),
-                }
-                self.train_set = _EncodedDataset(pairs)
-            else:
-                samples, self.stats["train"] = encode_all(
-                    self.train_records(),
-                    self.tokenizer,
-                    split="train",
-                    need_verdict_tokens=self.need_verdict_tokens,
-                    **common,
-                )
-                self.train_set = _EncodedDataset(samples)
-            if len(self.train_set) == 0:
-                raise ValueError("no training records: configure data.builtin.n_train or data.train_files")
+        if stage in (None, "fit") and self.semi_online:
+            self._setup_rounds()
+        elif self.train_set is None and stage in (None, "fit"):
+            self._encode_train()
         if self.val_set is None and stage in (None, "fit", "validate"):
             samples, self.stats["validation"] = encode_all(
                 self.val_records(),
@@ -434,10 +470,145 @@ class JudgeDataModule(L.LightningDataModule):
             )
             self.val_set = _EncodedDataset(samples)
 
+    def _encode_train(self) -> None:
+        """Encode the training records (or preference pairs) into ``train_set``."""
+        common = dict(
+            max_length=self.max_length, overlong=self.overlong, max_skip_fraction=self.max_skip_fraction
+        )
+        if self.preference:
+            pairs, skipped = [], Counter()
+            prefs = self.preference_records()
+            for rec in prefs:
+                try:
+                    pairs.append(
+                        encode_preference(
+                            rec, self.tokenizer, max_length=self.max_length, overlong=self.overlong
+                        )
+                    )
+                except SkipRecord as err:
+                    skipped[err.reason] += 1
+            if prefs and sum(skipped.values()) / len(prefs) > self.max_skip_fraction:
+                raise TooManySkipped(f"train(preference): skipped {dict(skipped)} of {len(prefs)}")
+            self.stats["train"] = {
+                "records": len(prefs),
+                "kept": len(pairs),
+                "skipped_by_reason": dict(skipped),
+            }
+            self.train_set = _EncodedDataset(pairs)
+        else:
+            samples, self.stats["train"] = encode_all(
+                self.train_records(),
+                self.tokenizer,
+                split="train",
+                need_verdict_tokens=self.need_verdict_tokens,
+                **common,
+            )
+            self.train_set = _EncodedDataset(samples)
+        if len(self.train_set) == 0:
+            raise ValueError("no training records: configure data.builtin.n_train or data.train_files")
+
+    # ---------------------------------------------------------------- semi-online rounds
+    def rounds_dir(self) -> Path:
+        """Where the rounds' candidates are cached: ``<run folder>/rft_rounds``."""
+        root = getattr(self.trainer, "default_root_dir", None) if self.trainer is not None else None
+        return Path(root or ".") / "rft_rounds"
+
+    def _setup_rounds(self) -> None:
+        trainer = self.trainer
+        if trainer is None:
+            raise ValueError(
+                "semi-online RFT data (data.rejection.rounds, generator.backend=policy) needs a Trainer"
+            )
+        if self.rft.round_steps:
+            max_epochs = trainer.max_epochs
+            if max_epochs is not None and 0 <= max_epochs < self.rft.rounds:
+                raise ValueError(
+                    f"data.rejection.rounds={self.rft.rounds}: each round is an epoch of round_steps steps, "
+                    f"but trainer.max_epochs={max_epochs}; set trainer.max_epochs=-1 (max_steps ends the run)"
+                )
+            trainer.reload_dataloaders_every_n_epochs = 1  # every round (epoch) asks for its own data
+        if trainer.ckpt_path is None and trainer.is_global_zero:
+            shutil.rmtree(self.rounds_dir(), ignore_errors=True)  # a fresh run: no other run's draws
+
+    def _round_of_epoch(self, epoch: int) -> int:
+        return min(int(epoch), self.rft.rounds - 1) if self.rft.round_steps else 0
+
+    def _build_round(self, r: int) -> None:
+        """Draw (or read back) round ``r``'s data with the current weights and encode it."""
+        trainer = self.trainer
+        b = self.builtin or {}
+        items = self._builtin_items("train", int(b.get("n_train", 0)))
+        seed = int(b.get("seed", self.seed))
+        module = trainer.lightning_module if trainer is not None else None
+        needs_model = self.rft.needs_model and (r > 0 or self.rft.first == "policy")
+        if needs_model and (module is None or getattr(module, "tokenizer", None) is None):
+            raise ValueError("the policy as the sampler needs the LightningModule's model and tokenizer")
+        from cj2.distributed import gathered
+
+        world = trainer.world_size if trainer is not None else 1
+        with gathered(module.model) if needs_model else _nothing() as model:
+            out = self.rft.round_data(
+                r,
+                items,
+                templates=self._builtin_templates(),
+                seed=seed,
+                folder=self.rounds_dir(),
+                policy=model if needs_model else None,
+                tokenizer=getattr(module, "tokenizer", None),
+                step=trainer.global_step if trainer is not None else 0,
+                rank=trainer.global_rank if trainer is not None else 0,
+                world=world,
+                barrier=trainer.strategy.barrier if world > 1 else None,
+            )
+        if out is None:  # round 0 from the gold judgments
+            records = self._builtin_records("train", int(b.get("n_train", 0)))
+            prefs: list[PreferenceRecord] = []
+            if self.preference:
+                from cj2.data.tasks import build_preference_records
+
+                prefs = build_preference_records(items, self._builtin_templates(), seed=seed)
+            info: dict[str, Any] = {"metrics": {}, "stats": {"first": "gold", "records": len(records)}}
+        else:
+            records, prefs, info = out
+        if not (prefs if self.preference else records) and self._rft is not None:
+            # nothing passed (an early policy may write no usable judgment): train on the last round's data
+            log.warning(
+                "RFT round %d kept no candidate; training goes on with round %s's data", r, self._round
+            )
+            info = {**info, "stats": {**info["stats"], "reused_round": self._round}}
+            records, prefs = self._rft
+        self._rft = (records, prefs)
+        self._round = r
+        entry = {"round": r, "step": trainer.global_step if trainer is not None else 0, **info["stats"]}
+        rounds = [e for e in self.stats.get("rft_rounds", []) if e["round"] != r] + [entry]
+        self.stats["rft_rounds"] = sorted(rounds, key=lambda e: e["round"])
+        metrics = {
+            "rft/round": float(r),
+            **{k: v for k, v in info["metrics"].items() if k.startswith("rft/")},
+        }
+        self.stats["rft"] = info["stats"]
+        flat = {"rounds": self.rft.rounds, **info["metrics"]}
+        for entry in rounds:  # every round's headline numbers, for metrics.json
+            for key in ("pass_at_m", "keep_rate", "spurious_share", "draws_saved"):
+                if key in entry:
+                    flat[f"rft/round{entry['round']}/{key}"] = entry[key]
+        self.stats["rft_metrics"] = flat
+        if trainer is not None and trainer.loggers:
+            numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+            for lg in trainer.loggers:
+                lg.log_metrics(numbers, step=trainer.global_step)
+        log.info("RFT round %d at step %s: %s", r, trainer.global_step if trainer else 0, metrics)
+        self._encode_train()
+
     def _collate(self, preference: bool) -> _Collate:
         return _Collate(JudgeCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of), preference)
 
     def train_dataloader(self) -> DataLoader:
+        if self.semi_online:
+            epoch = self.trainer.current_epoch if self.trainer is not None else 0
+            r = self._round_of_epoch(epoch)
+            if self._round != r:
+                self._build_round(r)
         assert self.train_set is not None
         samples = self.train_set.samples
         if self.preference:
@@ -466,15 +637,19 @@ class JudgeDataModule(L.LightningDataModule):
             weights=weights,
             groups=self._pair_groups(ids),
         )
+        sampler: Any = self._train_sampler
+        if self.semi_online and self.rft.round_steps:
+            sampler = _RoundSampler(self._train_sampler, self.rft.round_steps, self.accumulate)
+            sampler.set_epoch(self.trainer.current_epoch if self.trainer is not None else 0)
         if self._resume is not None:
-            self._train_sampler.resume(*self._resume)
+            sampler.resume(*self._resume)
             self._resume = None
         collate = self._collate(self.preference)
         if self._use_packing():
             collate = _Collate(PackedCollator(self.tokenizer.pad_token_id, self.pad_to_multiple_of), False)
         return DataLoader(
             self.train_set,
-            batch_sampler=self._train_sampler,
+            batch_sampler=sampler,
             collate_fn=collate,
             num_workers=self.num_workers,
         )
@@ -514,11 +689,36 @@ class JudgeDataModule(L.LightningDataModule):
         self._consumed = (int(epoch), int(index) + 1)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._consumed[0], "consumed": self._consumed[1]}
+        state: dict[str, Any] = {"epoch": self._consumed[0], "consumed": self._consumed[1]}
+        if self.stats.get("rft_rounds"):  # the rounds' headline numbers, for a resumed run's metrics.json
+            keys = (
+                "round",
+                "step",
+                "prompts",
+                "kept",
+                "pass_at_m",
+                "keep_rate",
+                "spurious_share",
+                "draws_saved",
+            )
+            state["rft_rounds"] = [{k: e[k] for k in keys if k in e} for e in self.stats["rft_rounds"]]
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._resume = (int(state["epoch"]), int(state["consumed"]))
         self._consumed = self._resume
+        if state.get("rft_rounds"):
+            self.stats["rft_rounds"] = [dict(e) for e in state["rft_rounds"]]
+
+
+class _nothing:
+    """A context manager that yields None (no model to gather)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 class DataPositionCallback(L.Callback):

@@ -21,6 +21,7 @@ import torch
 from cj2.data.io import write_jsonl
 from cj2.data.schema import PairwiseItem
 from cj2.evaluation.baselines import cache_key, cached_metrics, family_groups, item_fingerprint
+from cj2.evaluation.faithfulness import rows_metrics
 from cj2.evaluation.placement import present, to_original
 from cj2.judge import JudgeProtocol
 from cj2.progress import progress_bar
@@ -186,6 +187,9 @@ class GeneratedEval:
             shown = [r for r in rows if (r["gold"] if r["order"] == "AB" else unswap(r["gold"])) == g]
             if shown:
                 out[f"{p}/judge_acc{x}_gold_{g}"] = sum(bool(r["correct"]) for r in shown) / len(shown)
+        # is the verdict right for the right reasons: {p}/truth_acc, spurious_rate, unfaithful_rate (overall
+        # and /<family>); absent where the items carry no computed truth
+        out.update(rows_metrics(rows, self.items, prefix=p, suffix=x))
         return {k: float(v) for k, v in out.items()}
 
     def run(self, model, tokenizer, *, tag: str = "final", is_global_zero: bool = True) -> dict[str, float]:

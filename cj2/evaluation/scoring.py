@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cj2.data.schema import PairwiseItem
+from cj2.evaluation.faithfulness import rows_metrics
 from cj2.evaluation.placement import to_original
 from cj2.metrics import (
     Calibration,
@@ -367,6 +368,8 @@ def score(
     out.update(swap_metrics(items, rows))
     out.update(calibration_metrics(pairs))
     out.update(style_metrics(items, rows))
+    # faithfulness of the headline judgments where the items carry a computed truth (else nothing)
+    out.update(rows_metrics([r for _, r in pairs], items, prefix=""))
     extras: dict[str, Any] = {}
     if spec.score is not None:
         extra_args = {"items": items, "rows": rows} if spec.needs_rows else {}
