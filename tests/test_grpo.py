@@ -316,13 +316,15 @@ def test_grpo_raises_the_reward_of_a_learnable_family_and_the_flipped_sign_does_
     tokenizer, warm_state, monkeypatch
 ):
     """With CJ2_TEST_FLIP_ADVANTAGE=1 set for the whole test its first assertion fails: the check can fail."""
-    steps, k = 16, 4
+    steps, k = 8, 3  # measured: 0.22, 0.19, 0.72, 0.47, 0.94, 1.0, 0.94, 0.94 up; 0.22, 0.0, 0.0, ... flipped
     up = _grpo_rewards(tokenizer, warm_state, steps)
     first, last = sum(up[:k]) / k, sum(up[-k:]) / k
     assert last >= first + 0.2, f"GRPO did not raise the reward: {[round(r, 2) for r in up]}"
     monkeypatch.setenv(FLIP_ADVANTAGE_ENV, "1")
     down = _grpo_rewards(tokenizer, warm_state, steps)
-    assert sum(down[-k:]) / k < first + 0.05, f"the flipped sign raised it too: {[round(r, 2) for r in down]}"
+    assert sum(down[-k:]) / k < sum(down[:k]) / k + 0.1, (
+        f"flipped, it rose too: {[round(r, 2) for r in down]}"
+    )
 
 
 def _write_family(path: Path) -> Path:
@@ -333,7 +335,7 @@ def _write_family(path: Path) -> Path:
 def _cmd(root: Path, name: str, model_dir: Path, data: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "cj2.train",
-        f"model.name_or_path={model_dir}", "model.tiny_config=null", "model.dtype=float32",
+        "model=tiny", f"model.name_or_path={model_dir}", "model.tiny_config=null",
         "loss=grpo", "loss.group_size=4", "loss.rollout_max_new_tokens=6",
         "logger=csv", "data.builtin.n_train=0", "data.builtin.n_val=4", f"data.train_files=[{data}]",
         "data.batch_size=4", "data.max_length=128", "trainer.max_steps=5", "trainer.precision=32-true",
