@@ -340,8 +340,7 @@ def _cmd(root: Path, name: str, model_dir: Path, data: Path, *extra: str) -> lis
         "logger=csv", "data.builtin.n_train=0", "data.builtin.n_val=4", f"data.train_files=[{data}]",
         "data.batch_size=4", "data.max_length=128", "trainer.max_steps=5", "trainer.precision=32-true",
         "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "checkpoint_every_n_steps=1",
-        "callbacks.generated.n_items=2", "callbacks.generated.max_new_tokens=6",
-        "callbacks.generated.untrained_baseline=false", "callbacks.verdict_logits.n_queries=2",
+        "callbacks.generated=null", "callbacks.verdict_logits=null",
         "+callbacks.budget._target_=cj2.module.TokenBudget",
         "export=false", "optimizer.lr=1e-2", f"output_root={root}", f"run_name={name}", *extra,
     ]  # fmt: skip

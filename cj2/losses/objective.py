@@ -9,6 +9,8 @@ function g of the verdict logits ``z`` (the logits at position k-1 that predict 
 * ``temperature``  ``CE_resp\\k + w * mean_i CE(z / tau, gt)``                         (Table 4 "Temperature")
 * ``dpo_seq``      ``w * mean_pairs -log sigmoid(beta * reward margin)``: sequence DPO with a frozen
   reference, the usual preference baseline (not in the paper).
+* ``grpo``         on-policy GRPO (not in the paper): :class:`cj2.module.JudgeModule` samples, rewards and
+  scores the policy's own judgments (:mod:`cj2.losses.grpo`); on gold batches (validation) it is ``sft``.
 
 ``answer_token_ce=True`` keeps the verdict token in the CE (``CE_resp + w * g``); the default drops it,
 the literal Table 1 reading where g replaces that token's CE.
