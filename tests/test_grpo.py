@@ -398,3 +398,80 @@ def _step_rewards(run: Path) -> list[float]:
 
     with open(run / "csv" / "metrics.csv") as f:
         return [float(r["train/reward_mean"]) for r in csv.DictReader(f) if r.get("train/reward_mean")]
+
+
+class _ScriptedRollout:
+    """Stands in for the policy's sampler: fixed judgments per record id, with their token ids."""
+
+    def __init__(self, tokenizer, texts: dict[str, list[str]]):
+        self.tokenizer, self.texts, self.calls = tokenizer, texts, []
+
+    def sync(self, model, global_step: int) -> None:
+        self.calls.append(("sync", global_step))
+
+    def generate(self, prompts, n, params, keys):
+        from cj2.generation.base import Sample, sample_seed
+
+        self.calls.append(("generate", params.seed, tuple(keys), params.stop_on_verdict))
+        out = []
+        for i, key in enumerate(keys):
+            row = []
+            for j, text in enumerate(self.texts[key][:n]):
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                meta = {"token_ids": ids}
+                row.append(Sample(text, "verdict", i, j, sample_seed(params.seed, key, j), len(ids), meta))
+            out.append(row)
+        return out
+
+
+def test_a_grpo_step_groups_both_orders_rewards_them_and_scores_the_sampled_tokens(tokenizer, tiny_model):
+    from cj2.data.schema import TrainRecord
+    from cj2.module import JudgeModule
+    from cj2.rollout import rollout_seed
+
+    q = [{"role": "user", "content": "Which is right? Reply [[A]] or [[B]]."}]
+    records = [
+        TrainRecord(id="q", messages=q, response="[[A]]", verdict="A", format="brackets"),
+        TrainRecord(id="q/swapped", messages=q, response="[[B]]", verdict="B", format="brackets"),
+    ]
+    texts = {"q": ["It is [[A]]", "[[B]]"], "q/swapped": ["So [[B]]", "unsure"]}
+    loss_cfg = {**GRPO, "group_size": 2, "rollout_temperature": 0.5}
+    module = JudgeModule(tiny_model, loss_cfg, tokenizer=tokenizer, run_config={"seed": 7})
+    module.__dict__["_record_index"] = {r.id: r for r in records}
+    module._grpo.rollout = _ScriptedRollout(tokenizer, texts)
+    loss = module._grpo_step({"ids": ["q", "q/swapped"]})
+    stats = module._grpo.last_stats
+    # q#0 and q/swapped#0 are right in both orders (1 + 1); q#1 is wrong, q/swapped#1 malformed (0 each):
+    # one group of four, rewards (2, 0, 2, 0), advantages +-1 (up to the 1e-6 of the std)
+    assert stats["reward_mean"] == 1.0 and stats["reward_std"] == 1.0
+    assert stats["reward_malformed"] == 1.0 and stats["reward_consistent"] == 0.5
+    assert stats["zero_variance_groups"] == 0.0 and stats["clip_frac"] == 0.0
+    calls = module._grpo.rollout.calls
+    assert calls == [("sync", 0), ("generate", rollout_seed(7, 0), ("q", "q/swapped"), "brackets")]
+    # the loss by hand: the sampled tokens' log-probs at temperature 0.5 from a plain forward, ratio 1
+    tiny_model.zero_grad()
+    loss.backward()
+    got = {n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None}
+    tiny_model.zero_grad()
+    total, value, n_tokens = 0.0, 0.0, 0
+    for key, adv in (("q", 1.0), ("q", -1.0), ("q/swapped", 1.0), ("q/swapped", -1.0)):
+        j = 0 if adv > 0 else 1
+        comp = tokenizer(texts[key][j], add_special_tokens=False)["input_ids"]
+        prompt = tokenizer(
+            tokenizer.apply_chat_template(q, tokenize=False, add_generation_prompt=True),
+            add_special_tokens=False,
+        )["input_ids"]
+        ids = torch.tensor([prompt + comp])
+        logits = tiny_model(input_ids=ids).logits[0, len(prompt) - 1 : -1].float() / 0.5
+        lp = logits.log_softmax(-1).gather(1, torch.tensor(comp).unsqueeze(1)).sum()
+        a = adv * 0.5 / (0.5 + 1e-6)
+        total = total - a * lp  # the surrogate's gradient at ratio 1: -A grad log p
+        value -= a * len(comp)  # its value: -A per token (ratio 1)
+        n_tokens += len(comp)
+    assert loss.item() == pytest.approx(value / n_tokens, abs=1e-6)
+    (total / n_tokens).backward()
+    for name, grad in got.items():
+        torch.testing.assert_close(grad, tiny_model.get_parameter(name).grad, rtol=1e-4, atol=1e-6, msg=name)
+    assert module.processed_tokens["generated"] == sum(
+        len(tokenizer(t, add_special_tokens=False)["input_ids"]) for v in texts.values() for t in v
+    )
