@@ -120,7 +120,7 @@ def judgment_rewards(
 
     ``pair_ids``/``orders`` identify each judgment's question and order (module docstring for the pairing);
     without them no consistency term is paid. ``spurious[i]`` is the faithfulness check's answer for
-    judgment ``i`` (``True``: right verdict, wrong reasons); the penalty applies to ``True`` only.
+    judgment ``i`` (``True``: wrong reasons); the penalty applies to right verdicts flagged ``True`` only.
     """
     n = len(texts)
     if not (len(golds) == len(formats) == n):
@@ -139,7 +139,7 @@ def judgment_rewards(
     reward = [
         float(correct[i])
         + (consistency_weight if consistent[i] else 0.0)
-        - (spurious_penalty if spur[i] is True else 0.0)
+        - (spurious_penalty if spur[i] is True and correct[i] else 0.0)
         for i in range(n)
     ]
     return Rewards(reward, correct, malformed, consistent, spur)

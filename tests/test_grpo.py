@@ -129,6 +129,8 @@ def test_a_spurious_rationale_is_penalised_through_the_pluggable_check():
     assert flags == [False, True]
     r = judgment_rewards(texts, ["A", "A"], ["cj2_choice"] * 2, spurious=flags, spurious_penalty=0.5)
     assert r.reward == [1.0, 0.5] and r.summary()["spurious"] == 0.5
+    wrong = judgment_rewards(texts, ["B", "B"], ["cj2_choice"] * 2, spurious=flags, spurious_penalty=0.5)
+    assert wrong.reward == [0.0, 0.0]  # a wrong verdict earns 0 whatever its reasons
     assert load_spurious_check("cj2.no_such_module:is_spurious") is None  # not there yet: no penalty
     with pytest.raises(ValueError, match="no callable"):
         load_spurious_check("cj2.rewards:no_such_function")
