@@ -477,3 +477,30 @@ def test_a_grpo_step_groups_both_orders_rewards_them_and_scores_the_sampled_toke
     assert module.processed_tokens["generated"] == sum(
         len(tokenizer(t, add_special_tokens=False)["input_ids"]) for v in texts.values() for t in v
     )
+
+
+def test_the_kl_penalty_compares_with_a_frozen_copy_of_the_initial_weights(tokenizer, tiny_model):
+    from cj2.data.schema import TrainRecord
+    from cj2.module import JudgeModule
+
+    q = [{"role": "user", "content": "Which is right? Reply [[A]] or [[B]]."}]
+    records = [TrainRecord(id="q", messages=q, response="[[A]]", verdict="A", format="brackets")]
+    texts = {"q": ["[[A]]", "[[B]]"]}
+
+    def step(module):
+        module.__dict__["_record_index"] = {r.id: r for r in records}
+        module._grpo.rollout = _ScriptedRollout(tokenizer, texts)
+        loss = module._grpo_step({"ids": ["q"]})
+        return loss.item(), module._grpo.last_stats
+
+    module = JudgeModule(tiny_model, {**GRPO, "group_size": 2, "kl_beta": 0.5}, tokenizer=tokenizer)
+    loss0, stats0 = step(module)
+    assert stats0["kl"] == 0.0 and loss0 == pytest.approx(stats0["pg_loss"])  # the policy is its reference
+    with torch.no_grad():  # an update moves the policy away; the reference copy stays where it was
+        tiny_model.get_decoder().norm.weight.mul_(1.5)
+    loss1, stats1 = step(module)
+    assert stats1["kl"] > 1e-4
+    assert loss1 == pytest.approx(stats1["pg_loss"] + 0.5 * stats1["kl"], abs=1e-6)
+    assert "_kl_reference" not in dict(module.named_modules()) and not any(
+        "_kl_reference" in k for k in module.state_dict()
+    )
