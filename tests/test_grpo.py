@@ -504,3 +504,25 @@ def test_the_kl_penalty_compares_with_a_frozen_copy_of_the_initial_weights(token
     assert "_kl_reference" not in dict(module.named_modules()) and not any(
         "_kl_reference" in k for k in module.state_dict()
     )
+
+
+def test_with_lora_the_kl_reference_is_the_model_with_its_adapters_off(tokenizer, tiny_model):
+    pytest.importorskip("peft")
+    from cj2.data.schema import TrainRecord
+    from cj2.models import apply_peft
+    from cj2.module import JudgeModule
+
+    lora = apply_peft(tiny_model, {"r": 4, "lora_alpha": 8, "target_modules": "all-linear"})
+    q = [{"role": "user", "content": "Which is right? Reply [[A]] or [[B]]."}]
+    module = JudgeModule(lora, {**GRPO, "group_size": 2, "kl_beta": 0.5}, tokenizer=tokenizer)
+    assert "_kl_reference" not in module.__dict__  # no second copy of the weights
+    module.__dict__["_record_index"] = {"q": TrainRecord("q", q, "[[A]]", "A", "brackets")}
+    module._grpo.rollout = _ScriptedRollout(tokenizer, {"q": ["[[A]]", "[[B]]"]})
+    module._grpo_step({"ids": ["q"]})
+    assert module._grpo.last_stats["kl"] == 0.0  # LoRA starts as the identity (B = 0)
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    module._grpo_step({"ids": ["q"]})
+    assert module._grpo.last_stats["kl"] > 1e-4
