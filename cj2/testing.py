@@ -16,6 +16,8 @@ counter reaches ``k``. The points, each placed right after something was made du
   :mod:`cj2.train`).
 
 ``CJ2_TEST_FAIL_ARM`` (:func:`fail_arm`) makes chosen arms of a sweep fail at the start of training.
+``CJ2_TEST_FLIP_ADVANTAGE=1`` (:func:`advantage_sign`) flips the sign of GRPO's advantages, so a test can
+show that its learning check fails when the policy gradient points the wrong way.
 
 Never set the variable outside tests. When it is unset a kill point costs one environment lookup.
 """
@@ -143,3 +145,11 @@ def step_losses() -> Any:
             path.write_text(json.dumps(self.shares))
 
     return StepLosses()
+
+
+FLIP_ADVANTAGE_ENV = "CJ2_TEST_FLIP_ADVANTAGE"
+
+
+def advantage_sign() -> float:
+    """-1.0 when ``CJ2_TEST_FLIP_ADVANTAGE=1`` (test-only: GRPO then pushes towards low rewards), else 1.0."""
+    return -1.0 if os.environ.get(FLIP_ADVANTAGE_ENV) == "1" else 1.0

@@ -9,6 +9,8 @@ function g of the verdict logits ``z`` (the logits at position k-1 that predict 
 * ``temperature``  ``CE_resp\\k + w * mean_i CE(z / tau, gt)``                         (Table 4 "Temperature")
 * ``dpo_seq``      ``w * mean_pairs -log sigmoid(beta * reward margin)``: sequence DPO with a frozen
   reference, the usual preference baseline (not in the paper).
+* ``grpo``         on-policy GRPO (not in the paper): :class:`cj2.module.JudgeModule` samples, rewards and
+  scores the policy's own judgments (:mod:`cj2.losses.grpo`); on gold batches (validation) it is ``sft``.
 
 ``answer_token_ce=True`` keeps the verdict token in the CE (``CE_resp + w * g``); the default drops it,
 the literal Table 1 reading where g replaces that token's CE.
@@ -43,6 +45,7 @@ from torch import Tensor
 from cj2.losses.ce import CE_BACKENDS, token_logps, weighted_nll
 from cj2.losses.chunked import DEFAULT_CHUNK_SIZE
 from cj2.losses.dpo import dpo_logits, sequence_dpo_loss
+from cj2.losses.grpo import ADVANTAGE_NORMS, TOKEN_NORMS
 from cj2.losses.verdict import (
     NEGATIVE_REDUCES,
     dpo_verdict_loss,
@@ -62,7 +65,7 @@ BATCH_KEYS = ("input_ids", "labels", "verdict_index", "verdict_target", "verdict
 class LossConfig:
     """The ``loss`` config group. Defaults are arXiv 2507.09104's (Sec. 5.1) and cj2's choices (README)."""
 
-    name: str = "margin"  # sft | margin | dpo | temperature | dpo_seq
+    name: str = "margin"  # sft | margin | dpo | temperature | dpo_seq | grpo
     weight: float = 1.0  # w: the weight of the verdict term g (dpo_seq: of the DPO term); the paper uses 1
     k: int = 10  # margin: number of negatives, the top-k non-gold logits over the vocabulary
     gamma: float = 10.0  # margin: gamma, in logit units
@@ -74,10 +77,31 @@ class LossConfig:
     impl: str = "chunked"  # CE implementation: naive | chunked | cce | liger (cj2.losses.ce.CE_BACKENDS)
     chunk_size: int = DEFAULT_CHUNK_SIZE  # rows per chunk for impl=chunked
     dpo_seq_beta: float = 0.1  # dpo_seq: beta of sequence DPO
+    # grpo (on-policy, cj2.module; cj2.losses.grpo): G judgments per prompt from the current policy
+    group_size: int = 4  # G samples per prompt; both orders of a question share one group (2G)
+    rollout_max_new_tokens: int = 96
+    rollout_temperature: float = 1.0  # the sampled tokens' log-probs use the same temperature
+    rollout_top_p: float = 1.0
+    rollout_top_k: int = 0
+    rollout_batch_size: int = 64  # sequences per generate call (hf backend)
+    rollout_backend: str = "hf"  # hf (in-process HFSampler) | vllm (engine reloaded every sync_every steps)
+    sync_every: int = 1  # vllm: load the policy's weights into the engine every this many optimizer steps
+    vllm_engine_kwargs: dict = dataclasses.field(default_factory=dict)  # vllm: LLM(**kwargs)
+    clip_eps_low: float = 0.2  # ratio clipped to [1 - clip_eps_low, 1 + clip_eps_high]
+    clip_eps_high: float = 0.2
+    kl_beta: float = 0.0  # k3 KL penalty to the initial weights (0: no reference model is kept)
+    consistency_weight: float = 1.0  # J1: paid when both orders of a pair are judged right
+    spurious_penalty: float = 0.0  # lambda: subtracted for a right verdict with wrong reasons
+    spurious_check: str = "cj2.evaluation.faithfulness:is_spurious"  # (text, record) -> bool | None
+    advantage_norm: str = "std"  # std (GRPO) | none (Dr. GRPO: centred only)
+    token_norm: str = "token"  # token (mean over all sampled tokens) | sequence (per sequence, then mean)
 
     def __post_init__(self) -> None:
         _choice("name", self.name, OBJECTIVES)
         _choice("reduce", self.reduce, NEGATIVE_REDUCES)
+        _choice("rollout_backend", self.rollout_backend, ROLLOUT_BACKENDS)
+        _choice("advantage_norm", self.advantage_norm, ADVANTAGE_NORMS)
+        _choice("token_norm", self.token_norm, TOKEN_NORMS)
         _choice("sft_normalization", self.sft_normalization, SFT_NORMALIZATIONS)
         _choice("impl", self.impl, tuple(sorted(CE_BACKENDS)))
         for field, value, ok, rule in (
@@ -93,6 +117,41 @@ class LossConfig:
             ("dpo_seq_beta", self.dpo_seq_beta, self.dpo_seq_beta > 0, "> 0"),
             ("gamma", self.gamma, self.gamma >= 0, ">= 0"),
             ("weight", self.weight, self.weight >= 0, ">= 0"),
+            (
+                "group_size",
+                self.group_size,
+                isinstance(self.group_size, int) and self.group_size >= 2,
+                "an integer >= 2",
+            ),
+            (
+                "rollout_max_new_tokens",
+                self.rollout_max_new_tokens,
+                isinstance(self.rollout_max_new_tokens, int) and self.rollout_max_new_tokens >= 1,
+                "an integer >= 1",
+            ),
+            (
+                "rollout_temperature",
+                self.rollout_temperature,
+                self.rollout_temperature > 0,
+                "> 0 (GRPO samples)",
+            ),
+            (
+                "rollout_batch_size",
+                self.rollout_batch_size,
+                isinstance(self.rollout_batch_size, int) and self.rollout_batch_size >= 1,
+                "an integer >= 1",
+            ),
+            (
+                "sync_every",
+                self.sync_every,
+                isinstance(self.sync_every, int) and self.sync_every >= 1,
+                "an integer >= 1",
+            ),
+            ("clip_eps_low", self.clip_eps_low, 0 <= self.clip_eps_low < 1, "in [0, 1)"),
+            ("clip_eps_high", self.clip_eps_high, self.clip_eps_high >= 0, ">= 0"),
+            ("kl_beta", self.kl_beta, self.kl_beta >= 0, ">= 0"),
+            ("consistency_weight", self.consistency_weight, self.consistency_weight >= 0, ">= 0"),
+            ("spurious_penalty", self.spurious_penalty, self.spurious_penalty >= 0, ">= 0"),
         ):
             if not ok:
                 raise ValueError(f"loss.{field}={value!r}: must be {rule}")
@@ -126,7 +185,9 @@ VERDICT_TERMS: dict[str, VerdictTerm] = {
     "dpo": _dpo_term,
     "temperature": _temperature_term,
 }
-OBJECTIVES: tuple[str, ...] = ("sft", *VERDICT_TERMS, "dpo_seq")
+# grpo: on-policy (cj2.module samples and rewards judgments); on gold batches (validation) it is sft's CE.
+OBJECTIVES: tuple[str, ...] = ("sft", *VERDICT_TERMS, "dpo_seq", "grpo")
+ROLLOUT_BACKENDS: tuple[str, ...] = ("hf", "vllm")
 
 
 def build_objective(cfg: LossConfig | Mapping[str, Any]) -> Objective:
@@ -169,6 +230,9 @@ class Objective:
         self.cfg = cfg
         self.uses_verdict: bool = cfg.name in VERDICT_TERMS
         self.needs_reference: bool = cfg.name == "dpo_seq"
+        # grpo trains on the policy's own samples (JudgeModule draws, rewards and scores them); the gold
+        # batches of validation get sft's CE, a teacher-forced diagnostic
+        self.on_policy: bool = cfg.name == "grpo"
         # Literal Table 1: g replaces the verdict token's CE unless answer_token_ce asks to keep both.
         self._drop_verdict_ce = self.uses_verdict and not cfg.answer_token_ce
 
