@@ -109,7 +109,7 @@ def arm_dir(override_dirname: str, max_len: int = 120) -> str:
     """The folder of one sweep arm: its overrides, arm keys first; long names end in a stable hash."""
     import hashlib
 
-    parts = [p for p in override_dirname.split(",") if p]
+    parts = [redact(p) for p in override_dirname.split(",") if p]  # a secret never names a folder
     first = ("loss=", "data.rejection.m=", "seed=")
     parts.sort(key=lambda p: (next((i for i, k in enumerate(first) if p.startswith(k)), len(first)), p))
     name = safe_name(",".join(parts) or "default")

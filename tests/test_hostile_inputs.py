@@ -367,6 +367,9 @@ def test_redaction_covers_overrides_urls_and_env_values():
     assert red["a"] == [f"+judge.api_key={REDACTED}", f"generator.api_key_env={REDACTED}", "x=1"]
     assert red["name_env"] == "OPENAI_API_KEY" and red["url"] == f"https://{REDACTED}@h/v1"
     assert SECRET not in scrub_text(f"GET https://u:{SECRET}@h/v1 failed")
+    from cj2.runtime import arm_dir
+
+    assert SECRET not in arm_dir(f"seed=1,+judge.api_key={SECRET}")
 
 
 # ------------------------------------------------------------------------------ run-folder ownership
