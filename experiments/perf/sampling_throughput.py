@@ -335,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "\n| batch | arm | new tok/s | decode utilisation | vs legacy | vs generate | prefill tok/s "
-        "| slots busy |"
+        "| new tok/s without prefill | slots busy |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     summary: dict[tuple[int, str], dict[str, float]] = {}
     for batch in args.batch_sizes:
         for arm in args.arms:
@@ -354,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             pre = [x["prefill_tokens"] / x["prefill_s"] for x in rs if x.get("prefill_s")]
             busy = [x["occupancy"] for x in rs if x.get("occupancy") is not None]
+            # the new loop's decode alone: its wall time less the time it spent prefilling prompts
+            decode = [x["tokens"] / (x["seconds"] - x["prefill_s"]) for x in rs if x.get("prefill_s")]
             summary[(batch, arm)] = {"tps": statistics.median(tps), "util": statistics.median(util)}
             for other, p in ratios.items():
                 if p:
@@ -363,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * statistics.median(util):.1f}% ({_spread([100 * u for u in util], '.1f')}) | "
                 f"{cells[0]} | {cells[1]} | "
                 f"{f'{statistics.median(pre):.0f}' if pre else '-'} | "
+                f"{f'{statistics.median(decode):.1f}' if decode else '-'} | "
                 f"{f'{100 * statistics.median(busy):.0f}%' if busy else '-'} |"
             )
     print(
