@@ -276,9 +276,8 @@ def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
     """Judge, LazyJudge, PredictionsJudge and the verdict-logit judge all have the JudgeProtocol shape, and
     the kinds that cannot write or critique say so."""
     from cj2.data.templates import get_template
-    from cj2.evaluation.backends import LazyJudge, PredictionsJudge, build_judge
+    from cj2.evaluation.backends import LazyJudge, LogitJudge, PredictionsJudge, build_judge
     from cj2.evaluation.logits import VerdictLogitScorer
-    from cj2.evaluation.backends import LogitJudge
     from cj2.generation import ScriptedSampler
     from cj2.judge import Judge, JudgeProtocol
 
