@@ -5,11 +5,11 @@
 
 from typing import Any
 
-__all__ = ["Judge", "JudgeResult"]
+__all__ = ["Judge", "JudgeProtocol", "JudgeResult"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Judge", "JudgeResult"):
+    if name in ("Judge", "JudgeProtocol", "JudgeResult"):
         from cj2 import judge
 
         return getattr(judge, name)

@@ -137,7 +137,9 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 # Keys that name a count or a size: never negative, whatever the table says nothing about.
-_COUNT_KEY = re.compile(r"(^|_)(n|num)(_|$)|_size$|^max_|_steps$|_tokens$|_batches$|_items$|^n$|_workers$")
+_COUNT_KEY = re.compile(
+    r"(^|_)(n|num)(_|$)|_size$|^max_|_steps$|_tokens$|_batches$|_items$|_rows$|^n$|_workers$|_length$"
+)
 # Numbers that have a meaning below zero although their names look like counts.
 _NEGATIVE_OK = ("trainer.max_epochs", "trainer.max_steps", "trainer.num_sanity_val_steps", "trainer.devices")
 
@@ -201,6 +203,11 @@ def _check_steps(plain: Any) -> None:
     if not isinstance(trainer, Mapping) or "max_steps" not in trainer:
         return
     steps, epochs = trainer.get("max_steps"), trainer.get("max_epochs")
+    if epochs == 0:
+        raise ConfigValueError(
+            "trainer.max_epochs=0 is out of range: valid is -1 (no limit: max_steps decides) or an "
+            "integer >= 1"
+        )
     by_epochs = isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1
     ok = (
         isinstance(steps, int) and not isinstance(steps, bool) and (steps >= 1 or (steps == -1 and by_epochs))

@@ -5,8 +5,9 @@ model write its critique and verdict greedily (any :class:`~cj2.generation.Sampl
 ``transformers`` model, vLLM, an OpenAI-compatible server), parses the verdict with :mod:`cj2.verdict`,
 and, when the model is local, reads P(verdict) from the logits of the candidate verdict tokens at the
 verdict slot after the generated critique (arXiv 2507.09104, Sec. 3.2: the verdict is a classification
-at one position; :mod:`cj2.evaluation.logits`). ``python -m cj2.evaluate`` uses it for the ``hf``,
-``vllm`` and ``openai`` judges.
+at one position; :mod:`cj2.evaluation.logits`). ``python -m cj2.evaluate`` and ``python -m cj2.refine`` use
+it for every judge kind that generates (``hf``, ``vllm``, ``openai``, any registered generator); every judge
+has the shape of :class:`JudgeProtocol`.
 
 Example::
 

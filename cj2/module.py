@@ -472,7 +472,8 @@ class JudgeModule(L.LightningModule):
             loss = out["loss"]
             stats.update(kl=out["kl"].item(), clip_frac=out["clip_frac"].item(), pg_loss=out["pg"].item())
         else:  # every group had equal rewards and there is no KL: no gradient, a zero attached to the graph
-            loss = self._lm_head(self.model)[0].sum() * 0.0
+            # (a trainable parameter's: the output layer may be frozen, e.g. tied to frozen embeddings)
+            loss = next(p for p in self.model.parameters() if p.requires_grad).sum() * 0.0
             stats.update(kl=0.0, clip_frac=0.0, pg_loss=0.0)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(

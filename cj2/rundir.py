@@ -21,6 +21,7 @@ import csv
 import datetime as _dt
 import errno
 import logging
+import math
 import os
 import shutil
 import socket
@@ -185,8 +186,8 @@ def claim(run_dir: Path, ckpt_path: Any, *, overwrite: bool) -> str | None:
             f"{_choices(run_dir, resume=False)}"
         )
     if ckpt is not None:
-        if not Path(ckpt).is_file():
-            raise FileNotFoundError(f"ckpt_path={ckpt!r} does not exist (or is not a file)")
+        if not Path(ckpt).exists():
+            raise FileNotFoundError(f"ckpt_path={ckpt!r} does not exist")
         inside = Path(ckpt).resolve().parent == run_dir.resolve()
         if found and not inside:
             raise RunFolderTaken(
@@ -243,12 +244,16 @@ def data_fingerprint(files: dict[str, list[str]]) -> dict[str, dict[str, str]]:
     return out
 
 
-def check_resume(ckpt: str, current: dict[str, Any]) -> int:
+def check_resume(ckpt: str, current: dict[str, Any]) -> float:
     """Refuse (before anything is written) a resume whose config or training data differ from the
     checkpoint's in what is trained; the data by content, naming each file that changed. Returns the
-    checkpoint's global step."""
+    checkpoint's global step (``inf`` for a sharded checkpoint folder, which Lightning's strategy reads and
+    the module checks as it loads)."""
     from cj2.module import IncompatibleResumeError, check_resume_compatible
 
+    if Path(ckpt).is_dir():  # trainer.strategy.save_distributed_checkpoint=true: one shard per rank
+        log.info("%s is a sharded checkpoint folder: its config is checked as it loads", ckpt)
+        return math.inf
     saved, step = read_checkpoint(ckpt)
     if not saved:
         return step
@@ -280,7 +285,7 @@ def _csv_step(row: dict[str, str]) -> float | None:
 class _KeepingWriter:
     """Mixed into Lightning's CSV experiment writer: keep (rather than delete) an existing metrics.csv."""
 
-    resume_step: int | None = None
+    resume_step: float | None = None  # None: a fresh start; inf: keep every row
 
     def _check_log_dir_exists(self) -> None:
         path = self.metrics_file_path
@@ -306,7 +311,7 @@ class _KeepingWriter:
         self.metrics_keys = sorted(keys)
 
 
-def run_csv_logger(save_dir: str, resume_step: int | None):
+def run_csv_logger(save_dir: str, resume_step: float | None):
     """Lightning's CSVLogger (``<run>/csv/metrics.csv``) that keeps the rows of a resumed run's earlier
     steps (those before ``resume_step``) and saves them at every checkpoint."""
     from lightning.pytorch.loggers import CSVLogger

@@ -109,7 +109,7 @@ def arm_dir(override_dirname: str, max_len: int = 120) -> str:
     """The folder of one sweep arm: its overrides, arm keys first; long names end in a stable hash."""
     import hashlib
 
-    parts = [p for p in override_dirname.split(",") if p]
+    parts = [redact(p) for p in override_dirname.split(",") if p]  # a secret never names a folder
     first = ("loss=", "data.rejection.m=", "seed=")
     parts.sort(key=lambda p: (next((i for i, k in enumerate(first) if p.startswith(k)), len(first)), p))
     name = safe_name(",".join(parts) or "default")
@@ -149,6 +149,11 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # ``scheme://user:password@host``: credentials in a URL.
 URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
+# ``https://host/v1?api_key=...``: a key in a URL's query.
+URL_SECRET_QUERY_RE = re.compile(
+    r"://[^\s]*[?&](?:api[_-]?key|key|token|access_token|secret|password|sig)=(?P<value>[^&#\s]+)",
+    re.IGNORECASE,
+)
 # Secret values met in this process (config values of secret keys, URL credentials, keys typed into
 # ``*_env``): every text a run writes or prints is scrubbed of them (:func:`scrub_text`).
 _SECRET_VALUES: set[str] = set()
@@ -177,6 +182,8 @@ def register_secret(value: Any) -> None:
 
 
 def _register_in_string(text: str) -> None:
+    for m in URL_SECRET_QUERY_RE.finditer(text):
+        register_secret(m.group("value"))
     for m in URL_USERINFO_RE.finditer(text):
         info = m.group("userinfo")
         register_secret(info)
@@ -283,6 +290,12 @@ def check_secrets(cfg: Any) -> None:
         elif isinstance(obj, (list, tuple)):
             for i, v in enumerate(obj):
                 walk(v, f"{path}[{i}]")
+        elif isinstance(obj, str) and URL_SECRET_QUERY_RE.search(obj):
+            register_secret(URL_SECRET_QUERY_RE.search(obj).group("value"))
+            raise ValueError(
+                f"{path}: a URL carrying a key in its query (?key=...) is refused: it would be saved with "
+                f"the run and logged. Give the key through the environment variable an api_key_env key names."
+            )
         elif isinstance(obj, str) and URL_USERINFO_RE.search(obj):
             _register_in_string(obj)
             raise ValueError(

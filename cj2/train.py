@@ -273,18 +273,18 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
     return resolved
 
 
-def _check_resume(ckpt_path: str | None, resolved: dict[str, Any]) -> int | None:
+def _check_resume(ckpt_path: str | None, resolved: dict[str, Any]) -> float | None:
     if ckpt_path is None:
         return None
     from cj2.rundir import check_resume
 
     step = check_resume(str(ckpt_path), resolved)
-    log.info("resuming from %s (step %d)", ckpt_path, step)
+    log.info("resuming from %s (step %s)", ckpt_path, step)
     return step
 
 
 def _train(
-    cfg: DictConfig, out: Path, resolved: dict[str, Any], ckpt_path: str | None, resume_step: int | None
+    cfg: DictConfig, out: Path, resolved: dict[str, Any], ckpt_path: str | None, resume_step: float | None
 ) -> float | None:
     from cj2.data.datamodule import JudgeDataModule
     from cj2.data.io import atomic_write_json, atomic_write_text

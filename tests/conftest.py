@@ -24,3 +24,19 @@ def tiny_model(tokenizer):
     from cj2.models import load_model
 
     return load_model("tiny", seed=0, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="session")
+def margin_tiny_run(tmp_path_factory):
+    """One training of the tiny model with the tests' default config (``tests.test_train.TINY_RUN``, margin
+    objective), its untrained baselines computed into a cache of its own: ``(run folder, returned value)``.
+    Shared by the tests that only read such a run (they must not write into it)."""
+    import cj2.models
+    from cj2.train import train
+    from tests.test_train import cfg_for
+
+    root = tmp_path_factory.mktemp("margin_tiny_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cj2.models, "cache_dir", lambda: root / "cache")
+        value = train(cfg_for(root, "loss=margin"))
+    return root, value

@@ -123,6 +123,15 @@ def test_weights_updated_between_calls_are_used(tiny, fuse):
     assert model.training
 
 
+def test_under_autocast(tiny):
+    # The in-training evaluation decodes under the training's autocast (bf16-mixed on a GPU).
+    model, tokenizer = tiny
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, seed=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = HFSampler(model, tokenizer, batch_size=3).generate(PROMPTS[:2], 2, params)
+    assert [len(row) for row in out] == [2, 2] and all(s.n_tokens >= 1 for row in out for s in row)
+
+
 def test_lora_wrapped_model(tiny):
     pytest.importorskip("peft")
     from cj2.models import apply_peft

@@ -526,3 +526,18 @@ def test_with_lora_the_kl_reference_is_the_model_with_its_adapters_off(tokenizer
                 p.normal_(0, 0.5)
     module._grpo_step({"ids": ["q"]})
     assert module._grpo.last_stats["kl"] > 1e-4
+
+
+def test_a_step_without_any_gradient_still_backpropagates_with_a_frozen_output_layer(tokenizer, tiny_model):
+    from cj2.data.schema import TrainRecord
+    from cj2.module import JudgeModule
+
+    tiny_model.get_input_embeddings().weight.requires_grad_(False)  # tied: the output layer is frozen too
+    q = [{"role": "user", "content": "Which is right? Reply [[A]] or [[B]]."}]
+    module = JudgeModule(tiny_model, {**GRPO, "group_size": 2}, tokenizer=tokenizer)
+    module.__dict__["_record_index"] = {"q": TrainRecord("q", q, "[[A]]", "A", "brackets")}
+    module._grpo.rollout = _ScriptedRollout(tokenizer, {"q": ["[[A]]", "The answer is [[A]]"]})
+    loss = module._grpo_step({"ids": ["q"]})
+    assert module._grpo.last_stats["zero_variance_groups"] == 1.0 and loss.item() == 0.0
+    loss.backward()  # Lightning backpropagates whatever the step returns
+    assert all(p.grad is None or not p.grad.any() for p in tiny_model.parameters())

@@ -252,6 +252,8 @@ NUMBER_CASES = [
     ("train", "callbacks.generated.max_new_tokens=0", "callbacks.generated.max_new_tokens=0 is out of range"),
     ("train", "loss.k=1", "loss.k=1 is out of range: valid is an integer >= 2"),
     ("train", "stop_after_steps=-2", "stop_after_steps=-2 is out of range"),
+    ("train", "trainer.max_epochs=0", "trainer.max_epochs=0 is out of range"),
+    ("train", "callbacks.generated.table_rows=-1", "callbacks.generated.table_rows=-1 is out of range"),
     (
         "evaluate",
         "benchmark.limit=0",
@@ -345,6 +347,10 @@ SECRET = "sk-hostile-SECRET-0123456789"
             "generator.api_key_env must be the NAME of an environment variable",
         ),
         ({"judge": {"api_key_env": "my key"}}, "judge.api_key_env must be the NAME"),
+        (
+            {"sources": [{"path": f"https://h/d.jsonl?token={SECRET}"}]},
+            "sources[0].path: a URL carrying a key",
+        ),
     ],
 )
 def test_credentials_where_they_would_be_saved_are_refused_without_echo(cfg, where):
@@ -367,6 +373,9 @@ def test_redaction_covers_overrides_urls_and_env_values():
     assert red["a"] == [f"+judge.api_key={REDACTED}", f"generator.api_key_env={REDACTED}", "x=1"]
     assert red["name_env"] == "OPENAI_API_KEY" and red["url"] == f"https://{REDACTED}@h/v1"
     assert SECRET not in scrub_text(f"GET https://u:{SECRET}@h/v1 failed")
+    from cj2.runtime import arm_dir
+
+    assert SECRET not in arm_dir(f"seed=1,+judge.api_key={SECRET}")
 
 
 # ------------------------------------------------------------------------------ run-folder ownership

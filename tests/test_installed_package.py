@@ -162,6 +162,7 @@ def test_train_from_an_empty_folder_with_a_user_experiment(installed, tmp_path):
             "trainer.precision=32-true",
             "trainer.enable_progress_bar=false",
             "callbacks.generated.n_items=2",
+            "callbacks.generated.n_unseen_items=2",
             "callbacks.generated.max_new_tokens=8",
             "callbacks.generated.untrained_baseline=false",
             "callbacks.verdict_logits.n_queries=2",

@@ -33,6 +33,7 @@ TINY_RUN = [
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1",
     "callbacks.generated.n_items=2",
+    "callbacks.generated.n_unseen_items=2",  # the held-out family too, in 2 items rather than the default 24
     "callbacks.generated.max_new_tokens=8",
     "callbacks.generated.untrained_baseline=false",
     "checkpoint_every_n_steps=2",
@@ -87,14 +88,16 @@ def test_trainers_instantiate_with_tiny(trainer):
 
 
 @pytest.mark.parametrize("loss", ["sft", "margin", "dpo", "temperature", "dpo_seq"])
-def test_each_objective_trains_and_writes_metrics(tmp_path, loss, monkeypatch):
+def test_each_objective_trains_and_writes_metrics(tmp_path, loss, monkeypatch, request):
     import cj2.models
     from cj2.train import train
 
-    # the untrained baselines are computed here, not read from the user's cache
-    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
-
-    value = train(cfg_for(tmp_path, f"loss={loss}"))
+    if loss == "margin":  # the default objective: the session's shared run (conftest.margin_tiny_run)
+        tmp_path, value = request.getfixturevalue("margin_tiny_run")
+    else:
+        # the untrained baselines are computed here, not read from the user's cache
+        monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+        value = train(cfg_for(tmp_path, f"loss={loss}"))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["global_step"] == 4 and metrics["loss"] == loss
     assert value == metrics["val/judge_acc"]
@@ -326,11 +329,21 @@ def test_generated_judgments_every_n_steps_during_fit(tmp_path, monkeypatch):
 
 def test_checkpoint_carries_its_run_config_and_resume_refuses_a_different_one(tmp_path):
     """A .ckpt knows its loss, data and optimizer (save_hyperparameters, loadable with weights_only); resuming
-    with a config that changes what is trained fails naming each difference; other changes are allowed."""
+    with a config that changes what is trained fails naming each difference; other changes are allowed.
+    The exported judge card names the template the data was rendered with (cj2_short here, not the default
+    cj2_check) with no generated evaluation to take it from, and Judge.from_pretrained prompts with it."""
+    from cj2.judge import Judge
+    from cj2.models.export import read_judge_card
     from cj2.module import IncompatibleResumeError
     from cj2.train import train
 
-    common = ["trainer.max_steps=4", "callbacks.generated=null", "callbacks.verdict_logits=null"]
+    common = [
+        "trainer.max_steps=4",
+        "callbacks.generated=null",
+        "callbacks.verdict_logits=null",
+        "data.builtin.templates=[cj2_short]",
+        "export=true",
+    ]
     train(cfg_for(tmp_path, *common, "stop_after_steps=2"))
     ckpt = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
     hp = ckpt["hyper_parameters"]
@@ -345,6 +358,9 @@ def test_checkpoint_carries_its_run_config_and_resume_refuses_a_different_one(tm
     # a change of evaluation, stop point or checkpoint frequency is not a different run
     train(cfg_for(tmp_path, *common, "ckpt_path=last", "checkpoint_every_n_steps=1"))
     assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 4
+    card = read_judge_card(tmp_path / "hf")
+    assert (card["template"], card["format"]) == ("cj2_short", "cj2_choice")
+    assert Judge.from_pretrained(str(tmp_path / "hf"), device="cpu").template.name == "cj2_short"
 
 
 def test_config_differences_name_nested_added_and_removed_keys():
@@ -507,28 +523,6 @@ def test_easy_tier_run_reports_diagnostics_and_exports_its_template(tmp_path, mo
         "loss": "margin",
         "run": tmp_path.name,
     }
-
-
-def test_the_judge_card_names_the_training_template_with_the_generated_evaluation_off(tmp_path):
-    """The exported card names the template the data was rendered with (cj2_short here, not the default
-    cj2_check), with no generated evaluation to take it from; Judge.from_pretrained then prompts with it."""
-    from cj2.judge import Judge
-    from cj2.models.export import read_judge_card
-    from cj2.train import train
-
-    train(
-        cfg_for(
-            tmp_path,
-            "data.builtin.templates=[cj2_short]",
-            "trainer.max_steps=1",
-            "callbacks.generated=null",
-            "callbacks.verdict_logits=null",
-            "export=true",
-        )
-    )
-    card = read_judge_card(tmp_path / "hf")
-    assert (card["template"], card["format"]) == ("cj2_short", "cj2_choice")
-    assert Judge.from_pretrained(str(tmp_path / "hf"), device="cpu").template.name == "cj2_short"
 
 
 def test_generated_judgments_with_no_items_evaluate_nothing(tmp_path):

@@ -91,12 +91,15 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=f"{k} ({why})")
 
 
-def test_same_config_and_seed_give_the_same_metrics(tmp_path):
+def test_same_config_and_seed_give_the_same_metrics(tmp_path, margin_tiny_run, monkeypatch):
+    """A second run of the default config (the first is the session's shared run) gives the same metrics,
+    its untrained baselines computed afresh too."""
+    import cj2.models
     from cj2.train import train
 
-    train(cfg_for(tmp_path / "a"))
-    train(cfg_for(tmp_path / "b"))
-    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+    monkeypatch.setattr(cj2.models, "cache_dir", lambda: tmp_path / "cache")
+    train(cfg_for(tmp_path / "b", "loss=margin"))
+    assert _metrics(margin_tiny_run[0]) == _metrics(tmp_path / "b")
 
 
 def test_nonfinite_loss_stops_with_record_ids_or_is_skipped_and_counted(tokenizer, tiny_model):

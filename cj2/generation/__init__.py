@@ -155,9 +155,12 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     Per backend (defaults in brackets):
 
     * ``hf``: ``name_or_path`` [``"smollm2_135m"``], ``tokenizer`` [same as the model], ``dtype``
-      [``"float32"``], ``batch_size`` [8 sequences], ``device`` [the model's], ``seed`` [0, the tiny
-      model's init seed], ``attn_implementation`` [``"auto"``], ``trust_remote_code`` [False],
-      ``verdict_check_every`` [8], ``share_prefill`` [True], ``attention`` [``"auto"``];
+      [``"auto"``: :func:`cj2.generation.hf.decoding_dtype`, bf16 only where the hardware runs it natively,
+      else float32; float32 for the tiny test model], ``batch_size`` [8 sequences], ``device`` [the
+      model's], ``seed`` [0, the tiny model's init seed], ``attn_implementation`` [``"auto"``],
+      ``trust_remote_code`` [False], ``verdict_check_every`` [8], ``share_prefill`` [True], ``attention``
+      [``"auto"``], ``engine`` [``"auto"``: continuous batching where supported], ``fuse`` [False],
+      ``sync_every`` [1 on a CPU, 8 on a GPU];
     * ``vllm``: ``name_or_path`` (required), ``engine_kwargs`` [{}] for ``vllm.LLM``;
     * ``openai``: ``base_url`` and ``name_or_path`` (the served model's name) required, ``api_key_env``
       [``"OPENAI_API_KEY"``, the *name* of the variable], ``max_concurrency`` [8], ``timeout_s`` [120],
@@ -209,18 +212,24 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
         "verdict_check_every",
         "share_prefill",
         "attention",
+        "engine",
+        "fuse",
+        "sync_every",
     ),
 )
 def _hf(options: dict[str, Any]) -> Sampler:
-    from cj2.generation.hf import HFSampler
-    from cj2.models import EMBEDDED, load_model, load_tokenizer
+    from cj2.generation.hf import HFSampler, decoding_dtype
+    from cj2.models import EMBEDDED, TINY, load_model, load_tokenizer
 
     name = options.get("name_or_path", EMBEDDED)
+    dtype = options.get("dtype", "auto")
+    if dtype == "auto":  # the tiny model is a float32 test fixture
+        dtype = "float32" if name == TINY else decoding_dtype(options.get("device") or "cpu")
     trust = bool(options.get("trust_remote_code", False))
     tokenizer = load_tokenizer(options.get("tokenizer") or name, trust_remote_code=trust)
     model = load_model(
         name,
-        dtype=options.get("dtype", "float32"),
+        dtype=dtype,
         tokenizer=tokenizer,
         seed=int(options.get("seed", 0)),
         trust_remote_code=trust,
@@ -236,6 +245,9 @@ def _hf(options: dict[str, Any]) -> Sampler:
         verdict_check_every=int(options.get("verdict_check_every", 8)),
         share_prefill=bool(options.get("share_prefill", True)),
         attention=options.get("attention", "auto"),
+        engine=options.get("engine", "auto"),
+        fuse=bool(options.get("fuse", False)),
+        sync_every=options.get("sync_every"),
     )
 
 

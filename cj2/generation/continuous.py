@@ -166,8 +166,9 @@ class Decoder:
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
             q, k = self.rope(q, k, cos, sin)
-            kbuf[rows, :, pos[:, 0]] = k[:, :, 0]
-            vbuf[rows, :, pos[:, 0]] = v[:, :, 0]
+            # .to: under autocast the projections come out in its dtype, the buffers are the model's
+            kbuf[rows, :, pos[:, 0]] = k[:, :, 0].to(kbuf.dtype)
+            vbuf[rows, :, pos[:, 0]] = v[:, :, 0].to(vbuf.dtype)
             keys, values = kbuf[:b, :, :length], vbuf[:b, :, :length]
             # grouped_attention's arithmetic, in its order: (b, kvh, g, d) queries against the buffers as
             # they are, no repeat of keys/values per query head.

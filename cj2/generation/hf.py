@@ -1,6 +1,17 @@
-"""``hf`` backend: local ``transformers`` generation, batched, left-padded, with a KV cache.
+"""``hf`` backend: local ``transformers`` models, decoded with continuous batching and a KV cache.
 
-Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate judgments per prompt):
+Two engines share the prompt handling, the seeds and the stop rules below:
+
+* ``continuous`` (the default where the model is supported, :mod:`cj2.generation.continuous`): a fixed
+  number of slots, each refilled with the next (prompt, sample) row as soon as its row ends, the model's
+  own layers stepped over one key/value buffer allocated per call, one read of the device per
+  ``sync_every`` steps; it produces the same tokens as ``legacy`` (token for token in float32);
+* ``legacy``: ``model.generate`` over batches of ``batch_size`` rows, each batch decoded until its longest
+  row ends; kept for models the continuous engine does not support and as the benchmark's reference.
+
+Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate judgments per prompt); what
+the ``legacy`` engine does (the ``continuous`` one keeps the prompt sharing, the ordering and the stop
+checks, and replaces the rest):
 
 * every prompt is repeated ``n`` times inside the batch, so the ``n`` samples of a prompt decode
   together with other prompts' samples instead of one small ``num_return_sequences`` call per prompt;
@@ -13,6 +24,9 @@ Fast sampling for rejection sampling (arXiv 2507.09104, Sec. 3.2: M candidate ju
 * each sequence stops as soon as its stop string or its verdict marker is complete
   (``SamplingParams.stop_on_verdict``), checked by a :class:`~transformers.StoppingCriteria` that returns
   one flag per sequence.
+
+Each Sample's ``meta["token_ids"]`` holds the generated token ids of the text it keeps (see
+:meth:`HFSampler._sample`), for callers that score the sample under a model (on-policy training).
 
 Seeds. Sampling does not use ``generate(do_sample=True)``, whose one global random stream makes a sample
 depend on everything else in its batch. Instead logits processors apply temperature, top-k and top-p and
@@ -263,7 +277,17 @@ class HFSampler:
     padding, into a cache allocated once (``False`` leaves prefill and cache to ``generate``).
     ``attention``: ``"auto"`` uses :func:`cj2.generation.attention.grouped_attention` on a CPU for the
     model types it supports (several times faster decoding there) and the model's own kernel otherwise;
-    ``"grouped"`` forces it, ``"model"`` keeps the model's own.
+    ``"grouped"`` forces it, ``"model"`` keeps the model's own (for the ``legacy`` engine and the prefill;
+    the ``continuous`` engine's decode step always computes grouped attention's function).
+
+    ``engine``: ``"auto"`` (continuous batching where :func:`cj2.generation.continuous.unsupported_reason`
+    allows it and ``share_prefill`` is on, else ``legacy``), ``"continuous"`` (an error where unsupported)
+    or ``"legacy"``. Continuous-engine options: ``fuse`` projects q/k/v and gate/up with one matrix product
+    each (weights concatenated once per call), ``sync_every`` is how many steps run between two reads of the
+    new tokens (default 1 on a CPU, 8 on CUDA), ``refill=False`` admits rows only when every slot is free
+    (static batches, for measurements). The model may be one being trained: each call switches it to eval
+    mode under ``torch.inference_mode`` and back, reads its weights as they are at the call, and keeps no
+    state between calls.
     """
 
     def __init__(

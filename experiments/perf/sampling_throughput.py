@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--time-limit-s",
+        type=float,
+        default=0,
+        help="start no new round after this many seconds of rounds (0: none); the table says how many ran",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads, fixed for the run (0: every usable core)"
@@ -296,7 +302,14 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[tuple[int, str], list[dict]] = {}
     peaks = []
+    rounds_started = time.perf_counter()
     for r in range(args.rounds):
+        if r and args.time_limit_s and time.perf_counter() - rounds_started > args.time_limit_s:
+            print(
+                f"time limit {args.time_limit_s:.0f} s reached: {r} of {args.rounds} rounds ran", flush=True
+            )
+            args.rounds = r
+            break
         peak = matmul_peak(args.device, (peak_key,), n=args.peak_size)[peak_key]
         peaks.append(peak)
         print(f"round {r}: {peak_key} matmul peak {peak / 1e9:.1f} GFLOP/s", flush=True)
@@ -322,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "\n| batch | arm | new tok/s | decode utilisation | vs legacy | vs generate | prefill tok/s "
-        "| slots busy |"
+        "| new tok/s without prefill | slots busy |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     summary: dict[tuple[int, str], dict[str, float]] = {}
     for batch in args.batch_sizes:
         for arm in args.arms:
@@ -341,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             pre = [x["prefill_tokens"] / x["prefill_s"] for x in rs if x.get("prefill_s")]
             busy = [x["occupancy"] for x in rs if x.get("occupancy") is not None]
+            # the new loop's decode alone: its wall time less the time it spent prefilling prompts
+            decode = [x["tokens"] / (x["seconds"] - x["prefill_s"]) for x in rs if x.get("prefill_s")]
             summary[(batch, arm)] = {"tps": statistics.median(tps), "util": statistics.median(util)}
             for other, p in ratios.items():
                 if p:
@@ -350,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * statistics.median(util):.1f}% ({_spread([100 * u for u in util], '.1f')}) | "
                 f"{cells[0]} | {cells[1]} | "
                 f"{f'{statistics.median(pre):.0f}' if pre else '-'} | "
+                f"{f'{statistics.median(decode):.1f}' if decode else '-'} | "
                 f"{f'{100 * statistics.median(busy):.0f}%' if busy else '-'} |"
             )
     print(
