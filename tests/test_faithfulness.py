@@ -286,3 +286,27 @@ def test_critiques_in_prose_are_read_where_they_quote_the_answers():
     # free text that quotes no answer states nothing checkable: no number, never a guess
     r = _check('The answer to "11 + 13" is 22.\n\n{"Choice": "Model B"}', SUM)
     assert (r.truth_ok, r.quote_ok, r.spurious) == (None, {}, None)
+
+
+def test_is_spurious_reads_a_built_in_training_record():
+    """The GRPO reward calls the check with the training record it sampled from: a built-in record carries
+    its item as shown (meta["item"]), so its gold judgment is faithful and the same judgment with the stated
+    truth replaced by the wrong answer, verdict unchanged, is right for the wrong reason."""
+    from cj2.data.tasks.generate import generate_items
+    from cj2.data.tasks.records import build_records
+
+    items = generate_items(24, split="train", seed=0, tiers="easy")
+    records = build_records(items, "cj2_check", seed=0)
+    checked = 0
+    for rec in records:
+        item = rec.meta.get("item")
+        assert item is not None and item["id"] == rec.id
+        truth, wrong = str(item["meta"]["truth"]), str(item["meta"]["wrong_value"])
+        assert is_spurious(rec.response, rec) is False
+        if truth in rec.response and truth not in wrong:
+            assert is_spurious(rec.response.replace(truth, wrong), rec) is True
+            checked += 1
+    assert checked >= 12
+    # a record without a computed truth gives no answer, never a guess
+    bare = dataclasses.replace(records[0], meta={"template": "cj2_check"})
+    assert is_spurious(records[0].response, bare) is None

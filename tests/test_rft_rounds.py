@@ -168,6 +168,10 @@ def test_policy_rounds_killed_inside_a_rounds_sampling_resume_to_the_uninterrupt
     a = torch.load(tmp_path / "runs" / "full" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(part / "last.ckpt", map_location="cpu", weights_only=True)
     assert a["global_step"] == b["global_step"] == 4
+    # the policy's draws count toward the processed-token budget once, also when round 1 was drawn in two goes
+    assert a["cj2"]["processed_tokens"] == b["cj2"]["processed_tokens"]
+    assert a["cj2"]["processed_tokens"]["generated"] > 0
+    assert a["cj2"]["counted_generation"] == b["cj2"]["counted_generation"] == ["rft_round1"]
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6, msg=k)
     ma = json.loads((tmp_path / "runs" / "full" / "metrics.json").read_text())

@@ -910,6 +910,7 @@ def _group_stats(
         "parse_rate": _rate(parsed, drawn),
         "reward_mean": _rate(reward, drawn),
         "mean_tokens": _rate(tokens, drawn),
+        "tokens": tokens,  # generated, all candidates: what a processed-token budget counts
         # right verdicts for wrong reasons among the candidates whose verdict is right (R-Align's S-Corr)
         "spurious_share": _rate(statuses["spurious"], statuses["pass"] + statuses["spurious"]),
         "kept_spurious": kept_spurious,

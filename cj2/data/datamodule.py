@@ -570,6 +570,9 @@ class JudgeDataModule(L.LightningDataModule):
             info: dict[str, Any] = {"metrics": {}, "stats": {"first": "gold", "records": len(records)}}
         else:
             records, prefs, info = out
+            if needs_model and hasattr(module, "add_generated_tokens"):
+                # the policy's own draws count toward the run's processed-token budget, once per round
+                module.add_generated_tokens(int(info["stats"].get("tokens", 0)), key=f"rft_round{r}")
         if not (prefs if self.preference else records) and self._rft is not None:
             # nothing passed (an early policy may write no usable judgment): train on the last round's data
             log.warning(

@@ -982,9 +982,17 @@ def is_spurious(judgment_text: str, item_record: Any) -> bool | None:
     named by ``item_record["format"]`` / ``meta["format"]``) is the correct one but its stated truth or a
     quoted answer is wrong. ``None`` when that cannot be known: no computed truth, a verdict that is not
     correct, or reasons that cannot be read. ``item_record``: the pairwise item as shown to the judge (a
-    :class:`~cj2.data.schema.PairwiseItem` or its JSON mapping)."""
-    fmt = _get(item_record, "format") or (_get(item_record, "meta") or {}).get("format") or "cj2_choice"
-    result = check_judgment(judgment_text, item_record, format=str(fmt))
+    :class:`~cj2.data.schema.PairwiseItem` or its JSON mapping), or a training record of a built-in item
+    (:class:`~cj2.data.schema.TrainRecord`, whose ``meta["item"]`` holds the item as shown)."""
+    meta = _get(item_record, "meta") or {}
+    fmt = _get(item_record, "format") or (meta.get("format") if isinstance(meta, Mapping) else None)
+    if (
+        isinstance(meta, Mapping)
+        and isinstance(meta.get("item"), Mapping)
+        and reference_of(item_record) is None
+    ):
+        item_record = meta["item"]  # a training record of a built-in item (cj2.data.tasks.records)
+    result = check_judgment(judgment_text, item_record, format=str(fmt or "cj2_choice"))
     return None if result is None else result.spurious
 
 

@@ -6,8 +6,10 @@ arXiv 2507.09104, Sec. 3.1); a pointwise template judges one of the item's two r
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
 from cj2.data.tasks.base import SOURCE
@@ -54,10 +56,19 @@ def build_records(
                 verdict=verdict,
                 format=template.format,
                 source=SOURCE,
-                meta={"template": template.name, "family": item.domain},
+                meta={"template": template.name, "family": item.domain, **_checkable(judged)},
             )
         )
     return records
+
+
+def _checkable(judged: PairwiseItem | PointwiseItem) -> dict[str, Any]:
+    """``{"item": <the pairwise item as shown>}`` when it carries a computed truth, so that a judgment of the
+    record can be checked for right-for-the-wrong-reason (:func:`cj2.evaluation.faithfulness.is_spurious`,
+    the GRPO reward's spurious term); nothing otherwise. Not rendered into the prompt or the response."""
+    if isinstance(judged, PairwiseItem) and "truth" in (judged.meta or {}):
+        return {"item": dataclasses.asdict(judged)}
+    return {}
 
 
 def _opposite(verdict: str, template: JudgeTemplate) -> str:
