@@ -129,11 +129,15 @@ def test_installed_cj2_is_imported_from_the_virtual_environment(installed):
 def test_every_entry_composes_its_config_from_the_package(installed, entry):
     env, user = installed["env"], installed["user"]
     script = installed["venv"] / "bin" / f"cj2-{entry}"
-    for cmd in (
-        [str(script), "--cfg", "job"],
-        [str(installed["python"]), "-m", f"cj2.{entry}", "--cfg", "job"],
-    ):
-        out = _run(cmd, user, env).stdout
+    cmds = [[str(script), "--cfg", "job"], [str(installed["python"]), "-m", f"cj2.{entry}", "--cfg", "job"]]
+    # both forms at once: two independent processes, each mostly import time
+    procs = [
+        subprocess.Popen(cmd, cwd=user, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cmd in cmds
+    ]
+    for cmd, proc in zip(cmds, procs):
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{' '.join(cmd)}\n{out[-2000:]}\n{err[-4000:]}"
         assert "seed:" in out or "judges:" in out, out[:500]
     assert not list(user.iterdir())  # --cfg job writes nothing
 
