@@ -1,9 +1,9 @@
 """What every adapter reads records with: typed field access and dialogue splitting.
 
-:class:`_Fields` wraps one raw record (or a nested object in it) and turns each field into the type an
+:class:`Fields` wraps one raw record (or a nested object in it) and turns each field into the type an
 adapter expects; every failure is a :class:`~cj2.data.io.DataError` naming file, line and field, with a
 stable ``kind`` (``missing_field``, ``wrong_type``, ``unknown_label``, ``inconsistent``) for the skip
-counters. :func:`_split_prompt` and :func:`_split_reply` cut a message list into the turns before and the
+counters. :func:`split_prompt` and :func:`split_reply` cut a message list into the turns before and the
 turn that matters. Nothing here knows a particular dataset.
 """
 
@@ -20,20 +20,20 @@ Item = PairwiseItem | PointwiseItem | BestOfNItem
 _ROLES = ("system", "user", "assistant")
 
 
-def _error(kind: str, message: str, *, path, line, field: str | None = None) -> DataError:
+def data_error(kind: str, message: str, *, path, line, field: str | None = None) -> DataError:
     return DataError(message, path=path, line=line, field=field, kind=kind)
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _line_id(path, line: int) -> str:
+def line_id(path, line: int) -> str:
     """An id for records that carry none: the file name and the record's line (stable across machines)."""
     return f"{Path(str(path)).name}:{line}"
 
 
-class _Fields:
+class Fields:
     """Typed access to one raw record (or a nested object in it); every failure names file, line, field."""
 
     def __init__(self, row: Any, path, line: int, prefix: str = ""):
@@ -43,7 +43,7 @@ class _Fields:
         return f"{self.prefix}{key}"
 
     def fail(self, kind: str, key: str | None, message: str) -> DataError:
-        return _error(
+        return data_error(
             kind, message, path=self.path, line=self.line, field=None if key is None else self.name(key)
         )
 
@@ -58,7 +58,7 @@ class _Fields:
     def text(self, key: str) -> str:
         value = self.raw(key)
         if not isinstance(value, str):
-            raise self.fail("wrong_type", key, f"expected a string, got {_type_name(value)}")
+            raise self.fail("wrong_type", key, f"expected a string, got {type_name(value)}")
         return value
 
     def opt_text(self, key: str, default: str | None = None) -> str | None:
@@ -67,7 +67,7 @@ class _Fields:
     def ident(self, key: str) -> str:
         value = self.raw(key)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise self.fail("wrong_type", key, f"expected a string or integer id, got {_type_name(value)}")
+            raise self.fail("wrong_type", key, f"expected a string or integer id, got {type_name(value)}")
         return str(value)
 
     def structured(self, key: str, want: type) -> Any:
@@ -78,11 +78,11 @@ class _Fields:
         if isinstance(value, tuple) and want is list:
             value = list(value)
         if not isinstance(value, want):
-            raise self.fail("wrong_type", key, f"expected a {want.__name__}, got {_type_name(value)}")
+            raise self.fail("wrong_type", key, f"expected a {want.__name__}, got {type_name(value)}")
         return value
 
-    def record(self, key: str) -> _Fields:
-        return _Fields(self.structured(key, dict), self.path, self.line, f"{self.name(key)}.")
+    def record(self, key: str) -> Fields:
+        return Fields(self.structured(key, dict), self.path, self.line, f"{self.name(key)}.")
 
     def text_list(self, key: str) -> list[str]:
         values = self.structured(key, list)
@@ -90,7 +90,7 @@ class _Fields:
             raise self.fail("wrong_type", key, "expected a non-empty list of strings")
         for i, value in enumerate(values):
             if not isinstance(value, str):
-                raise self.fail("wrong_type", f"{key}[{i}]", f"expected a string, got {_type_name(value)}")
+                raise self.fail("wrong_type", f"{key}[{i}]", f"expected a string, got {type_name(value)}")
         return values
 
     def messages(self, key: str, values: list | None = None) -> list[dict[str, str]]:
@@ -108,9 +108,9 @@ class _Fields:
                 msg = parse_structured(msg, path=self.path, line=self.line, field=self.name(where))
             if not isinstance(msg, dict):
                 raise self.fail(
-                    "wrong_type", where, f"expected a {{role, content}} object, got {_type_name(msg)}"
+                    "wrong_type", where, f"expected a {{role, content}} object, got {type_name(msg)}"
                 )
-            sub = _Fields(msg, self.path, self.line, f"{self.name(where)}.")
+            sub = Fields(msg, self.path, self.line, f"{self.name(where)}.")
             role, content = sub.text("role"), sub.text("content")
             if role not in _ROLES:
                 raise sub.fail("unknown_label", "role", f"role {role!r} is not one of {_ROLES}")
@@ -122,7 +122,7 @@ class _Fields:
         value = self.raw(key)
         # A float label (1.0) comes from pandas exports; it matches its int key in the mapping.
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise self.fail("wrong_type", key, f"expected one of {list(mapping)}, got {_type_name(value)}")
+            raise self.fail("wrong_type", key, f"expected one of {list(mapping)}, got {type_name(value)}")
         if value in mapping:
             return mapping[value]
         if isinstance(value, str) and value.strip().lstrip("-").isdigit() and int(value) in mapping:
@@ -130,7 +130,7 @@ class _Fields:
         raise self.fail("unknown_label", key, f"unknown label {value!r}; expected one of {list(mapping)}")
 
 
-def _split_prompt(messages: list[dict[str, str]], f: _Fields, key: str) -> tuple[list[dict[str, str]], str]:
+def split_prompt(messages: list[dict[str, str]], f: Fields, key: str) -> tuple[list[dict[str, str]], str]:
     """(earlier turns, last user turn) of a prompt that must end with a user message."""
     if messages[-1]["role"] != "user":
         raise f.fail(
@@ -141,8 +141,8 @@ def _split_prompt(messages: list[dict[str, str]], f: _Fields, key: str) -> tuple
     return messages[:-1], messages[-1]["content"]
 
 
-def _split_reply(
-    messages: list[dict[str, str]], f: _Fields, key: str, *, indexed: bool = True
+def split_reply(
+    messages: list[dict[str, str]], f: Fields, key: str, *, indexed: bool = True
 ) -> tuple[list[dict[str, str]], str]:
     """(prompt turns, final assistant reply) of a dialogue that must end with an assistant message.
 

@@ -10,17 +10,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cj2.data.adapters.fields import _Fields, _line_id
+from cj2.data.adapters.fields import Fields, line_id
 from cj2.data.io import SkipRecord
 from cj2.data.schema import PairwiseItem
 
 
 def llmbar(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem]:
     """LLMBar: ``input, output_1, output_2, label`` with label 1 (output_1 better) or 2."""
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     return [
         PairwiseItem(
-            id=_line_id(path, line),
+            id=line_id(path, line),
             question=f.text("input"),
             response_a=f.text("output_1"),
             response_b=f.text("output_2"),
@@ -36,7 +36,7 @@ def judgebench(row: dict, *, path, line, language: str = "en") -> list[PairwiseI
 
     ``domain`` is JudgeBench's ``source`` (e.g. ``mmlu-pro-math``, ``livecodebench``).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     origin = f.text("source")
     meta: dict[str, Any] = {"source": origin}
     for key in ("original_id", "response_model"):
@@ -69,7 +69,7 @@ def pandalm(row: dict, *, path, line, language: str = "en", no_majority: str = "
     """
     if no_majority not in ("skip", "tie", "error"):
         raise ValueError(f"pandalm: no_majority={no_majority!r}; expected 'skip', 'tie' or 'error'")
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     votes = [f.label(f"annotator{i}", _PANDALM_VOTE) for i in (1, 2, 3)]
     label, count = Counter(votes).most_common(1)[0]
     if count < 2:
@@ -80,7 +80,7 @@ def pandalm(row: dict, *, path, line, language: str = "en", no_majority: str = "
         label = "tie"
     instruction, extra = f.text("instruction"), f.opt_text("input", "")
     question = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-    rid = f.ident("idx") if f.has("idx") else _line_id(path, line)
+    rid = f.ident("idx") if f.has("idx") else line_id(path, line)
     return [
         PairwiseItem(
             id=rid,
@@ -100,11 +100,11 @@ def autoj(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem]:
 
     Label 0: the first response is better, 1: the second, 2: tie.
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     scenario = f.text("scenario")
     return [
         PairwiseItem(
-            id=_line_id(path, line),
+            id=line_id(path, line),
             question=f.text("prompt"),
             response_a=f.text("response 1"),
             response_b=f.text("response 2"),
@@ -124,7 +124,7 @@ def autoj(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem]:
 _MTBENCH_WINNER = {"model_a": "A", "model_b": "B", "tie": "tie", "tie (bothbad)": "tie"}
 
 
-def _nth_user_turn(messages: list[dict[str, str]], turn: int, f: _Fields, key: str) -> int:
+def _nth_user_turn(messages: list[dict[str, str]], turn: int, f: Fields, key: str) -> int:
     users = [i for i, m in enumerate(messages) if m["role"] == "user"]
     if turn > len(users):
         raise f.fail("inconsistent", "turn", f"turn {turn} but {key!r} has {len(users)} user turn(s)")
@@ -142,7 +142,7 @@ def mtbench_human(row: dict, *, path, line, language: str = "en") -> list[Pairwi
     differ; model B's history is kept in ``meta["conversation_b"]``. ``winner`` "tie (bothbad)" is a tie
     with ``meta["tie_kind"] = "bothbad"``.
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     turn = f.raw("turn")
     if isinstance(turn, bool) or not isinstance(turn, int) or turn < 1:
         raise f.fail("wrong_type", "turn", f"expected a positive integer, got {turn!r}")
@@ -193,7 +193,7 @@ def judgerbenchv2(row: dict, *, path, line, scenario: str | None = None) -> list
     (``"cn"`` or ``"en"``), and ``meta["index"]`` the item's position in its file (the benchmark assigns A/B
     positions in file order, Sec. 4.4 of the notes).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     base, cand, gold = f.record("base_model_response"), f.record("models_response"), f.record("gold")
     model_a, model_b = base.text("model_name"), cand.text("model_name")
     winner = gold.text("r1_gt")

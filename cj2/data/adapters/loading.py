@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cj2.data.adapters.fields import Item, _error
+from cj2.data.adapters.fields import Item, data_error
 from cj2.data.adapters.registry import ADAPTERS
 from cj2.data.hub import (
     DEFAULT_SPLIT,
@@ -45,7 +45,7 @@ def _data_files(root: Path) -> list[Path]:
         if p.is_file() and not p.name.startswith(".") and _suffix(p) in _DATA_SUFFIXES
     )
     if not files:
-        raise _error(
+        raise data_error(
             "not_found", f"folder holds no data files ({', '.join(_DATA_SUFFIXES)})", path=root, line=None
         )
     return files
@@ -70,7 +70,7 @@ def _source_rows(
         try:
             ref = parse_hub_uri(text, split=split, revision=revision, config=name)
         except ValueError as err:
-            raise _error("not_found", str(err), path=text, line=None) from None
+            raise data_error("not_found", str(err), path=text, line=None) from None
         rows = hub_rows(ref)
         st["origin"] = rows.origin
         yield from rows
@@ -79,12 +79,12 @@ def _source_rows(
     if not path.exists():
         looks_local = text.startswith((".", "/", "~")) or _suffix(path) in _DATA_SUFFIXES or "\\" in text
         if looks_local or not _HUB_ID.match(text):
-            raise _error("not_found", "file not found", path=source, line=None)
+            raise data_error("not_found", "file not found", path=source, line=None)
         # A bare id (org/name) that is not a local path: read from the hub, as hf://org/name would be.
         try:
             ref = HubRef(text, split=split or DEFAULT_SPLIT, revision=revision, config=name)
         except ValueError as err:
-            raise _error("not_found", str(err), path=text, line=None) from None
+            raise data_error("not_found", str(err), path=text, line=None) from None
         rows = hub_rows(ref, prefix="path does not exist and no hub is reachable")
         st["origin"] = rows.origin
         yield from rows
@@ -95,7 +95,7 @@ def _source_rows(
         yield from rows
         return
     if revision is not None or name is not None:
-        raise _error(
+        raise data_error(
             "not_found",
             "revision and config (name) apply to hub datasets, not local files",
             path=path,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cj2.data.adapters.fields import _Fields, _line_id, _type_name
+from cj2.data.adapters.fields import Fields, line_id, type_name
 from cj2.data.schema import PAIRWISE_LABELS, PairwiseItem, PointwiseItem
 
 
-def _own_common(f: _Fields, known: tuple[str, ...], extra_fields: str, default_source: str) -> dict[str, Any]:
+def _own_common(f: Fields, known: tuple[str, ...], extra_fields: str, default_source: str) -> dict[str, Any]:
     if extra_fields not in ("error", "meta"):
         raise ValueError(f"extra_fields={extra_fields!r}; expected 'error' or 'meta'")
     extras = {k: v for k, v in f.row.items() if k not in known}
@@ -28,7 +28,7 @@ def _own_common(f: _Fields, known: tuple[str, ...], extra_fields: str, default_s
     if extras:
         meta.update(extras)
     out: dict[str, Any] = {
-        "id": f.ident("id") if f.has("id") else _line_id(f.path, f.line),
+        "id": f.ident("id") if f.has("id") else line_id(f.path, f.line),
         "question": f.text("question"),
         "conversation": f.messages("conversation") if f.has("conversation") else [],
         "domain": f.opt_text("domain", "general"),
@@ -63,7 +63,7 @@ def pairwise(row: dict, *, path, line, extra_fields: str = "error") -> list[Pair
     Unknown fields are an error (a typo such as ``respnse_a`` must not pass silently); with
     ``extra_fields="meta"`` they are kept in ``meta``.
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     common = _own_common(f, _PAIRWISE_FIELDS, extra_fields, "pairwise")
     label = f.label("label", {name: name for name in PAIRWISE_LABELS})
     return [
@@ -93,14 +93,14 @@ def pointwise(row: dict, *, path, line, extra_fields: str = "error") -> list[Poi
 
     ``score`` is a number and ``correct`` a boolean; either, both or neither may be present.
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     common = _own_common(f, _POINTWISE_FIELDS, extra_fields, "pointwise")
     score = row.get("score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-        raise f.fail("wrong_type", "score", f"expected a number, got {_type_name(score)}")
+        raise f.fail("wrong_type", "score", f"expected a number, got {type_name(score)}")
     correct = row.get("correct")
     if correct is not None and not isinstance(correct, bool):
-        raise f.fail("wrong_type", "correct", f"expected true or false, got {_type_name(correct)}")
+        raise f.fail("wrong_type", "correct", f"expected true or false, got {type_name(correct)}")
     return [
         PointwiseItem(
             response=f.text("response"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from cj2.data.adapters.fields import _Fields, _line_id, _split_prompt, _split_reply
+from cj2.data.adapters.fields import Fields, line_id, split_prompt, split_reply
 from cj2.data.schema import BestOfNItem, PairwiseItem
 
 
@@ -19,7 +19,7 @@ def rewardbench(row: dict, *, path, line, language: str = "en") -> list[Pairwise
     The chosen response is response A with label ``"A"``; ``domain`` is the subset (its section
     weighting is the evaluator's business, arXiv 2507.09104 Table 8).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     subset = f.text("subset")
     meta: dict[str, Any] = {"subset": subset, "position_fixed": True}
     for key, name in (("chosen_model", "model_a"), ("rejected_model", "model_b")):
@@ -44,7 +44,7 @@ _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 _HH_ROLE = {"Human": "user", "Assistant": "assistant"}
 
 
-def _hh_turns(text: str, f: _Fields, key: str) -> list[dict[str, str]]:
+def _hh_turns(text: str, f: Fields, key: str) -> list[dict[str, str]]:
     if text.startswith(("Human:", "Assistant:")):  # a transcript stripped of its leading blank line
         text = "\n\n" + text
     parts = _HH_TURN.split(text)
@@ -65,11 +65,11 @@ def hh_rlhf(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem
     The shared prefix is the dialogue: earlier turns go to ``conversation``, the last human turn is the
     ``question``, and the two final assistant turns are the responses (chosen = A).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     chosen = _hh_turns(f.text("chosen"), f, "chosen")
     rejected = _hh_turns(f.text("rejected"), f, "rejected")
-    prompt_c, reply_c = _split_reply(chosen, f, "chosen", indexed=False)
-    prompt_r, reply_r = _split_reply(rejected, f, "rejected", indexed=False)
+    prompt_c, reply_c = split_reply(chosen, f, "chosen", indexed=False)
+    prompt_r, reply_r = split_reply(rejected, f, "rejected", indexed=False)
     if prompt_c != prompt_r:
         turn = next(
             (i for i, (a, b) in enumerate(zip(prompt_c, prompt_r)) if a != b),
@@ -88,7 +88,7 @@ def hh_rlhf(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem
     conversation, question = prompt_c[:-1], prompt_c[-1]["content"]
     return [
         PairwiseItem(
-            id=_line_id(path, line),
+            id=line_id(path, line),
             question=question,
             response_a=reply_c,
             response_b=reply_r,
@@ -109,16 +109,16 @@ def chat_pairs(row: dict, *, path, line, language: str = "en") -> list[PairwiseI
     present) must equal their last user turn. Lists stored as JSON or Python-literal strings are parsed
     safely. ``prompt_id`` is the id when present.
     """
-    f = _Fields(row, path, line)
-    prefix_c, reply_c = _split_reply(f.messages("chosen"), f, "chosen")
-    prefix_r, reply_r = _split_reply(f.messages("rejected"), f, "rejected")
+    f = Fields(row, path, line)
+    prefix_c, reply_c = split_reply(f.messages("chosen"), f, "chosen")
+    prefix_r, reply_r = split_reply(f.messages("rejected"), f, "rejected")
     if prefix_c != prefix_r:
         raise f.fail(
             "inconsistent", "rejected", "chosen and rejected differ before the final assistant reply"
         )
     prompt = f.opt_text("prompt")
     if prefix_c:
-        conversation, question = _split_prompt(prefix_c, f, "chosen")
+        conversation, question = split_prompt(prefix_c, f, "chosen")
         if prompt is not None and prompt.strip() != question.strip():
             raise f.fail("inconsistent", "prompt", "differs from the last user turn of 'chosen'")
     elif prompt is None:
@@ -129,7 +129,7 @@ def chat_pairs(row: dict, *, path, line, language: str = "en") -> list[PairwiseI
     for key in ("score_chosen", "score_rejected"):
         if f.has(key):
             meta[key] = row[key]
-    rid = f.ident("prompt_id") if f.has("prompt_id") else _line_id(path, line)
+    rid = f.ident("prompt_id") if f.has("prompt_id") else line_id(path, line)
     return [
         PairwiseItem(
             id=rid,
@@ -157,7 +157,7 @@ def rewardbench2(row: dict, *, path, line, language: str = "en") -> list[BestOfN
     is ``ref:<n>`` or ``tied:<n>`` (a reference prompt with one correct answer, or its tied twin with
     several), read into ``meta["ties_kind"]`` / ``meta["ties_prompt"]``.
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     rid, subset = f.ident("id"), f.text("subset")
     if subset not in _RB2_SUBSETS:
         raise f.fail(

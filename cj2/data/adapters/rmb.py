@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cj2.data.adapters.fields import _Fields, _split_prompt, _type_name
+from cj2.data.adapters.fields import Fields, split_prompt, type_name
 from cj2.data.schema import BestOfNItem, PairwiseItem
 
 _LANGUAGE_NAMES = {"english": "en", "chinese": "zh"}
 
 
-def _rmb_common(f: _Fields, language: str) -> tuple[list[dict[str, str]], str, str, str, dict[str, Any]]:
+def _rmb_common(f: Fields, language: str) -> tuple[list[dict[str, str]], str, str, str, dict[str, Any]]:
     raw_turns = f.structured("conversation_input", list)
-    conversation, question = _split_prompt(
+    conversation, question = split_prompt(
         f.messages("conversation_input", raw_turns), f, "conversation_input"
     )
     last = raw_turns[-1]
@@ -30,12 +30,12 @@ def _rmb_common(f: _Fields, language: str) -> tuple[list[dict[str, str]], str, s
     return conversation, question, language, domain, {"category_path": category_path}
 
 
-def _rmb_answer(f: _Fields, key: str) -> tuple[str, str, Any]:
+def _rmb_answer(f: Fields, key: str) -> tuple[str, str, Any]:
     """(answer, llm_name, score or None) of one RMB ``{llm_name, answer[, score]}`` object."""
     sub = f.record(key)
     score = sub.row.get("score")
     if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
-        raise sub.fail("wrong_type", "score", f"expected a number, got {_type_name(score)}")
+        raise sub.fail("wrong_type", "score", f"expected a number, got {type_name(score)}")
     return sub.text("answer"), sub.text("llm_name"), score
 
 
@@ -46,7 +46,7 @@ def rmb_pairwise(row: dict, *, path, line, language: str = "en") -> list[Pairwis
     the adapter keeps that order (``meta["position_fixed"]``). ``domain`` is the second component of
     ``category_path`` (Helpfulness / Harmlessness).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     conversation, question, language, domain, meta = _rmb_common(f, language)
     chosen, chosen_model, chosen_score = _rmb_answer(f, "chosen")
     rejected, rejected_model, rejected_score = _rmb_answer(f, "reject")
@@ -74,7 +74,7 @@ def rmb_bon(row: dict, *, path, line, language: str = "en") -> list[BestOfNItem]
 
     A group counts as won only if the best response beats every loser (arXiv 2507.09104, Sec. 5.3 notes).
     """
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     conversation, question, language, domain, meta = _rmb_common(f, language)
     best, best_model, _ = _rmb_answer(f, "bon_best")
     losers_raw = f.structured("loser_list", list)
@@ -83,7 +83,7 @@ def rmb_bon(row: dict, *, path, line, language: str = "en") -> list[BestOfNItem]
     losers, loser_models = [], []
     for i, loser in enumerate(losers_raw):
         # Give each loser its own field name ("loser_list[2].answer") for errors.
-        answer, model, _ = _rmb_answer(_Fields({f"loser_list[{i}]": loser}, path, line), f"loser_list[{i}]")
+        answer, model, _ = _rmb_answer(Fields({f"loser_list[{i}]": loser}, path, line), f"loser_list[{i}]")
         losers.append(answer)
         loser_models.append(model)
     meta.update(best_model=best_model, loser_models=loser_models)
@@ -114,7 +114,7 @@ def rmbench(row: dict, *, path, line, language: str = "en") -> list[PairwiseItem
     """
     from cj2.metrics.rmbench import rmbench_domain
 
-    f = _Fields(row, path, line)
+    f = Fields(row, path, line)
     rid, prompt = f.ident("id"), f.text("prompt")
     if f.has("domain"):
         subset = f.text("domain")
