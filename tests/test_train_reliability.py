@@ -89,6 +89,19 @@ def test_sigkill_at_a_random_step_then_resume_equals_uninterrupted(tmp_path):
     wa, wb = _weights(tmp_path / "runs" / "ref"), _weights(run)
     for k in wa:  # identical weights: no batch was repeated or skipped
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6, msg=f"{k} ({why})")
+    # the CSV keeps the rows logged before the kill: every step's training loss once, as uninterrupted
+    ca, cb = _loss_rows(tmp_path / "runs" / "ref"), _loss_rows(run)
+    assert len(ca) == 8 and [s for s, _ in ca] == [s for s, _ in cb], (ca, cb, why)
+    assert [v for _, v in ca] == pytest.approx([v for _, v in cb], abs=1e-5), why
+
+
+def _loss_rows(run: Path) -> list[tuple[str, float]]:
+    import csv
+
+    with open(run / "csv" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    key = next(k for k in rows[0] if k.startswith("train/loss"))
+    return [(r["step"], float(r[key])) for r in rows if r.get(key)]
 
 
 def test_same_config_and_seed_give_the_same_metrics(tmp_path, margin_tiny_run, monkeypatch):
