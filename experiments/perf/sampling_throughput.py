@@ -205,6 +205,10 @@ def _paired(runs: dict, batch: int, arm: str, other: str) -> list[float]:
     return [x["tokens"] / x["seconds"] / base[x["round"]] for x in runs[(batch, arm)]]
 
 
+def _met(value: float, target: float) -> str:
+    return "met" if value >= target else "NOT met"
+
+
 def _spread(values: list[float], fmt: str) -> str:
     return f"{min(values):{fmt}}–{max(values):{fmt}}" if len(values) > 1 else "-"
 
@@ -375,14 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     big, one = max(args.batch_sizes), min(args.batch_sizes)
     if "cj2" in args.arms and not args.quick:
-        s = summary[(big, "cj2")]
-        print(
-            f"targets: batch {big} utilisation >= 25%: {100 * s['util']:.1f}% "
-            f"({'met' if s['util'] >= 0.25 else 'NOT met'}); >= 2x generate: {s.get('generate', 0):.2f}x "
-            f"({'met' if s.get('generate', 0) >= 2 else 'NOT met'}); batch {one} >= 2x legacy: "
-            f"{summary[(one, 'cj2')].get('legacy', 0):.2f}x "
-            f"({'met' if summary[(one, 'cj2')].get('legacy', 0) >= 2 else 'NOT met'})"
-        )
+        # The targets, each only where this run measured it.
+        s, targets = summary[(big, "cj2")], []
+        targets.append(f"batch {big} utilisation >= 25%: {100 * s['util']:.1f}% ({_met(s['util'], 0.25)})")
+        if "generate" in s:
+            targets.append(f"batch {big} >= 2x generate: {s['generate']:.2f}x ({_met(s['generate'], 2)})")
+        if one == 1 and "legacy" in summary[(1, "cj2")]:
+            ratio = summary[(1, "cj2")]["legacy"]
+            targets.append(f"batch 1 >= 2x legacy: {ratio:.2f}x ({_met(ratio, 2)})")
+        print("targets: " + "; ".join(targets))
     exact = checked[1] == checked[0]
     if peak_key == "fp32" and not exact:
         print("greedy check FAILED: in fp32 the new loop must reproduce the legacy path token for token")
