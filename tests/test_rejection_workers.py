@@ -26,7 +26,7 @@ OVERRIDES = [
     "rejection.m=2",
     "rejection.shard_size=3",  # 8 shards of the 24 prompts: workers 0, 1, 2 of 3 draw 3, 3 and 2
     "rejection.progress=false",
-    "wandb.enabled=false",
+    "logger.wandb.enabled=false",
     "decontamination.enabled=false",
 ]
 
