@@ -301,6 +301,49 @@ def candidate_rows(prompt: JudgePrompt, samples: Sequence[Any]) -> list[dict[str
     return rows
 
 
+def _generate_by_format(
+    sampler: Any,
+    prompts: Sequence[JudgePrompt],
+    idxs: Sequence[int],
+    n: int,
+    params: Any,
+    stop_on_verdict: bool,
+    key: Callable[[JudgePrompt], Any],
+) -> dict[int, list[Any]]:
+    """``n`` samples of each prompt ``prompts[i]`` for ``i`` in ``idxs``: one generate call per verdict format
+    (stop_on_verdict takes one format per call), keyed by ``key(prompt)``; a sampler that returns other
+    counts is an error naming it."""
+    groups: dict[str, list[int]] = {}
+    for i in idxs:
+        groups.setdefault(prompts[i].format, []).append(i)
+    got: dict[int, list[Any]] = {}
+    for fmt, group in groups.items():
+        call_params = dataclasses.replace(params, stop_on_verdict=fmt if stop_on_verdict else None)
+        kwargs: dict[str, Any] = {}
+        if getattr(sampler, "needs_items", False):
+            kwargs["items"] = [prompts[i].item for i in group]
+            kwargs["templates"] = [prompts[i].template for i in group]
+        out = sampler.generate(
+            [prompts[i].messages for i in group],
+            n,
+            call_params,
+            keys=[key(prompts[i]) for i in group],
+            **kwargs,
+        )
+        if len(out) != len(group):
+            raise ValueError(
+                f"sampler {sampler!r} returned {len(out)} prompts' samples for {len(group)} prompts"
+            )
+        for i, samples in zip(group, out):
+            if len(samples) != n:
+                raise ValueError(
+                    f"sampler {sampler!r} returned {len(samples)} samples for prompt "
+                    f"{prompts[i].id!r}, {n} were asked for"
+                )
+            got[i] = samples
+    return got
+
+
 def _draw_shard(
     sampler: Any,
     prompts: Sequence[JudgePrompt],
@@ -309,40 +352,14 @@ def _draw_shard(
     stop_on_verdict: bool,
     on_prompts: Callable[[int], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Draw ``draws`` candidates for each prompt; one generate call per verdict format (stop_on_verdict
-    takes one format per call). Seeds are keyed by prompt id, so the grouping does not change samples.
-    ``on_prompts(n)`` is called after each generate call with the number of prompts it drew for."""
-    groups: dict[str, list[int]] = {}
-    for i, p in enumerate(prompts):
-        groups.setdefault(p.format, []).append(i)
-    by_index: dict[int, list[dict[str, Any]]] = {}
-    for fmt, idxs in groups.items():
-        call_params = dataclasses.replace(params, stop_on_verdict=fmt if stop_on_verdict else None)
-        kwargs: dict[str, Any] = {}
-        if getattr(sampler, "needs_items", False):
-            kwargs["items"] = [prompts[i].item for i in idxs]
-            kwargs["templates"] = [prompts[i].template for i in idxs]
-        out = sampler.generate(
-            [prompts[i].messages for i in idxs],
-            draws,
-            call_params,
-            keys=[prompts[i].id for i in idxs],
-            **kwargs,
-        )
-        if len(out) != len(idxs):
-            raise ValueError(
-                f"sampler {sampler!r} returned {len(out)} prompts' samples for {len(idxs)} prompts"
-            )
-        for i, samples in zip(idxs, out):
-            if len(samples) != draws:
-                raise ValueError(
-                    f"sampler {sampler!r} returned {len(samples)} samples for prompt "
-                    f"{prompts[i].id!r}, {draws} were asked for"
-                )
-            by_index[i] = candidate_rows(prompts[i], samples)
-        if on_prompts is not None:
-            on_prompts(len(idxs))
-    return [row for i in range(len(prompts)) for row in by_index[i]]
+    """Draw ``draws`` candidates for each prompt. Seeds are keyed by prompt id, so grouping the calls by
+    format does not change samples. ``on_prompts(n)`` is called once with the number of prompts drawn for."""
+    got = _generate_by_format(
+        sampler, prompts, range(len(prompts)), draws, params, stop_on_verdict, lambda p: p.id
+    )
+    if on_prompts is not None:
+        on_prompts(len(prompts))
+    return [row for i in range(len(prompts)) for row in candidate_rows(prompts[i], got[i])]
 
 
 def _draw_shard_adaptive(
@@ -362,28 +379,11 @@ def _draw_shard_adaptive(
     for j in range(draws):
         if not active:
             break
-        groups: dict[str, list[int]] = {}
+        got = _generate_by_format(
+            sampler, prompts, active, 1, params, stop_on_verdict, lambda p, j=j: f"{p.id}|draw{j}"
+        )
         for i in active:
-            groups.setdefault(prompts[i].format, []).append(i)
-        for fmt, idxs in groups.items():
-            call_params = dataclasses.replace(params, stop_on_verdict=fmt if stop_on_verdict else None)
-            kwargs: dict[str, Any] = {}
-            if getattr(sampler, "needs_items", False):
-                kwargs["items"] = [prompts[i].item for i in idxs]
-                kwargs["templates"] = [prompts[i].template for i in idxs]
-            out = sampler.generate(
-                [prompts[i].messages for i in idxs],
-                1,
-                call_params,
-                keys=[f"{prompts[i].id}|draw{j}" for i in idxs],
-                **kwargs,
-            )
-            if len(out) != len(idxs) or any(len(o) != 1 for o in out):
-                raise ValueError(
-                    f"sampler {sampler!r} did not return one sample for each of {len(idxs)} prompts"
-                )
-            for i, got in zip(idxs, out):
-                samples[i].append(dataclasses.replace(got[0], sample_index=j))
+            samples[i].append(dataclasses.replace(got[i][0], sample_index=j))
         still = []
         for i in active:
             p = prompts[i]
