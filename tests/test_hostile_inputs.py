@@ -31,33 +31,16 @@ from cj2.data.io import DataError
 from cj2.data.records import read_preference_records, read_train_records
 from cj2.rundir import LOCK_FILE, RunFolderBusy, RunFolderTaken, RunLock
 from cj2.runtime import REDACTED, check_secrets, redact, register_resolvers, scrub_text
+from tests.test_bad_input import good_line as line
+from tests.test_bad_input import write_lines as write
 from tests.test_train import CONF, ROOT, TINY_RUN, cfg_for
 
 register_resolvers()
-
-GOOD = {
-    "id": "r1",
-    "messages": [{"role": "user", "content": "Q?"}],
-    "response": 'ok {"Choice": "Model A"}',
-    "verdict": "A",
-    "format": "cj2_choice",
-    "source": "t",
-}
-
-
-def line(**changes) -> bytes:
-    row = {**GOOD, **changes}
-    return json.dumps(row).encode()
 
 
 def raw(text: str) -> bytes:
     """A line spelled out (JSON's NaN/Infinity literals, escapes json.dumps would not write)."""
     return text.encode()
-
-
-def write(path: Path, lines: list[bytes]) -> Path:
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return path
 
 
 BASE = '"id": "x", "messages": [{"role": "user", "content": "Q"}], "format": "cj2_choice", "verdict": "A"'
