@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cj2.curation.prompts import build_prompts
-from cj2.curation.rejection import JudgePrompt, filter_candidates, rejection_sample
+from cj2.curation.rejection import Adaptive, JudgePrompt, filter_candidates, rejection_sample
 from cj2.data.tasks import generate_items
 from cj2.generation import SamplingParams, ScriptedSampler
 from cj2.generation.simulated import SimulatedTeacher
@@ -352,6 +352,47 @@ def test_a_changed_listed_shard_is_redrawn(tmp_path):
         shard_size=3,
     )
     assert again.shards_reused == 1 and again.shards_drawn == 1 and again.rows == run.rows
+
+
+@pytest.mark.parametrize("adaptive", [None, Adaptive(max_keep=1, max_failures=2)], ids=["plain", "adaptive"])
+def test_two_workers_then_merge_equal_one_process(tmp_path, adaptive):
+    """In process: workers 0/2 and 1/2 each draw their shards (a rerun reuses them), a run without a worker
+    merges; shard files, rows and the kept set equal one process drawing everything, M sweep included."""
+    prompts = _sim_prompts(10)
+    kw = dict(draws=3, generator_config=SIM, shard_size=3, adaptive=adaptive, progress=False)
+    shared = tmp_path / "shared"
+    for worker, shards in (((0, 2), ["0", "2"]), ((1, 2), ["1", "3"])):
+        share = rejection_sample(
+            prompts, SimulatedTeacher(), SamplingParams(seed=4), folder_root=shared, worker=worker, **kw
+        )
+        assert share.worker == worker and share.shards_drawn == 2 and share.shards_reused == 0
+        listed = json.loads((share.folder / "workers" / f"{worker[0]:04d}-of-0002.json").read_text())
+        assert sorted(listed["shards"], key=int) == shards and listed["worker"] == list(worker)
+        assert [p.id for p in share.prompts] == [
+            p.id for i in map(int, shards) for p in prompts[3 * i : 3 * i + 3]
+        ]
+        again = rejection_sample(
+            prompts, _never, SamplingParams(seed=4), folder_root=shared, worker=worker, **kw
+        )
+        assert again.shards_drawn == 0 and again.shards_reused == 2 and again.rows == share.rows
+    merged = rejection_sample(prompts, _never, SamplingParams(seed=4), folder_root=shared, **kw)
+    single = rejection_sample(
+        prompts, SimulatedTeacher(), SamplingParams(seed=4), folder_root=tmp_path / "one", **kw
+    )
+    assert merged.key == single.key and merged.shards_drawn == 0 and merged.shards_reused == 4
+    assert merged.rows == single.rows and list(merged.rows) == [p.id for p in prompts]
+    for shard in sorted(single.folder.glob("shards/*.jsonl")):
+        assert (merged.folder / "shards" / shard.name).read_bytes() == shard.read_bytes(), shard.name
+    main = [json.loads((run.folder / "manifest.json").read_text()) for run in (merged, single)]
+    assert main[0] == main[1] and main[0]["complete"]
+    for m in (1, 3):
+        a, b = merged.select(m, max_keep=1), single.select(m, max_keep=1)
+        assert a.stats == b.stats and [r.to_json() for r in a.records] == [r.to_json() for r in b.records]
+    # a worker started after the merge takes its shards from the merged manifest instead of drawing them
+    late = rejection_sample(
+        prompts, _never, SamplingParams(seed=4), folder_root=tmp_path / "one", worker=(1, 2), **kw
+    )
+    assert late.shards_drawn == 0 and late.shards_reused == 2
 
 
 _CHILD = textwrap.dedent(

@@ -615,218 +615,210 @@ def rejection_sample(
     other); the returned draws hold that share only. A run without ``worker`` afterwards is the merge: it
     takes every shard a worker listed (checked by its hash), draws what none did, and returns the same draws,
     shard files and selection as a run that drew everything itself (per-sample seeds: a shard's rows do not
-    depend on who drew it).
+    depend on who drew it). Both walk their shards with :func:`_shard_loop`.
     """
-    from filelock import FileLock
-
-    if worker is not None:
-        return _draw_worker_share(
-            prompts,
-            sampler,
-            params,
-            draws=draws,
-            folder_root=folder_root,
-            generator_config=generator_config,
-            shard_size=shard_size,
-            stop_on_verdict=stop_on_verdict,
-            name=name,
-            progress=progress,
-            worker=worker,
-            adaptive=adaptive,
-        )
-
     prompts = list(prompts)
     _check_inputs(prompts, draws, shard_size)
-    ids = [p.id for p in prompts]
     key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict, adaptive)
-    folder = Path(folder_root) / key
-    folder.mkdir(parents=True, exist_ok=True)
-    shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
-    with FileLock(str(folder / ".lock")):
-        manifest_path = folder / "manifest.json"
-        manifest = _open_manifest(
-            manifest_path,
-            key,
-            shard_size,
-            {
-                "key": key,
-                "name": name,
-                "material": material,
-                "draws": draws,
-                "shard_size": shard_size,
-                "n_prompts": len(prompts),
-                "n_shards": len(shards),
-                "shards": {},
-                "complete": False,
-            },
-        )
-        was_complete = bool(manifest.get("complete"))
-        # the listed shards first (checked against the manifest), so the bar starts at what is done
-        by_shard: dict[int, list[dict[str, Any]]] = {}
-        from_workers = _listed_elsewhere(folder)
-        for index, shard in enumerate(shards):
-            entry = manifest["shards"].get(str(index))
-            shard_rows = _load_shard(folder, entry, shard, draws, adaptive is not None) if entry else None
-            if shard_rows is None and str(index) in from_workers:  # drawn by a worker: list it here
-                entry = from_workers[str(index)]
-                shard_rows = _load_shard(folder, entry, shard, draws, adaptive is not None)
-                if shard_rows is not None:
-                    manifest["shards"][str(index)] = entry
+    job = _Job(
+        name=name,
+        folder=Path(folder_root) / key,
+        key=key,
+        material=material,
+        prompts=prompts,
+        shards=[prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)],
+        shard_size=shard_size,
+        draws=draws,
+        params=params,
+        stop_on_verdict=stop_on_verdict,
+        adaptive=adaptive,
+    )
+    if worker is not None:
+        return _draw_worker_share(job, sampler, progress, worker)
+    return _draw_all(job, sampler, progress)
+
+
+@dataclass
+class _Job:
+    """One rejection run's fixed inputs: the prompts cut into shards, the folder they go to (named by the
+    cache ``key``) and how each shard is drawn."""
+
+    name: str
+    folder: Path
+    key: str
+    material: dict[str, Any]
+    prompts: list[JudgePrompt]
+    shards: list[list[JudgePrompt]]
+    shard_size: int
+    draws: int
+    params: Any
+    stop_on_verdict: bool
+    adaptive: Adaptive | None
+
+    def fresh_manifest(self, **extra: Any) -> dict[str, Any]:
+        """A new manifest: what identifies the run, then ``extra`` (in that key order)."""
+        head = {"key": self.key, "name": self.name, "material": self.material, "draws": self.draws}
+        return {**head, "shard_size": self.shard_size, **extra}
+
+    def load(self, index: int, entry: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
+        """Shard ``index``'s rows as ``entry`` lists them, or None (no entry, or the file does not match)."""
+        if not entry:
+            return None
+        return _load_shard(self.folder, entry, self.shards[index], self.draws, self.adaptive is not None)
+
+
+def _shard_loop(
+    job: _Job,
+    sampler: Any | Callable[[], Any],
+    indices: Sequence[int],
+    listed: Sequence[Mapping[str, Any]],
+    manifest_path: Path,
+    manifest: dict[str, Any],
+    desc: str,
+    progress: bool,
+) -> tuple[dict[int, list[dict[str, Any]]], int, int]:
+    """The one shard loop of one-process and worker drawing: each shard in ``indices`` is reused from the
+    first of the ``listed`` entry tables that holds a matching file (and listed in ``manifest``), or drawn,
+    written and listed there. The sampler is built at the first shard to draw. Returns the rows by shard
+    index and the number of shards reused and drawn."""
+    by_shard: dict[int, list[dict[str, Any]]] = {}
+    for index in indices:  # the listed shards first, so the bar starts at what is done
+        for entry in (table.get(str(index)) for table in listed):
+            shard_rows = job.load(index, entry)
             if shard_rows is not None:
                 by_shard[index] = shard_rows
-        reused = len(by_shard)
-        done = sum(len(shards[i]) for i in by_shard)
-        built: Any = None
-        drawn = 0
-        bar = progress_bar(
-            total=len(prompts),
-            initial=done,
-            desc=f"{name}: prompts x {draws}",
-            unit="prompt",
-            enabled=progress,
+                manifest["shards"][str(index)] = entry
+                break
+    reused, drawn, built = len(by_shard), 0, None
+    bar = progress_bar(
+        total=sum(len(job.shards[i]) for i in indices),
+        initial=sum(len(job.shards[i]) for i in by_shard),
+        desc=desc,
+        unit="prompt",
+        enabled=progress,
+    )
+    try:
+        for index in indices:
+            if index in by_shard:
+                continue
+            if built is None:
+                built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
+            by_shard[index] = _draw_and_list(job, built, index, manifest_path, manifest, bar.update)
+            drawn += 1
+    finally:
+        bar.close()
+    return by_shard, reused, drawn
+
+
+def _draw_and_list(
+    job: _Job,
+    sampler: Any,
+    index: int,
+    manifest_path: Path,
+    manifest: dict[str, Any],
+    on_prompts: Callable[[int], Any],
+) -> list[dict[str, Any]]:
+    """Draw shard ``index`` (plain or adaptive), write it and list it in ``manifest``; its rows."""
+    shard = job.shards[index]
+    shard_rows = _draw(sampler, shard, job.draws, job.params, job.stop_on_verdict, job.adaptive, on_prompts)
+    _write_and_list(job.folder, index, len(shard), shard_rows, manifest_path, manifest)
+    log.debug(
+        "%s: shard %d/%d drawn (%d prompts x %d)", job.name, index + 1, len(job.shards), len(shard), job.draws
+    )
+    return shard_rows
+
+
+def _rows_by_prompt(by_shard: Mapping[int, list[dict[str, Any]]], indices: Sequence[int]) -> dict[str, list]:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for index in indices:
+        for row in by_shard[index]:
+            rows.setdefault(row["prompt_id"], []).append(row)
+    return rows
+
+
+def _draw_all(job: _Job, sampler: Any | Callable[[], Any], progress: bool) -> RejectionDraws:
+    """Every shard, listed in ``manifest.json`` under the folder's lock; shards a worker listed are taken."""
+    from filelock import FileLock
+
+    job.folder.mkdir(parents=True, exist_ok=True)
+    manifest_path = job.folder / "manifest.json"
+    indices = range(len(job.shards))
+    with FileLock(str(job.folder / ".lock")):
+        fresh = job.fresh_manifest(
+            n_prompts=len(job.prompts), n_shards=len(job.shards), shards={}, complete=False
         )
-        try:
-            for index, shard in enumerate(shards):
-                if index in by_shard:
-                    continue
-                if built is None:
-                    built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
-                shard_rows = _draw(built, shard, draws, params, stop_on_verdict, adaptive, bar.update)
-                _write_and_list(folder, index, len(shard), shard_rows, manifest_path, manifest)
-                drawn += 1
-                by_shard[index] = shard_rows
-                log.debug(
-                    "%s: shard %d/%d drawn (%d prompts x %d)", name, index + 1, len(shards), len(shard), draws
-                )
-        finally:
-            bar.close()
-        rows: dict[str, list[dict[str, Any]]] = {}
-        for index in range(len(shards)):
-            for row in by_shard[index]:
-                rows.setdefault(row["prompt_id"], []).append(row)
+        manifest = _open_manifest(manifest_path, job.key, job.shard_size, fresh)
+        was_complete = bool(manifest.get("complete"))
+        listed = [manifest["shards"], _listed_elsewhere(job.folder)]
+        desc = f"{job.name}: prompts x {job.draws}"
+        by_shard, reused, drawn = _shard_loop(
+            job, sampler, indices, listed, manifest_path, manifest, desc, progress
+        )
+        rows = _rows_by_prompt(by_shard, indices)
         if not manifest.get("complete"):
             manifest["complete"] = True
             atomic_write_json(manifest_path, manifest)
-    if set(rows) != set(ids) or any(
-        (len(r) != draws if adaptive is None else not 1 <= len(r) <= draws) for r in rows.values()
+    if set(rows) != {p.id for p in job.prompts} or any(
+        (len(r) != job.draws if job.adaptive is None else not 1 <= len(r) <= job.draws) for r in rows.values()
     ):  # pragma: no cover - guarded above
-        raise AssertionError(f"{folder}: merged draws do not hold every prompt exactly once")
+        raise AssertionError(f"{job.folder}: merged draws do not hold every prompt exactly once")
     return RejectionDraws(
-        name=name,
-        folder=folder,
-        key=key,
-        draws=draws,
-        prompts=prompts,
+        name=job.name,
+        folder=job.folder,
+        key=job.key,
+        draws=job.draws,
+        prompts=job.prompts,
         rows=rows,
         cache_hit=was_complete and drawn == 0,
         shards_reused=reused,
         shards_drawn=drawn,
-        adaptive=adaptive is not None,
+        adaptive=job.adaptive is not None,
     )
 
 
 def _draw_worker_share(
-    prompts: Sequence[JudgePrompt],
-    sampler: Any | Callable[[], Any],
-    params: Any,
-    *,
-    draws: int,
-    folder_root: str | Path,
-    generator_config: Mapping[str, Any],
-    shard_size: int,
-    stop_on_verdict: bool,
-    name: str,
-    progress: bool,
-    worker: Worker,
-    adaptive: Adaptive | None = None,
+    job: _Job, sampler: Any | Callable[[], Any], progress: bool, worker: Worker
 ) -> RejectionDraws:
     """One worker's share of :func:`rejection_sample` (see there): its shards, resumably, listed in its own
-    manifest under its own lock."""
+    manifest under its own lock; a shard the merged manifest already lists is taken from there."""
     from filelock import FileLock
 
     index_w, count = worker
-    prompts = list(prompts)
-    _check_inputs(prompts, draws, shard_size)
-    key, material = cache_key(prompts, generator_config, params, draws, stop_on_verdict, adaptive)
-    folder = Path(folder_root) / key
-    own = _worker_manifest(folder, worker)
+    own = _worker_manifest(job.folder, worker)
     own.parent.mkdir(parents=True, exist_ok=True)
-    shards = [prompts[s : s + shard_size] for s in range(0, len(prompts), shard_size)]
-    mine = [i for i in range(len(shards)) if i % count == index_w]
+    mine = [i for i in range(len(job.shards)) if i % count == index_w]
     with FileLock(str(own.with_suffix(".lock"))):
-        manifest = _open_manifest(
-            own,
-            key,
-            shard_size,
-            {
-                "key": key,
-                "name": name,
-                "material": material,
-                "draws": draws,
-                "shard_size": shard_size,
-                "worker": [index_w, count],
-                "shards": {},
-            },
-        )
-        main_path = folder / "manifest.json"
+        fresh = job.fresh_manifest(worker=[index_w, count], shards={})
+        manifest = _open_manifest(own, job.key, job.shard_size, fresh)
+        main_path = job.folder / "manifest.json"
         main = json.loads(main_path.read_text()).get("shards", {}) if main_path.exists() else {}
-        by_shard: dict[int, list[dict[str, Any]]] = {}
-        for index in mine:
-            for entry in (manifest["shards"].get(str(index)), main.get(str(index))):
-                shard_rows = (
-                    _load_shard(folder, entry, shards[index], draws, adaptive is not None) if entry else None
-                )
-                if shard_rows is not None:
-                    by_shard[index] = shard_rows
-                    manifest["shards"][str(index)] = entry
-                    break
-        reused, drawn, built = len(by_shard), 0, None
-        bar = progress_bar(
-            total=sum(len(shards[i]) for i in mine),
-            initial=sum(len(shards[i]) for i in by_shard),
-            desc=f"{name} worker {index_w}/{count}: prompts x {draws}",
-            unit="prompt",
-            enabled=progress,
+        desc = f"{job.name} worker {index_w}/{count}: prompts x {job.draws}"
+        by_shard, reused, drawn = _shard_loop(
+            job, sampler, mine, [manifest["shards"], main], own, manifest, desc, progress
         )
-        try:
-            for index in mine:
-                if index in by_shard:
-                    continue
-                if built is None:
-                    built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
-                shard_rows = _draw(built, shards[index], draws, params, stop_on_verdict, adaptive, bar.update)
-                _write_and_list(folder, index, len(shards[index]), shard_rows, own, manifest)
-                by_shard[index] = shard_rows
-                drawn += 1
-        finally:
-            bar.close()
         atomic_write_json(own, manifest)
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for index in mine:
-        for row in by_shard[index]:
-            rows.setdefault(row["prompt_id"], []).append(row)
     log.info(
         "%s: worker %d of %d: %d of %d shards (%d drawn, %d reused); merge with a run without "
         "rejection.worker",
-        name,
+        job.name,
         index_w,
         count,
         len(mine),
-        len(shards),
+        len(job.shards),
         drawn,
         reused,
     )
     return RejectionDraws(
-        name=name,
-        folder=folder,
-        key=key,
-        draws=draws,
-        prompts=[p for i in mine for p in shards[i]],
-        rows=rows,
+        name=job.name,
+        folder=job.folder,
+        key=job.key,
+        draws=job.draws,
+        prompts=[p for i in mine for p in job.shards[i]],
+        rows=_rows_by_prompt(by_shard, mine),
         shards_reused=reused,
         shards_drawn=drawn,
         worker=worker,
-        adaptive=adaptive is not None,
+        adaptive=job.adaptive is not None,
     )
 
 
