@@ -295,7 +295,7 @@ def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
     """Judge, LazyJudge, PredictionsJudge and the verdict-logit judge all have the JudgeProtocol shape, and
     the kinds that cannot write or critique say so."""
     from cj2.data.templates import get_template
-    from cj2.evaluation.backends import LazyJudge, LogitJudge, PredictionsJudge, build_judge
+    from cj2.evaluation.backends import LazyJudge, LogitJudge, PredictionsJudge, build_judge, recorded_ids
     from cj2.evaluation.logits import VerdictLogitScorer
     from cj2.generation import ScriptedSampler
     from cj2.judge import Judge, JudgeProtocol
@@ -321,3 +321,12 @@ def test_every_judge_kind_is_one_protocol(tmp_path, tiny_model, tokenizer):
     with pytest.raises(ValueError, match="writes no judgments"):
         judges[3].judge_items([item])
     assert set(judges[3].verdict_probs_for([item])[0]) == {"A", "B"}
+    # the ids a recorded file holds (the runner's note on unknown ids), also behind a LazyJudge; else None
+    lazy_preds = LazyJudge({"backend": "predictions", "path": str(preds)}, tpl)
+    assert [recorded_ids(j) for j in (*judges, lazy_preds)] == [
+        None,
+        None,
+        (str(preds), ["x"]),
+        None,
+        (str(preds), ["x"]),
+    ]

@@ -52,19 +52,15 @@ def unknown_prediction_ids(prediction_ids: Sequence[str], items: Sequence[Any]) 
     return list(dict.fromkeys(i for i in prediction_ids if i not in known))
 
 
-def _prediction_ids(judge: Any) -> tuple[str, list[str]] | None:
-    """The (path, ids) of a predictions judge (also behind a lazy wrapper), else None."""
-    if getattr(judge, "backend", None) == "predictions":
-        judge = getattr(judge, "judge", judge)
-    outputs = getattr(judge, "outputs", None)
-    if not isinstance(outputs, dict) or not hasattr(judge, "path"):
-        return None
-    return str(judge.path), [key[0] for key in outputs]
-
-
-def item_notes(all_items: Sequence[Any], items: Sequence[Any], template: Any, judge: Any = None) -> list[str]:
+def item_notes(
+    all_items: Sequence[Any],
+    items: Sequence[Any],
+    template: Any,
+    recorded: tuple[str, Sequence[str]] | None = None,
+) -> list[str]:
     """The notes (report and log) on ``items`` (those judged) of a benchmark whose items are ``all_items``,
-    for ``template`` and, with a predictions judge, its file."""
+    for ``template``; ``recorded``: the file and the item ids of a recorded-predictions judge, if that is
+    the judge (:func:`cj2.evaluation.backends.recorded_ids`)."""
     notes = []
     ties = untemplatable_ties(items, template.format)
     if ties:
@@ -78,9 +74,8 @@ def item_notes(all_items: Sequence[Any], items: Sequence[Any], template: Any, ju
             f"{len(same)} pair(s) have two identical responses but the label A or B: no judge can tell them "
             f"apart; check the data ({_some(same)})"
         )
-    found = _prediction_ids(judge) if judge is not None else None
-    if found is not None:
-        path, ids = found
+    if recorded is not None:
+        path, ids = recorded
         unknown = unknown_prediction_ids(ids, all_items)
         if unknown:
             notes.append(

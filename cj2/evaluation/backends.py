@@ -352,6 +352,16 @@ class LazyJudge(Lazy):
         return self.get().rate_batch(answers, keys=keys)
 
 
+def recorded_ids(judge: JudgeProtocol) -> tuple[str, list[str]] | None:
+    """The file and the item ids (in file order) of a recorded-predictions judge, also behind a
+    :class:`LazyJudge`; ``None`` for any other judge."""
+    if isinstance(judge, LazyJudge) and judge.backend == "predictions":
+        judge = judge.judge
+    if not isinstance(judge, PredictionsJudge):
+        return None
+    return str(judge.path), [key[0] for key in judge.outputs]
+
+
 def trained_template(cfg: Mapping[str, Any]) -> str | None:
     """The template an exported cj2 judge was trained on (its ``cj2_judge.json``) when the config's model is
     such a folder, else ``None``."""

@@ -410,7 +410,9 @@ def run_evaluation(
     if judge is None:
         judge = _lazy_judge(setup, template)
     plan = _make_plan(setup, judge)
-    notes = _plan_notes(plan, template, len(items)) + item_notes(bench.items, items, template, judge)
+    notes = _plan_notes(plan, template, len(items)) + item_notes(
+        bench.items, items, template, _backends.recorded_ids(judge)
+    )
     results: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, Any]] = {}
     extras: dict[str, dict[str, Any]] = {}
