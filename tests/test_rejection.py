@@ -17,7 +17,7 @@ import pytest
 from cj2.curation.prompts import build_prompts
 from cj2.curation.rejection import Adaptive, JudgePrompt, filter_candidates, rejection_sample
 from cj2.data.tasks import generate_items
-from cj2.generation import SamplingParams, ScriptedSampler
+from cj2.generation import LazySampler, SamplingParams, ScriptedSampler
 from cj2.generation.simulated import SimulatedTeacher
 from cj2.testing import ENV
 
@@ -224,6 +224,27 @@ def test_cache_hit_and_miss(tmp_path):
     )
     keys.add(other_inputs.key)
     assert len(keys) == 5
+
+
+def test_a_lazy_sampler_is_built_only_to_draw(tmp_path):
+    """The pipeline's LazySampler (cj2.generation) is built at the first shard to draw, never on a cache
+    hit, and draws what the sampler itself draws; it forwards the items a sampler reads."""
+    prompts = _sim_prompts(4)
+    kw = dict(draws=2, generator_config=SIM, progress=False)
+    lazy = LazySampler(SIM)
+    assert not lazy.built
+    run = rejection_sample(prompts, lazy, SamplingParams(), folder_root=tmp_path / "a", **kw)
+    assert lazy.built and run.shards_drawn == 1
+    again = LazySampler(SIM)
+    hit = rejection_sample(prompts, again, SamplingParams(), folder_root=tmp_path / "a", **kw)
+    assert hit.cache_hit and not again.built and hit.rows == run.rows
+    direct = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), folder_root=tmp_path / "b", **kw)
+    assert direct.rows == run.rows
+    p = prompts[0]
+    args = ([p.messages], 1, SamplingParams())
+    items = dict(keys=[p.id], items=[p.item], templates=[p.template])
+    assert LazySampler(SIM).needs_items
+    assert LazySampler(SIM).generate(*args, **items) == SimulatedTeacher().generate(*args, **items)
 
 
 def test_secrets_never_reach_the_cache(tmp_path):

@@ -36,10 +36,11 @@ from cj2.curation.hygiene import Decontaminator, balance_positions
 from cj2.curation.mixture import COMPONENTS, mix
 from cj2.curation.prompts import build_prompts
 from cj2.curation.rejection import JudgePrompt, RejectionDraws, Selection, parse_worker
-from cj2.curation.settings import LazySampler, RejectionSettings, default_cache_root, sampling_params
+from cj2.curation.settings import RejectionSettings, default_cache_root, sampling_params
 from cj2.curation.sources import SourceSpec, eval_questions, load_source, question_of_record, resolve_sources
 from cj2.data.io import atomic_write_json, write_jsonl
 from cj2.data.schema import PairwiseItem, PointwiseItem, PreferenceRecord, TrainRecord
+from cj2.generation import LazySampler
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +394,7 @@ def _style_prompts(
     items, stats = _style_items(stcfg, run.sampler, run.generator, run.seed)
     items = clean.items(items)
     stats["items_after_decontamination"] = len(items)
-    if run.sampler.simulated:
+    if run.generator.get("backend") == "simulated":
         from cj2.curation.synthetic import style_records
 
         records, rs = style_records(items, style_templates, seed=run.seed)
@@ -499,7 +500,7 @@ def _style_items(
 
     source = str(stcfg.get("source", "synthetic_style"))
     n = int(stcfg.get("n", 32))
-    if sampler.simulated:
+    if generator.get("backend") == "simulated":
         base = generate_items(
             n, split=str(stcfg.get("split", "train")), seed=seed + int(stcfg.get("seed_offset", 2))
         )

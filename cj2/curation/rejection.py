@@ -51,6 +51,7 @@ from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import Message, PreferenceRecord, TrainRecord
+from cj2.generation import Lazy
 from cj2.progress import progress_bar
 from cj2.testing import kill_point
 from cj2.verdict import labels_for, parse_verdict
@@ -702,12 +703,20 @@ def _shard_loop(
             if index in by_shard:
                 continue
             if built is None:
-                built = sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
+                built = _build(sampler)
             by_shard[index] = _draw_and_list(job, built, index, manifest_path, manifest, bar.update)
             drawn += 1
     finally:
         bar.close()
     return by_shard, reused, drawn
+
+
+def _build(sampler: Any) -> Any:
+    """The sampler to draw with: a lazy one (:class:`cj2.generation.Lazy`) or a factory (a callable that is
+    not itself a sampler) is built now; a sampler is itself."""
+    if isinstance(sampler, Lazy):
+        return sampler.get()
+    return sampler() if callable(sampler) and not hasattr(sampler, "generate") else sampler
 
 
 def _draw_and_list(

@@ -49,8 +49,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cj2.curation.settings import LazySampler, RejectionSettings, default_cache_root, sampling_params
+from cj2.curation.settings import RejectionSettings, default_cache_root, sampling_params
 from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
+from cj2.generation import LazySampler
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@
 Both the curation pipeline (``conf/curate.yaml``'s ``rejection``) and the RFT data of a training run
 (``conf/data/builtin.yaml``'s ``data.rejection``) read their section through :meth:`RejectionSettings.
 from_config`; the keys that only one of them has (the generator and its sampling, rounds, the cache
-folder) are read by that one. Also here: the generator built lazily (:class:`LazySampler`), the sampling
-parameters of a generator config (:func:`sampling_params`) and the default cache folder.
+folder) are read by that one. Also here: the sampling parameters of a generator config
+(:func:`sampling_params`) and the default cache folder (the generator is built lazily by
+:class:`cj2.generation.LazySampler`).
 """
 
 from __future__ import annotations
@@ -47,25 +48,6 @@ def sampling_params(generator: Mapping[str, Any], seed: int) -> Any:
         )
     values["seed"] = int(values.get("seed", seed))
     return SamplingParams.from_mapping(values)
-
-
-class LazySampler:
-    """Builds the generator on first use only (a cache hit never loads a model), then reuses it."""
-
-    def __init__(self, generator: Mapping[str, Any]):
-        self.generator = dict(generator)
-        self._sampler: Any = None
-
-    def __call__(self) -> Any:
-        if self._sampler is None:
-            from cj2.generation import build_sampler
-
-            self._sampler = build_sampler(self.generator)
-        return self._sampler
-
-    @property
-    def simulated(self) -> bool:
-        return self.generator.get("backend") == "simulated"
 
 
 @dataclass(frozen=True)

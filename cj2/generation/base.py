@@ -157,7 +157,7 @@ class Lazy:
 
 class LazySampler(Lazy):
     """A :class:`Sampler` built from its generator config (:func:`cj2.generation.build_sampler`) on the
-    first :meth:`generate`; calling it returns the built sampler."""
+    first :meth:`generate`; calling it returns the built sampler (a cache hit never loads a model)."""
 
     def __init__(self, generator: Mapping[str, Any]):
         from cj2.generation import build_sampler  # the registry lives in the package
@@ -175,8 +175,14 @@ class LazySampler(Lazy):
         params: SamplingParams,
         *,
         keys: Sequence[PromptKey] | None = None,
+        **kwargs: Any,
     ) -> list[list[Sample]]:
-        return self.get().generate(prompts, n, params, keys=keys)
+        return self.get().generate(prompts, n, params, keys=keys, **kwargs)
+
+    @property
+    def needs_items(self) -> bool:
+        """Whether the built sampler reads each prompt's item (e.g. the simulated teacher): builds it."""
+        return bool(getattr(self.get(), "needs_items", False))
 
 
 def sample_seed(base_seed: int, key: PromptKey, sample_index: int) -> int:
