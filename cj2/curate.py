@@ -27,8 +27,8 @@ from cj2.runtime import (
     redact,
     register_resolvers,
     reraise_scrubbed,
-    start_wandb,
     to_plain,
+    wandb_run,
 )
 
 log = logging.getLogger("cj2.curate")
@@ -55,33 +55,23 @@ def curate(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.time()
     out = entry_run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    run = None
     try:
         check_config(cfg, "curate")
         resolved = redact(to_plain(cfg))
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
-        run = start_wandb(
-            cfg, out, config=resolved, group=str(cfg.experiment_name), job_type="curate", name=out.name
-        )
-        stats = run_pipeline(cfg, out)
-        if run is not None:
-            run.summary.update(flatten(stats["summary"]))
-            run.log(
-                flatten(
-                    {k: stats[k] for k in ("stages", "mixture", "hf_probe", "decontamination") if k in stats}
-                )
-            )
+        fields = dict(group=str(cfg.experiment_name), job_type="curate", name=out.name)
+        with wandb_run(cfg, out, config=resolved, **fields) as run:  # open while the pipeline runs
+            stats = run_pipeline(cfg, out)
+            if run is not None:
+                run.summary.update(flatten(stats["summary"]))
+                stages = ("stages", "mixture", "hf_probe", "decontamination")
+                run.log(flatten({k: stats[k] for k in stages if k in stats}))
         log.info("curation done in %.0fs: %s", time.time() - t0, json.dumps(stats["summary"], indent=1))
         log.info("run folder: %s", out)
         return stats
     except Exception as err:  # keep secrets out of tracebacks printed by Hydra
         reraise_scrubbed(err)
         raise
-    finally:
-        if run is not None:
-            import wandb
-
-            wandb.finish()
 
 
 @hydra_entry("curate")

@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cj2.evaluation.runner import eval_dir, register_resolvers
-from cj2.runtime import hydra_entry, redact, reraise_scrubbed, start_wandb, to_plain
+from cj2.runtime import hydra_entry, log_summary, redact, reraise_scrubbed, to_plain, wandb_run
 
 log = logging.getLogger("cj2.evaluate")
 register_resolvers()
@@ -49,33 +49,26 @@ def _out_dir(cfg: DictConfig) -> Path:
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
-    run = start_wandb(
-        cfg,
-        out,
-        config=resolved,
+    fields = dict(
         name=out.name,
         group=f"eval-{metrics['benchmark']}",
         job_type="evaluate",
         tags=[f"benchmark={metrics['benchmark']}", f"judge={metrics['judge']}"],
     )
-    if run is None:
-        return
-    import wandb
+    with wandb_run(cfg, out, config=resolved, **fields) as run:
+        if run is None:
+            return
+        import wandb
 
-    from cj2.evaluation.report import domain_rows, wandb_summary
+        from cj2.evaluation.report import domain_rows, wandb_summary
 
-    try:
-        summary = wandb_summary(metrics)  # the numbers and, as protocol/<entry> strings, their protocol
-        run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
-        for key, value in summary.items():
-            run.summary[key] = value
+        # the numbers and, as protocol/<entry> strings, their protocol
+        log_summary(run, wandb_summary(metrics))
         columns, rows = domain_rows(metrics["results"])
         if rows:  # the per-domain table of report.md, as a table
             run.log({"domains": wandb.Table(columns=columns, data=rows)})
         for plot in metrics.get("plots", []):
             run.log({f"plots/{Path(plot).stem}": wandb.Image(str(plot))})
-    finally:
-        wandb.finish()
 
 
 def evaluate(cfg: DictConfig) -> float | None:

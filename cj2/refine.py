@@ -29,7 +29,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cj2.refinement.runner import refine_dir, register_resolvers
-from cj2.runtime import hydra_entry, redact, reraise_scrubbed, start_wandb, to_plain
+from cj2.runtime import hydra_entry, log_summary, redact, reraise_scrubbed, to_plain, wandb_run
 
 log = logging.getLogger("cj2.refine")
 register_resolvers()
@@ -74,26 +74,15 @@ def _summary(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _log_wandb(cfg: DictConfig, out: Path, resolved: dict[str, Any], metrics: dict[str, Any]) -> None:
-    run = start_wandb(
-        cfg,
-        out,
-        config=resolved,
+    fields = dict(
         name=out.name,
         group=f"refine-{metrics['scoring']}",
         job_type="refine",
         tags=[f"policy={metrics['policy']}", f"judge={metrics['critics']['critic']}"],
     )
-    if run is None:
-        return
-    import wandb
-
-    try:
-        summary = _summary(metrics)
-        run.log(summary)
-        for key, value in summary.items():
-            run.summary[key] = value
-    finally:
-        wandb.finish()
+    with wandb_run(cfg, out, config=resolved, **fields) as run:
+        if run is not None:
+            log_summary(run, _summary(metrics))
 
 
 def refine(cfg: DictConfig) -> float | None:

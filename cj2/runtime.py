@@ -421,6 +421,28 @@ def start_wandb(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any)
         return wandb.init(**wandb_init_kwargs(wcfg, out, config=config, **fields))
 
 
+@contextlib.contextmanager
+def wandb_run(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any):
+    """:func:`start_wandb` as a ``with`` block: yields the run (``None`` when ``logger.wandb`` is off) and
+    finishes it on leaving, also after an error. Every entry but training (Lightning's logger) logs so."""
+    run = start_wandb(cfg, out, config=config, **fields)
+    try:
+        yield run
+    finally:
+        if run is not None:
+            import wandb
+
+            wandb.finish()
+
+
+def log_summary(run: Any, summary: Mapping[str, Any]) -> None:
+    """An entry's results in its wandb run: the numbers logged as one step, and every entry (the protocol
+    strings too) set in the run's summary."""
+    run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
+    for key, value in summary.items():
+        run.summary[key] = value
+
+
 def wandb_logger(cfg: Any, out: str | os.PathLike, *, config: Any, **fields: Any):
     """Lightning's WandbLogger for a training run, with :func:`wandb_init_kwargs`."""
     from lightning.pytorch.loggers import WandbLogger

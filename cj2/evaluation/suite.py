@@ -284,25 +284,14 @@ def suite_summary(result: Mapping[str, Any]) -> dict[str, Any]:
 def _log_wandb(
     cfg: Mapping[str, Any], out: Path, resolved: Mapping[str, Any], result: Mapping[str, Any]
 ) -> None:
-    from cj2.runtime import start_wandb
+    from cj2.runtime import log_summary, wandb_run
 
-    run = start_wandb(
-        cfg,
-        out,
-        config=dict(resolved),
+    fields = dict(
         name=out.name,
         group=f"suite-{result['suite']}",
         job_type="evaluate",
         tags=[f"suite={result['suite']}", f"judge={result['judge']}"],
     )
-    if run is None:
-        return
-    import wandb
-
-    try:
-        summary = suite_summary(result)
-        run.log({k: v for k, v in summary.items() if not isinstance(v, str)})
-        for key, value in summary.items():
-            run.summary[key] = value
-    finally:
-        wandb.finish()
+    with wandb_run(cfg, out, config=dict(resolved), **fields) as run:
+        if run is not None:
+            log_summary(run, suite_summary(result))
