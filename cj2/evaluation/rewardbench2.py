@@ -42,6 +42,7 @@ from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, read_rows
 from cj2.data.schema import BestOfNItem
+from cj2.generation import config_on_cpu
 from cj2.judge import Judge
 from cj2.metrics.rewardbench2 import (
     COMPATS,
@@ -380,7 +381,7 @@ def run_rewardbench2(
     store = ResultStore(out / JUDGMENTS, lambda r: (r["id"], r["unit"]))
     batch_size = int(ev.get("batch_size") or jcfg.get("batch_size") or 8)
     budget = ev.get("time_budget_s", "auto")
-    on_cpu = jcfg.get("backend") == "hf" and not _cuda()
+    on_cpu = config_on_cpu(jcfg)  # any local kind on the CPU, as cj2.evaluate's other benchmarks decide
     budget = (600.0 if on_cpu else None) if budget == "auto" else budget
     stats = {
         "items": len(items),
@@ -424,9 +425,3 @@ def run_rewardbench2(
         "fingerprint": fingerprint,
     }
     return metrics
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
