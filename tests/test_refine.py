@@ -348,6 +348,28 @@ def test_a_missing_quickstart_judge_is_a_clear_error(tmp_path):
         run_refine(cfg, tmp_path / "r", policy=policy, params=SamplingParams())
 
 
+def test_a_critic_must_write_text(tmp_path, monkeypatch):
+    """A kind registered as a judge only (recorded predictions, verdict logits, a user's judge-only kind)
+    cannot critique; an unknown kind lists the registered ones; a generator kind is built lazily."""
+    from cj2.generation import SAMPLERS, SamplerSpec
+    from cj2.refinement.runner import build_critic
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"id": "x", "order": "AB", "output": "[[A]]"}) + "\n")
+    monkeypatch.setitem(SAMPLERS, "judge_only", SamplerSpec("judge_only", judge=lambda *a: None))
+    for cfg in (
+        {"backend": "predictions", "path": str(preds)},
+        {"backend": "logits"},
+        {"backend": "judge_only"},
+    ):
+        with pytest.raises(ValueError, match=f"a {cfg['backend']} judge cannot critique"):
+            build_critic(cfg, where="second_critic")
+    with pytest.raises(ValueError, match="expected one of the registered kinds: .*scripted"):
+        build_critic({"backend": "nope"})
+    critic = build_critic({"backend": "scripted", "outputs": {}})
+    assert critic.writes and not critic.built
+
+
 # ------------------------------------------------------------------------------------------ the CLI
 def _write_configs(folder: Path) -> None:
     """Scripted policy and critics as config files (prompt key -> outputs), for the subprocess runs."""

@@ -38,7 +38,7 @@ from typing import Any
 
 from cj2.data.io import DataError, atomic_write_json, atomic_write_text, read_rows
 from cj2.data.schema import PairwiseItem
-from cj2.evaluation.backends import LazyJudge, check_no_secrets, judge_label, trained_template
+from cj2.evaluation.backends import LazyJudge, check_no_secrets, judge_label, judge_spec, trained_template
 from cj2.evaluation.runfolder import check_state, cpu_cap, file_identity, save_config, short_hash
 from cj2.evaluation.store import ResultStore
 from cj2.generation import LazySampler, Sampler, SamplingParams, config_on_cpu
@@ -182,7 +182,7 @@ def build_critic(
     check_no_secrets(cfg, where)
     backend = cfg.get("backend")
     critique = resolve_critique_template(critique_template)
-    if backend in ("predictions", "logits"):
+    if not judge_spec(cfg).generates:  # recorded predictions, verdict logits: nothing writes new text
         raise ValueError(f"{where}: a {backend} judge cannot critique or compare new answers")
     if backend == "simulated":
         raise ValueError(
