@@ -932,6 +932,66 @@ def _group_stats(
     return out
 
 
+def _zero_pass_entry(p: JudgePrompt, window: Sequence[dict[str, Any]], m: int) -> dict[str, Any]:
+    """The record of a prompt none of whose first ``m`` candidates is kept."""
+    return {
+        "prompt_id": p.id,
+        "source": p.source,
+        "gold_verdict": p.gold,
+        "M": m,
+        "statuses": [r["status"] for r in window],
+        "parsed_verdicts": [r["parsed_verdict"] for r in window],
+    }
+
+
+def _train_record(name: str, p: JudgePrompt, r: Mapping[str, Any], weight: float) -> TrainRecord:
+    """A kept candidate ``r`` of prompt ``p`` as training data: the prompt, the response, the gold verdict."""
+    return TrainRecord(
+        id=f"{p.id}#s{r['sample_idx']}",
+        messages=list(p.messages),
+        response=r["response"],
+        verdict=p.gold,
+        format=p.format,
+        source=p.source,
+        weight=weight,
+        meta={
+            **p.meta,
+            "stage": name,
+            "prompt_id": p.id,
+            "sample_idx": r["sample_idx"],
+            "seed": r["seed"],
+            "template": p.template,
+            "status": r["status"],
+            **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {}),
+        },
+    )
+
+
+def _preference_pairs(
+    name: str, p: JudgePrompt, window: Sequence[dict[str, Any]], kept_rows: Sequence[dict[str, Any]]
+) -> list[PreferenceRecord]:
+    """Sequence-DPO pairs: each kept candidate against a wrong one, in sample order, each used once."""
+    wrong = [r for r in window if r["status"] == "wrong"]
+    return [
+        PreferenceRecord(
+            id=f"{p.id}#s{good['sample_idx']}>s{bad['sample_idx']}",
+            messages=list(p.messages),
+            chosen=good["response"],
+            rejected=bad["response"],
+            format=p.format,
+            source=p.source,
+            meta={
+                "stage": name,
+                "prompt_id": p.id,
+                "chosen_verdict": good["parsed_verdict"],
+                "rejected_verdict": bad["parsed_verdict"],
+                "template": p.template,
+            },
+        )
+        for good, bad in zip(kept_rows, wrong)
+    ]
+
+
 def select(
     name: str,
     prompts: Sequence[JudgePrompt],
@@ -978,60 +1038,11 @@ def select(
             continue
         per_prompt.append((p, window, kept_rows))
         if not kept_rows:
-            zero_pass.append(
-                {
-                    "prompt_id": p.id,
-                    "source": p.source,
-                    "gold_verdict": p.gold,
-                    "M": m,
-                    "statuses": [r["status"] for r in window],
-                    "parsed_verdicts": [r["parsed_verdict"] for r in window],
-                }
-            )
+            zero_pass.append(_zero_pass_entry(p, window, m))
             continue
         w = 1.0 / len(kept_rows) if weight == "inverse_kept" else 1.0
-        for r in kept_rows:
-            records.append(
-                TrainRecord(
-                    id=f"{p.id}#s{r['sample_idx']}",
-                    messages=list(p.messages),
-                    response=r["response"],
-                    verdict=p.gold,
-                    format=p.format,
-                    source=p.source,
-                    weight=w,
-                    meta={
-                        **p.meta,
-                        "stage": name,
-                        "prompt_id": p.id,
-                        "sample_idx": r["sample_idx"],
-                        "seed": r["seed"],
-                        "template": p.template,
-                        "status": r["status"],
-                        **({"flawed": r["meta"]["flawed"]} if "flawed" in r["meta"] else {}),
-                    },
-                )
-            )
-        # Sequence-DPO pairs: each passing candidate against a wrong one, in sample order, each used once.
-        wrong = [r for r in window if r["status"] == "wrong"]
-        for good, bad in zip(kept_rows, wrong):
-            preferences.append(
-                PreferenceRecord(
-                    id=f"{p.id}#s{good['sample_idx']}>s{bad['sample_idx']}",
-                    messages=list(p.messages),
-                    chosen=good["response"],
-                    rejected=bad["response"],
-                    format=p.format,
-                    source=p.source,
-                    meta={
-                        "stage": name,
-                        "prompt_id": p.id,
-                        "chosen_verdict": good["parsed_verdict"],
-                        "rejected_verdict": bad["parsed_verdict"],
-                        "template": p.template,
-                    },
-                )
-            )
+        records += [_train_record(name, p, r, w) for r in kept_rows]
+        preferences += _preference_pairs(name, p, window, kept_rows)
     stats = {
         "name": name,
         "M": m,
