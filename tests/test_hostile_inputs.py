@@ -285,31 +285,58 @@ def test_valid_numbers_pass(entry, overrides):
 
 
 # ---------------------------------------------------------------------------- +key additions (typos)
+# (entry, override, refused): ``+key`` adds a key; ``++key`` (Hydra's add-or-override) adds one where the
+# key is not in the config, and is an ordinary override where it is
+ADDITION_CASES = [
+    ("train", "+foo=1", True),
+    ("train", "+model.dtyp=bfloat16", True),
+    ("train", "+logger.wandb.projet=x", True),
+    ("train", "++model.dtyp=bf16", True),
+    ("train", "++foo=1", True),
+    ("train", "++logger.wandb.projet=x", True),
+    ("train", "++optimizer.lr=1e-4", False),  # an existing key
+    ("train", "++model.dtype=float32", False),  # an existing key outside the addable sections
+    ("train", "++seed=3", False),
+    ("train", "+trainer.val_check_interval=2", False),  # a Trainer argument (Lightning refuses unknown ones)
+    ("train", "++trainer.val_check_interval=2", False),
+    ("train", "+callbacks.mine._target_=cj2.callbacks.StopAfterSteps", False),
+    ("train", "+experiment=quickstart", False),  # a group, not a key
+    ("evaluate", "+foo=1", True),
+    ("evaluate", "++foo=1", True),
+    ("evaluate", "++placement=fixed", False),
+    ("curate", "++foo=1", True),
+    ("curate", "++rejection.mm=2", True),
+    ("curate", "++rejection.m=2", False),
+    ("refine", "++foo=1", True),
+    ("refine", "++seed=1", False),
+    ("moj", "+foo=1", True),
+    ("moj", "++foo=1", True),
+    ("moj", "++tie_policy=tie", False),
+]
+
+
 @pytest.mark.parametrize(
-    "override,refused",
-    [
-        ("+foo=1", True),
-        ("+model.dtyp=bfloat16", True),
-        ("+logger.wandb.projet=x", True),
-        ("+trainer.val_check_interval=2", False),  # a Trainer argument (Lightning refuses unknown ones)
-        ("+callbacks.mine._target_=cj2.callbacks.StopAfterSteps", False),
-        ("+experiment=quickstart", False),  # a group, not a key
-    ],
+    "entry,override,refused", ADDITION_CASES, ids=[f"{c[0]}:{c[1]}" for c in ADDITION_CASES]
 )
-def test_plus_key_additions_nothing_reads_are_refused(override, refused):
+def test_key_additions_nothing_reads_are_refused(entry, override, refused):
     from hydra.core.hydra_config import HydraConfig
 
+    import cj2.evaluation.runner
+    import cj2.refinement.runner
+
+    cj2.evaluation.runner.register_resolvers()
+    cj2.refinement.runner.register_resolvers()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[override], return_hydra_config=True)
+        cfg = compose(config_name=entry, overrides=[override], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         try:
             if refused:
-                with pytest.raises(
-                    ConfigValueError, match=rf"\{override.split('=')[0]}: adds a key that train does not read"
-                ):
-                    check_additions("train")
+                key = override.split("=")[0]
+                with pytest.raises(ConfigValueError) as err:
+                    check_additions(entry)
+                assert str(err.value).startswith(f"{key}: adds a key that {entry} does not read (a typo?)")
             else:
-                check_additions("train")
+                check_additions(entry)
         finally:
             HydraConfig.instance().cfg = None
 
