@@ -135,6 +135,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("*.max_concurrency", POSITIVE_INT),
     ("*.max_retries", COUNT),
     ("*.timeout*", POSITIVE),
+    ("min_votes", POSITIVE_INT),  # cj2.moj: votes the winning label needs
 )
 
 # Keys that name a count or a size: never negative, whatever the table says nothing about.

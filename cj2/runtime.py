@@ -568,7 +568,12 @@ class HydraRunGuard(_HydraCallback):
       writing back on (``hydra.output_subdir=...``), rewrites them redacted;
     * a multirun: rewrites the sweep's ``multirun.yaml`` redacted (Hydra writes it before any job starts);
     * each job's end: redacts the overrides Hydra prints in ``Error executing job with overrides: [...]``.
+
+    ``record=false`` (an entry that writes no run folder, ``cj2.moj``): no ``.hydra/`` files are written.
     """
+
+    def __init__(self, record: bool = True) -> None:
+        self.record = bool(record)
 
     def _start(self, config: Any) -> None:
         register_secrets(to_plain_unresolved(config))
@@ -595,7 +600,7 @@ class HydraRunGuard(_HydraCallback):
                 atomic_write_text(folder / name, OmegaConf.to_yaml(OmegaConf.create(redact(obj))))
             hydra_plain = {"hydra": to_plain_unresolved(hydra_cfg)}
             atomic_write_text(folder / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create(redact(hydra_plain))))
-        elif _folder_is_new(out):
+        elif self.record and _folder_is_new(out):
             write_hydra_files(out, task, hydra_cfg, overrides)
         self._redact_multirun_file(config)
 

@@ -249,6 +249,7 @@ NUMBER_CASES = [
     ("curate", "rejection.m=0", "rejection.m=0 is out of range"),
     ("curate", "mixture.weights.rft=-1", "mixture.weights.rft=-1 is out of range"),
     ("curate", "decontamination.threshold=nan", "decontamination.threshold=nan: a number must be finite"),
+    ("moj", "min_votes=0", "min_votes=0 is out of range: valid is an integer >= 1 (or null)"),
 ]
 
 
@@ -450,6 +451,26 @@ def test_a_run_is_never_replaced_or_damaged(finished_run, tmp_path):
     assert len(aside) == 1 and folder_hash(aside[0]) == before
 
 
+def test_a_mix_of_judgers_ground_truth_is_never_replaced(tmp_path):
+    from cj2.moj import moj
+
+    judges = _moj_args(tmp_path)[0].split("=", 1)[1].strip("[]").split(",")
+    out = tmp_path / "out" / "gt.jsonl"
+    cfg = {"judges": judges, "out": str(out), "tie_policy": "drop"}
+    moj(cfg)
+    moj(cfg)  # the same ground truth again: written again, nothing to refuse
+    before = folder_hash(out.parent)
+    with pytest.raises(FileExistsError, match=rf"out={out} holds another ground truth; .*overwrite=true"):
+        moj({**cfg, "tie_policy": "first"})
+    with pytest.raises(ConfigValueError, match="min_votes=0 is out of range"):
+        moj({**cfg, "min_votes": 0, "overwrite": True})
+    assert folder_hash(out.parent) == before
+    moj({**cfg, "tie_policy": "first", "overwrite": True})  # the old one moves aside, with its agreement
+    aside = sorted(p.name for p in out.parent.iterdir() if ".replaced-" in p.name)
+    assert len(aside) == 2 and aside[1] == aside[0] + ".agreement.json"
+    assert (out.parent / aside[0]).read_text() != out.read_text()
+
+
 def test_the_run_folder_is_locked_and_a_dead_holders_lock_taken_over(tmp_path, caplog):
     from cj2.train import train
 
@@ -580,7 +601,19 @@ SECRET_PATHS = [
         "policy.base_url: a URL with credentials",
     ),
     ("refine", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("moj", [f"+judge.api_key={SECRET}"], "+judge.api_key: adds a key that moj does not read"),
+    ("moj", [f"++api_key={SECRET}"], "++api_key: adds a key that moj does not read"),
+    ("moj", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
 ]
+
+
+def _moj_args(tmp_path: Path) -> list[str]:
+    """Two judges' verdict files for ``cj2.moj`` (it writes no run folder: ``out`` and its agreement)."""
+    files = []
+    for name, verdicts in (("a", "AB"), ("b", "AA")):
+        rows = [{"id": str(i), "verdict": v} for i, v in enumerate(verdicts)]
+        files.append(write(tmp_path / f"{name}.jsonl", [json.dumps(r).encode() for r in rows]))
+    return [f"judges=[{files[0]},{files[1]}]", f"out={tmp_path / 'out' / 'gt.jsonl'}"]
 
 
 def _refine_args(tmp_path: Path) -> list[str]:
@@ -610,19 +643,25 @@ def _refine_args(tmp_path: Path) -> list[str]:
 def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
     """A secret in the config (on success: Hydra's env_set, which reaches the process environment too) or
     in a refused override appears in no file under the run's root and nowhere in stdout or stderr."""
+    where = [f"output_root={tmp_path / 'out'}", "run_name=r"]
     if entry == "refine":
         args = _refine_args(tmp_path)
         if overrides[0].startswith("policy="):  # the openai policy replaces the scripted one
             args = [a for a in args if not a.startswith("policy=")]
+    elif entry == "moj":
+        args, where = _moj_args(tmp_path), []
     else:
         args = {"train": TRAIN, "evaluate": EVALUATE, "curate": [*CURATE, f"cache_dir={tmp_path / 'cache'}"]}[
             entry
         ]
-    proc = _run(entry, [*args, f"output_root={tmp_path / 'out'}", "run_name=r", *overrides], tmp_path)
+    proc = _run(entry, [*args, *where, *overrides], tmp_path)
     assert proc.returncode == (1 if refusal else 0), proc.stderr[-3000:]
     _assert_no_secret(proc, tmp_path)
     if refusal:
         assert refusal in proc.stderr, proc.stderr[-3000:]
+    elif entry == "moj":  # no run folder: the ground truth and its agreement, no Hydra record
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gt.jsonl", "gt.jsonl.agreement.json"]
+        assert not list(tmp_path.rglob(".hydra"))
     else:  # the run wrote Hydra's record itself, the secret redacted
         (record,) = tmp_path.rglob(".hydra/hydra.yaml")
         assert f"MY_API_KEY: {REDACTED}" in record.read_text()
