@@ -751,3 +751,63 @@ def test_predictions_for_ids_the_benchmark_lacks_are_reported(tmp_path):
     unknown = "has rows for 2 id(s) the benchmark does not have, not scored ('p9', 'P0')"
     assert note == f"the predictions file {preds} {unknown}"
     assert note in (tmp_path / "r" / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- results rows on resume
+def _flip_verdict(row: dict) -> dict:
+    return {**row, "verdict": {"A": "B", "B": "A"}.get(row["verdict"], "A"), "correct": not row["correct"]}
+
+
+# (case, what is done to line 3 of judgments.jsonl): each a hand edit a resume must not trust
+ROW_EDITS = [
+    ("verdict flipped", _flip_verdict),
+    ("correct flipped", lambda r: {**r, "correct": not r["correct"]}),
+    ("output changed", lambda r: {**r, "output": r["output"] + " "}),
+    ("a field added", lambda r: {**r, "note": "checked by hand"}),
+    ("digest removed", lambda r: {k: v for k, v in r.items() if k != "row_sha256"}),
+    ("digest of another row", lambda r: {**r, "row_sha256": "0" * 64}),
+]
+
+
+@pytest.mark.parametrize("case,edit", ROW_EDITS, ids=[c[0] for c in ROW_EDITS])
+def test_a_hand_edited_results_row_is_refused_on_resume_naming_file_and_line(tmp_path, case, edit):
+    from cj2.evaluation.benchmarks import load_benchmark
+    from cj2.evaluation.runner import run_evaluation
+    from tests.test_evaluate import config, perfect_predictions
+
+    bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
+    cfg = config(bench, {"backend": "predictions", "path": str(preds)})
+    first = run_evaluation(cfg, tmp_path / "run")
+    path = tmp_path / "run" / "judgments.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = json.dumps(edit(json.loads(lines[2]))) + "\n"
+    path.write_text("".join(lines))
+    before = folder_hash(tmp_path / "run")
+    with pytest.raises(DataError) as err:
+        run_evaluation(cfg, tmp_path / "run")
+    assert str(err.value).startswith(f"{path}:3: 1 result row(s) do not match the digest"), str(err.value)
+    assert "line(s) 3)" in str(err.value) and "Delete those lines" in str(err.value)
+    assert folder_hash(tmp_path / "run") == before  # nothing rewritten, no row reused
+    del lines[2]  # the remedy the message gives: the item is judged again, the result as before
+    path.write_text("".join(lines))
+    again = run_evaluation(cfg, tmp_path / "run")
+    assert again["runs"]["generate"]["new_rows"] == 1 and again["results"] == first["results"]
+
+
+def test_every_edited_row_is_named_and_an_untouched_file_resumes(tmp_path):
+    from cj2.evaluation.store import ResultStore
+
+    path = tmp_path / "refine.jsonl"
+    store = ResultStore(path, lambda r: r["id"])
+    store.append([{"id": str(i), "score": 0.5, "arms": {"a": [1, 2.5, None]}} for i in range(14)])
+    assert ResultStore(path, lambda r: r["id"]).rows == store.rows  # the digest never reaches the rows
+    lines = path.read_text().splitlines(keepends=True)
+    for i in range(1, 13):  # lines 2..13: the score changed
+        lines[i] = lines[i].replace('"score": 0.5', '"score": 1.0')
+    path.write_text("".join(lines))
+    with pytest.raises(
+        DataError,
+        match=r"refine.jsonl:2: 12 result row\(s\) .*line\(s\) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 2 more\)",
+    ):
+        ResultStore(path, lambda r: r["id"])
