@@ -667,6 +667,47 @@ def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
         assert f"MY_API_KEY: {REDACTED}" in record.read_text()
 
 
+@pytest.mark.slow
+def test_no_secret_in_a_sweep_folder_even_when_the_sweep_fails_before_any_job(tmp_path):
+    """Hydra saves the sweep's ``multirun.yaml`` (the config and command line) before the first job; a job
+    whose config cannot be composed ends the sweep before any job runs, so nothing after that write could
+    redact it: it must be written redacted."""
+    sweep = ["-m", "trainer.max_step=1,2"]  # a key typo in a swept value: only the jobs' configs fail
+    proc = _run(
+        "train", [*sweep, f"+hydra.job.env_set.MY_API_KEY={SECRET}", f"output_root={tmp_path}"], tmp_path
+    )
+    assert proc.returncode == 1 and "Key 'max_step' is not in struct" in proc.stderr, proc.stderr[-3000:]
+    (record,) = tmp_path.rglob("multirun.yaml")
+    assert f"MY_API_KEY: {REDACTED}" in record.read_text()
+    _assert_no_secret(proc, tmp_path)
+
+
+def test_the_sweep_record_is_saved_redacted(tmp_path):
+    from hydra._internal.core_plugins import basic_sweeper
+    from omegaconf import OmegaConf
+
+    from cj2.runtime import redact_sweep_record
+
+    redact_sweep_record()
+    redact_sweep_record()  # idempotent
+    cfg = OmegaConf.create(
+        {
+            "judge": {"api_key": SECRET, "base_url": f"http://u:{SECRET}@h/v1", "batch_size": 2},
+            "hydra": {"overrides": {"task": [f"+judge.api_key={SECRET}", "seed=1"]}, "run": {"dir": "${x}"}},
+            "x": "out",
+        }
+    )
+    basic_sweeper.OmegaConf.save(cfg, tmp_path / "multirun.yaml")  # the sweeper's one use of the name
+    saved = OmegaConf.load(tmp_path / "multirun.yaml")
+    assert SECRET not in (tmp_path / "multirun.yaml").read_text()
+    assert saved.judge.batch_size == 2 and saved.hydra.overrides.task == [
+        f"+judge.api_key={REDACTED}",
+        "seed=1",
+    ]
+    assert OmegaConf.to_container(saved.hydra.run)["dir"] == "${x}"  # saved as written, not resolved
+    assert basic_sweeper.OmegaConf.create({"a": 1}).a == 1  # everything else is OmegaConf's own
+
+
 class WaitForFile:
     """A training callback (test-only) that holds the first batch until ``path`` exists: the test decides
     when the run may go on, so a second process meets it mid-run whatever the machine's speed."""
