@@ -79,7 +79,14 @@ RECORD_CASES = [
         "response",
         "lone surrogate",
     ),
-    ("invalid UTF-8 bytes", b'{"id": "\xff\xfe"}', None, "UTF-8"),
+    ("invalid UTF-8 bytes", b'{"id": "\xff\xfe"}', "id", "not valid UTF-8 (byte 0xff at byte 8 of the line"),
+    (
+        "a Latin-1 byte in a message",
+        raw(f"{{{BASE}, {RESP}}}").replace(b'"content": "Q"', b'"content": "caf\xe9"'),
+        "messages[0].content",
+        "byte 0xe9",
+    ),
+    ("an invalid byte outside any string", b'{"id": "x"\x80}', None, "byte 0x80"),
     ("meta a list", line(meta=[1, 2]), "meta", "expected an object"),
     ("source a number", line(source=3), "source", "expected str"),
     ("id true", line(id=True), "id", "expected str"),
@@ -134,6 +141,18 @@ def test_preference_records_get_the_same_checks(tmp_path):
     with pytest.raises(DataError, match="lone surrogate") as err:
         read_preference_records(path)
     assert err.value.field == "messages[0].content"
+
+
+def test_invalid_utf8_in_a_json_array_names_line_and_field(tmp_path):
+    from cj2.data.io import read_rows
+
+    path = tmp_path / "bench.json"
+    path.write_bytes(b'[\n  {"id": "a", "question": "q"},\n  {"id": "b", "question": "caf\xe9"}\n]\n')
+    with pytest.raises(DataError) as err:
+        list(read_rows(path))
+    assert str(err.value) == (
+        f"{path}:3: field 'question': not valid UTF-8 (byte 0xe9 at byte 30 of the line; another encoding?)"
+    )
 
 
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".json.gz"])
