@@ -592,6 +592,7 @@ CURATE = ["catalog.builtin.n=2", "rejection.m=2", "decontamination.enabled=false
 # (entry, overrides, expected return code): each refusal path, and a success with the secret in the config
 SECRET_PATHS = [
     ("train", [f"+judge.api_key={SECRET}"], "adds a key that train does not read"),
+    ("train", [f"++judge.api_key={SECRET}"], "++judge.api_key: adds a key that train does not read"),
     ("train", [f"judge_api_key={SECRET}"], "Could not override 'judge_api_key'"),  # Hydra's own error
     ("train", [f"+hydra.job.env_set.MY_API_KEY={SECRET}", "trainer.max_steps=1"], None),
     ("evaluate", [f"+judge.api_key={SECRET}"], "judge.api_key: secrets never go in configs"),
