@@ -685,6 +685,10 @@ def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
     else:  # the run wrote Hydra's record itself, the secret redacted
         (record,) = tmp_path.rglob(".hydra/hydra.yaml")
         assert f"MY_API_KEY: {REDACTED}" in record.read_text()
+    if entry == "train" and refusal is None:  # the same start again: refused (the folder holds a run)
+        again = _run(entry, [*args, *where, *overrides, "optimizer.lr=2e-3"], tmp_path)
+        assert again.returncode == 1 and "already holds a run" in again.stderr, again.stderr[-3000:]
+        _assert_no_secret(again, tmp_path)
 
 
 @pytest.mark.slow
