@@ -1,12 +1,14 @@
 """Hostile and careless input, catalogued (issue 26): each case asserts its exact outcome.
 
 * records: every bad number or text is refused naming file, line and field;
-* configs: every non-finite or out-of-range number names its key and the valid range; ``+key`` typos and
-  credentials where they would be saved are refused (without echoing the secret);
+* configs: every non-finite or out-of-range number names its key and the valid range; ``+key``/``++key``
+  typos (every entry) and credentials where they would be saved are refused (without echoing the secret);
 * run folders: a run is never replaced, damaged or shared: a refused start leaves the folder byte for byte
   as it was (hashed), a resume keeps the CSV rows and checks the data's content;
 * secrets: a planted secret appears in no file a run writes, nor on its stdout or stderr, for every entry,
-  on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs).
+  on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs), nor in a
+  sweep folder;
+* results: a results row edited by hand is refused on resume, naming file and line.
 """
 
 from __future__ import annotations
