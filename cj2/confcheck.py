@@ -1,10 +1,11 @@
 """Config values every entry refuses before it touches a run folder: non-finite or out-of-range numbers
 (named by key, with the valid range), credentials where they would be saved
-(:func:`cj2.runtime.check_secrets`) and ``+key`` additions that nothing reads.
+(:func:`cj2.runtime.check_secrets`) and ``+key`` / ``++key`` additions that nothing reads.
 
 Hydra's struct mode already refuses a typo in an existing key (``trainer.max_step=3``); a ``+key`` addition
-is how a key that is *not* in the config gets in, so it is checked here against the sections whose keys are
-read as a whole (passed as keyword arguments to a constructor that refuses unknown ones, or a group).
+(or ``++key``, Hydra's add-or-override, where the key was not there) is how a key that is *not* in the config
+gets in, so it is checked here against the sections whose keys are read as a whole (passed as keyword
+arguments to a constructor that refuses unknown ones, or a group).
 
 The numeric rules are one table of ``(pattern, rule)`` over dotted keys (``fnmatch``, first match wins),
 plus two rules for every numeric leaf: it is finite (``nan``/``inf`` are refused everywhere), and a key that
@@ -134,6 +135,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("*.max_concurrency", POSITIVE_INT),
     ("*.max_retries", COUNT),
     ("*.timeout*", POSITIVE),
+    ("min_votes", POSITIVE_INT),  # cj2.moj: votes the winning label needs
 )
 
 # Keys that name a count or a size: never negative, whatever the table says nothing about.
@@ -228,37 +230,88 @@ ADDABLE = {
     "evaluate": ("judge", "benchmark", "evaluate", "hydra", "run_dir"),
     "refine": ("judge", "policy", "second_critic", "scorer", "questions", "refine", "hydra", "run_dir"),
     "curate": ("generator", "catalog", "hydra", "run_dir"),
+    "moj": ("hydra",),
 }
 
 
 def check_additions(entry: str) -> None:
-    """Refuse ``+key=value`` overrides that add a key nothing reads (``+foo=1``, ``+model.dtyp=...``):
-    a typo that would otherwise be silently ignored. Group additions (``+experiment=...``,
-    ``+judge@scorer=hf``) are not key additions. Outside a Hydra run, nothing to check."""
+    """Refuse overrides that add a key nothing reads: ``+foo=1``, ``+model.dtyp=...``, and the same with
+    Hydra's add-or-override ``++`` where the key was not in the config before (``++model.dtyp=...``; a
+    ``++`` of an existing key, ``++optimizer.lr=1e-4``, is an ordinary override). Such a typo would
+    otherwise be silently ignored. Group additions (``+experiment=...``, ``+judge@scorer=hf``) are not key
+    additions. Outside a Hydra run, nothing to check."""
     try:
         from hydra.core.global_hydra import GlobalHydra
         from hydra.core.hydra_config import HydraConfig
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        overrides = list(HydraConfig.get().overrides.task)
+        hydra_cfg = HydraConfig.get()
     except (ValueError, ImportError):
         return
+    task = list(hydra_cfg.overrides.task)
     loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
     allowed = ADDABLE.get(entry, ("hydra", "run_dir"))
-    for ov in overrides:
-        if not ov.startswith("+") or ov.startswith("++"):
+    # Hydra's own parser tells ``+`` from ``++`` and a group's package from its name (a value may hold '=')
+    parsed = OverridesParser.create().parse_overrides(task)
+    added: list[tuple[str, str]] = []  # (the override's sign, key) of additions outside the allowed sections
+    for ov in parsed:
+        if not (ov.is_add() or ov.is_force_add()):
             continue
-        key = ov[1:].split("=", 1)[0]
-        if "@" in key or "/" in key:
+        key = ov.key_or_group
+        if ov.package is not None or "/" in key:
             continue  # a config group (with a package)
         if loader is not None and loader.get_group_options(key.replace(".", "/")):
             continue  # a config group
         if any(key == a or key.startswith(a + ".") for a in allowed):
             continue
+        added.append(("++" if ov.is_force_add() else "+", key))
+    if any(sign == "++" for sign, _ in added):
+        before = _config_without_force_adds(hydra_cfg, task, parsed, loader)
+        added = [(sign, key) for sign, key in added if sign == "+" or not _has_key(before, key)]
+    if added:
+        sign, key = added[0]
+        sections = ", ".join(a for a in allowed if a not in ("hydra", "run_dir"))
+        where = f"Keys may be added only under {sections}" if sections else f"{entry} reads no added keys"
         raise ConfigValueError(
-            f"+{key}: adds a key that {entry} does not read (a typo?). Keys may be added only under "
-            f"{', '.join(a for a in allowed if a not in ('hydra', 'run_dir'))}; set an existing key "
+            f"{sign}{key}: adds a key that {entry} does not read (a typo?). {where}; set an existing key "
             f"without '+', or see `python -m cj2.{entry} --cfg job` for every key."
         )
+
+
+def _config_without_force_adds(hydra_cfg: Any, task: list[str], parsed: list[Any], loader: Any) -> Any:
+    """The entry's config composed as the run's was, less its ``++`` overrides: what was there before they
+    added or overrode anything (plain containers; ``None`` when it cannot be composed here)."""
+    from omegaconf import OmegaConf
+
+    config_name = hydra_cfg.job.get("config_name")
+    if loader is None or not config_name:
+        return None
+    from hydra.types import RunMode
+
+    kept = [text for text, ov in zip(task, parsed) if not ov.is_force_add()]
+    cfg = loader.load_configuration(
+        config_name=config_name,
+        overrides=[*hydra_cfg.overrides.hydra, *kept],
+        run_mode=RunMode.RUN,
+        validate_sweep_overrides=False,
+    )
+    return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _has_key(plain: Any, key: str) -> bool:
+    """Whether the dotted ``key`` names an entry of ``plain`` (a list index included); ``True`` when
+    ``plain`` is unknown (``None``), so nothing is refused on a guess."""
+    if plain is None:
+        return True
+    node = plain
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.lstrip("-").isdigit() and -len(node) <= int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
 
 
 def check_config(cfg: Any, entry: str) -> None:

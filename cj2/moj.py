@@ -11,25 +11,32 @@ the item as the benchmark file has it; ``null`` abstains), or ``{"id", "output"[
 ``verdict_logits.jsonl`` qualify: only their ``headline`` rows are read.
 
 Outputs: ``out`` (JSONL ``{"id", "label", "votes", "n_votes"}``, items without a majority left out under
-``tie_policy=drop``) and ``<out>.agreement.json`` (counts and kappas).
+``tie_policy=drop``) and ``<out>.agreement.json`` (counts and kappas). An ``out`` that holds another ground
+truth is not replaced: refused, or with ``overwrite=true`` moved aside (``<out>.replaced-<time>``, its
+agreement file with it); a re-run that gives the same ground truth just writes it again.
+
+Like every cj2 entry it runs under :func:`cj2.runtime.hydra_entry`: secrets are kept off the screen, and the
+config is checked (:func:`cj2.confcheck.check_config`: ``+key``/``++key`` typos, numbers out of range)
+before anything is written.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 from omegaconf import DictConfig
 
 from cj2.data.io import DataError, atomic_write_json, read_rows, write_jsonl
 from cj2.data.schema import PAIRWISE_LABELS
 from cj2.evaluation.agreement import agreement_report, majority_vote
 from cj2.evaluation.placement import to_original
-from cj2.runtime import CONF_MODULE, json_safe, to_plain
+from cj2.runtime import hydra_entry, json_safe, reraise_scrubbed, to_plain
 from cj2.verdict import parse_verdict
 
 log = logging.getLogger("cj2.moj")
@@ -123,7 +130,47 @@ def _names(paths: Sequence[str], names: Sequence[str] | None) -> list[str]:
     return stems if len(set(stems)) == len(stems) else [f"{i}:{s}" for i, s in enumerate(stems)]
 
 
+def _agreement_path(out: Path) -> Path:
+    return out.with_name(out.name + ".agreement.json")
+
+
+def claim_output(out: Path, rows: list[dict[str, Any]], *, overwrite: bool) -> Path | None:
+    """Make way for the ground truth ``rows`` at ``out``: nothing to do when ``out`` is new or already holds
+    exactly these rows; another ground truth there is refused, or with ``overwrite`` moved aside with its
+    agreement file (``<name>.replaced-<time>``, nothing deleted). Returns where it went (or None)."""
+    if not out.exists():
+        return None
+    try:
+        old = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines() if x.strip()]
+    except (UnicodeDecodeError, ValueError):
+        old = None
+    if old == rows:
+        return None
+    if not overwrite:
+        raise FileExistsError(
+            f"out={out} holds another ground truth; choose another out=..., or overwrite=true to move the "
+            f"old one aside (to {out.name}.replaced-<time>, nothing deleted)"
+        )
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    aside, n = out.with_name(f"{out.name}.replaced-{stamp}"), 1
+    while aside.exists():
+        n += 1
+        aside = out.with_name(f"{out.name}.replaced-{stamp}-{n}")
+    os.replace(out, aside)
+    if _agreement_path(out).exists():
+        os.replace(_agreement_path(out), _agreement_path(aside))
+    log.warning("moved the earlier ground truth %s aside to %s", out, aside)
+    return aside
+
+
 def moj(cfg: DictConfig | dict) -> dict[str, Any]:
+    from cj2.confcheck import check_config
+
+    try:
+        check_config(cfg, "moj")
+    except Exception as err:  # keep secrets out of the tracebacks Hydra prints
+        reraise_scrubbed(err)
+        raise
     cfg = to_plain(cfg)
     paths = [str(p) for p in cfg.get("judges") or []]
     if len(paths) < 2:
@@ -136,9 +183,10 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
         judge_votes, tie_policy=cfg.get("tie_policy") or "drop", min_votes=cfg.get("min_votes")
     )
     out = Path(cfg["out"])
+    claim_output(out, rows, overwrite=bool(cfg.get("overwrite")))
     write_jsonl(out, rows)
     summary["files"] = dict(zip(names, paths))
-    atomic_write_json(out.with_name(out.name + ".agreement.json"), json_safe(summary))
+    atomic_write_json(_agreement_path(out), json_safe(summary))
     log.info(
         "ground truth: %s (%d of %d items labelled, %d without a majority)",
         out,
@@ -155,7 +203,7 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONF_MODULE, config_name="moj")
+@hydra_entry("moj")
 def main(cfg: DictConfig) -> None:
     moj(cfg)
 

@@ -926,7 +926,7 @@ def _bad_line(case: str, tmp_path: Path) -> bytes:
 # case -> (adapter, good row, field named in the error, reason counted on skip)
 BAD_CASES = {
     "truncated_json": ("rewardbench", GOOD_RB, None, "invalid_json"),
-    "non_utf8": ("rewardbench", GOOD_RB, None, "non_utf8"),
+    "non_utf8": ("rewardbench", GOOD_RB, "prompt", "non_utf8"),
     "not_an_object": ("rewardbench", GOOD_RB, None, "not_an_object"),
     "wrong_type": ("rewardbench", GOOD_RB, "chosen", "wrong_type"),
     "missing_field": ("rewardbench", GOOD_RB, "rejected", "missing_field"),

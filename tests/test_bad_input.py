@@ -46,7 +46,7 @@ def good_line(**changes) -> bytes:
 # (name, bad line, the field the error must name (None: no field), words the message must contain)
 RECORD_CASES = [
     ("truncated JSON line", good_line()[:40], None, "invalid JSON"),
-    ("non-UTF-8 bytes", b'{"id": "\xff\xfe"}', None, "UTF-8"),
+    ("non-UTF-8 bytes", b'{"id": "\xff\xfe"}', "id", "UTF-8"),
     ("not an object", b"[1, 2]", None, "JSON object"),
     ("missing field", good_line(response=...), "response", "missing"),
     ("wrong type", good_line(messages="hello"), "messages", "expected list"),

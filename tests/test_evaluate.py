@@ -22,7 +22,7 @@ from cj2.evaluation.placement import (
     opencompass_placement,
 )
 from cj2.evaluation.runner import eval_dir, fingerprint, generated_subset, run_evaluation
-from cj2.evaluation.store import ResultStore
+from cj2.evaluation.store import DIGEST, ResultStore, row_digest
 from cj2.verdict import render_verdict
 
 CONF = Path(__file__).resolve().parents[1] / "cj2" / "conf"
@@ -204,9 +204,16 @@ def test_embedded_benchmark_rejects_bad_settings():
 
 
 # ------------------------------------------------------------------------------------------------ store
+def stored(*rows: dict) -> bytes:
+    """Lines as the store writes them: each row with its digest."""
+    return b"".join(json.dumps({**r, DIGEST: row_digest(r)}).encode() + b"\n" for r in rows)
+
+
 def test_store_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_bytes(b'{"id": "a", "pass": "headline"}\n{"id": "b", "pass": "headline"}\n{"id": "c", "pa')
+    path.write_bytes(
+        stored({"id": "a", "pass": "headline"}, {"id": "b", "pass": "headline"}) + b'{"id": "c", "pa'
+    )
     store = ResultStore(path, lambda r: (r["id"], r["pass"]))
     assert set(store.rows) == {("a", "headline"), ("b", "headline")}
     assert store.recovered_bytes == len(b'{"id": "c", "pa')
@@ -217,7 +224,7 @@ def test_store_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
 
 def test_store_keeps_a_complete_last_line_without_newline(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_bytes(b'{"id": "a", "pass": "swap"}')
+    path.write_bytes(stored({"id": "a", "pass": "swap"})[:-1])
     store = ResultStore(path, lambda r: (r["id"], r["pass"]))
     assert ("a", "swap") in store and store.recovered_bytes == 0
     store.append([{"id": "b", "pass": "swap"}])
@@ -226,7 +233,9 @@ def test_store_keeps_a_complete_last_line_without_newline(tmp_path):
 
 def test_store_refuses_a_bad_line_in_the_middle(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_bytes(b'{"id": "a", "pass": "headline"}\nnot json\n{"id": "b", "pass": "headline"}\n')
+    path.write_bytes(
+        stored({"id": "a", "pass": "headline"}) + b"not json\n" + stored({"id": "b", "pass": "headline"})
+    )
     with pytest.raises(DataError, match=r"rows.jsonl:2"):
         ResultStore(path, lambda r: (r["id"], r["pass"]))
 

@@ -1,12 +1,14 @@
 """Hostile and careless input, catalogued (issue 26): each case asserts its exact outcome.
 
 * records: every bad number or text is refused naming file, line and field;
-* configs: every non-finite or out-of-range number names its key and the valid range; ``+key`` typos and
-  credentials where they would be saved are refused (without echoing the secret);
+* configs: every non-finite or out-of-range number names its key and the valid range; ``+key``/``++key``
+  typos (every entry) and credentials where they would be saved are refused (without echoing the secret);
 * run folders: a run is never replaced, damaged or shared: a refused start leaves the folder byte for byte
   as it was (hashed), a resume keeps the CSV rows and checks the data's content;
 * secrets: a planted secret appears in no file a run writes, nor on its stdout or stderr, for every entry,
-  on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs).
+  on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs), nor in a
+  sweep folder;
+* results: a results row edited by hand is refused on resume, naming file and line.
 """
 
 from __future__ import annotations
@@ -79,7 +81,14 @@ RECORD_CASES = [
         "response",
         "lone surrogate",
     ),
-    ("invalid UTF-8 bytes", b'{"id": "\xff\xfe"}', None, "UTF-8"),
+    ("invalid UTF-8 bytes", b'{"id": "\xff\xfe"}', "id", "not valid UTF-8 (byte 0xff at byte 8 of the line"),
+    (
+        "a Latin-1 byte in a message",
+        raw(f"{{{BASE}, {RESP}}}").replace(b'"content": "Q"', b'"content": "caf\xe9"'),
+        "messages[0].content",
+        "byte 0xe9",
+    ),
+    ("an invalid byte outside any string", b'{"id": "x"\x80}', None, "byte 0x80"),
     ("meta a list", line(meta=[1, 2]), "meta", "expected an object"),
     ("source a number", line(source=3), "source", "expected str"),
     ("id true", line(id=True), "id", "expected str"),
@@ -134,6 +143,18 @@ def test_preference_records_get_the_same_checks(tmp_path):
     with pytest.raises(DataError, match="lone surrogate") as err:
         read_preference_records(path)
     assert err.value.field == "messages[0].content"
+
+
+def test_invalid_utf8_in_a_json_array_names_line_and_field(tmp_path):
+    from cj2.data.io import read_rows
+
+    path = tmp_path / "bench.json"
+    path.write_bytes(b'[\n  {"id": "a", "question": "q"},\n  {"id": "b", "question": "caf\xe9"}\n]\n')
+    with pytest.raises(DataError) as err:
+        list(read_rows(path))
+    assert str(err.value) == (
+        f"{path}:3: field 'question': not valid UTF-8 (byte 0xe9 at byte 30 of the line; another encoding?)"
+    )
 
 
 @pytest.mark.parametrize("suffix", [".jsonl.gz", ".json.gz"])
@@ -249,6 +270,7 @@ NUMBER_CASES = [
     ("curate", "rejection.m=0", "rejection.m=0 is out of range"),
     ("curate", "mixture.weights.rft=-1", "mixture.weights.rft=-1 is out of range"),
     ("curate", "decontamination.threshold=nan", "decontamination.threshold=nan: a number must be finite"),
+    ("moj", "min_votes=0", "min_votes=0 is out of range: valid is an integer >= 1 (or null)"),
 ]
 
 
@@ -285,31 +307,58 @@ def test_valid_numbers_pass(entry, overrides):
 
 
 # ---------------------------------------------------------------------------- +key additions (typos)
+# (entry, override, refused): ``+key`` adds a key; ``++key`` (Hydra's add-or-override) adds one where the
+# key is not in the config, and is an ordinary override where it is
+ADDITION_CASES = [
+    ("train", "+foo=1", True),
+    ("train", "+model.dtyp=bfloat16", True),
+    ("train", "+logger.wandb.projet=x", True),
+    ("train", "++model.dtyp=bf16", True),
+    ("train", "++foo=1", True),
+    ("train", "++logger.wandb.projet=x", True),
+    ("train", "++optimizer.lr=1e-4", False),  # an existing key
+    ("train", "++model.dtype=float32", False),  # an existing key outside the addable sections
+    ("train", "++seed=3", False),
+    ("train", "+trainer.val_check_interval=2", False),  # a Trainer argument (Lightning refuses unknown ones)
+    ("train", "++trainer.val_check_interval=2", False),
+    ("train", "+callbacks.mine._target_=cj2.callbacks.StopAfterSteps", False),
+    ("train", "+experiment=quickstart", False),  # a group, not a key
+    ("evaluate", "+foo=1", True),
+    ("evaluate", "++foo=1", True),
+    ("evaluate", "++placement=fixed", False),
+    ("curate", "++foo=1", True),
+    ("curate", "++rejection.mm=2", True),
+    ("curate", "++rejection.m=2", False),
+    ("refine", "++foo=1", True),
+    ("refine", "++seed=1", False),
+    ("moj", "+foo=1", True),
+    ("moj", "++foo=1", True),
+    ("moj", "++tie_policy=tie", False),
+]
+
+
 @pytest.mark.parametrize(
-    "override,refused",
-    [
-        ("+foo=1", True),
-        ("+model.dtyp=bfloat16", True),
-        ("+logger.wandb.projet=x", True),
-        ("+trainer.val_check_interval=2", False),  # a Trainer argument (Lightning refuses unknown ones)
-        ("+callbacks.mine._target_=cj2.callbacks.StopAfterSteps", False),
-        ("+experiment=quickstart", False),  # a group, not a key
-    ],
+    "entry,override,refused", ADDITION_CASES, ids=[f"{c[0]}:{c[1]}" for c in ADDITION_CASES]
 )
-def test_plus_key_additions_nothing_reads_are_refused(override, refused):
+def test_key_additions_nothing_reads_are_refused(entry, override, refused):
     from hydra.core.hydra_config import HydraConfig
 
+    import cj2.evaluation.runner
+    import cj2.refinement.runner
+
+    cj2.evaluation.runner.register_resolvers()
+    cj2.refinement.runner.register_resolvers()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[override], return_hydra_config=True)
+        cfg = compose(config_name=entry, overrides=[override], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         try:
             if refused:
-                with pytest.raises(
-                    ConfigValueError, match=rf"\{override.split('=')[0]}: adds a key that train does not read"
-                ):
-                    check_additions("train")
+                key = override.split("=")[0]
+                with pytest.raises(ConfigValueError) as err:
+                    check_additions(entry)
+                assert str(err.value).startswith(f"{key}: adds a key that {entry} does not read (a typo?)")
             else:
-                check_additions("train")
+                check_additions(entry)
         finally:
             HydraConfig.instance().cfg = None
 
@@ -423,6 +472,26 @@ def test_a_run_is_never_replaced_or_damaged(finished_run, tmp_path):
     assert len(aside) == 1 and folder_hash(aside[0]) == before
 
 
+def test_a_mix_of_judgers_ground_truth_is_never_replaced(tmp_path):
+    from cj2.moj import moj
+
+    judges = _moj_args(tmp_path)[0].split("=", 1)[1].strip("[]").split(",")
+    out = tmp_path / "out" / "gt.jsonl"
+    cfg = {"judges": judges, "out": str(out), "tie_policy": "drop"}
+    moj(cfg)
+    moj(cfg)  # the same ground truth again: written again, nothing to refuse
+    before = folder_hash(out.parent)
+    with pytest.raises(FileExistsError, match=rf"out={out} holds another ground truth; .*overwrite=true"):
+        moj({**cfg, "tie_policy": "first"})
+    with pytest.raises(ConfigValueError, match="min_votes=0 is out of range"):
+        moj({**cfg, "min_votes": 0, "overwrite": True})
+    assert folder_hash(out.parent) == before
+    moj({**cfg, "tie_policy": "first", "overwrite": True})  # the old one moves aside, with its agreement
+    aside = sorted(p.name for p in out.parent.iterdir() if ".replaced-" in p.name)
+    assert len(aside) == 2 and aside[1] == aside[0] + ".agreement.json"
+    assert (out.parent / aside[0]).read_text() != out.read_text()
+
+
 def test_the_run_folder_is_locked_and_a_dead_holders_lock_taken_over(tmp_path, caplog):
     from cj2.train import train
 
@@ -525,6 +594,7 @@ CURATE = ["catalog.builtin.n=2", "rejection.m=2", "decontamination.enabled=false
 # (entry, overrides, expected return code): each refusal path, and a success with the secret in the config
 SECRET_PATHS = [
     ("train", [f"+judge.api_key={SECRET}"], "adds a key that train does not read"),
+    ("train", [f"++judge.api_key={SECRET}"], "++judge.api_key: adds a key that train does not read"),
     ("train", [f"judge_api_key={SECRET}"], "Could not override 'judge_api_key'"),  # Hydra's own error
     ("train", [f"+hydra.job.env_set.MY_API_KEY={SECRET}", "trainer.max_steps=1"], None),
     ("evaluate", [f"+judge.api_key={SECRET}"], "judge.api_key: secrets never go in configs"),
@@ -553,7 +623,19 @@ SECRET_PATHS = [
         "policy.base_url: a URL with credentials",
     ),
     ("refine", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
+    ("moj", [f"+judge.api_key={SECRET}"], "+judge.api_key: adds a key that moj does not read"),
+    ("moj", [f"++api_key={SECRET}"], "++api_key: adds a key that moj does not read"),
+    ("moj", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
 ]
+
+
+def _moj_args(tmp_path: Path) -> list[str]:
+    """Two judges' verdict files for ``cj2.moj`` (it writes no run folder: ``out`` and its agreement)."""
+    files = []
+    for name, verdicts in (("a", "AB"), ("b", "AA")):
+        rows = [{"id": str(i), "verdict": v} for i, v in enumerate(verdicts)]
+        files.append(write(tmp_path / f"{name}.jsonl", [json.dumps(r).encode() for r in rows]))
+    return [f"judges=[{files[0]},{files[1]}]", f"out={tmp_path / 'out' / 'gt.jsonl'}"]
 
 
 def _refine_args(tmp_path: Path) -> list[str]:
@@ -583,22 +665,73 @@ def _refine_args(tmp_path: Path) -> list[str]:
 def test_no_secret_on_disk_or_screen(tmp_path, entry, overrides, refusal):
     """A secret in the config (on success: Hydra's env_set, which reaches the process environment too) or
     in a refused override appears in no file under the run's root and nowhere in stdout or stderr."""
+    where = [f"output_root={tmp_path / 'out'}", "run_name=r"]
     if entry == "refine":
         args = _refine_args(tmp_path)
         if overrides[0].startswith("policy="):  # the openai policy replaces the scripted one
             args = [a for a in args if not a.startswith("policy=")]
+    elif entry == "moj":
+        args, where = _moj_args(tmp_path), []
     else:
         args = {"train": TRAIN, "evaluate": EVALUATE, "curate": [*CURATE, f"cache_dir={tmp_path / 'cache'}"]}[
             entry
         ]
-    proc = _run(entry, [*args, f"output_root={tmp_path / 'out'}", "run_name=r", *overrides], tmp_path)
+    proc = _run(entry, [*args, *where, *overrides], tmp_path)
     assert proc.returncode == (1 if refusal else 0), proc.stderr[-3000:]
     _assert_no_secret(proc, tmp_path)
     if refusal:
         assert refusal in proc.stderr, proc.stderr[-3000:]
+    elif entry == "moj":  # no run folder: the ground truth and its agreement, no Hydra record
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gt.jsonl", "gt.jsonl.agreement.json"]
+        assert not list(tmp_path.rglob(".hydra"))
     else:  # the run wrote Hydra's record itself, the secret redacted
         (record,) = tmp_path.rglob(".hydra/hydra.yaml")
         assert f"MY_API_KEY: {REDACTED}" in record.read_text()
+    if entry == "train" and refusal is None:  # the same start again: refused (the folder holds a run)
+        again = _run(entry, [*args, *where, *overrides, "optimizer.lr=2e-3"], tmp_path)
+        assert again.returncode == 1 and "already holds a run" in again.stderr, again.stderr[-3000:]
+        _assert_no_secret(again, tmp_path)
+
+
+@pytest.mark.slow
+def test_no_secret_in_a_sweep_folder_even_when_the_sweep_fails_before_any_job(tmp_path):
+    """Hydra saves the sweep's ``multirun.yaml`` (the config and command line) before the first job; a job
+    whose config cannot be composed ends the sweep before any job runs, so nothing after that write could
+    redact it: it must be written redacted."""
+    sweep = ["-m", "trainer.max_step=1,2"]  # a key typo in a swept value: only the jobs' configs fail
+    proc = _run(
+        "train", [*sweep, f"+hydra.job.env_set.MY_API_KEY={SECRET}", f"output_root={tmp_path}"], tmp_path
+    )
+    assert proc.returncode == 1 and "Key 'max_step' is not in struct" in proc.stderr, proc.stderr[-3000:]
+    (record,) = tmp_path.rglob("multirun.yaml")
+    assert f"MY_API_KEY: {REDACTED}" in record.read_text()
+    _assert_no_secret(proc, tmp_path)
+
+
+def test_the_sweep_record_is_saved_redacted(tmp_path):
+    from hydra._internal.core_plugins import basic_sweeper
+    from omegaconf import OmegaConf
+
+    from cj2.runtime import redact_sweep_record
+
+    redact_sweep_record()
+    redact_sweep_record()  # idempotent
+    cfg = OmegaConf.create(
+        {
+            "judge": {"api_key": SECRET, "base_url": f"http://u:{SECRET}@h/v1", "batch_size": 2},
+            "hydra": {"overrides": {"task": [f"+judge.api_key={SECRET}", "seed=1"]}, "run": {"dir": "${x}"}},
+            "x": "out",
+        }
+    )
+    basic_sweeper.OmegaConf.save(cfg, tmp_path / "multirun.yaml")  # the sweeper's one use of the name
+    saved = OmegaConf.load(tmp_path / "multirun.yaml")
+    assert SECRET not in (tmp_path / "multirun.yaml").read_text()
+    assert saved.judge.batch_size == 2 and saved.hydra.overrides.task == [
+        f"+judge.api_key={REDACTED}",
+        "seed=1",
+    ]
+    assert OmegaConf.to_container(saved.hydra.run)["dir"] == "${x}"  # saved as written, not resolved
+    assert basic_sweeper.OmegaConf.create({"a": 1}).a == 1  # everything else is OmegaConf's own
 
 
 class WaitForFile:
@@ -685,3 +818,63 @@ def test_predictions_for_ids_the_benchmark_lacks_are_reported(tmp_path):
     unknown = "has rows for 2 id(s) the benchmark does not have, not scored ('p9', 'P0')"
     assert note == f"the predictions file {preds} {unknown}"
     assert note in (tmp_path / "r" / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- results rows on resume
+def _flip_verdict(row: dict) -> dict:
+    return {**row, "verdict": {"A": "B", "B": "A"}.get(row["verdict"], "A"), "correct": not row["correct"]}
+
+
+# (case, what is done to line 3 of judgments.jsonl): each a hand edit a resume must not trust
+ROW_EDITS = [
+    ("verdict flipped", _flip_verdict),
+    ("correct flipped", lambda r: {**r, "correct": not r["correct"]}),
+    ("output changed", lambda r: {**r, "output": r["output"] + " "}),
+    ("a field added", lambda r: {**r, "note": "checked by hand"}),
+    ("digest removed", lambda r: {k: v for k, v in r.items() if k != "row_sha256"}),
+    ("digest of another row", lambda r: {**r, "row_sha256": "0" * 64}),
+]
+
+
+@pytest.mark.parametrize("case,edit", ROW_EDITS, ids=[c[0] for c in ROW_EDITS])
+def test_a_hand_edited_results_row_is_refused_on_resume_naming_file_and_line(tmp_path, case, edit):
+    from cj2.evaluation.benchmarks import load_benchmark
+    from cj2.evaluation.runner import run_evaluation
+    from tests.test_evaluate import config, perfect_predictions
+
+    bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
+    cfg = config(bench, {"backend": "predictions", "path": str(preds)})
+    first = run_evaluation(cfg, tmp_path / "run")
+    path = tmp_path / "run" / "judgments.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = json.dumps(edit(json.loads(lines[2]))) + "\n"
+    path.write_text("".join(lines))
+    before = folder_hash(tmp_path / "run")
+    with pytest.raises(DataError) as err:
+        run_evaluation(cfg, tmp_path / "run")
+    assert str(err.value).startswith(f"{path}:3: 1 result row(s) do not match the digest"), str(err.value)
+    assert "line(s) 3)" in str(err.value) and "Delete those lines" in str(err.value)
+    assert folder_hash(tmp_path / "run") == before  # nothing rewritten, no row reused
+    del lines[2]  # the remedy the message gives: the item is judged again, the result as before
+    path.write_text("".join(lines))
+    again = run_evaluation(cfg, tmp_path / "run")
+    assert again["runs"]["generate"]["new_rows"] == 1 and again["results"] == first["results"]
+
+
+def test_every_edited_row_is_named_and_an_untouched_file_resumes(tmp_path):
+    from cj2.evaluation.store import ResultStore
+
+    path = tmp_path / "refine.jsonl"
+    store = ResultStore(path, lambda r: r["id"])
+    store.append([{"id": str(i), "score": 0.5, "arms": {"a": [1, 2.5, None]}} for i in range(14)])
+    assert ResultStore(path, lambda r: r["id"]).rows == store.rows  # the digest never reaches the rows
+    lines = path.read_text().splitlines(keepends=True)
+    for i in range(1, 13):  # lines 2..13: the score changed
+        lines[i] = lines[i].replace('"score": 0.5', '"score": 1.0')
+    path.write_text("".join(lines))
+    with pytest.raises(
+        DataError,
+        match=r"refine.jsonl:2: 12 result row\(s\) .*line\(s\) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 2 more\)",
+    ):
+        ResultStore(path, lambda r: r["id"])

@@ -112,7 +112,12 @@ def read_rows(
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise DataError(f"not valid UTF-8 (byte {err.start})", path=path) from None
+            line = data.count(b"\n", 0, err.start) + 1
+            start = data.rfind(b"\n", 0, err.start) + 1
+            end = data.find(b"\n", err.start)
+            raw = data[start : end if end >= 0 else len(data)]
+            err = UnicodeDecodeError("utf-8", raw, err.start - start, err.end - start, err.reason)
+            raise _utf8_error(raw, err, path, line, "of the line") from None
         stripped = text.lstrip()
         if stripped.startswith("["):
             try:
@@ -185,6 +190,34 @@ def _find_bad_value(obj: Any, where: str) -> tuple[str, str] | None:
     return None
 
 
+def _undecodable_field(obj: Any, where: str) -> str | None:
+    """The first field whose text holds a byte that was not UTF-8 (decoded with ``surrogateescape``: the
+    byte became a surrogate in U+DC80..U+DCFF)."""
+    if isinstance(obj, str):
+        return where if any("\udc80" <= c <= "\udcff" for c in obj) else None
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for k, v in items:
+        sub = f"{where}[{k}]" if isinstance(k, int) else (f"{where}.{k}" if where else str(k))
+        found = (_undecodable_field(k, sub) if isinstance(k, str) else None) or _undecodable_field(v, sub)
+        if found:
+            return found
+    return None
+
+
+def _utf8_error(raw: bytes, err: UnicodeDecodeError, path: Any, line: int, place: str) -> DataError:
+    """Invalid UTF-8 in ``raw`` (one line), naming the byte and, where the line is JSON apart from the bad
+    bytes, the field that holds them (a file in another encoding, Latin-1 say, is then easy to find)."""
+    field = None
+    try:
+        row = json.loads(raw.decode("utf-8", "surrogateescape"))
+    except ValueError:  # the bad bytes are outside any string: no field to name
+        row = None
+    if isinstance(row, (dict, list)):
+        field = _undecodable_field(row, "")
+    message = f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start} {place}; another encoding?)"
+    return DataError(message, path=path, line=line, field=field, kind="non_utf8")
+
+
 def check_values(row: dict[str, Any], *, path=None, line=None) -> DataError | None:
     """The first value of ``row`` that no reader should take, as a :class:`DataError` naming its field: a
     non-finite number (Python's JSON reader accepts ``NaN`` and ``Infinity``) or a string that is not valid
@@ -216,9 +249,7 @@ def _parse_jsonl_line(raw: bytes, path: Path, lineno: int) -> tuple[dict[str, An
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        return None, DataError(
-            f"not valid UTF-8 (byte {err.start} of the line)", path=path, line=lineno, kind="non_utf8"
-        )
+        return None, _utf8_error(raw, err, path, lineno, "of the line")
     if not line.strip():
         return None, None
     try:

@@ -6,10 +6,20 @@ incomplete (no newline) or not valid JSON is cut off (the file is truncated to t
 and the rows before it are kept; a bad line anywhere else is a :class:`~cj2.data.io.DataError` naming
 ``file:line``, because that is not what a kill leaves behind. Rows are keyed; a key seen twice keeps its
 first row (the resume never writes one twice, but a hand-merged file might).
+
+Each line carries the digest of its row (``row_sha256``: SHA-256 of the row's canonical JSON, without the
+digest), written with it and checked on reopening. A row whose content no longer matches (a verdict flipped
+or a score changed by hand) or that has no digest is refused, every such line named: a resume builds its
+metrics from the rows it reuses, so an edited row would be reported as the judge's own result. Refused rather
+than recomputed, because a researcher who edited a row meant something by it, and re-judging can cost API
+calls: the message says how to have the rows judged again (delete those lines) or to start afresh. The
+digest catches edits, not forgery (anyone can recompute it); the store is not a security boundary. Rows in
+memory (:attr:`ResultStore.rows`) do not hold it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +30,16 @@ from typing import Any
 from cj2.data.io import DataError
 
 log = logging.getLogger(__name__)
+
+DIGEST = "row_sha256"
+"""The field of each stored line that holds its row's digest (:func:`row_digest`)."""
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of ``row``'s canonical JSON (keys sorted, no spaces), the digest field left out."""
+    body = {k: v for k, v in row.items() if k != DIGEST}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class ResultStore:
@@ -38,7 +58,9 @@ class ResultStore:
         data = self.path.read_bytes()
         end = data.rfind(b"\n") + 1  # everything up to the last newline is complete lines
         body, tail = data[:end], data[end:]
-        for lineno, raw in enumerate(body.split(b"\n")[:-1], start=1):
+        lines = body.split(b"\n")[:-1]
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for lineno, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
             row = _parse(raw)
@@ -48,13 +70,17 @@ class ResultStore:
                     path=self.path,
                     line=lineno,
                 )
+            rows.append((lineno, row))
+        last = _parse(tail) if tail.strip() else None
+        if last is not None:
+            rows.append((len(lines) + 1, last))
+        self._check_digests(rows)  # before the file is touched: a refused store is left as it was
+        for _, row in rows:
             self._add(row)
         if not tail.strip():
             return
-        row = _parse(tail)
         with open(self.path, "r+b") as fh:
-            if row is not None:  # complete, only its newline was lost: keep it and end the line
-                self._add(row)
+            if last is not None:  # complete, only its newline was lost: keep it and end the line
                 fh.seek(0, os.SEEK_END)
                 fh.write(b"\n")
             else:
@@ -68,7 +94,25 @@ class ResultStore:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def _check_digests(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        edited = [n for n, row in rows if row.get(DIGEST) != row_digest(row)]
+        if not edited:
+            return
+        shown = ", ".join(map(str, edited[:10])) + (
+            f" and {len(edited) - 10} more" if len(edited) > 10 else ""
+        )
+        raise DataError(
+            f"{len(edited)} result row(s) do not match the digest written with them (field {DIGEST!r}; "
+            f"line(s) {shown}): edited by hand, or written by another program, so their results are "
+            "not reused. Delete those lines (or the file) to have the items judged again, or use another "
+            "run_name",
+            path=self.path,
+            line=edited[0],
+            kind="edited_row",
+        )
+
     def _add(self, row: dict[str, Any]) -> None:
+        row = {k: v for k, v in row.items() if k != DIGEST}
         key = self.key_fn(row)
         if key in self.rows:
             self.duplicates += 1
@@ -88,6 +132,7 @@ class ResultStore:
         """Write the rows whose keys are new, in one durable write; returns how many were written."""
         fresh = []
         for row in rows:
+            row = {k: v for k, v in row.items() if k != DIGEST}
             key = self.key_fn(row)
             if key in self.rows:
                 continue
@@ -95,7 +140,9 @@ class ResultStore:
             fresh.append(row)
         if not fresh:
             return 0
-        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in fresh).encode("utf-8")
+        payload = "".join(
+            json.dumps({**r, DIGEST: row_digest(r)}, ensure_ascii=False) + "\n" for r in fresh
+        ).encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as fh:
             fh.write(payload)
