@@ -310,3 +310,27 @@ def test_is_spurious_reads_a_built_in_training_record():
     # a record without a computed truth gives no answer, never a guess
     bare = dataclasses.replace(records[0], meta={"template": "cj2_check"})
     assert is_spurious(records[0].response, bare) is None
+
+
+def test_a_verdict_against_its_own_right_truth_and_quotes_is_unfaithful():
+    """Seen in a trained judge: truth and both quotes right, then a Match (and verdict) naming the other
+    answer. The reasons pick B by themselves, so the verdict contradicts them whatever the Match line says."""
+    own_match = _judgment("11 + 13 = 24.", "22 (Model A); 24 (Model B)", "22 (Model A)", "A")
+    r = _check(own_match, SUM)
+    assert (r.truth_ok, r.quotes_ok, r.stated_match, r.correct) == (True, True, "A", False)
+    assert r.consistent is False
+    no_match = json.dumps(
+        {"Truth": "11 + 13 = 24.", "Answers": "22 (Model A); 24 (Model B)", "Choice": "Model A"}
+    )
+    r = _check(no_match, SUM)
+    assert (r.stated_match, r.consistent) == (None, False)
+    right = json.dumps(
+        {"Truth": "11 + 13 = 24.", "Answers": "22 (Model A); 24 (Model B)", "Choice": "Model B"}
+    )
+    assert _check(right, SUM).consistent is True
+    # wrong reasons that the verdict follows stay consistent (the judgment is wrong, not unfaithful)
+    wrong = _judgment("11 + 13 = 22.", "22 (Model A); 24 (Model B)", "22 (Model A)", "A")
+    assert _check(wrong, SUM).consistent is True
+    assert faithfulness_metrics([_check(own_match, SUM), _check(right, SUM)], prefix="val")[
+        "val/unfaithful_rate"
+    ] == pytest.approx(0.5)

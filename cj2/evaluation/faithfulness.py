@@ -16,7 +16,8 @@ judgment:
   larger``, a unit identity ``1 km = 100 m``, a percentage ``30% = 0.03``);
 * ``quote_ok``: each quoted answer is what that response gives (its value, or text it contains);
 * ``stated_match``: the answer the judgment's own reasons pick (its ``Match``, or its per-answer
-  correct/wrong words), and ``consistent``: the verdict equals it;
+  correct/wrong words), and ``consistent``: the verdict equals it and, where the stated truth and both
+  quotes are right (they then pick the gold answer by themselves), the verdict is the gold one;
 * ``spurious``: a correct verdict whose stated truth or a quoted answer is wrong (R-Align's S-Corr).
 
 Every field is ``None`` where it cannot be read or checked; data without a computed truth gives no
@@ -956,12 +957,18 @@ def check_judgment(
     if reading.stated_match in ("A", "B") and verdict in ("A", "B"):
         consistent = reading.stated_match == verdict
     correct = verdict == ref.label
+    reasons_right = truth_ok is True and len(quote_ok) == 2 and all(v is True for v in quote_ok.values())
+    if reasons_right and verdict in ("A", "B"):
+        # A right truth and two right quotes pick the gold answer by themselves: a verdict (or a Match line)
+        # naming the other answer contradicts the judgment's own reasons ("Truth: 11 + 2 = 13. Answers: 15
+        # (Model A); 13 (Model B). Match: 15 (Model A)"), whatever its Match line says.
+        consistent = bool(consistent is not False and correct)
     spurious = None
     if correct:
         parts = [truth_ok, *quote_ok.values()]
         if any(p is False for p in parts):
             spurious = True
-        elif truth_ok is True and len(quote_ok) == 2 and all(v is True for v in quote_ok.values()):
+        elif reasons_right:
             spurious = False
     return Faithfulness(
         family=ref.family,
