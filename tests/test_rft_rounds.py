@@ -34,13 +34,8 @@ POLICY = [
 
 
 def _policy_overrides():
-    # the policy takes no teacher keys: drop the simulated teacher's knobs from the composed config
-    return [
-        "~data.rejection.generator.p_correct",
-        "~data.rejection.generator.p_flawed_given_correct",
-        "~data.rejection.generator.p_sound_given_wrong",
-        *POLICY,
-    ]
+    # a plain backend=policy override: the data defaults carry no teacher keys for it to inherit
+    return list(POLICY)
 
 
 def test_simulated_rounds_switch_the_data_every_k_steps(tmp_path, monkeypatch):

@@ -73,6 +73,24 @@ def test_every_experiment_composes(experiment):
             assert set(cfg.hydra.sweeper.params.loss.split(",")) >= {"sft", "dpo", "margin"}
 
 
+@pytest.mark.parametrize("arm", config_options("on_policy_arm"))
+def test_every_on_policy_arm_builds_its_data_and_checks(arm):
+    """Each arm of +experiment=on_policy passes the entry's config checks and builds its RFT settings as
+    composed (the semi-online arms once failed at start: backend=policy inherited the simulated teacher's
+    keys from the data defaults)."""
+    from cj2.confcheck import check_config
+    from cj2.curation.rft_data import BuiltinRFT
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["+experiment=on_policy", f"+on_policy_arm={arm}"])
+    assert cfg.arm == arm
+    check_config(cfg, "train")
+    rft = BuiltinRFT.from_config(OmegaConf.to_container(cfg.data.rejection, resolve=True))
+    if arm.startswith("semi"):
+        assert rft is not None and rft.policy and rft.rounds > 1
+        assert rft.settings.filter == arm.removeprefix("semi_")
+
+
 @pytest.mark.parametrize("trainer", ["cpu", "ddp"])
 def test_trainers_instantiate_with_tiny(trainer):
     import hydra
