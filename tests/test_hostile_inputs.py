@@ -878,3 +878,79 @@ def test_every_edited_row_is_named_and_an_untouched_file_resumes(tmp_path):
         match=r"refine.jsonl:2: 12 result row\(s\) .*line\(s\) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 2 more\)",
     ):
         ResultStore(path, lambda r: r["id"])
+
+
+def test_a_results_file_from_an_older_cj2_is_refused_with_how_to_judge_again_or_continue(tmp_path):
+    """No line has a digest: not a hand edit but an older cj2. The message says so and gives both ways on
+    (move the file aside to judge again; ``python -m cj2.evaluation.store FILE`` to keep its rows), and each
+    works as it says."""
+    from cj2.evaluation.benchmarks import load_benchmark
+    from cj2.evaluation.runner import run_evaluation
+    from tests.test_evaluate import config, perfect_predictions
+
+    bench = {"name": "embedded", "n_queries": 1, "scenarios": ["arithmetic"]}
+    preds = perfect_predictions(load_benchmark(bench).items, tmp_path / "p.jsonl", "cj2_choice")
+    cfg = config(bench, {"backend": "predictions", "path": str(preds)})
+    first = run_evaluation(cfg, tmp_path / "run")
+    path = tmp_path / "run" / "judgments.jsonl"
+    old = [
+        {k: v for k, v in json.loads(x).items() if k != "row_sha256"} for x in path.read_text().splitlines()
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old))  # as an older cj2 wrote it
+    before = folder_hash(tmp_path / "run")
+    with pytest.raises(DataError) as err:
+        run_evaluation(cfg, tmp_path / "run")
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: written by an older cj2, before result rows carried a digest"), msg
+    assert f"{len(old)} row(s) cannot be checked" in msg
+    assert f"mv {path} {path}.old" in msg and f"python -m cj2.evaluation.store {path}`" in msg
+    assert "do not match" not in msg  # not called an edit
+    assert folder_hash(tmp_path / "run") == before
+    # continue: the command the message gives adds the digests (the original kept), and the rows are reused
+    done = subprocess.run(
+        [sys.executable, "-m", "cj2.evaluation.store", str(path)], capture_output=True, text=True, check=True
+    )
+    assert f"{len(old)} row(s) digested" in done.stdout
+    assert [
+        json.loads(x) for x in (tmp_path / "run" / "judgments.jsonl.before-digests").read_text().splitlines()
+    ] == old
+    again = run_evaluation(cfg, tmp_path / "run")
+    assert again["runs"]["generate"]["new_rows"] == 0 and again["results"] == first["results"]
+    # judge again: with the file moved aside every item is judged anew
+    path.rename(path.with_name(path.name + ".old"))
+    anew = run_evaluation(cfg, tmp_path / "run")
+    assert anew["runs"]["generate"]["new_rows"] == len(old) and anew["results"] == first["results"]
+
+
+def test_add_digests_does_not_bless_an_edited_row(tmp_path):
+    from cj2.evaluation.store import ResultStore, add_digests
+
+    path = tmp_path / "r.jsonl"
+    ResultStore(path, lambda r: r["id"]).append([{"id": "a", "v": 1}, {"id": "b", "v": 2}])
+    path.write_text(path.read_text().replace('"v": 2', '"v": 3'))
+    with pytest.raises(DataError, match=r"r.jsonl:2: the row does not match its digest"):
+        add_digests(path)
+    assert not (tmp_path / "r.jsonl.before-digests").exists()
+
+
+# rows holding what JSON changes on the way to the file: int keys (sorted as numbers in Python, as strings
+# once read back), mixed int/str keys (Python cannot sort them), tuples
+ROUND_TRIP_ROWS = [
+    ("int keys", {"id": "a", "votes": {2: "A", 10: "B"}}),
+    ("mixed keys", {"id": "a", "votes": {1: "A", "x": "B"}}),
+    ("nested int keys", {"id": "a", "arms": [{3: 0.5, 20: {1: True}}]}),
+    ("tuple", {"id": "a", "span": (1, 2)}),
+]
+
+
+@pytest.mark.parametrize("case,row", ROUND_TRIP_ROWS, ids=[c[0] for c in ROUND_TRIP_ROWS])
+def test_a_row_digests_the_same_after_the_json_round_trip(tmp_path, case, row):
+    """A fresh run's rows reopen without a spurious refusal, and a fresh run and its resume hold the same
+    rows (as read back from the file)."""
+    from cj2.evaluation.store import ResultStore
+
+    path = tmp_path / "r.jsonl"
+    store = ResultStore(path, lambda r: r["id"])
+    assert store.append([row]) == 1
+    reopened = ResultStore(path, lambda r: r["id"])
+    assert reopened.rows == store.rows == {"a": json.loads(json.dumps(row))}

@@ -12,9 +12,14 @@ digest), written with it and checked on reopening. A row whose content no longer
 or a score changed by hand) or that has no digest is refused, every such line named: a resume builds its
 metrics from the rows it reuses, so an edited row would be reported as the judge's own result. Refused rather
 than recomputed, because a researcher who edited a row meant something by it, and re-judging can cost API
-calls: the message says how to have the rows judged again (delete those lines) or to start afresh. The
-digest catches edits, not forgery (anyone can recompute it); the store is not a security boundary. Rows in
-memory (:attr:`ResultStore.rows`) do not hold it.
+calls: the message says how to have the rows judged again (delete those lines) or to start afresh. A file
+with no digest on any line was written by an older cj2: refused with its own message, which says how to
+judge again (move it aside) or to continue from its rows as they are (``python -m cj2.evaluation.store FILE``
+adds the digests, :func:`add_digests`). The digest is of the row as stored (JSON keys are strings), so a row
+with ``int`` keys digests the same before and after the round trip. The digest catches edits, not forgery
+(anyone can recompute it); the store is not a security boundary. Rows in memory (:attr:`ResultStore.rows`)
+do not hold it, and are kept as they read back from the file, so a fresh run and its resume score the same
+rows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,10 +41,21 @@ DIGEST = "row_sha256"
 """The field of each stored line that holds its row's digest (:func:`row_digest`)."""
 
 
-def row_digest(row: dict[str, Any]) -> str:
-    """The SHA-256 (hex) of ``row``'s canonical JSON (keys sorted, no spaces), the digest field left out."""
+def as_stored(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as it reads back from the file (the digest field left out): JSON turns every key into a
+    string (``{1: ...}`` into ``{"1": ...}``) and tuples into lists, so a fresh run and its resume see the
+    same rows."""
     body = {k: v for k, v in row.items() if k != DIGEST}
-    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.loads(json.dumps(body, ensure_ascii=False))
+
+
+def row_digest(row: dict[str, Any]) -> str:
+    """The SHA-256 (hex) of ``row``'s canonical JSON (keys sorted, no spaces), the digest field left out.
+
+    Computed over the row as stored (:func:`as_stored`), not the Python object: ``{2: .., 10: ..}`` sorts
+    as numbers in Python and as strings once read back, and mixed ``int``/``str`` keys cannot be sorted at
+    all, so a digest of the object would not match the same row read from the file."""
+    text = json.dumps(as_stored(row), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -95,6 +112,16 @@ class ResultStore:
             os.fsync(fh.fileno())
 
     def _check_digests(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        if rows and not any(DIGEST in row for _, row in rows):
+            raise DataError(
+                f"written by an older cj2, before result rows carried a digest (field {DIGEST!r}): its "
+                f"{len(rows)} row(s) cannot be checked for edits, so they are not reused. To judge the "
+                f"items again, move the file aside (mv {self.path} {self.path}.old) and run the same "
+                "command. To continue from these rows as they are (if nobody edited them), add their "
+                f"digests with `python -m cj2.evaluation.store {self.path}` and run the same command",
+                path=self.path,
+                kind="no_digests",
+            )
         edited = [n for n, row in rows if row.get(DIGEST) != row_digest(row)]
         if not edited:
             return
@@ -102,10 +129,10 @@ class ResultStore:
             f" and {len(edited) - 10} more" if len(edited) > 10 else ""
         )
         raise DataError(
-            f"{len(edited)} result row(s) do not match the digest written with them (field {DIGEST!r}; "
-            f"line(s) {shown}): edited by hand, or written by another program, so their results are "
-            "not reused. Delete those lines (or the file) to have the items judged again, or use another "
-            "run_name",
+            f"{len(edited)} result row(s) do not match the digest written with them, or have none "
+            f"(field {DIGEST!r}; line(s) {shown}): edited by hand, or written by another program, so their "
+            "results are not reused. Delete those lines (or the file) to have the items judged again, or "
+            "use another run_name",
             path=self.path,
             line=edited[0],
             kind="edited_row",
@@ -132,7 +159,7 @@ class ResultStore:
         """Write the rows whose keys are new, in one durable write; returns how many were written."""
         fresh = []
         for row in rows:
-            row = {k: v for k, v in row.items() if k != DIGEST}
+            row = as_stored(row)  # the rows a resume would read: the same metrics either way
             key = self.key_fn(row)
             if key in self.rows:
                 continue
@@ -151,9 +178,58 @@ class ResultStore:
         return len(fresh)
 
 
+def add_digests(path: str | os.PathLike) -> int:
+    """Give every row of a results file written by an older cj2 (no ``row_sha256``) its digest, so a run
+    continues from those rows as they are; the original is kept beside it as ``<name>.before-digests``.
+    A row that already has a digest must match it (an edited row is not blessed). Returns the rows
+    digested."""
+    path = Path(path)
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1  # a torn last line is left to the store (it cuts it off on opening)
+    out, added = [], 0
+    for lineno, raw in enumerate(data[:end].split(b"\n")[:-1], start=1):
+        if not raw.strip():
+            continue
+        row = _parse(raw)
+        if row is None:
+            raise DataError("invalid result row", path=path, line=lineno)
+        if DIGEST in row:
+            if row[DIGEST] != row_digest(row):
+                raise DataError(
+                    f"the row does not match its digest (field {DIGEST!r}): edited, not digested",
+                    path=path,
+                    line=lineno,
+                    kind="edited_row",
+                )
+        else:
+            row = {**row, DIGEST: row_digest(row)}
+            added += 1
+        out.append(json.dumps(row, ensure_ascii=False) + "\n")
+    backup = path.with_name(path.name + ".before-digests")
+    if backup.exists():
+        raise FileExistsError(f"{backup} exists: move it aside first (it is the copy of an earlier run)")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write("".join(out).encode("utf-8") + data[end:])
+        fh.flush()
+        os.fsync(fh.fileno())
+    shutil.copy2(path, backup)
+    os.replace(tmp, path)
+    return added
+
+
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         row = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
     return row if isinstance(row, dict) else None
+
+
+if __name__ == "__main__":  # python -m cj2.evaluation.store FILE...: digest the rows of an older results file
+    import sys
+
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m cj2.evaluation.store RESULTS.jsonl [...]")
+    for name in sys.argv[1:]:
+        print(f"{name}: {add_digests(name)} row(s) digested; the original kept as {name}.before-digests")
