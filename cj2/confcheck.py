@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -234,12 +235,17 @@ ADDABLE = {
 }
 
 
-def check_additions(entry: str) -> None:
+def check_additions(entry: str, cfg: Any = None) -> None:
     """Refuse overrides that add a key nothing reads: ``+foo=1``, ``+model.dtyp=...``, and the same with
     Hydra's add-or-override ``++`` where the key was not in the config before (``++model.dtyp=...``; a
     ``++`` of an existing key, ``++optimizer.lr=1e-4``, is an ordinary override). Such a typo would
     otherwise be silently ignored. Group additions (``+experiment=...``, ``+judge@scorer=hf``) are not key
-    additions. Outside a Hydra run, nothing to check."""
+    additions. Outside a Hydra run, nothing to check.
+
+    With the composed ``cfg``, an addition inside a section whose keys are known here (a judge's or a
+    generator's backend keys, the benchmark's, ``evaluate``'s, ...: :func:`_section_keys`) is judged now,
+    before the entry writes anything, rather than by the section's own check later; the message names the
+    nearest valid keys."""
     try:
         from hydra.core.global_hydra import GlobalHydra
         from hydra.core.hydra_config import HydraConfig
@@ -251,9 +257,10 @@ def check_additions(entry: str) -> None:
     task = list(hydra_cfg.overrides.task)
     loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
     allowed = ADDABLE.get(entry, ("hydra", "run_dir"))
+    plain = _plain(cfg, resolve=False) if cfg is not None else None
     # Hydra's own parser tells ``+`` from ``++`` and a group's package from its name (a value may hold '=')
     parsed = OverridesParser.create().parse_overrides(task)
-    added: list[tuple[str, str]] = []  # (the override's sign, key) of additions outside the allowed sections
+    added: list[tuple[str, str, list[str]]] = []  # (sign, key, valid keys at its place) of refused additions
     for ov in parsed:
         if not (ov.is_add() or ov.is_force_add()):
             continue
@@ -262,20 +269,87 @@ def check_additions(entry: str) -> None:
             continue  # a config group (with a package)
         if loader is not None and loader.get_group_options(key.replace(".", "/")):
             continue  # a config group
-        if any(key == a or key.startswith(a + ".") for a in allowed):
+        sign = "++" if ov.is_force_add() else "+"
+        section = next((a for a in allowed if key == a or key.startswith(a + ".")), None)
+        if section is None:
+            added.append((sign, key, _siblings(plain, key)))
             continue
-        added.append(("++" if ov.is_force_add() else "+", key))
-    if any(sign == "++" for sign, _ in added):
+        parts = key.split(".")
+        known = _section_keys(entry, section, plain.get(section) if isinstance(plain, Mapping) else None)
+        if known is not None and len(parts) >= 2 and parts[1] not in known:
+            added.append((sign, key, sorted(f"{section}.{k}" for k in known)))
+    if any(sign == "++" for sign, _, _ in added):
         before = _config_without_force_adds(hydra_cfg, task, parsed, loader)
-        added = [(sign, key) for sign, key in added if sign == "+" or not _has_key(before, key)]
+        added = [a for a in added if a[0] == "+" or not _has_key(before, a[1])]
     if added:
-        sign, key = added[0]
+        sign, key, valid = added[0]
         sections = ", ".join(a for a in allowed if a not in ("hydra", "run_dir"))
         where = f"Keys may be added only under {sections}" if sections else f"{entry} reads no added keys"
+        if key.split(".")[0] in allowed:
+            where = f"{key.split('.')[0]} reads only its own keys"
+        near = get_close_matches(key, valid, n=3, cutoff=0.6)
+        if near:
+            hint = f"The nearest valid key(s): {', '.join(near)}. "
+        elif valid and len(valid) <= 30:
+            hint = f"Valid keys there: {', '.join(valid)}. "
+        else:
+            hint = ""
         raise ConfigValueError(
-            f"{sign}{key}: adds a key that {entry} does not read (a typo?). {where}; set an existing key "
-            f"without '+', or see `python -m cj2.{entry} --cfg job` for every key."
+            f"{sign}{key}: adds a key that {entry} does not read (a typo?). {hint}{where}; set an existing "
+            f"key without '+', or see `python -m cj2.{entry} --cfg job` for every key."
         )
+
+
+def _siblings(plain: Any, key: str) -> list[str]:
+    """The dotted keys beside where ``key`` would go in the composed config (``model.dtype`` for
+    ``model.dtyp``), the added key itself left out; none when unknown."""
+    if not isinstance(plain, Mapping):
+        return []
+    *parent, last = key.split(".")
+    node = plain
+    for part in parent:
+        if not isinstance(node, Mapping) or part not in node:
+            return []
+        node = node[part]
+    if not isinstance(node, Mapping):
+        return []
+    prefix = ".".join(parent) + "." if parent else ""
+    return sorted(f"{prefix}{k}" for k in node if k != last)
+
+
+def _section_keys(entry: str, section: str, node: Any) -> set[str] | None:
+    """The keys the ``section`` of ``entry``'s config may hold (its first level), where this module can
+    know them without building anything; ``None`` where the section checks its own keys later."""
+    if not isinstance(node, Mapping):
+        return None
+    judges = {"evaluate": ("judge",), "refine": ("judge", "second_critic", "scorer")}
+    generators = {"curate": ("generator",), "refine": ("policy",)}
+    from cj2.generation import SAMPLERS
+
+    backend = node.get("backend")
+    if section in judges.get(entry, ()):
+        from cj2.evaluation.backends import judge_keys
+
+        return {"backend", "name", *judge_keys(backend)} if backend in SAMPLERS else None
+    if section in generators.get(entry, ()):
+        from cj2.generation import _IGNORED
+
+        spec = SAMPLERS.get(backend) if isinstance(backend, str) else None
+        return {"backend", *_IGNORED, *spec.keys} if spec is not None and spec.generates else None
+    if (entry, section) == ("evaluate", "benchmark"):
+        from cj2.evaluation.benchmarks import _COMMON_KEYS, BENCHMARKS
+
+        spec = BENCHMARKS.get(node.get("name")) if isinstance(node.get("name"), str) else None
+        return {*_COMMON_KEYS, *spec.keys} if spec is not None else None
+    if (entry, section) == ("evaluate", "evaluate"):
+        from cj2.evaluation.runner import EVALUATE_KEYS
+
+        return set(EVALUATE_KEYS)
+    if entry == "refine" and section in ("refine", "questions"):
+        from cj2.refinement.runner import QUESTION_KEYS, REFINE_KEYS
+
+        return set(REFINE_KEYS if section == "refine" else QUESTION_KEYS)
+    return None
 
 
 def _config_without_force_adds(hydra_cfg: Any, task: list[str], parsed: list[Any], loader: Any) -> Any:
@@ -320,5 +394,5 @@ def check_config(cfg: Any, entry: str) -> None:
     from cj2.runtime import check_secrets
 
     check_secrets(cfg)
-    check_additions(entry)
+    check_additions(entry, cfg)
     check_numbers(cfg)

@@ -334,6 +334,27 @@ ADDITION_CASES = [
     ("moj", "+foo=1", True),
     ("moj", "++foo=1", True),
     ("moj", "++tie_policy=tie", False),
+    # inside a section whose keys are known before anything is built: judged at once, not by a late check
+    ("evaluate", "++judge.temprature=0.1", True),
+    ("evaluate", "+judge.max_new_token=3", True),
+    ("evaluate", "++judge.max_new_tokens=3", False),
+    ("evaluate", "++evaluate.bootstrp=3", True),
+    ("evaluate", "++benchmark.n_querie=1", True),
+    ("evaluate", "++benchmark.n_queries=1", False),
+    ("curate", "++generator.p_corect=0.5", True),
+    ("curate", "++generator.p_correct=0.5", False),
+    ("refine", "++policy.batchsize=2", True),
+    ("refine", "++questions.nn=2", True),
+    ("refine", "++second_critic.max_new_tokens=8", False),
+]
+
+# (entry, override, the nearest valid keys the refusal names)
+NEAREST_CASES = [
+    ("evaluate", "+judge.max_new_token=3", "judge.max_new_tokens"),
+    ("evaluate", "++evaluate.bootstrp=3", "evaluate.bootstrap"),
+    ("curate", "++generator.p_corect=0.5", "generator.p_correct"),
+    ("train", "++model.dtyp=bf16", "model.dtype"),
+    ("train", "+optimizer.lrr=1e-4", None),  # optimizer: a constructor's keywords, checked when built
 ]
 
 
@@ -355,12 +376,30 @@ def test_key_additions_nothing_reads_are_refused(entry, override, refused):
             if refused:
                 key = override.split("=")[0]
                 with pytest.raises(ConfigValueError) as err:
-                    check_additions(entry)
+                    check_additions(entry, cfg)
                 assert str(err.value).startswith(f"{key}: adds a key that {entry} does not read (a typo?)")
             else:
-                check_additions(entry)
+                check_additions(entry, cfg)
         finally:
             HydraConfig.instance().cfg = None
+
+
+@pytest.mark.parametrize("entry,override,nearest", NEAREST_CASES, ids=[c[1] for c in NEAREST_CASES])
+def test_a_refused_addition_names_the_nearest_valid_keys(entry, override, nearest):
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name=entry, overrides=[override], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        try:
+            if nearest is None:
+                check_additions(entry, cfg)
+                return
+            with pytest.raises(ConfigValueError) as err:
+                check_additions(entry, cfg)
+        finally:
+            HydraConfig.instance().cfg = None
+    assert f"The nearest valid key(s): {nearest}" in str(err.value), str(err.value)
 
 
 # ------------------------------------------------------------------------------------- secrets
@@ -954,3 +993,19 @@ def test_a_row_digests_the_same_after_the_json_round_trip(tmp_path, case, row):
     assert store.append([row]) == 1
     reopened = ResultStore(path, lambda r: r["id"])
     assert reopened.rows == store.rows == {"a": json.loads(json.dumps(row))}
+
+
+def test_plus_plus_key_in_a_real_evaluate_run_is_judged_against_the_composed_config(tmp_path):
+    """``python -m cj2.evaluate ++judge.<typo>=...`` is refused before the run folder gets a config, state or
+    placement file, naming the nearest valid key; ``++`` of a key the judge has is an ordinary override."""
+    out = f"output_root={tmp_path / 'o'}"
+    bad = _run("evaluate", [*EVALUATE, out, "run_name=r", "++judge.max_new_token=3"], tmp_path)
+    assert bad.returncode != 0
+    assert "++judge.max_new_token: adds a key that evaluate does not read (a typo?). " in bad.stderr
+    assert "The nearest valid key(s): judge.max_new_tokens" in bad.stderr
+    written = {p.name for p in (tmp_path / "o" / "eval" / "r").iterdir()} - {".hydra", "evaluate.log"}
+    assert written == set()  # refused before evaluate wrote anything of its own
+    good = _run("evaluate", [*EVALUATE, out, "run_name=r", "++judge.max_new_tokens=3"], tmp_path)
+    assert good.returncode == 0, good.stderr[-2000:]
+    saved = (tmp_path / "o" / "eval" / "r" / "config.yaml").read_text()
+    assert "max_new_tokens: 3" in saved
