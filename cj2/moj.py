@@ -13,7 +13,8 @@ the item as the benchmark file has it; ``null`` abstains), or ``{"id", "output"[
 Outputs: ``out`` (JSONL ``{"id", "label", "votes", "n_votes"}``, items without a majority left out under
 ``tie_policy=drop``) and ``<out>.agreement.json`` (counts and kappas). An ``out`` that holds another ground
 truth is not replaced: refused, or with ``overwrite=true`` moved aside (``<out>.replaced-<time>``, its
-agreement file with it); a re-run that gives the same ground truth just writes it again.
+agreement file with it); a re-run that gives the same ground truth just writes it again. An ``out`` that is a
+folder, lies under a file or is one of the judge files is refused by name before anything is read.
 
 Like every cj2 entry it runs under :func:`cj2.runtime.hydra_entry`: secrets are kept off the screen, and the
 config is checked (:func:`cj2.confcheck.check_config`: ``+key``/``++key`` typos, numbers out of range)
@@ -134,6 +135,29 @@ def _agreement_path(out: Path) -> Path:
     return out.with_name(out.name + ".agreement.json")
 
 
+def check_out(out: Path, judges: Sequence[str]) -> None:
+    """Refuse an ``out`` that cannot be the ground-truth file, before any judge file is read: a folder, a
+    path under a file, or one of the judge files itself (with ``overwrite=true`` that input would be moved
+    aside). Each error names the key and what to give instead."""
+    if out.is_dir():
+        raise ValueError(
+            f"out={out} is a folder; out names the ground-truth JSONL file to write "
+            f"(e.g. out={out / 'gt.jsonl'})"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"out={out}: {parent} is a file, not a folder; give a path in a folder")
+            break
+    for i, judge in enumerate(judges):
+        same = out.exists() and Path(judge).exists() and os.path.samefile(out, judge)
+        if same or out.resolve() == Path(judge).resolve():
+            raise ValueError(
+                f"out={out} is also judges[{i}] ({judge}): the ground truth would replace a judge's "
+                "verdicts; choose another out=..."
+            )
+
+
 def claim_output(out: Path, rows: list[dict[str, Any]], *, overwrite: bool) -> Path | None:
     """Make way for the ground truth ``rows`` at ``out``: nothing to do when ``out`` is new or already holds
     exactly these rows; another ground truth there is refused, or with ``overwrite`` moved aside with its
@@ -177,6 +201,7 @@ def moj(cfg: DictConfig | dict) -> dict[str, Any]:
         raise ValueError(f"judges=[...] needs at least two judge files, got {paths}")
     if not cfg.get("out"):
         raise ValueError("out=<path> is required (the ground-truth JSONL to write)")
+    check_out(Path(cfg["out"]), paths)
     names = _names(paths, cfg.get("names"))
     judge_votes = {name: read_votes(p, format=cfg.get("format")) for name, p in zip(names, paths)}
     rows, summary = mix_of_judgers(

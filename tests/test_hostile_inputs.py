@@ -1009,3 +1009,39 @@ def test_plus_plus_key_in_a_real_evaluate_run_is_judged_against_the_composed_con
     assert good.returncode == 0, good.stderr[-2000:]
     saved = (tmp_path / "o" / "eval" / "r" / "config.yaml").read_text()
     assert "max_new_tokens: 3" in saved
+
+
+# (case, out relative to tmp_path, judges' names: a and b are files, d a folder, expected error start)
+MOJ_OUT_CASES = [
+    ("out a folder", "d", "ab", "out={d} is a folder; out names the ground-truth JSONL file to write"),
+    (
+        "out under a file",
+        "a.jsonl/gt.jsonl",
+        "ab",
+        "out={a.jsonl/gt.jsonl}: {a.jsonl} is a file, not a folder",
+    ),
+    ("out a judge file", "b.jsonl", "ab", "out={b.jsonl} is also judges[1] ({b.jsonl})"),
+    ("a judge a folder", "gt.jsonl", "ad", "{d}: a folder, not a file"),
+]
+
+
+@pytest.mark.parametrize("case,out,judges,expected", MOJ_OUT_CASES, ids=[c[0] for c in MOJ_OUT_CASES])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_moj_refuses_an_out_or_judge_path_that_is_not_a_file_by_name(
+    tmp_path, case, out, judges, expected, overwrite
+):
+    """Not a bare IsADirectoryError / FileExistsError, and nothing moved or written (``overwrite=true`` would
+    otherwise move a judge's own file aside)."""
+    from cj2.moj import moj
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.jsonl").write_text('{"id": "1", "verdict": "A"}\n')
+    (tmp_path / "d").mkdir()
+    files = {"a": tmp_path / "a.jsonl", "b": tmp_path / "b.jsonl", "d": tmp_path / "d"}
+    before = folder_hash(tmp_path)
+    cfg = {"judges": [str(files[j]) for j in judges], "out": str(tmp_path / out), "overwrite": overwrite}
+    with pytest.raises((ValueError, DataError)) as err:
+        moj(cfg)
+    want = expected.replace("{", str(tmp_path) + "/{").replace("{", "").replace("}", "")
+    assert str(err.value).startswith(want), str(err.value)
+    assert folder_hash(tmp_path) == before

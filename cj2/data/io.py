@@ -96,6 +96,12 @@ def read_rows(
     if not path.exists():
         raise DataError("file not found", path=path)
     suffix = _suffix(path)
+    if path.is_dir() and suffix != ".parquet":  # a folder of parquet parts is one table to pyarrow
+        raise DataError(
+            "a folder, not a file: give the path of a .jsonl, .jsonl.gz, .json or .parquet file",
+            path=path,
+            kind="not_a_file",
+        )
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
