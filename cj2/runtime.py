@@ -147,13 +147,33 @@ def resolve_precision(requested: str | int | None, accelerator: str = "auto") ->
 # The *name* of an environment variable (what every ``*_env`` key holds): anything else is probably the
 # secret itself, typed where its name belongs.
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Values that have a name's characters but the shape of a token: a provider's token prefix (Hugging Face
+# hf_, GitHub ghp_/github_pat_, GitLab glpat-, Slack xox?-, OpenAI/Stripe sk_/sk-, AWS key ids AKIA/ASIA...),
+# or 20+ characters mixing lower case, upper case and digits (names are upper case by convention).
+TOKEN_SHAPE_RE = re.compile(
+    r"^(?:hf_|api_org_|gh[pousr]_|github_pat_|glpat-|xox[abpr]-|sk[-_]|rk_|(?:AKIA|ASIA)[A-Z0-9]{12,}$)"
+    r"|^(?=\S*[a-z])(?=\S*[A-Z])(?=\S*[0-9])\S{20,}$"
+)
 # ``scheme://user:password@host``: credentials in a URL.
 URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
-# ``https://host/v1?api_key=...``: a key in a URL's query.
-URL_SECRET_QUERY_RE = re.compile(
-    r"://[^\s]*[?&](?:api[_-]?key|key|token|access_token|secret|password|sig)=(?P<value>[^&#\s]+)",
-    re.IGNORECASE,
-)
+# ``https://host/v1?api_key=...``: a key in a URL's query, under any parameter whose name holds one of the
+# words (api_key, apikey, access_token, client_secret, private_token, X-Amz-Signature, X-Amz-Credential,
+# sig, auth, password, ...). Every such parameter of every URL in a text is found (:func:`url_query_secrets`).
+URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+SECRET_PARAM_RE = re.compile(r"key|token|secret|passw|pwd|sig|auth|credential", re.IGNORECASE)
+URL_QUERY_PARAM_RE = re.compile(r"[?&;](?P<name>[^=&#;\s]+)=(?P<value>[^&#;\s]+)")
+
+
+def url_query_secrets(text: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of every URL query parameter in ``text`` whose name says it holds a secret."""
+    return [
+        (m.group("name"), m.group("value"))
+        for url in URL_RE.finditer(text)
+        for m in URL_QUERY_PARAM_RE.finditer(url.group(0))
+        if SECRET_PARAM_RE.search(m.group("name"))
+    ]
+
+
 # Secret values met in this process (config values of secret keys, URL credentials, keys typed into
 # ``*_env``): every text a run writes or prints is scrubbed of them (:func:`scrub_text`).
 _SECRET_VALUES: set[str] = set()
@@ -169,8 +189,12 @@ def is_env_name_key(key: Any) -> bool:
 
 
 def bad_env_name(key: Any, value: Any) -> bool:
-    """An ``*_env`` key whose value is not an environment variable's name (a key typed in its place)."""
-    return is_env_name_key(key) and isinstance(value, str) and bool(value) and not ENV_NAME_RE.match(value)
+    """An ``*_env`` key whose value is not an environment variable's name (a key typed in its place): not a
+    name's characters, or a token's shape although it has them (``hf_...``, ``ghp_...``, ``AKIA...``, a long
+    mix of cases and digits: :data:`TOKEN_SHAPE_RE`)."""
+    if not (is_env_name_key(key) and isinstance(value, str) and value):
+        return False
+    return not ENV_NAME_RE.match(value) or bool(TOKEN_SHAPE_RE.search(value))
 
 
 def register_secret(value: Any) -> None:
@@ -182,8 +206,8 @@ def register_secret(value: Any) -> None:
 
 
 def _register_in_string(text: str) -> None:
-    for m in URL_SECRET_QUERY_RE.finditer(text):
-        register_secret(m.group("value"))
+    for _, value in url_query_secrets(text):
+        register_secret(value)
     for m in URL_USERINFO_RE.finditer(text):
         info = m.group("userinfo")
         register_secret(info)
@@ -283,18 +307,22 @@ def check_secrets(cfg: Any) -> None:
                     register_secret(v)
                     raise ValueError(
                         f"{where} must be the NAME of an environment variable (letters, digits and _, like "
-                        f"OPENAI_API_KEY), not a key: the value given is not one and is not shown. Put the "
-                        f"key in the environment (export MY_KEY=...) and set {where}=MY_KEY."
+                        f"OPENAI_API_KEY), not a key: the value given is not one, or has the shape of a "
+                        f"token, and is not shown. Put the key in the environment (export MY_KEY=...) and "
+                        f"set {where}=MY_KEY."
                     )
                 walk(v, where)
         elif isinstance(obj, (list, tuple)):
             for i, v in enumerate(obj):
                 walk(v, f"{path}[{i}]")
-        elif isinstance(obj, str) and URL_SECRET_QUERY_RE.search(obj):
-            register_secret(URL_SECRET_QUERY_RE.search(obj).group("value"))
+        elif isinstance(obj, str) and url_query_secrets(obj):
+            found = url_query_secrets(obj)
+            for _, value in found:
+                register_secret(value)
             raise ValueError(
-                f"{path}: a URL carrying a key in its query (?key=...) is refused: it would be saved with "
-                f"the run and logged. Give the key through the environment variable an api_key_env key names."
+                f"{path}: a URL carrying a key in its query ({', '.join(n + '=...' for n, _ in found)}) is "
+                f"refused: it would be saved with the run and logged. Give the key through the environment "
+                f"variable an api_key_env key names."
             )
         elif isinstance(obj, str) and URL_USERINFO_RE.search(obj):
             _register_in_string(obj)

@@ -1045,3 +1045,78 @@ def test_moj_refuses_an_out_or_judge_path_that_is_not_a_file_by_name(
     want = expected.replace("{", str(tmp_path) + "/{").replace("{", "").replace("}", "")
     assert str(err.value).startswith(want), str(err.value)
     assert folder_hash(tmp_path) == before
+
+
+# Tokens with an environment variable name's characters (letters, digits, _): typed into an *_env key they
+# passed the name check and were saved in clear; and URL query parameters whose names hold a secret word
+# other than the few once listed (client_secret, private_token, an S3 presigned URL's two)
+TOKEN = "hf_AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+SHAPED_SECRETS = [
+    (
+        "hf token in api_key_env",
+        {"judge": {"api_key_env": TOKEN}},
+        "judge.api_key_env must be the NAME",
+        [TOKEN],
+    ),
+    (
+        "github token in api_key_env",
+        {"generator": {"api_key_env": "ghp_" + TOKEN[3:] + "0000"}},
+        "generator.api_key_env must be the NAME",
+        ["ghp_" + TOKEN[3:] + "0000"],
+    ),
+    (
+        "aws key id",
+        {"policy": {"api_key_env": "AKIAIOSFODNN7EXAMPLE"}},
+        "policy.api_key_env",
+        ["AKIAIOSFODNN7EXAMPLE"],
+    ),
+    (
+        "client_secret",
+        {"judge": {"base_url": f"https://h/v1?client_secret={SECRET}"}},
+        "judge.base_url: a URL carrying a key in its query (client_secret=...)",
+        [SECRET],
+    ),
+    (
+        "presigned S3 url",
+        {
+            "sources": [
+                {
+                    "path": f"https://b.s3.amazonaws.com/d.jsonl?X-Amz-Credential={TOKEN}&X-Amz-Signature={SECRET}"
+                }
+            ]
+        },
+        "sources[0].path: a URL carrying a key in its query (X-Amz-Credential=..., X-Amz-Signature=...)",
+        [TOKEN, SECRET],
+    ),
+]
+
+
+@pytest.mark.parametrize("case,cfg,where,values", SHAPED_SECRETS, ids=[c[0] for c in SHAPED_SECRETS])
+def test_token_shaped_env_values_and_any_secret_query_parameter_are_refused_and_scrubbed(
+    case, cfg, where, values
+):
+    with pytest.raises(ValueError) as err:
+        check_secrets(cfg)
+    assert str(err.value).startswith(where), str(err.value)
+    text = json.dumps(redact(cfg)) + scrub_text(f"Error executing job with overrides: {json.dumps(cfg)}")
+    for value in values:
+        assert value not in str(err.value) and value not in text
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"judge": {"api_key_env": name}}
+        for name in (
+            "OPENAI_API_KEY",
+            "HF_TOKEN",
+            "MY_SERVICE_API_KEY_2024_PROD",
+            "http_proxy",
+            "CJ2_TEST_KEY",
+        )
+    ]
+    + [{"judge": {"base_url": "https://h/v1?model=x&page=2"}}],
+)
+def test_env_names_and_plain_urls_still_pass(cfg):
+    check_secrets(cfg)
+    assert redact(cfg) == cfg
