@@ -362,17 +362,18 @@ def test_a_changed_listed_shard_is_redrawn(tmp_path):
         shard_size=3,
     )
     shard = run.folder / "shards" / "00001.jsonl"
-    shard.write_text(shard.read_text()[:50])  # truncated by a faulty disk
-    again = rejection_sample(
-        prompts,
-        SimulatedTeacher(),
-        SamplingParams(),
-        draws=2,
-        folder_root=tmp_path,
-        generator_config=SIM,
-        shard_size=3,
-    )
+    damaged = shard.read_text()[:50]
+    shard.write_text(damaged)  # truncated by a faulty disk (or edited by hand)
+    kw = dict(draws=2, folder_root=tmp_path, generator_config=SIM, shard_size=3)
+    again = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), **kw)
     assert again.shards_reused == 1 and again.shards_drawn == 1 and again.rows == run.rows
+    # counted, and the changed file kept beside the new one, not overwritten
+    assert again.shards_redrawn == ["shards/00001.jsonl: changed (kept as 00001.jsonl.changed)"]
+    assert (shard.parent / "00001.jsonl.changed").read_text() == damaged
+    (run.folder / "shards" / "00000.jsonl").unlink()  # a listed shard deleted: drawn again, counted
+    third = rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), **kw)
+    assert third.shards_redrawn == ["shards/00000.jsonl: missing"] and third.rows == run.rows
+    assert rejection_sample(prompts, SimulatedTeacher(), SamplingParams(), **kw).shards_redrawn == []
 
 
 @pytest.mark.parametrize("adaptive", [None, Adaptive(max_keep=1, max_failures=2)], ids=["plain", "adaptive"])

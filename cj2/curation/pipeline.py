@@ -78,7 +78,8 @@ def _run_rejection(
     )
     if draws.worker is not None:  # a worker's share: the selection is made by the merge run
         share = {"prompts": len(draws.prompts), "shards_drawn": draws.shards_drawn}
-        share |= {"shards_reused": draws.shards_reused, "folder": str(draws.folder)}
+        share |= {"shards_reused": draws.shards_reused, "shards_redrawn": draws.shards_redrawn}
+        share["folder"] = str(draws.folder)
         return Selection(name, m, [], [], [], {"worker": list(draws.worker), **share}), draws
     sel = settings.select(draws)
     sel.stats["cache"] = {
@@ -87,6 +88,7 @@ def _run_rejection(
         "hit": draws.cache_hit,
         "shards_reused": draws.shards_reused,
         "shards_drawn": draws.shards_drawn,
+        "shards_redrawn": draws.shards_redrawn,  # listed but missing or changed: drawn again
         "draws": draws.draws,
     }
     sel.stats["wall_s"] = round(time.time() - t, 2)
@@ -207,7 +209,9 @@ def run_pipeline(
     if worker is not None:  # this worker's shards are drawn; the merge run writes the data and stats.json
         stats["worker"] = list(worker)
         stats["summary"] = {
-            name: {k: st[k] for k in ("prompts", "shards_drawn", "shards_reused") if k in st}
+            name: {
+                k: st[k] for k in ("prompts", "shards_drawn", "shards_reused", "shards_redrawn") if k in st
+            }
             for name, st in stats["stages"].items()
         }
         stats["wall_s"] = round(time.time() - t0, 2)

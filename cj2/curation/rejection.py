@@ -43,6 +43,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -424,12 +425,36 @@ def _shard_file(index: int) -> str:
 
 
 def _load_shard(
-    folder: Path, entry: Mapping[str, Any], prompts: Sequence[JudgePrompt], draws: int, adaptive: bool = False
+    folder: Path,
+    entry: Mapping[str, Any],
+    prompts: Sequence[JudgePrompt],
+    draws: int,
+    adaptive: bool = False,
+    redrawn: list[str] | None = None,
 ) -> list[dict[str, Any]] | None:
-    """A listed shard's rows, or None when its file is missing or does not match the manifest."""
+    """A listed shard's rows, or None when its file is missing or does not match the manifest (then it is
+    drawn again and counted in ``redrawn``; a changed file is first moved aside to
+    ``<file>.changed[-n]``, never overwritten: it may hold candidates that cost API calls, or someone's
+    edit)."""
     path = folder / entry["file"]
-    if not path.exists() or _sha256(path) != entry.get("sha256"):
-        log.warning("rejection shard %s is missing or changed since it was listed; drawing it again", path)
+    redrawn = [] if redrawn is None else redrawn
+    if not path.exists():
+        log.warning("rejection shard %s is listed in the manifest but missing; drawing it again", path)
+        redrawn.append(f"{entry['file']}: missing")
+        return None
+    if _sha256(path) != entry.get("sha256"):
+        aside, n = path.with_name(path.name + ".changed"), 1
+        while aside.exists():
+            n += 1
+            aside = path.with_name(f"{path.name}.changed-{n}")
+        os.replace(path, aside)
+        log.warning(
+            "rejection shard %s does not match its manifest entry (changed since it was listed): moved aside "
+            "to %s and drawn again",
+            path,
+            aside.name,
+        )
+        redrawn.append(f"{entry['file']}: changed (kept as {aside.name})")
         return None
     rows = [row for _, row in read_rows(path)]
     expected = [(p.id, j) for p in prompts for j in range(draws)]
@@ -561,6 +586,9 @@ class RejectionDraws:
     cache_hit: bool = False
     shards_reused: int = 0
     shards_drawn: int = 0
+    # listed shards whose file was missing or changed ("<file>: missing" / "<file>: changed (kept as ...)"),
+    # drawn again (among shards_drawn)
+    shards_redrawn: list[str] = field(default_factory=list)
     worker: Worker | None = None  # set: only this worker's share of the shards is in ``rows``
     adaptive: bool = False  # drawn adaptively: a prompt may hold fewer than ``draws`` rows
 
@@ -655,6 +683,7 @@ class _Job:
     params: Any
     stop_on_verdict: bool
     adaptive: Adaptive | None
+    redrawn: list[str] = field(default_factory=list)  # listed shards found missing or changed, drawn again
 
     def fresh_manifest(self, **extra: Any) -> dict[str, Any]:
         """A new manifest: what identifies the run, then ``extra`` (in that key order)."""
@@ -665,7 +694,9 @@ class _Job:
         """Shard ``index``'s rows as ``entry`` lists them, or None (no entry, or the file does not match)."""
         if not entry:
             return None
-        return _load_shard(self.folder, entry, self.shards[index], self.draws, self.adaptive is not None)
+        return _load_shard(
+            self.folder, entry, self.shards[index], self.draws, self.adaptive is not None, self.redrawn
+        )
 
 
 def _shard_loop(
@@ -781,6 +812,7 @@ def _draw_all(job: _Job, sampler: Any | Callable[[], Any], progress: bool) -> Re
         cache_hit=was_complete and drawn == 0,
         shards_reused=reused,
         shards_drawn=drawn,
+        shards_redrawn=list(job.redrawn),
         adaptive=job.adaptive is not None,
     )
 
@@ -826,6 +858,7 @@ def _draw_worker_share(
         rows=_rows_by_prompt(by_shard, mine),
         shards_reused=reused,
         shards_drawn=drawn,
+        shards_redrawn=list(job.redrawn),
         worker=worker,
         adaptive=job.adaptive is not None,
     )
