@@ -8,7 +8,11 @@
 * secrets: a planted secret appears in no file a run writes, nor on its stdout or stderr, for every entry,
   on success and on each refusal path (subprocesses: Hydra writes and prints before cj2 runs), nor in a
   sweep folder;
-* results: a results row edited by hand is refused on resume, naming file and line.
+* results: a results row edited by hand is refused on resume, naming file and line; a file from an older cj2
+  (no digests) is refused as such, with both ways on; a row with int keys digests the same after the JSON
+  round trip;
+* paths: cj2.moj's out as a folder, under a file or equal to a judge file, and a folder given as a data file,
+  are refused by name.
 """
 
 from __future__ import annotations
