@@ -283,6 +283,15 @@ def check_additions(entry: str, cfg: Any = None) -> None:
         added = [a for a in added if a[0] == "+" or not _has_key(before, a[1])]
     if added:
         sign, key, valid = added[0]
+        from cj2.runtime import is_secret_key
+
+        last = key.split(".")[-1]
+        if key.split(".")[0] in allowed and is_secret_key(last) and not _COUNT_KEY.search(last):  # a secret
+            where = key.rpartition(".")[0] or "the section"
+            raise ConfigValueError(
+                f"{key}: secrets never go in configs (they would be saved with the run); put the key in an "
+                f"environment variable and name it with {where}.api_key_env"
+            )
         sections = ", ".join(a for a in allowed if a not in ("hydra", "run_dir"))
         where = f"Keys may be added only under {sections}" if sections else f"{entry} reads no added keys"
         if key.split(".")[0] in allowed:

@@ -647,7 +647,7 @@ SECRET_PATHS = [
         "judge.base_url: a URL with credentials (user:password@host) is refused",
     ),
     ("evaluate", [f"+hydra.job.env_set.MY_API_KEY={SECRET}"], None),
-    ("curate", [f"+generator.api_key={SECRET}"], "unknown key(s) ['api_key']"),
+    ("curate", [f"+generator.api_key={SECRET}"], "generator.api_key: secrets never go in configs"),
     (
         "curate",
         [
