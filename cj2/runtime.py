@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from cj2.data.io import atomic_write_bytes, atomic_write_text
 
@@ -506,25 +505,43 @@ def wandb_run_id(run_dir: str | os.PathLike, *, resume: bool, save: bool = True)
     return new
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes checkpoints atomically (temp file + rename) and loads them with ``weights_only=True``."""
+def _atomic_checkpoint_io() -> type:
+    # Lightning is imported here, not at the top: the entries that never train (evaluate, curate, refine, moj)
+    # import this module and would otherwise pay seconds of start-up for it.
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        import io
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Writes checkpoints atomically (temp file + rename) and loads them with ``weights_only=True``."""
 
-        buf = io.BytesIO()
-        torch.save(checkpoint, buf)
-        atomic_write_bytes(path, buf.getvalue())
+        def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+            import io
 
-    def load_checkpoint(
-        self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None
-    ):
-        if not Path(path).exists():
-            raise FileNotFoundError(f"checkpoint {path} not found")
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except CHECKPOINT_LOAD_ERRORS as err:
-            raise checkpoint_load_error(path, err) from None
+            buf = io.BytesIO()
+            torch.save(checkpoint, buf)
+            atomic_write_bytes(path, buf.getvalue())
+
+        def load_checkpoint(
+            self, path, map_location=lambda storage, loc: storage, weights_only: bool | None = None
+        ):
+            if not Path(path).exists():
+                raise FileNotFoundError(f"checkpoint {path} not found")
+            try:
+                return torch.load(path, map_location=map_location, weights_only=True)
+            except CHECKPOINT_LOAD_ERRORS as err:
+                raise checkpoint_load_error(path, err) from None
+
+    AtomicCheckpointIO.__module__ = __name__
+    AtomicCheckpointIO.__qualname__ = "AtomicCheckpointIO"
+    return AtomicCheckpointIO
+
+
+def __getattr__(name: str) -> Any:
+    """``AtomicCheckpointIO`` (a Lightning checkpoint plugin), built on first use: Lightning loads then."""
+    if name == "AtomicCheckpointIO":
+        cls = _atomic_checkpoint_io()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 CHECKPOINT_LOAD_ERRORS = (

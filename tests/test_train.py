@@ -42,6 +42,16 @@ TINY_RUN = [
     "callbacks.verdict_logits.n_queries=2",
 ]
 
+# Two optimizer steps, no verdict-logit benchmark: the shortest run that still writes a full metrics.json (the
+# sweep tests, which check the table and the launchers rather than the training).
+SWEEP_RUN = [
+    a for a in TINY_RUN if not a.startswith(("logger", "trainer.max_steps", "callbacks.verdict"))
+] + [
+    "logger=csv",
+    "trainer.max_steps=2",
+    "callbacks.verdict_logits=null",
+]
+
 
 def cfg_for(tmp_path, *overrides, name="train"):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -223,11 +233,7 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_writes_comparison_table(tmp_path):
-    args = (
-        ["-m"]
-        + [a for a in TINY_RUN if not a.startswith("logger")]
-        + ["loss=sft,margin", "seed=0,1", "logger=csv", "run_name=sweep", f"output_root={tmp_path}"]
-    )
+    args = ["-m", *SWEEP_RUN, "loss=sft,margin", "seed=0,1", "run_name=sweep", f"output_root={tmp_path}"]
     r = _run(args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     sweep = tmp_path / "sweeps" / "sweep"

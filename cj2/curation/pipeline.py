@@ -187,7 +187,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run every enabled stage of ``cfg`` (``conf/curate.yaml``'s layout), write the outputs into
     ``out_dir`` and return the statistics (also written to ``stats.json``)."""
-    from cj2.runtime import to_plain  # here: the runtime module loads torch and lightning
+    from cj2.runtime import to_plain  # here: the runtime module loads torch
 
     cfg = to_plain(cfg)
     t0 = time.time()

@@ -172,7 +172,7 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
     ``name`` and ``description`` are left to the caller; any other unknown key is an error that names it,
     and an unregistered backend is an error that lists the registered ones.
     """
-    from cj2.runtime import to_plain  # here: cj2.runtime loads torch and lightning
+    from cj2.runtime import to_plain  # here: cj2.runtime loads torch
 
     cfg = to_plain(cfg)  # Hydra hands over an OmegaConf DictConfig
     backend = cfg.get("backend")

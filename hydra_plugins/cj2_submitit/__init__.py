@@ -94,6 +94,10 @@ if BaseSubmititLauncher is not None:
         def _result(self, job: Any, overrides: list[str], num: int) -> Any:
             from hydra.core.utils import JobReturn, JobStatus
 
+            if self._EXECUTOR == "local":
+                # submitit waits up to 15 s for the result file of a job that ended, for slow shared file
+                # systems; a local job writes it on this machine before it exits: a killed arm need not wait.
+                job._results_timeout_s = 2
             try:
                 return job.results()[0]
             except Exception as err:  # noqa: BLE001 - submitit: the job died or ended without a result
