@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cj2-installed
+# The suite runs in this many pytest-xdist workers, whole files per worker (`--dist loadfile`: a file's tests
+# share their module fixtures and order). Tests pin one OpenMP thread each (tests/conftest.py), so two workers
+# use both cores of a 2-core machine instead of one; TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: setup train test test-fast lint ablation evaluate curate refine clean-venv
 
@@ -30,10 +34,10 @@ refine: $(STAMP)
 	$(BIN)/python -m cj2.refine
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
