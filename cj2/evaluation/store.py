@@ -33,7 +33,7 @@ from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cj2.data.io import DataError
+from cj2.data.io import DataError, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +208,8 @@ def add_digests(path: str | os.PathLike) -> int:
     backup = path.with_name(path.name + ".before-digests")
     if backup.exists():
         raise FileExistsError(f"{backup} exists: move it aside first (it is the copy of an earlier run)")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write("".join(out).encode("utf-8") + data[end:])
-        fh.flush()
-        os.fsync(fh.fileno())
     shutil.copy2(path, backup)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, "".join(out).encode("utf-8") + data[end:])
     return added
 
 
