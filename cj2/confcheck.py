@@ -341,15 +341,15 @@ def _section_keys(entry: str, section: str, node: Any) -> set[str] | None:
 
         return {"backend", "name", *judge_keys(backend)} if backend in SAMPLERS else None
     if section in generators.get(entry, ()):
-        from cj2.generation import _IGNORED
+        from cj2.generation import SAMPLER_META_KEYS
 
         spec = SAMPLERS.get(backend) if isinstance(backend, str) else None
-        return {"backend", *_IGNORED, *spec.keys} if spec is not None and spec.generates else None
+        return {"backend", *SAMPLER_META_KEYS, *spec.keys} if spec is not None and spec.generates else None
     if (entry, section) == ("evaluate", "benchmark"):
-        from cj2.evaluation.benchmarks import _COMMON_KEYS, BENCHMARKS
+        from cj2.evaluation.benchmarks import BENCHMARKS, COMMON_KEYS
 
         spec = BENCHMARKS.get(node.get("name")) if isinstance(node.get("name"), str) else None
-        return {*_COMMON_KEYS, *spec.keys} if spec is not None else None
+        return {*COMMON_KEYS, *spec.keys} if spec is not None else None
     if (entry, section) == ("evaluate", "evaluate"):
         from cj2.evaluation.runner import EVALUATE_KEYS
 

@@ -566,13 +566,13 @@ def _compose(overrides: list[str]):
 )
 def test_every_judge_and_benchmark_config_composes(judge, benchmark):
     from cj2.evaluation.backends import judge_keys
-    from cj2.evaluation.benchmarks import _COMMON_KEYS, BENCHMARKS
+    from cj2.evaluation.benchmarks import BENCHMARKS, COMMON_KEYS
 
     cfg = _compose([f"judge={judge}", f"benchmark={benchmark}"])
     assert cfg.judge.backend == judge and cfg.benchmark.name == benchmark
     # every key the yaml files spell is one the code reads (a typo in a config would be an error at run time)
     assert set(cfg.judge) - {"backend", "name"} <= set(judge_keys(judge))
-    assert set(cfg.benchmark) <= set(_COMMON_KEYS) | set(BENCHMARKS[benchmark].keys)
+    assert set(cfg.benchmark) <= set(COMMON_KEYS) | set(BENCHMARKS[benchmark].keys)
 
 
 def test_evaluate_entry_in_process(tmp_path, capsys):

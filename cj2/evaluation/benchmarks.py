@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 JUDGERBENCH_REFERENCE = "gpt-4o-mini-2024-07-18"
 
 # Keys every benchmark accepts; a spec adds its own (BenchmarkSpec.keys).
-_COMMON_KEYS = ("name", "path", "limit", "gt_path", "on_error", "template", "description")
+COMMON_KEYS = ("name", "path", "limit", "gt_path", "on_error", "template", "description")
 # Keys that cap or describe a run without changing any item's result (left out of the resume fingerprint).
 OPERATIONAL_KEYS = ("limit", "description", "on_error")
 
@@ -105,7 +105,7 @@ TABLE_ROWS = ("paper", "official", "strict")
 @dataclass(frozen=True)
 class BenchmarkSpec:
     """Everything cj2 knows about one benchmark: how to read it, which config keys it takes (besides
-    :data:`_COMMON_KEYS`), its scoring kind, its default template, the benchmark-specific metrics
+    :data:`COMMON_KEYS`), its scoring kind, its default template, the benchmark-specific metrics
     (``None``: the common ones only), a check of the loaded items (``None``: none), and
 
     * ``protocol``: its protocol entries (averaging, credit for an unparsable answer, ties, compat mode;
@@ -319,11 +319,11 @@ def load_benchmark(cfg: Mapping[str, Any]) -> Benchmark:
     cfg = dict(cfg)
     name = cfg.get("name")
     spec = benchmark_spec(name)
-    unknown = sorted(set(cfg) - set(_COMMON_KEYS) - set(spec.keys))
+    unknown = sorted(set(cfg) - set(COMMON_KEYS) - set(spec.keys))
     if unknown:
         raise ValueError(
             f"benchmark {name!r}: unknown key(s) {unknown}; expected some of "
-            f"{sorted(set(_COMMON_KEYS) | set(spec.keys))}"
+            f"{sorted(set(COMMON_KEYS) | set(spec.keys))}"
         )
     bench = Benchmark(name=name, kind=spec.kind, items=[], template=cfg.get("template") or spec.template)
     if cfg.get("path"):

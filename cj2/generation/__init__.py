@@ -146,7 +146,7 @@ def config_on_cpu(cfg: Mapping[str, Any] | None) -> bool:
 
 
 # Keys that belong to the caller (sampling settings, descriptions) and are ignored here.
-_IGNORED = ("sampling", "name", "description")
+SAMPLER_META_KEYS = ("sampling", "name", "description")
 
 
 def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
@@ -183,7 +183,7 @@ def build_sampler(cfg: Mapping[str, Any]) -> Sampler:
         )
     spec = SAMPLERS[backend]
     assert spec.build is not None
-    options = {k: v for k, v in cfg.items() if k != "backend" and k not in _IGNORED}
+    options = {k: v for k, v in cfg.items() if k != "backend" and k not in SAMPLER_META_KEYS}
     unknown = sorted(set(options) - set(spec.keys))
     if unknown:
         raise ValueError(
