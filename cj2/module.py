@@ -379,7 +379,7 @@ class JudgeModule(L.LightningModule):
         import time
 
         from cj2.losses.grpo import group_advantages, group_ids, grpo_loss
-        from cj2.rewards import judgment_rewards, load_spurious_check, pair_id_of
+        from cj2.rewards import judgment_rewards, load_spurious_check, pair_key
         from cj2.testing import advantage_sign
 
         cfg = self.objective.cfg
@@ -403,14 +403,14 @@ class JudgeModule(L.LightningModule):
             texts,
             [str(r.verdict) for r, _ in flat],
             [r.format for r, _ in flat],
-            pair_ids=[pair_id_of(r.id) for r, _ in flat],
+            pair_ids=[pair_key(r.id) for r, _ in flat],
             orders=[r.id for r, _ in flat],
             consistency_weight=cfg.consistency_weight,
             spurious=spurious,
             spurious_penalty=cfg.spurious_penalty,
         )
         reward_t = torch.tensor(rewards.reward, dtype=torch.float32)
-        groups = group_ids([pair_id_of(r.id) for r, _ in flat])  # both orders of a question: one group
+        groups = group_ids([pair_key(r.id) for r, _ in flat])  # both orders of a question: one group
         adv, zero_var = group_advantages(reward_t, groups, norm=cfg.advantage_norm)
         adv = adv * advantage_sign()
 

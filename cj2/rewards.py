@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cj2.data.schema import SWAP_SUFFIX, pair_key
 from cj2.verdict import FORMATS, parse_verdict
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,6 @@ log = logging.getLogger(__name__)
 SpuriousCheck = Callable[[str, Any], "bool | None"]
 DEFAULT_SPURIOUS_CHECK = "cj2.evaluation.faithfulness:is_spurious"
 DATA_SOURCE = "cj2_judge"
-SWAP_SUFFIX = "/swapped"  # the id suffix of a built-in question's second order (cj2.data.datamodule)
-
-
-def pair_id_of(record_id: str) -> str:
-    """The question a record judges, whatever its order or RFT sample: ``q/swapped#s3`` -> ``q``."""
-    return record_id.split("#", 1)[0].removesuffix(SWAP_SUFFIX)
 
 
 def verdict_reward(text: str, gold: str, format: str) -> float | None:
@@ -269,7 +264,7 @@ def rl_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
                 "prompt": [dict(m) for m in rec.messages],
                 "gold": str(rec.verdict),
                 "format": rec.format,
-                "pair_id": pair_id_of(rec.id),
+                "pair_id": pair_key(rec.id),
                 "order": "swapped" if rec.id.split("#", 1)[0].endswith(SWAP_SUFFIX) else "original",
                 "family": str(rec.meta.get("family", "")),
             }

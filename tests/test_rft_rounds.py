@@ -231,3 +231,64 @@ def test_round_zero_from_the_teacher_and_rotating_round_prompts(tmp_path):
         BuiltinRFT.from_config({"m": 2, "rounds": 2})
     with pytest.raises(ValueError, match="do not apply"):
         BuiltinRFT.from_config({"m": 2, "generator": {"backend": "policy", "name_or_path": "x"}})
+
+
+def test_pair_orders_and_gold_fallback_per_question(tmp_path):
+    """pair_orders keeps a question's judgments only where both orders kept one; fallback=gold gives every
+    prompt that kept nothing its gold judgment; both counted. Checked against the plain selection of the same
+    draws (the simulated teacher, half its verdicts right, so some questions win one order only)."""
+    import dataclasses
+
+    from cj2.curation.rft_data import BuiltinRFT
+    from cj2.data.schema import SWAP_SUFFIX, pair_key
+    from cj2.data.tasks import build_records, generate_items
+
+    items = []
+    for it in generate_items(12, split="train", seed=0, tiers=["easy"]):
+        items += [it, dataclasses.replace(it.swapped(), id=it.id + SWAP_SUFFIX)]
+    base = {
+        "m": 2,
+        "draws": 2,
+        "rounds": 2,
+        "round_steps": 1,
+        "first": "teacher",
+        "teacher": {"backend": "simulated", "p_correct": 0.5},
+        "cache_dir": str(tmp_path / "cache"),
+    }
+
+    def draw(**extra):
+        rft = BuiltinRFT.from_config({**base, **extra})
+        return rft.round_data(0, items, templates="cj2_check", seed=0, folder=tmp_path / "rounds")
+
+    plain, _, plain_info = draw()
+    kept = {}
+    for r in plain:
+        kept.setdefault(pair_key(r.id), set()).add(r.meta["prompt_id"])
+    both = {q for q, ids in kept.items() if len(ids) == 2}
+    one_sided = {q for q, ids in kept.items() if len(ids) == 1}
+    assert both and one_sided  # the draws hold both kinds of question, so the filter has work to do
+
+    paired, _, info = draw(pair_orders=True)
+    assert {pair_key(r.id) for r in paired} == both
+    assert [r.id for r in paired] == [r.id for r in plain if pair_key(r.id) in both]
+    assert info["stats"]["paired_dropped"] == len(plain) - len(paired) > 0
+    assert info["stats"]["questions"] == 12 and info["stats"]["questions_both_kept"] == len(both)
+
+    golds = {r.id: r for r in build_records(items, "cj2_check", seed=0)}
+    full, _, info = draw(pair_orders=True, fallback="gold")
+    fallback = [r for r in full if r.meta["status"] == "gold"]
+    assert [r.id for r in full[: len(paired)]] == [r.id for r in paired]
+    covered = {r.meta["prompt_id"] for r in paired}
+    assert sorted(r.id for r in fallback) == sorted(i.id for i in items if i.id not in covered)
+    for r in fallback:  # the gold judgment as the data module writes it, marked as a fallback
+        assert (r.response, r.verdict, r.messages) == (
+            golds[r.id].response,
+            golds[r.id].verdict,
+            golds[r.id].messages,
+        )
+    assert info["stats"]["gold_fallback"] == len(fallback) > 0
+    assert info["stats"]["records"] == len(full)
+    assert plain_info["stats"].get("gold_fallback") is None  # off by default: the plain selection, untouched
+
+    with pytest.raises(ValueError, match="fallback"):
+        BuiltinRFT.from_config({**base, "fallback": "teacher"})

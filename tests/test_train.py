@@ -98,7 +98,9 @@ def test_every_on_policy_arm_builds_its_data_and_checks(arm):
     rft = BuiltinRFT.from_config(OmegaConf.to_container(cfg.data.rejection, resolve=True))
     if arm.startswith("semi"):
         assert rft is not None and rft.policy and rft.rounds > 1
-        assert rft.settings.filter == arm.removeprefix("semi_")
+        assert rft.settings.filter == arm.split("_")[1]
+        gold = arm.endswith("_gold")  # semi_faithful_gold: both orders kept together, gold where nothing is
+        assert (rft.pair_orders, rft.fallback) == ((True, "gold") if gold else (False, "none"))
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "ddp"])

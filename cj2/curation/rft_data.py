@@ -39,6 +39,18 @@ The ``rejection`` mapping (``conf/data/builtin.yaml``); the drawing and selectio
     first: gold            # round 0: gold | teacher | policy
     teacher: {backend: simulated, ...}       # the generator of first=teacher
     round_prompts: null    # prompts drawn per round (null: every training item; N: a rotating slice)
+    pair_orders: false     # keep a question's judgments only where every order of it has one kept
+    fallback: none         # none | gold: a prompt with nothing kept trains on its gold judgment instead
+
+``pair_orders`` and ``fallback`` shape what a draw keeps, per question (both orders of a built-in question
+under ``data.builtin.both_orders``). With ``pair_orders`` a judge that wins one order of a question and loses
+the other (a letter preference, not a judgment) keeps neither: the both-orders condition of J1's consistency
+reward (arXiv 2505.10320) applied to rejection sampling. ``fallback: gold`` gives every prompt whose question
+kept nothing its gold judgment, the built-in tasks' computed truth, written out (STaR's rationalization,
+arXiv 2203.14465, with the gold critique for the hint): the round trains on the policy's own judgments where
+they are right, and on the gold ones where the policy failed, instead of only on what it already gets right.
+Both are counted in the round's stats (``paired_dropped``: kept judgments left out because the other order
+failed; ``gold_fallback``: prompts given their gold judgment).
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from cj2.curation.settings import RejectionSettings, default_cache_root, sampling_params
-from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
+from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord, pair_key
 from cj2.generation import LazySampler
 
 log = logging.getLogger(__name__)
@@ -66,7 +78,10 @@ _KEYS = (
     "first",
     "teacher",
     "round_prompts",
+    "pair_orders",
+    "fallback",
 )
+FALLBACK = ("none", "gold")
 FIRST = ("gold", "teacher", "policy")
 POLICY = "policy"
 _POLICY_KEYS = ("backend", "batch_size", "verdict_check_every", "share_prefill", "attention")
@@ -146,6 +161,10 @@ class BuiltinRFT:
                 )
             self.round_steps = None if steps is None else int(steps)
         self.round_prompts = None if cfg.get("round_prompts") is None else int(cfg["round_prompts"])
+        self.pair_orders = bool(cfg.get("pair_orders", False))
+        self.fallback = str(cfg.get("fallback") or "none")
+        if self.fallback not in FALLBACK:
+            raise ValueError(f"data.rejection.fallback={self.fallback!r}; expected one of {list(FALLBACK)}")
         if self.first == "teacher":
             self.teacher = dict(cfg.get("teacher") or {"backend": "simulated"})
             if self.teacher.get("backend") == POLICY:
@@ -286,6 +305,8 @@ class BuiltinRFT:
         if worker is not None:
             return [], [], {}
         sel = settings.select(draws)
+        if self.pair_orders or self.fallback == "gold":
+            sel = self._by_question(sel, items, names, template_seed)
         info = {
             "stats": sel.stats,
             "metrics": {
@@ -297,6 +318,42 @@ class BuiltinRFT:
             "cache_hit": draws.cache_hit,
         }
         return sel.records, sel.preferences, info
+
+    def _by_question(
+        self, sel: Any, items: Sequence[PairwiseItem], names: Sequence[str], template_seed: int
+    ) -> Any:
+        """``sel`` with ``pair_orders`` and ``fallback`` applied (module docstring), counted in its stats."""
+        from cj2.data.tasks import build_records
+
+        orders: dict[str, set[str]] = {}  # question -> the prompt ids of its orders in this draw
+        for it in items:
+            orders.setdefault(pair_key(it.id), set()).add(it.id)
+        kept_by_prompt: dict[str, int] = {}
+        for rec in sel.records:
+            pid = rec.meta["prompt_id"]
+            kept_by_prompt[pid] = kept_by_prompt.get(pid, 0) + 1
+        whole = {q for q, ids in orders.items() if all(kept_by_prompt.get(i) for i in ids)}
+        records, preferences, dropped = sel.records, sel.preferences, 0
+        if self.pair_orders:
+            records = [r for r in sel.records if pair_key(r.meta["prompt_id"]) in whole]
+            preferences = [p for p in sel.preferences if pair_key(p.meta["prompt_id"]) in whole]
+            dropped = len(sel.records) - len(records)
+        have = {r.meta["prompt_id"] for r in records}
+        gold: list[TrainRecord] = []
+        if self.fallback == "gold":
+            missing = [it for it in items if it.id not in have]
+            for rec in build_records(missing, names, seed=template_seed):
+                rec.meta.update({"stage": f"{sel.name}_gold", "prompt_id": rec.id, "status": "gold"})
+                gold.append(rec)
+        stats = {
+            **sel.stats,
+            "questions": len(orders),
+            "questions_both_kept": len(whole),
+            "paired_dropped": dropped,
+            "gold_fallback": len(gold),
+            "records": len(records) + len(gold),
+        }
+        return dataclasses.replace(sel, records=records + gold, preferences=preferences, stats=stats)
 
 
 def builtin_rft(

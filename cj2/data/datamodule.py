@@ -36,18 +36,9 @@ from cj2.data.io import DataError, SkipRecord
 from cj2.data.packing import PackedCollator, resolve_packing
 from cj2.data.records import iter_train_records, read_preference_records
 from cj2.data.sampler import MicroBatch, StepBatchSampler
-from cj2.data.schema import PairwiseItem, PreferenceRecord, TrainRecord
+from cj2.data.schema import SWAP_SUFFIX, PairwiseItem, PreferenceRecord, TrainRecord, pair_key
 
 log = logging.getLogger(__name__)
-
-
-SWAP_SUFFIX = "/swapped"
-"""Id suffix of the second order of a built-in question under ``data.builtin.both_orders``."""
-
-
-def pair_key(record_id: str) -> str:
-    """The question a record judges, whatever its order or RFT sample: ``q/swapped#s3`` -> ``q``."""
-    return record_id.split("#", 1)[0].removesuffix(SWAP_SUFFIX)
 
 
 class TooManySkipped(RuntimeError):

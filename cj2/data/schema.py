@@ -21,6 +21,15 @@ PAIRWISE_LABELS = ("A", "B", "tie")
 Message = dict[str, str]
 
 
+SWAP_SUFFIX = "/swapped"
+"""Id suffix of the second order of a built-in question under ``data.builtin.both_orders``."""
+
+
+def pair_key(record_id: str) -> str:
+    """The question a record judges, whatever its order or RFT sample: ``q/swapped#s3`` -> ``q``."""
+    return record_id.split("#", 1)[0].removesuffix(SWAP_SUFFIX)
+
+
 @dataclass
 class PairwiseItem:
     id: str
