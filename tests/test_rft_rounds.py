@@ -235,16 +235,17 @@ def test_round_zero_from_the_teacher_and_rotating_round_prompts(tmp_path):
 
 def test_pair_orders_and_gold_fallback_per_question(tmp_path):
     """pair_orders keeps a question's judgments only where both orders kept one; fallback=gold gives every
-    prompt that kept nothing its gold judgment; both counted. Checked against the plain selection of the same
-    draws (the simulated teacher, half its verdicts right, so some questions win one order only)."""
+    prompt that lost its data its gold judgment (and gold preference pair); both counted. Checked against the
+    plain selection of the same draws (the simulated teacher, 70 % of verdicts right: some questions win
+    one order only)."""
     import dataclasses
 
     from cj2.curation.rft_data import BuiltinRFT
     from cj2.data.schema import SWAP_SUFFIX, pair_key
-    from cj2.data.tasks import build_records, generate_items
+    from cj2.data.tasks import build_preference_records, build_records, generate_items
 
     items = []
-    for it in generate_items(12, split="train", seed=0, tiers=["easy"]):
+    for it in generate_items(20, split="train", seed=0, tiers=["easy"]):
         items += [it, dataclasses.replace(it.swapped(), id=it.id + SWAP_SUFFIX)]
     base = {
         "m": 2,
@@ -252,15 +253,18 @@ def test_pair_orders_and_gold_fallback_per_question(tmp_path):
         "rounds": 2,
         "round_steps": 1,
         "first": "teacher",
-        "teacher": {"backend": "simulated", "p_correct": 0.5},
+        "teacher": {"backend": "simulated", "p_correct": 0.7},
         "cache_dir": str(tmp_path / "cache"),
     }
 
-    def draw(**extra):
-        rft = BuiltinRFT.from_config({**base, **extra})
-        return rft.round_data(0, items, templates="cj2_check", seed=0, folder=tmp_path / "rounds")
+    def items_ids(its):
+        return [i.id for i in its]
 
-    plain, _, plain_info = draw()
+    def draw(its=items, **extra):
+        rft = BuiltinRFT.from_config({**base, **extra})
+        return rft.round_data(0, its, templates="cj2_check", seed=0, folder=tmp_path / "rounds")
+
+    plain, plain_prefs, plain_info = draw()
     kept = {}
     for r in plain:
         kept.setdefault(pair_key(r.id), set()).add(r.meta["prompt_id"])
@@ -268,27 +272,51 @@ def test_pair_orders_and_gold_fallback_per_question(tmp_path):
     one_sided = {q for q, ids in kept.items() if len(ids) == 1}
     assert both and one_sided  # the draws hold both kinds of question, so the filter has work to do
 
-    paired, _, info = draw(pair_orders=True)
+    paired, paired_prefs, info = draw(pair_orders=True)
     assert {pair_key(r.id) for r in paired} == both
     assert [r.id for r in paired] == [r.id for r in plain if pair_key(r.id) in both]
+    assert [p.id for p in paired_prefs] == [p.id for p in plain_prefs if pair_key(p.id) in both]
     assert info["stats"]["paired_dropped"] == len(plain) - len(paired) > 0
-    assert info["stats"]["questions"] == 12 and info["stats"]["questions_both_kept"] == len(both)
+    assert info["stats"]["questions"] == 20 and info["stats"]["questions_both_kept"] == len(both)
 
     golds = {r.id: r for r in build_records(items, "cj2_check", seed=0)}
-    full, _, info = draw(pair_orders=True, fallback="gold")
-    fallback = [r for r in full if r.meta["status"] == "gold"]
-    assert [r.id for r in full[: len(paired)]] == [r.id for r in paired]
-    covered = {r.meta["prompt_id"] for r in paired}
-    assert sorted(r.id for r in fallback) == sorted(i.id for i in items if i.id not in covered)
-    for r in fallback:  # the gold judgment as the data module writes it, marked as a fallback
-        assert (r.response, r.verdict, r.messages) == (
-            golds[r.id].response,
-            golds[r.id].verdict,
-            golds[r.id].messages,
-        )
-    assert info["stats"]["gold_fallback"] == len(fallback) > 0
-    assert info["stats"]["records"] == len(full)
+    gold_prefs = {p.id: p for p in build_preference_records(items, "cj2_check", seed=0)}
+    covered = {r.meta["prompt_id"] for r in plain}
+    for pair, expect_covered in ((False, covered), (True, {r.meta["prompt_id"] for r in paired})):
+        full, prefs, info = draw(pair_orders=pair, fallback="gold")
+        fallback = [r for r in full if r.meta["status"] == "gold"]
+        assert [r.id for r in full[: len(full) - len(fallback)]] == [
+            r.id for r in (paired if pair else plain)
+        ]
+        assert sorted(r.id for r in fallback) == sorted(i.id for i in items if i.id not in expect_covered)
+        for r in fallback:  # the gold judgment as the data module writes it, marked as a fallback
+            g = golds[r.id]
+            assert (r.response, r.verdict, r.messages) == (g.response, g.verdict, g.messages)
+        gold_pairs = [p for p in prefs if p.meta.get("status") == "gold"]  # loss=dpo trains on these
+        assert sorted(p.id for p in gold_pairs) == sorted(r.id for r in fallback)
+        assert all(p.chosen == gold_prefs[p.id].chosen for p in gold_pairs)
+        assert info["stats"]["gold_fallback"] == len(fallback) > 0
+        assert info["stats"]["records"] == len(full)
     assert plain_info["stats"].get("gold_fallback") is None  # off by default: the plain selection, untouched
 
+    # drop_all_pass leaves out the prompts whose every candidate passed: they did not fail, so they get no
+    # gold, and their question stays whole; where the other order failed, the question is gold in both orders
+    drop = {"adaptive": {"drop_all_pass": True}}
+    all_pass = covered - {r.meta["prompt_id"] for r in draw(**drop)[0]}
+    failed = set(items_ids(items)) - covered
+    whole = {pair_key(i) for i in items_ids(items)} - {pair_key(i) for i in failed}
+    no_data = {i for i in all_pass if pair_key(i) in whole}
+    assert no_data and all_pass - no_data  # both cases occur in these draws
+    full, _, info = draw(pair_orders=True, fallback="gold", **drop)
+    assert info["stats"]["dropped_all_pass"] == len(all_pass)
+    assert {r.meta["prompt_id"] for r in full} == set(items_ids(items)) - no_data
+    assert {r.meta["prompt_id"] for r in full if r.meta["status"] == "gold"} == {
+        i for i in items_ids(items) if pair_key(i) not in whole
+    }
+
+    with pytest.raises(ValueError, match="one order only"):
+        draw(its=items[:-1], pair_orders=True)
+    with pytest.raises(ValueError, match="even"):
+        BuiltinRFT.from_config({**base, "pair_orders": True, "round_prompts": 3})
     with pytest.raises(ValueError, match="fallback"):
         BuiltinRFT.from_config({**base, "fallback": "teacher"})

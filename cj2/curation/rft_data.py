@@ -40,17 +40,20 @@ The ``rejection`` mapping (``conf/data/builtin.yaml``); the drawing and selectio
     teacher: {backend: simulated, ...}       # the generator of first=teacher
     round_prompts: null    # prompts drawn per round (null: every training item; N: a rotating slice)
     pair_orders: false     # keep a question's judgments only where every order of it has one kept
-    fallback: none         # none | gold: a prompt with nothing kept trains on its gold judgment instead
+    fallback: none         # none | gold: a prompt that lost its data trains on its gold judgment instead
 
 ``pair_orders`` and ``fallback`` shape what a draw keeps, per question (both orders of a built-in question
 under ``data.builtin.both_orders``). With ``pair_orders`` a judge that wins one order of a question and loses
 the other (a letter preference, not a judgment) keeps neither: the both-orders condition of J1's consistency
-reward (arXiv 2505.10320) applied to rejection sampling. ``fallback: gold`` gives every prompt whose question
-kept nothing its gold judgment, the built-in tasks' computed truth, written out (STaR's rationalization,
-arXiv 2203.14465, with the gold critique for the hint): the round trains on the policy's own judgments where
-they are right, and on the gold ones where the policy failed, instead of only on what it already gets right.
-Both are counted in the round's stats (``paired_dropped``: kept judgments left out because the other order
-failed; ``gold_fallback``: prompts given their gold judgment).
+reward (arXiv 2505.10320) applied to rejection sampling. ``fallback: gold`` trains every prompt that lost its
+data (none of its candidates passed, or under ``pair_orders`` its question's other order failed) on its
+gold judgment (and its gold preference pair under ``loss=dpo``): the built-in tasks' computed truth written
+out, in the spirit of STaR's rationalization (arXiv 2203.14465), with the gold judgment itself where STaR has
+the model write a rationale given the answer. The round then trains on the policy's own judgments where they
+are right and on gold ones where it failed, instead of only on what it already gets right. A prompt left out
+by ``drop_all_pass`` did not fail and gets no gold. Counted in the round's stats (``paired_dropped``: kept
+judgments left out because the other order failed; ``gold_fallback``: prompts given their gold judgment;
+``records``: what the round trains on).
 """
 
 from __future__ import annotations
@@ -162,6 +165,11 @@ class BuiltinRFT:
             self.round_steps = None if steps is None else int(steps)
         self.round_prompts = None if cfg.get("round_prompts") is None else int(cfg["round_prompts"])
         self.pair_orders = bool(cfg.get("pair_orders", False))
+        if self.pair_orders and self.round_prompts is not None and self.round_prompts % 2:
+            raise ValueError(
+                f"data.rejection.pair_orders: round_prompts={self.round_prompts} splits a question's two "
+                "orders between rounds; give an even number"
+            )
         self.fallback = str(cfg.get("fallback") or "none")
         if self.fallback not in FALLBACK:
             raise ValueError(f"data.rejection.fallback={self.fallback!r}; expected one of {list(FALLBACK)}")
@@ -322,29 +330,48 @@ class BuiltinRFT:
     def _by_question(
         self, sel: Any, items: Sequence[PairwiseItem], names: Sequence[str], template_seed: int
     ) -> Any:
-        """``sel`` with ``pair_orders`` and ``fallback`` applied (module docstring), counted in its stats."""
-        from cj2.data.tasks import build_records
+        """``sel`` with ``pair_orders`` and ``fallback`` applied (module docstring), counted in its stats.
+
+        A prompt *failed* when none of its candidates passed (``sel.zero_pass``); one left out by
+        ``drop_all_pass`` did not fail (every candidate passed) and gets no gold. A question is *whole* when
+        none of its orders failed."""
+        from cj2.data.tasks import build_preference_records, build_records
+        from cj2.data.templates import get_template
 
         orders: dict[str, set[str]] = {}  # question -> the prompt ids of its orders in this draw
         for it in items:
             orders.setdefault(pair_key(it.id), set()).add(it.id)
-        kept_by_prompt: dict[str, int] = {}
-        for rec in sel.records:
-            pid = rec.meta["prompt_id"]
-            kept_by_prompt[pid] = kept_by_prompt.get(pid, 0) + 1
-        whole = {q for q, ids in orders.items() if all(kept_by_prompt.get(i) for i in ids)}
+        if self.pair_orders:
+            lone = sorted(q for q, ids in orders.items() if len(ids) < 2)
+            if lone:
+                raise ValueError(
+                    f"data.rejection.pair_orders: {len(lone)} question(s) of this draw hold one order only "
+                    f"(first: {lone[0]!r}); it needs data.builtin.both_orders=true and an even "
+                    "data.rejection.round_prompts and data.builtin.n_train"
+                )
+        failed = {z["prompt_id"] for z in sel.zero_pass}
+        whole = {q for q, ids in orders.items() if not ids & failed}
         records, preferences, dropped = sel.records, sel.preferences, 0
         if self.pair_orders:
             records = [r for r in sel.records if pair_key(r.meta["prompt_id"]) in whole]
             preferences = [p for p in sel.preferences if pair_key(p.meta["prompt_id"]) in whole]
             dropped = len(sel.records) - len(records)
-        have = {r.meta["prompt_id"] for r in records}
         gold: list[TrainRecord] = []
+        gold_pairs: list[PreferenceRecord] = []
         if self.fallback == "gold":
-            missing = [it for it in items if it.id not in have]
-            for rec in build_records(missing, names, seed=template_seed):
-                rec.meta.update({"stage": f"{sel.name}_gold", "prompt_id": rec.id, "status": "gold"})
+            # the prompts that failed, and under pair_orders every order of a question that is not whole
+            lost = [
+                it for it in items if it.id in failed or (self.pair_orders and pair_key(it.id) not in whole)
+            ]
+            # the pairwise templates only, as the prompts were built (the gold judgment of the same template)
+            pairwise = [n for n in names if get_template(n).kind == "pairwise"]
+            mark = {"stage": f"{sel.name}_gold", "status": "gold"}
+            for rec in build_records(lost, pairwise, seed=template_seed):
+                rec.meta.update({**mark, "prompt_id": rec.id})
                 gold.append(rec)
+            for pref in build_preference_records(lost, pairwise, seed=template_seed):
+                pref.meta.update({**mark, "prompt_id": pref.id})
+                gold_pairs.append(pref)
         stats = {
             **sel.stats,
             "questions": len(orders),
@@ -353,7 +380,9 @@ class BuiltinRFT:
             "gold_fallback": len(gold),
             "records": len(records) + len(gold),
         }
-        return dataclasses.replace(sel, records=records + gold, preferences=preferences, stats=stats)
+        return dataclasses.replace(
+            sel, records=records + gold, preferences=preferences + gold_pairs, stats=stats
+        )
 
 
 def builtin_rft(

@@ -583,7 +583,14 @@ class JudgeDataModule(L.LightningDataModule):
         self.stats["rft"] = info["stats"]
         flat = {"rounds": self.rft.rounds, **info["metrics"]}
         for entry in rounds:  # every round's headline numbers, for metrics.json
-            for key in ("pass_at_m", "keep_rate", "spurious_share", "draws_saved"):
+            for key in (
+                "pass_at_m",
+                "keep_rate",
+                "spurious_share",
+                "draws_saved",
+                "paired_dropped",
+                "gold_fallback",
+            ):
                 if key in entry:
                     flat[f"rft/round{entry['round']}/{key}"] = entry[key]
         self.stats["rft_metrics"] = flat
@@ -694,6 +701,9 @@ class JudgeDataModule(L.LightningDataModule):
                 "keep_rate",
                 "spurious_share",
                 "draws_saved",
+                "paired_dropped",
+                "gold_fallback",
+                "records",
             )
             state["rft_rounds"] = [{k: e[k] for k in keys if k in e} for e in self.stats["rft_rounds"]]
         return state
