@@ -50,9 +50,9 @@ DEFAULT_COLUMNS = (
     "rft/spurious_share",
     "wall_time_s",
 )
-ARM_KEYS = ("loss", "M", "filter", "rounds")
-"""The keys an arm is filed under; ``filter`` and ``rounds`` (semi-online rejection sampling) are columns only
-when some run has them."""
+ARM_KEYS = ("arm", "loss", "M", "filter", "rounds", "pair_orders", "fallback")
+"""The keys an arm is filed under; ``arm`` (an experiment's name for it, e.g. ``+on_policy_arm``), ``filter``,
+``rounds``, ``pair_orders`` and ``fallback`` (rejection sampling) are columns only when some run has them."""
 _ALWAYS_ARM_KEYS = ("loss", "M")
 FAMILY_METRICS = ("val/truth_acc", "val/spurious_rate", "val/unfaithful_rate")
 """Faithfulness metrics shown per family (``<metric>/<family>`` keys) in a table of their own."""
@@ -76,13 +76,17 @@ NO_RESULT = (
 
 
 def arm_keys(cfg: Any) -> dict[str, Any]:
-    """The keys a run is filed under in the table (loss, M, seed) from its (composed) config."""
+    """The keys a run is filed under in the table (:data:`ARM_KEYS` and seed) from its (composed) config;
+    the optional ones only where set (two arms that differ only in ``pair_orders`` are two rows)."""
     from omegaconf import OmegaConf
 
     keys = {
         "loss": OmegaConf.select(cfg, "loss.name", default=None),
         "seed": OmegaConf.select(cfg, "seed", default=None),
     }
+    arm = OmegaConf.select(cfg, "arm", default=None)
+    if arm is not None:
+        keys["arm"] = str(arm)
     m = OmegaConf.select(cfg, "data.rejection.m", default=None)
     if m is not None:
         keys["M"] = m
@@ -90,6 +94,11 @@ def arm_keys(cfg: Any) -> dict[str, Any]:
         rounds = OmegaConf.select(cfg, "data.rejection.rounds", default=None)
         if rounds:
             keys["rounds"] = rounds
+        if OmegaConf.select(cfg, "data.rejection.pair_orders", default=False):
+            keys["pair_orders"] = True
+        fallback = OmegaConf.select(cfg, "data.rejection.fallback", default=None)
+        if fallback not in (None, "none"):
+            keys["fallback"] = str(fallback)
     return keys
 
 

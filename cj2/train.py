@@ -178,6 +178,10 @@ def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, prec
     if m is not None:
         metrics["M"] = int(m)
         metrics["filter"] = str(OmegaConf.select(cfg, "data.rejection.filter", default=None) or "outcome")
+    from cj2.comparison import arm_keys
+
+    keys = arm_keys(cfg)  # the optional keys the comparison files an arm under, where this run sets them
+    metrics.update({k: keys[k] for k in ("arm", "pair_orders", "fallback") if k in keys})
     return metrics
 
 

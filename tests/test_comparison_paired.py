@@ -88,3 +88,27 @@ def test_the_paired_baseline_is_configurable(tmp_path):
     assert "Δ judge_acc vs loss=margin,rounds=-, same seed" in table
     row = next(line for line in table.splitlines() if line.startswith("| margin | 4 |"))
     assert "s0: +0.500 [" in row
+
+
+def test_arms_that_differ_only_per_question_are_two_rows(tmp_path):
+    """semi_faithful and semi_faithful_gold share loss, M, filter and rounds; they were once one row with
+    seeds 0,0 (the table filed arms by those keys only). The arm's name and pair_orders/fallback file them."""
+    from omegaconf import OmegaConf
+
+    from cj2.comparison import arm_keys
+
+    base = {"loss": {"name": "margin"}, "seed": 0, "data": {"rejection": {"m": 4, "filter": "faithful"}}}
+    plain = arm_keys(OmegaConf.create({**base, "arm": "semi_faithful"}))
+    gold_cfg = OmegaConf.merge(
+        base, {"arm": "semi_faithful_gold", "data": {"rejection": {"pair_orders": True, "fallback": "gold"}}}
+    )
+    gold = arm_keys(gold_cfg)
+    assert "pair_orders" not in plain and "fallback" not in plain  # only where set
+    assert (gold["arm"], gold["pair_orders"], gold["fallback"]) == ("semi_faithful_gold", True, "gold")
+    for name, keys in (("p", plain), ("g", gold)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({**keys, "val/judge_acc": 0.5}))
+    lines = compare(tmp_path, write=False).splitlines()
+    assert lines[0].startswith("| arm | loss | M | filter | pair_orders | fallback | seeds |")
+    assert "| semi_faithful | margin | 4 | faithful |  |  | 0 |" in "\n".join(lines)
+    assert "| semi_faithful_gold | margin | 4 | faithful | True | gold | 0 |" in "\n".join(lines)
