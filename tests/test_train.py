@@ -103,6 +103,24 @@ def test_every_on_policy_arm_builds_its_data_and_checks(arm):
         assert (rft.pair_orders, rft.fallback) == ((True, "gold") if gold else (False, "none"))
 
 
+def test_on_policy_arms_own_their_lr_in_the_sweeps_override_order():
+    """The sweep composes the swept `+on_policy_arm=X` before the fixed `+experiment=on_policy` (Hydra's order
+    of a multirun's overrides), so a key the experiment set overrode the arm's: the grpo arm's lr 1e-5 ran at
+    1e-4. Each arm now sets its own lr, whatever the order."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for arm, lr in (
+            ("offline", 1e-4),
+            ("semi_faithful", 1e-4),
+            ("semi_faithful_gold", 1e-4),
+            ("grpo", 1e-5),
+        ):
+            for overrides in (
+                [f"+on_policy_arm={arm}", "+experiment=on_policy"],  # the multirun's order
+                ["+experiment=on_policy", f"+on_policy_arm={arm}"],
+            ):
+                assert compose(config_name="train", overrides=overrides).optimizer.lr == pytest.approx(lr)
+
+
 @pytest.mark.parametrize("trainer", ["cpu", "ddp"])
 def test_trainers_instantiate_with_tiny(trainer):
     import hydra
