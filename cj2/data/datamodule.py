@@ -40,6 +40,16 @@ from cj2.data.schema import SWAP_SUFFIX, PairwiseItem, PreferenceRecord, TrainRe
 
 log = logging.getLogger(__name__)
 
+ROUND_HEADLINE = (
+    "pass_at_m",
+    "keep_rate",
+    "spurious_share",
+    "draws_saved",
+    "paired_dropped",
+    "gold_fallback",
+)
+"""A semi-online round's numbers kept in ``metrics.json`` (``rft/round<r>/<key>``) and across resume."""
+
 
 class TooManySkipped(RuntimeError):
     pass
@@ -583,14 +593,7 @@ class JudgeDataModule(L.LightningDataModule):
         self.stats["rft"] = info["stats"]
         flat = {"rounds": self.rft.rounds, **info["metrics"]}
         for entry in rounds:  # every round's headline numbers, for metrics.json
-            for key in (
-                "pass_at_m",
-                "keep_rate",
-                "spurious_share",
-                "draws_saved",
-                "paired_dropped",
-                "gold_fallback",
-            ):
+            for key in ROUND_HEADLINE:
                 if key in entry:
                     flat[f"rft/round{entry['round']}/{key}"] = entry[key]
         self.stats["rft_metrics"] = flat
@@ -692,19 +695,7 @@ class JudgeDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"epoch": self._consumed[0], "consumed": self._consumed[1]}
         if self.stats.get("rft_rounds"):  # the rounds' headline numbers, for a resumed run's metrics.json
-            keys = (
-                "round",
-                "step",
-                "prompts",
-                "kept",
-                "pass_at_m",
-                "keep_rate",
-                "spurious_share",
-                "draws_saved",
-                "paired_dropped",
-                "gold_fallback",
-                "records",
-            )
+            keys = ("round", "step", "prompts", "kept", *ROUND_HEADLINE, "records")
             state["rft_rounds"] = [{k: e[k] for k in keys if k in e} for e in self.stats["rft_rounds"]]
         return state
 
