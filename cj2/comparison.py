@@ -89,8 +89,8 @@ def arm_keys(cfg: Any) -> dict[str, Any]:
         keys["arm"] = str(arm)
     m = OmegaConf.select(cfg, "data.rejection.m", default=None)
     if m is not None:
-        keys["M"] = m
-        keys["filter"] = OmegaConf.select(cfg, "data.rejection.filter", default="outcome")
+        keys["M"] = int(m)
+        keys["filter"] = str(OmegaConf.select(cfg, "data.rejection.filter", default=None) or "outcome")
         rounds = OmegaConf.select(cfg, "data.rejection.rounds", default=None)
         if rounds:
             keys["rounds"] = rounds

@@ -174,14 +174,12 @@ def run_metrics(cfg: DictConfig, trainer: L.Trainer, module, dm, val: dict, prec
         }
     )
     metrics.update(dm.stats.get("rft_metrics", {}))  # M, rft/keep_rate, rft/pass_at_m, ... (top level)
-    m = OmegaConf.select(cfg, "data.rejection.m", default=None)
-    if m is not None:
-        metrics["M"] = int(m)
-        metrics["filter"] = str(OmegaConf.select(cfg, "data.rejection.filter", default=None) or "outcome")
     from cj2.comparison import arm_keys
 
-    keys = arm_keys(cfg)  # the optional keys the comparison files an arm under, where this run sets them
-    metrics.update({k: keys[k] for k in ("arm", "pair_orders", "fallback") if k in keys})
+    # the keys the comparison files an arm under (M, filter, arm, pair_orders, fallback where set); rounds is
+    # rft_metrics' (the rounds run), loss and seed are above
+    keys = arm_keys(cfg)
+    metrics.update({k: v for k, v in keys.items() if k not in ("loss", "seed", "rounds")})
     return metrics
 
 
