@@ -103,6 +103,9 @@ def test_metrics_cross_the_closed_book_answer_with_the_stated_truth():
     assert m["knows_but_misstates"] == pytest.approx(1 / 4)
     assert m["misstates_unknown"] == pytest.approx(1 / 4)
     assert m["truth_ceiling"] == pytest.approx(3 / 4)
+    # intervals resample whole questions: SUM's two orders (one right, one wrong) move together
+    assert m["truth_acc_n"] == 4 and 0.0 <= m["truth_acc_ci_low"] <= 0.5 <= m["truth_acc_ci_high"] <= 1.0
+    assert m["truth_ceiling/compare_ci_low"] == m["truth_ceiling/compare_ci_high"] == 0.0  # one question
     assert m["knows_but_misstates/small_arithmetic"] == 0.5 and m["misstates_unknown/compare"] == 1.0
     # no skipped counts given: none reported; no judgments: no crossed numbers (absent, not 0)
     bare = closed_book_metrics(rows)

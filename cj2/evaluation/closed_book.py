@@ -10,7 +10,9 @@ truth check (:func:`cj2.evaluation.faithfulness.check_truth`: the answer must st
 candidate's value), and, given the same items' judgments, crosses the two per judgment:
 
 * ``closed_book_acc``: the question answered alone, right (overall and per family, Wilson interval);
-* ``truth_acc``: the judgment's stated truth right (as :mod:`cj2.evaluation.faithfulness`);
+* ``truth_acc``: the judgment's stated truth right (as :mod:`cj2.evaluation.faithfulness`); this and the
+  three below are over judgments, their 95% intervals from resampling whole questions (both orders of a
+  question share one recall);
 * ``knows_but_misstates``: share of judgments whose stated truth is wrong although the model answers the
   question right alone (copied against its own knowledge);
 * ``misstates_unknown``: share whose stated truth is wrong and whose closed-book answer is wrong too
@@ -33,9 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cj2.evaluation.faithfulness import check_judgment, check_truth, reference_of
 from cj2.generation.base import Message, Sampler, SamplingParams
-from cj2.metrics.bootstrap import binomial_ci
+from cj2.metrics.bootstrap import binomial_ci, bootstrap_ci
 
 __all__ = [
     "CLOSED_BOOK_SUFFIX",
@@ -108,6 +112,23 @@ def _rate(k: int, n: int, prefix: str, out: dict[str, float]) -> None:
         out[prefix + "_n"] = float(n)
 
 
+CROSSED = ("truth", "knows_but_misstates", "misstates_unknown", "truth_ceiling")
+
+
+def _clustered_rate(questions: Mapping[str, Counter], name: str, prefix: str, out: dict[str, float]) -> None:
+    """A rate over judgments with a 95% interval from resampling whole questions: a question's two orders
+    share one recall, so a Wilson interval over judgments would count each piece of evidence twice."""
+    counts = torch.tensor([[c[name], c["n"]] for c in questions.values()], dtype=torch.float64)
+    n = counts[:, 1].sum().item()
+    if not n:
+        return
+    out[prefix] = counts[:, 0].sum().item() / n
+    out[prefix + "_ci_low"], out[prefix + "_ci_high"] = bootstrap_ci(
+        counts, lambda r: r[..., 0].sum(1) / r[..., 1].sum(1)
+    )
+    out[prefix + "_n"] = n
+
+
 def closed_book_metrics(
     rows: Sequence[ClosedBook],
     judgments: Sequence[tuple[Any, str]] = (),
@@ -125,7 +146,8 @@ def closed_book_metrics(
         suffix = f"/{fam}" if fam else ""
         read = [r for r in group if r.ok is not None]
         _rate(sum(r.ok for r in read), len(read), "closed_book_acc" + suffix, out)
-    cross: dict[str, Counter] = defaultdict(Counter)
+    # per question (both orders of a question are two judgments of one recall): counts by metric
+    cross: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for shown, text in judgments:
         row = by_id.get(str(_base_id(shown)))
         if row is None or row.ok is None:
@@ -134,15 +156,15 @@ def closed_book_metrics(
         if f is None or f.truth_ok is None:
             continue
         for key in ("", f"/{row.family}"):
-            c = cross[key]
+            c = cross[key][row.id]
             c["n"] += 1
             c["truth"] += f.truth_ok
             c["knows_but_misstates"] += row.ok and not f.truth_ok
             c["misstates_unknown"] += not row.ok and not f.truth_ok
             c["truth_ceiling"] += row.ok or f.truth_ok
-    for key, c in sorted(cross.items()):
-        for name in ("truth", "knows_but_misstates", "misstates_unknown", "truth_ceiling"):
-            _rate(c[name], c["n"], ("truth_acc" if name == "truth" else name) + key, out)
+    for key, questions in sorted(cross.items()):
+        for name in CROSSED:
+            _clustered_rate(questions, name, ("truth_acc" if name == "truth" else name) + key, out)
     for name, n in (skipped or {}).items():
         out[name] = float(n)
     return out
