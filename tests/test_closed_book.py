@@ -16,28 +16,13 @@ from cj2.evaluation.closed_book import (
 )
 from cj2.evaluation.placement import present
 from cj2.generation.scripted import ScriptedSampler
+from tests.test_faithfulness import _item
 
-
-def _item(id_, question, a, b, label, truth, wrong, family, **meta):
-    return PairwiseItem(
-        id=id_,
-        question=question,
-        response_a=a,
-        response_b=b,
-        label=label,
-        domain=family,
-        meta={"family": family, "truth": truth, "wrong_value": wrong, **meta},
-    )
-
-
-SUM = _item("q/sum", "What is 11 + 13?", "22", "24", "B", "24", "22", "small_arithmetic")
-HEART = _item(
-    "q/heart", "Which organ pumps blood?", "The heart.", "The lungs.", "A", "heart", "lungs", "science"
-)
-LARGER = _item("q/larger", "Which is larger, 7 or 79?", "7", "79", "B", "79", "7", "compare")
+SUM = _item("What is 11 + 13?", "22", "24", "B", "24", "22", "small_arithmetic")
+HEART = _item("Which organ pumps blood?", "The heart.", "The lungs.", "A", "heart", "lungs", "science")
+LARGER = _item("Which is larger, 7 or 79?", "7", "79", "B", "79", "7", "compare")
 # an instruction's answer is a sentence: its truth is a constraint, nothing to recall
 WORDS = _item(
-    "q/words",
     "Describe a tree in at least 6 words.",
     "A tree.",
     "A tree is a tall green plant.",
@@ -51,9 +36,9 @@ WORDS = _item(
 NO_TRUTH = PairwiseItem(id="q/open", question="Write a poem.", response_a="x", response_b="y", label="A")
 
 ALONE = {  # hand-written closed-book answers
-    "q/sum": "11 + 13 = 24.",  # knows
-    "q/heart": "The lungs pump blood.",  # does not know
-    "q/larger": "7 is larger than 79.",  # a false comparison: does not know
+    "t/small_arithmetic": "11 + 13 = 24.",  # knows
+    "t/science": "The lungs pump blood.",  # does not know
+    "t/compare": "7 is larger than 79.",  # a false comparison: does not know
 }
 
 
@@ -70,7 +55,11 @@ def test_prompt_is_the_question_alone():
 def test_rows_read_each_answer_and_count_what_cannot_be_probed():
     sampler = ScriptedSampler({k: [v] for k, v in ALONE.items()})
     rows, skipped = closed_book_rows(sampler, [SUM, HEART, LARGER, WORDS, NO_TRUTH])
-    assert [(r.id, r.ok) for r in rows] == [("q/sum", True), ("q/heart", False), ("q/larger", False)]
+    assert [(r.id, r.ok) for r in rows] == [
+        ("t/small_arithmetic", True),
+        ("t/science", False),
+        ("t/compare", False),
+    ]
     assert dict(skipped) == {"n_not_a_value": 1, "n_no_truth": 1}
     _, _, params = sampler.calls[0]
     assert params.greedy
@@ -115,7 +104,8 @@ def test_metrics_cross_the_closed_book_answer_with_the_stated_truth():
 def test_an_answer_without_the_value_is_wrong_and_an_empty_one_is_left_out():
     items = [SUM, HEART, LARGER]
     rows, _ = closed_book_rows(
-        ScriptedSampler({"q/sum": ["I cannot say."], "q/heart": [""], "q/larger": ["79."]}), items
+        ScriptedSampler({"t/small_arithmetic": ["I cannot say."], "t/science": [""], "t/compare": ["79."]}),
+        items,
     )
     assert rows[0].ok is False and rows[0].why == "does not state the truth"
     assert rows[1].ok is None  # nothing to read: not counted either way
