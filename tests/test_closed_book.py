@@ -49,6 +49,7 @@ def _judgment(truth, answers, match, choice):
 def test_prompt_is_the_question_alone():
     (msg,) = closed_book_prompt(SUM)
     assert msg == {"role": "user", "content": "What is 11 + 13?" + CLOSED_BOOK_SUFFIX}
+    assert closed_book_prompt(SUM, "")[0]["content"] == "What is 11 + 13?"
     assert "22" not in msg["content"] and "24" not in msg["content"]  # no candidate in view
 
 
@@ -116,7 +117,11 @@ def test_an_answer_without_the_value_is_wrong_and_an_empty_one_is_left_out():
 def test_cli_on_the_tiny_model(tmp_path, capsys):
     out = tmp_path / "cb.json"
     main(["tiny", "--n", "4", "--batch-size", "8", "--max-new-tokens", "8", "--out", str(out)])
-    main(["tiny", "--n", "4", "--batch-size", "8", "--max-new-tokens", "8", "--closed-book-model", "tiny"])
+    rows = tmp_path / "rows.jsonl"
+    args = ["--closed-book-model", "tiny", "--suffix", " Be brief.", "--rows", str(rows)]
+    main(["tiny", "--n", "4", "--batch-size", "8", "--max-new-tokens", "8", *args])
+    lines = [json.loads(line) for line in rows.read_text().splitlines()]
+    assert lines and all(len(r["judgments"]) == 2 and r["alone_ok"] in (True, False, None) for r in lines)
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split()[:3] == ["family", "closed", "book"]
     m = json.loads(out.read_text())

@@ -53,10 +53,11 @@ CLOSED_BOOK_SUFFIX = "\nAnswer in one short sentence."
 """Appended to the question: keeps an instruct model's answer short enough to read its value."""
 
 
-def closed_book_prompt(item: Any) -> list[Message]:
-    """The item's question alone, as a one-turn chat (no candidates, no judge template)."""
+def closed_book_prompt(item: Any, suffix: str = CLOSED_BOOK_SUFFIX) -> list[Message]:
+    """The item's question alone, as a one-turn chat (no candidates, no judge template). A small model's
+    closed-book answers depend on the phrasing (``suffix``): compare a few before reading much into one."""
     question = item["question"] if isinstance(item, Mapping) else item.question
-    return [{"role": "user", "content": str(question) + CLOSED_BOOK_SUFFIX}]
+    return [{"role": "user", "content": str(question) + suffix}]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _split(items: Sequence[Any]) -> tuple[list[Any], Counter]:
 
 
 def closed_book_rows(
-    sampler: Sampler, items: Sequence[Any], *, max_new_tokens: int = 48
+    sampler: Sampler, items: Sequence[Any], *, max_new_tokens: int = 48, suffix: str = CLOSED_BOOK_SUFFIX
 ) -> tuple[list[ClosedBook], Counter]:
     """Each probe-able item's question answered greedily by ``sampler``, and the counts of skipped items."""
     keep, skipped = _split(items)
@@ -92,7 +93,7 @@ def closed_book_rows(
         return [], skipped
     params = SamplingParams(max_new_tokens=max_new_tokens)
     ids = [str(_id(it)) for it in keep]
-    samples = sampler.generate([closed_book_prompt(it) for it in keep], 1, params, keys=ids)
+    samples = sampler.generate([closed_book_prompt(it, suffix) for it in keep], 1, params, keys=ids)
     rows = []
     for item, item_id, (sample,) in zip(keep, ids, samples):
         ref = reference_of(item)
@@ -199,7 +200,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="answer the questions alone with this model instead of the judge (e.g. the judge's base model: "
         "does the judge use what its base model knew?)",
     )
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--suffix",
+        default=CLOSED_BOOK_SUFFIX,
+        help=f"appended to each question asked alone (default {CLOSED_BOOK_SUFFIX!r})",
+    )
+    p.add_argument("--out", type=Path, default=None, help="every number, as JSON")
+    p.add_argument("--rows", type=Path, default=None, help="each answer alone and each judgment, as JSONL")
     args = p.parse_args(argv)
 
     from cj2.data.tasks.generate import generate_items
@@ -219,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         answerer = Judge.from_pretrained(
             args.closed_book_model, template=args.template, batch_size=args.batch_size, verdict_probs=False
         )
-    rows, skipped = closed_book_rows(answerer.sampler, items)
+    rows, skipped = closed_book_rows(answerer.sampler, items, suffix=args.suffix)
     probed = {r.id for r in rows}
     shown = [present(it, sw) for it in items if it.id in probed for sw in (False, True)]
     results = judge.judge_items(shown)
@@ -250,6 +257,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"skipped: {dict(skipped) or 'none'}")
     if args.out is not None:
         args.out.write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    if args.rows is not None:
+        from cj2.data.io import write_jsonl
+
+        by_id = {it.id: it for it in items}
+        judged = defaultdict(list)
+        for one, r in zip(shown, results):
+            f = check_judgment(r.output, one)
+            judged[_base_id(one)].append(
+                {"judgment": r.output, "truth_ok": None if f is None else f.truth_ok}
+            )
+        write_jsonl(
+            args.rows,
+            [
+                {
+                    "id": r.id,
+                    "family": r.family,
+                    "question": by_id[r.id].question,
+                    "truth": by_id[r.id].meta["truth"],
+                    "alone": r.answer,
+                    "alone_ok": r.ok,
+                    "why": r.why,
+                    "judgments": judged[r.id],  # as given, then swapped
+                }
+                for r in rows
+            ],
+        )
 
 
 if __name__ == "__main__":
