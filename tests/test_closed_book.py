@@ -12,6 +12,7 @@ from cj2.evaluation.closed_book import (
     closed_book_metrics,
     closed_book_prompt,
     closed_book_rows,
+    cross_judgments,
     main,
 )
 from cj2.evaluation.placement import present
@@ -85,7 +86,7 @@ def test_metrics_cross_the_closed_book_answer_with_the_stated_truth():
             _judgment("7 is larger than 79.", "79 (Model A); 7 (Model B)", "7 (Model B)", "B"),
         ),
     ]
-    m = closed_book_metrics(rows, judgments, skipped=skipped)
+    m = closed_book_metrics(rows, cross_judgments(rows, judgments), skipped=skipped)
     assert m["closed_book_acc"] == pytest.approx(1 / 3) and m["closed_book_acc_n"] == 3
     assert m["closed_book_acc/small_arithmetic"] == 1.0 and m["closed_book_acc/science"] == 0.0
     assert 0 <= m["closed_book_acc_ci_low"] < 1 / 3 < m["closed_book_acc_ci_high"] <= 1
@@ -98,6 +99,7 @@ def test_metrics_cross_the_closed_book_answer_with_the_stated_truth():
     assert m["truth_ceiling/compare_ci_low"] == m["truth_ceiling/compare_ci_high"] == 0.0  # one question
     assert m["knows_but_misstates/small_arithmetic"] == 0.5 and m["misstates_unknown/compare"] == 1.0
     # no skipped counts given: none reported; no judgments: no crossed numbers (absent, not 0)
+    assert cross_judgments(rows, [(NO_TRUTH, "Model A")]) == [(None, None)]  # no row, no computed truth
     bare = closed_book_metrics(rows)
     assert "truth_acc" not in bare and "knows_but_misstates" not in bare and "n_no_truth" not in bare
 

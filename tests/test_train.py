@@ -110,6 +110,7 @@ def test_on_policy_arms_own_their_lr_in_the_sweeps_override_order():
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         for arm, lr in (
             ("offline", 1e-4),
+            ("semi_outcome", 1e-4),
             ("semi_faithful", 1e-4),
             ("semi_faithful_gold", 1e-4),
             ("grpo", 1e-5),

@@ -37,7 +37,8 @@ from typing import Any
 
 import torch
 
-from cj2.evaluation.faithfulness import check_judgment, check_truth, reference_of
+from cj2.data.schema import pair_key
+from cj2.evaluation.faithfulness import _get, check_judgment, check_truth, reference_of
 from cj2.generation.base import Message, Sampler, SamplingParams
 from cj2.metrics.bootstrap import binomial_ci, bootstrap_ci
 
@@ -47,6 +48,7 @@ __all__ = [
     "closed_book_prompt",
     "closed_book_rows",
     "closed_book_metrics",
+    "cross_judgments",
 ]
 
 CLOSED_BOOK_SUFFIX = "\nAnswer in one short sentence."
@@ -56,8 +58,7 @@ CLOSED_BOOK_SUFFIX = "\nAnswer in one short sentence."
 def closed_book_prompt(item: Any, suffix: str = CLOSED_BOOK_SUFFIX) -> list[Message]:
     """The item's question alone, as a one-turn chat (no candidates, no judge template). A small model's
     closed-book answers depend on the phrasing (``suffix``): compare a few before reading much into one."""
-    question = item["question"] if isinstance(item, Mapping) else item.question
-    return [{"role": "user", "content": str(question) + suffix}]
+    return [{"role": "user", "content": str(_get(item, "question")) + suffix}]
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _split(items: Sequence[Any]) -> tuple[list[Any], Counter]:
         elif not ref.styled:
             skipped["n_not_a_value"] += 1
         else:
-            keep.append(item)
+            keep.append((item, ref))
     return keep, skipped
 
 
@@ -92,18 +93,13 @@ def closed_book_rows(
     if not keep:
         return [], skipped
     params = SamplingParams(max_new_tokens=max_new_tokens)
-    ids = [str(_id(it)) for it in keep]
-    samples = sampler.generate([closed_book_prompt(it, suffix) for it in keep], 1, params, keys=ids)
+    ids = [str(_get(it, "id")) for it, _ in keep]
+    samples = sampler.generate([closed_book_prompt(it, suffix) for it, _ in keep], 1, params, keys=ids)
     rows = []
-    for item, item_id, (sample,) in zip(keep, ids, samples):
-        ref = reference_of(item)
+    for (_, ref), item_id, (sample,) in zip(keep, ids, samples):
         ok, why = check_truth(sample.text, ref)
         rows.append(ClosedBook(item_id, ref.family, sample.text, ok, why))
     return rows, skipped
-
-
-def _id(item: Any) -> Any:
-    return item["id"] if isinstance(item, Mapping) else item.id
 
 
 def _rate(k: int, n: int, prefix: str, out: dict[str, float]) -> None:
@@ -113,7 +109,22 @@ def _rate(k: int, n: int, prefix: str, out: dict[str, float]) -> None:
         out[prefix + "_n"] = float(n)
 
 
-CROSSED = ("truth", "knows_but_misstates", "misstates_unknown", "truth_ceiling")
+CROSSED = ("truth_acc", "knows_but_misstates", "misstates_unknown", "truth_ceiling")
+"""The per-judgment rates of the module docstring."""
+
+
+def cross_judgments(
+    rows: Sequence[ClosedBook], judgments: Sequence[tuple[Any, str]]
+) -> list[tuple[ClosedBook, bool | None]]:
+    """Each judgment's ``(closed-book row of its question, stated truth right)``, in the judgments' order;
+    a judgment of a question that has no row gets ``None`` as its row. ``judgments``: ``(item as shown to
+    the judge, judgment text)``."""
+    by_id = {r.id: r for r in rows}
+    out = []
+    for shown, text in judgments:
+        f = check_judgment(text, shown)
+        out.append((by_id.get(pair_key(str(_get(shown, "id")))), None if f is None else f.truth_ok))
+    return out
 
 
 def _clustered_rate(questions: Mapping[str, Counter], name: str, prefix: str, out: dict[str, float]) -> None:
@@ -132,14 +143,13 @@ def _clustered_rate(questions: Mapping[str, Counter], name: str, prefix: str, ou
 
 def closed_book_metrics(
     rows: Sequence[ClosedBook],
-    judgments: Sequence[tuple[Any, str]] = (),
+    crossed: Sequence[tuple[ClosedBook | None, bool | None]] = (),
     *,
     skipped: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
-    """Metrics of the module docstring. ``judgments``: ``(item as shown to the judge, judgment text)``
-    pairs of the same items (any order, both orders of an item welcome); their item ids name the row."""
+    """Metrics of the module docstring: ``closed_book_acc`` from ``rows``, the per-judgment rates from
+    ``crossed`` (:func:`cross_judgments` of the same questions' judgments; none given: those are absent)."""
     out: dict[str, float] = {}
-    by_id = {r.id: r for r in rows}
     fams: dict[str, list[ClosedBook]] = defaultdict(list)
     for r in rows:
         fams[r.family].append(r)
@@ -149,33 +159,22 @@ def closed_book_metrics(
         _rate(sum(r.ok for r in read), len(read), "closed_book_acc" + suffix, out)
     # per question (both orders of a question are two judgments of one recall): counts by metric
     cross: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    for shown, text in judgments:
-        row = by_id.get(str(_base_id(shown)))
-        if row is None or row.ok is None:
-            continue
-        f = check_judgment(text, shown)
-        if f is None or f.truth_ok is None:
+    for row, truth_ok in crossed:
+        if row is None or row.ok is None or truth_ok is None:
             continue
         for key in ("", f"/{row.family}"):
             c = cross[key][row.id]
             c["n"] += 1
-            c["truth"] += f.truth_ok
-            c["knows_but_misstates"] += row.ok and not f.truth_ok
-            c["misstates_unknown"] += not row.ok and not f.truth_ok
-            c["truth_ceiling"] += row.ok or f.truth_ok
+            c["truth_acc"] += truth_ok
+            c["knows_but_misstates"] += row.ok and not truth_ok
+            c["misstates_unknown"] += not row.ok and not truth_ok
+            c["truth_ceiling"] += row.ok or truth_ok
     for key, questions in sorted(cross.items()):
         for name in CROSSED:
-            _clustered_rate(questions, name, ("truth_acc" if name == "truth" else name) + key, out)
+            _clustered_rate(questions, name, name + key, out)
     for name, n in (skipped or {}).items():
         out[name] = float(n)
     return out
-
-
-def _base_id(item: Any) -> str:
-    """The id of the item a shown (possibly swapped) item came from."""
-    from cj2.data.schema import pair_key
-
-    return pair_key(str(_id(item)))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -230,7 +229,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     probed = {r.id for r in rows}
     shown = [present(it, sw) for it in items if it.id in probed for sw in (False, True)]
     results = judge.judge_items(shown)
-    metrics = closed_book_metrics(rows, [(s, r.output) for s, r in zip(shown, results)], skipped=skipped)
+    judgments = [(one, r.output) for one, r in zip(shown, results)]
+    crossed = cross_judgments(rows, judgments)
+    metrics = closed_book_metrics(rows, crossed, skipped=skipped)
     fams = sorted({r.family for r in rows})
     print(
         f"{'family':18s} {'closed book':>12s} {'stated truth':>13s} {'knows, misstates':>17s} "
@@ -238,16 +239,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for fam in [""] + fams:
         s = f"/{fam}" if fam else ""
-        cells = [
-            metrics.get(k + s)
-            for k in (
-                "closed_book_acc",
-                "truth_acc",
-                "knows_but_misstates",
-                "misstates_unknown",
-                "truth_ceiling",
-            )
-        ]
+        cells = [metrics.get(k + s) for k in ("closed_book_acc", *CROSSED)]
         print(
             f"{fam or 'all':18s} "
             + " ".join(
@@ -261,12 +253,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from cj2.data.io import write_jsonl
 
         by_id = {it.id: it for it in items}
-        judged = defaultdict(list)
-        for one, r in zip(shown, results):
-            f = check_judgment(r.output, one)
-            judged[_base_id(one)].append(
-                {"judgment": r.output, "truth_ok": None if f is None else f.truth_ok}
-            )
+        judged = defaultdict(list)  # question id -> its judgments, as given then swapped
+        for (_, text), (row, truth_ok) in zip(judgments, crossed):
+            judged[row.id].append({"judgment": text, "truth_ok": truth_ok})
         write_jsonl(
             args.rows,
             [
@@ -278,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "alone": r.answer,
                     "alone_ok": r.ok,
                     "why": r.why,
-                    "judgments": judged[r.id],  # as given, then swapped
+                    "judgments": judged[r.id],
                 }
                 for r in rows
             ],
