@@ -115,7 +115,7 @@ CROSSED = ("truth_acc", "knows_but_misstates", "misstates_unknown", "truth_ceili
 
 def cross_judgments(
     rows: Sequence[ClosedBook], judgments: Sequence[tuple[Any, str]]
-) -> list[tuple[ClosedBook, bool | None]]:
+) -> list[tuple[ClosedBook | None, bool | None]]:
     """Each judgment's ``(closed-book row of its question, stated truth right)``, in the judgments' order;
     a judgment of a question that has no row gets ``None`` as its row. ``judgments``: ``(item as shown to
     the judge, judgment text)``."""
