@@ -8,7 +8,13 @@ import json
 import pytest
 
 from cj2.data.schema import PairwiseItem
-from cj2.evaluation.faithfulness import check_judgment, faithfulness_metrics, is_spurious
+from cj2.evaluation.faithfulness import (
+    check_judgment,
+    check_truth,
+    faithfulness_metrics,
+    is_spurious,
+    reference_of,
+)
 
 
 def _item(question, a, b, label, truth, wrong, family="small_arithmetic", **meta):
@@ -261,6 +267,20 @@ def test_validation_and_evaluate_report_faithfulness_only_with_a_computed_truth(
 def test_comparisons_are_checked_not_just_matched(truth, ok):
     r = _check(_judgment(truth, "7 (Model A); 79 (Model B)", "79 (Model B)", "B"), LARGER)
     assert r.truth_ok is ok and r.spurious is (not ok)
+
+
+@pytest.mark.parametrize(
+    ("truth", "ok"),
+    [
+        ("7 or 79", False),  # the question's two numbers echoed: neither asserted
+        ("The numbers 7 and 79 are both 7 and 79, but they are not the same.", False),
+        ("Between 7 and 79, the answer is 79.", True),
+        ("7 or 79: 79.", True),
+        ("Between 7 and 79, it is 7.", False),
+    ],
+)
+def test_two_values_listed_side_by_side_assert_neither(truth, ok):
+    assert check_truth(truth, reference_of(LARGER))[0] is ok
 
 
 def test_critiques_in_prose_are_read_where_they_quote_the_answers():

@@ -445,13 +445,19 @@ def _negated(text_toks: Sequence[Tok], start: int) -> bool:
 class _Mentions:
     right: list[int]  # start offsets of asserted mentions of the truth
     wrong: list[int]  # ... and of the wrong value
+    listed: bool = False  # the two were listed side by side somewhere (``37 and 60``): not read as asserted
+
+
+_LISTING = re.compile(r"\s*(?:,|&|/|and|or|vs\.?|versus)\s*", re.IGNORECASE)
+"""What joins two values listed side by side (``37 and 60``): neither is asserted."""
 
 
 def _mentions(text: str, rights: Sequence[str], wrongs: Sequence[str]) -> _Mentions:
     """Asserted (not negated) mentions of any form of the truth and of the wrong value; a mention inside a
     longer mention of the other (``Rain is water that falls`` inside ``... falls from grey clouds``) does
-    not count. Evaluated expressions count as mentions of their value. A true comparison of the two
-    (``79 is larger than 7``) counts as one mention of the truth where it starts."""
+    not count, nor do the two listed side by side (``37 and 60``, the question echoed). Evaluated
+    expressions count as mentions of their value. A true comparison of the two (``79 is larger than 7``)
+    counts as one mention of the truth where it starts."""
     toks = tokens(text)
     claims = _claims(text)
     extra = [Tok(num=v, start=s, end=e) for v, s, e in claims.values]
@@ -481,10 +487,22 @@ def _mentions(text: str, rights: Sequence[str], wrongs: Sequence[str]) -> _Menti
     def in_relation(a: tuple[int, int]) -> bool:
         return any(s <= a[0] and a[1] <= e for s, e in relations)
 
-    r2 = [x[0] for x in r if not inside(x, w) and not in_relation(x) and not _negated(toks, x[0])]
-    w2 = [x[0] for x in w if not inside(x, r) and not in_relation(x) and not _negated(toks, x[0])]
+    # "37 and 60", "7 or 79": the two values listed side by side (the question echoed) assert neither
+    listed = {
+        x
+        for a in r
+        for b in w
+        for x in (a, b)
+        if _LISTING.fullmatch(text[min(a[1], b[1]) : max(a[0], b[0])]) and (a[1] <= b[0] or b[1] <= a[0])
+    }
+
+    def asserted(a: tuple[int, int], others: list[tuple[int, int]]) -> bool:
+        return not (inside(a, others) or in_relation(a) or a in listed or _negated(toks, a[0]))
+
+    r2 = [x[0] for x in r if asserted(x, w)]
+    w2 = [x[0] for x in w if asserted(x, r)]
     r2 += [s for s, _ in relations if not _negated(toks, s)]
-    return _Mentions(sorted(r2), sorted(w2))
+    return _Mentions(sorted(r2), sorted(w2), bool(listed))
 
 
 def _decide(m: _Mentions) -> bool | None:
@@ -832,10 +850,13 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
     if judged is not None:
         return judged, "a true comparison of the two answers" if judged else "a false comparison"
     if pairs:
-        decided = _decide(_mentions(stated, [t for t, _ in pairs], [w for _, w in pairs]))
+        mentions = _mentions(stated, [t for t, _ in pairs], [w for _, w in pairs])
+        decided = _decide(mentions)
         if decided is not None:
             return decided, "states the truth" if decided else "states the wrong answer"
-        if ref.styled:  # part of a value ("25 August" of "25 August 2023"): the parts that differ
+        if (
+            ref.styled and not mentions.listed
+        ):  # part of a value ("25 August" of "25 August 2023"): the parts that differ
             lean = _leans(stated, *pairs[0], later=True)
             if lean is not None:
                 return lean, "states what sets the truth apart" if lean else "states the wrong answer's part"
