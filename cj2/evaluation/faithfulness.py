@@ -854,9 +854,9 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
         decided = _decide(mentions)
         if decided is not None:
             return decided, "states the truth" if decided else "states the wrong answer"
-        if (
-            ref.styled and not mentions.listed
-        ):  # part of a value ("25 August" of "25 August 2023"): the parts that differ
+        # part of a value ("25 August" of "25 August 2023"): the parts that differ; not where the two
+        # values were only listed side by side (the later one would win by position alone)
+        if ref.styled and not mentions.listed:
             lean = _leans(stated, *pairs[0], later=True)
             if lean is not None:
                 return lean, "states what sets the truth apart" if lean else "states the wrong answer's part"
