@@ -10,6 +10,7 @@ import pytest
 from cj2.data.schema import PairwiseItem
 from cj2.evaluation.faithfulness import (
     check_judgment,
+    check_quote,
     check_truth,
     faithfulness_metrics,
     is_spurious,
@@ -277,10 +278,19 @@ def test_comparisons_are_checked_not_just_matched(truth, ok):
         ("Between 7 and 79, the answer is 79.", True),
         ("7 or 79: 79.", True),
         ("Between 7 and 79, it is 7.", False),
+        ("Instead of 7, 79.", True),  # a negated value is no item of a list
+        ("Not 7 but 79.", True),
+        ("7, 79 is the larger", True),  # a bare comma does not list
     ],
 )
 def test_two_values_listed_side_by_side_assert_neither(truth, ok):
     assert check_truth(truth, reference_of(LARGER))[0] is ok
+
+
+def test_a_quote_listing_both_values_quotes_neither():
+    ref = reference_of(LARGER)  # Model A answers 7, Model B 79
+    assert check_quote("7 and 79", "A", ref)[0] is None  # was read as quoting 79, the later one
+    assert check_quote("7", "A", ref)[0] is True and check_quote("79", "A", ref)[0] is False
 
 
 def test_critiques_in_prose_are_read_where_they_quote_the_answers():

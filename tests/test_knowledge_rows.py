@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -26,8 +27,8 @@ def items():
 
 def test_computed_rows_state_the_truth_of_training_questions_once(items):
     kept, skipped = rows_mod.unique_questions(items, {"compare": 5, "reading": 0})
-    rows = rows_mod.computed_rows(kept)
-    assert rows and len(rows) == len(kept)
+    rows, rejected = rows_mod.computed_rows(kept)
+    assert rows and len(rows) + rejected["reader_rejects"] == len(kept)
     assert sum(skipped.values()) + len(kept) == len(items)  # every item kept or counted
     assert skipped["not_a_value"] > 0  # instruction following: a constraint, nothing to state
     assert skipped["over_cap"] > 0
@@ -35,7 +36,9 @@ def test_computed_rows_state_the_truth_of_training_questions_once(items):
     assert fams.count("compare") == 5 and "reading" not in fams and "instructions" not in fams
     questions = [r["messages"][0]["content"] for r in rows]
     assert len(set(questions)) == len(questions)
-    for it, r in zip(kept, rows):
+    by_id = {f"closed_book_skill/{it.id}": it for it in kept}
+    for r in rows:
+        it = by_id[r["id"]]
         assert it.meta["split"] == "train"
         assert r["messages"] == [{"role": "user", "content": it.question}]  # no candidate in view
         ok, why = check_truth(r["response"], reference_of(it))
@@ -46,9 +49,9 @@ def test_computed_rows_state_the_truth_of_training_questions_once(items):
 def test_rows_load_as_ce_only_training_records(items, tmp_path):
     kept, _ = rows_mod.unique_questions(items[:40], {})
     path = tmp_path / "rows.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows_mod.computed_rows(kept)))
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows_mod.computed_rows(kept)[0]))
     recs = [rec for _, rec in iter_train_records(path)]
-    assert len(recs) == len(kept)
+    assert len(recs) == len(rows_mod.computed_rows(kept)[0]) > 0
     assert all(r.verdict is None and r.format == "none" for r in recs)
 
 
@@ -64,6 +67,17 @@ def test_own_rows_keep_only_answers_the_reader_finds_right(items):
     assert out[0]["messages"][0]["content"].endswith("\nAnswer briefly.")
 
 
-def test_cap_must_name_a_count():
+def test_a_computed_answer_the_reader_rejects_is_counted_not_written(items):
+    kept, _ = rows_mod.unique_questions(items, {})
+    one = next(it for it in kept if it.meta["family"] == "compare")
+    broken = dataclasses.replace(one, id="broken", meta={**one.meta, "check": {"work": ["no idea"]}})
+    rows, rejected = rows_mod.computed_rows([one, broken])
+    assert [r["id"] for r in rows] == [f"closed_book_skill/{one.id}"] and rejected["reader_rejects"] == 1
+
+
+def test_cap_must_name_a_count_and_a_training_family():
     with pytest.raises(SystemExit, match="FAMILY=N"):
-        rows_mod._caps(["compare"])
+        rows_mod._caps(["compare"], ["compare"])
+    with pytest.raises(SystemExit, match="no training family 'compares'"):
+        rows_mod._caps(["compares=3"], ["compare"])
+    assert rows_mod._caps(["compare=3"], ["compare"]) == {"compare": 3}

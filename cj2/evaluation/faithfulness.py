@@ -448,8 +448,10 @@ class _Mentions:
     listed: bool = False  # the two were listed side by side somewhere (``37 and 60``): not read as asserted
 
 
-_LISTING = re.compile(r"\s*(?:,|&|/|and|or|vs\.?|versus)\s*", re.IGNORECASE)
-"""What joins two values listed side by side (``37 and 60``): neither is asserted."""
+_LISTING = re.compile(r"\s*(?:&|/|and|or|vs\.?|versus)\s*", re.IGNORECASE)
+"""What joins two values listed side by side (``37 and 60``): neither is asserted. Not a bare comma: ``22, 24
+is right`` names one. A known limit: ``79 and 7 is wrong`` reads as a listing too (it decided nothing before
+either: the later value won)."""
 
 
 def _mentions(text: str, rights: Sequence[str], wrongs: Sequence[str]) -> _Mentions:
@@ -488,12 +490,15 @@ def _mentions(text: str, rights: Sequence[str], wrongs: Sequence[str]) -> _Menti
         return any(s <= a[0] and a[1] <= e for s, e in relations)
 
     # "37 and 60", "7 or 79": the two values listed side by side (the question echoed) assert neither
+    # (a negated value is no item of a list: "instead of 22, 24" states 24)
     listed = {
         x
         for a in r
         for b in w
         for x in (a, b)
-        if _LISTING.fullmatch(text[min(a[1], b[1]) : max(a[0], b[0])]) and (a[1] <= b[0] or b[1] <= a[0])
+        if (a[1] <= b[0] or b[1] <= a[0])
+        and _LISTING.fullmatch(text[min(a[1], b[1]) : max(a[0], b[0])])
+        and not (_negated(toks, a[0]) or _negated(toks, b[0]))
     }
 
     def asserted(a: tuple[int, int], others: list[tuple[int, int]]) -> bool:
@@ -855,7 +860,8 @@ def check_truth(stated: str | None, ref: Reference) -> tuple[bool | None, str]:
         if decided is not None:
             return decided, "states the truth" if decided else "states the wrong answer"
         # part of a value ("25 August" of "25 August 2023"): the parts that differ; not where the two
-        # values were only listed side by side (the later one would win by position alone)
+        # values were listed side by side anywhere in the text (the later one would win by position alone;
+        # this also skips a part stated after such a listing: a known limit, read as "cannot tell" or False)
         if ref.styled and not mentions.listed:
             lean = _leans(stated, *pairs[0], later=True)
             if lean is not None:

@@ -10,8 +10,10 @@ The two knowledge experiments of the README's On-policy section add these rows t
 
 Only training-split questions are drawn (the built-in families own disjoint keys per split, so no
 validation or test question appears); instruction-following questions (a constraint, not a value to
-recall) and items without a computed truth are skipped and counted. Questions repeated by the generator
-are written once.
+recall) and items without a computed truth are skipped and counted. A question wording repeated by the
+generator is written once; one fact of a table (a capital, a plural) can recur under other wordings, so
+the rows hold fewer distinct facts than rows (the script prints both). A computed answer the faithfulness
+reader would not accept as stating the truth is left out and counted (``reader_rejects``).
 
     python experiments/knowledge/closed_book_rows.py skill.jsonl --answers computed --n 6000 \\
         --cap compare=300 small_arithmetic=300 reading=0
@@ -27,9 +29,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cj2.data.tasks import split_families
 from cj2.data.tasks.generate import generate_items
 from cj2.evaluation.closed_book import closed_book_prompt, closed_book_rows
-from cj2.evaluation.faithfulness import reference_of
+from cj2.evaluation.faithfulness import check_truth, reference_of
 
 
 def computed_answer(item: Any) -> str:
@@ -76,9 +79,17 @@ def _row(item: Any, messages: list[dict[str, str]], response: str, source: str) 
     }
 
 
-def computed_rows(items: Sequence[Any]) -> list[dict[str, Any]]:
-    """One row per item: the question alone, answered with its computed truth."""
-    return [_row(it, closed_book_prompt(it, ""), computed_answer(it), "closed_book_skill") for it in items]
+def computed_rows(items: Sequence[Any]) -> tuple[list[dict[str, Any]], Counter]:
+    """One row per item: the question alone, answered with its computed truth; an answer the faithfulness
+    reader does not accept (it would score the judge wrong for stating it) is counted, not written."""
+    rows, skipped = [], Counter()
+    for it in items:
+        answer = computed_answer(it)
+        if check_truth(answer, reference_of(it))[0] is not True:
+            skipped["reader_rejects"] += 1
+            continue
+        rows.append(_row(it, closed_book_prompt(it, ""), answer, "closed_book_skill"))
+    return rows, skipped
 
 
 def own_rows(sampler, items: Sequence[Any], suffix: str) -> tuple[list[dict[str, Any]], Counter]:
@@ -95,12 +106,14 @@ def own_rows(sampler, items: Sequence[Any], suffix: str) -> tuple[list[dict[str,
     return out, counts
 
 
-def _caps(values: Sequence[str]) -> dict[str, int]:
+def _caps(values: Sequence[str], families: Sequence[str]) -> dict[str, int]:
     caps = {}
     for v in values:
         family, sep, n = v.partition("=")
         if not sep or not n.isdigit():
             raise SystemExit(f"--cap {v!r}: expected FAMILY=N")
+        if family not in families:
+            raise SystemExit(f"--cap {v!r}: no training family {family!r} (families: {', '.join(families)})")
         caps[family] = int(n)
     return caps
 
@@ -120,11 +133,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     args = p.parse_args(argv)
 
+    caps = _caps(args.cap, split_families("train", args.tiers))
     items, skipped = unique_questions(
-        generate_items(args.n, split="train", seed=args.seed, tiers=args.tiers), _caps(args.cap)
+        generate_items(args.n, split="train", seed=args.seed, tiers=args.tiers), caps
     )
     if args.answers == "computed":
-        rows = computed_rows(items)
+        rows, rejected = computed_rows(items)
+        skipped.update(rejected)
     else:
         if not args.model:
             raise SystemExit("--answers own needs --model")
@@ -139,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             f.write(json.dumps(r) + "\n")
     per_family = Counter(r["meta"]["family"] for r in rows)
     families = dict(sorted(per_family.items()))
-    print(f"{len(rows)} rows -> {args.out}; per family {families}; left out {dict(skipped)}")
+    facts = len({(r["meta"]["family"], r["response"]) for r in rows})
+    print(f"{len(rows)} rows ({facts} distinct answers) -> {args.out}; per family {families}")
+    print(f"left out: {dict(skipped)}")
 
 
 if __name__ == "__main__":
