@@ -30,7 +30,7 @@ def test_computed_rows_state_the_truth_of_training_questions_once(items):
     rows, rejected = rows_mod.computed_rows(kept)
     assert rows and len(rows) + rejected["reader_rejects"] == len(kept)
     assert sum(skipped.values()) + len(kept) == len(items)  # every item kept or counted
-    assert skipped["not_a_value"] > 0  # instruction following: a constraint, nothing to state
+    assert skipped["n_not_a_value"] > 0  # instruction following: a constraint, nothing to state
     assert skipped["over_cap"] > 0
     fams = [r["meta"]["family"] for r in rows]
     assert fams.count("compare") == 5 and "reading" not in fams and "instructions" not in fams

@@ -31,7 +31,7 @@ from typing import Any
 
 from cj2.data.tasks import split_families
 from cj2.data.tasks.generate import generate_items
-from cj2.evaluation.closed_book import closed_book_prompt, closed_book_rows
+from cj2.evaluation.closed_book import _split, closed_book_prompt, closed_book_rows
 from cj2.evaluation.faithfulness import check_truth, reference_of
 
 
@@ -43,17 +43,12 @@ def computed_answer(item: Any) -> str:
 
 
 def unique_questions(items: Sequence[Any], caps: dict[str, int]) -> tuple[list[Any], Counter]:
-    """Items with a computed value to state, one per question, at most ``caps[family]`` per family;
-    the counts of what was left out (``no_truth``, ``not_a_value``, ``repeated``, ``over_cap``)."""
-    kept, seen, per_family, skipped = [], set(), Counter(), Counter()
-    for item in items:
-        ref = reference_of(item)
-        if ref is None:
-            skipped["no_truth"] += 1
-            continue
-        if not ref.styled:
-            skipped["not_a_value"] += 1
-            continue
+    """Items with a computed value to state (the closed-book probe's own filter), one per question, at most
+    ``caps[family]`` per family; the counts of what was left out (``n_no_truth``, ``n_not_a_value``,
+    ``repeated``, ``over_cap``)."""
+    probeable, skipped = _split(items)
+    kept, seen, per_family = [], set(), Counter()
+    for item, ref in probeable:
         key = (ref.family, item.question)
         if key in seen:
             skipped["repeated"] += 1
